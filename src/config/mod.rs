@@ -1,0 +1,272 @@
+//! The configuration file: a TOML document, overridable from `PAYBRIDGE_…`
+//! environment variables, with `${VAR}` interpolation for secrets.
+//!
+//! Loading is a pure function of (text, environment): see [`load`].
+
+mod duration;
+mod env;
+mod listen;
+mod load;
+mod schema;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use duration::{DURATION_PATTERN, HumanDuration};
+pub use listen::ListenAddr;
+pub use load::{ConfigError, ConfigErrors, load, load_file};
+pub use schema::config_schema;
+pub use validate::validate;
+
+/// librdkafka properties that paybridge sets itself and refuses to take from config.
+pub const FORCED_KAFKA_PROPERTIES: &[&str] = &[
+    "acks",
+    "request.required.acks",
+    "enable.idempotence",
+    "bootstrap.servers",
+    "metadata.broker.list",
+];
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "paybridge configuration")]
+pub struct Config {
+    /// Where events are published.
+    pub kafka: KafkaConfig,
+    /// Health, readiness and metrics endpoints.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// The webhook intake server.
+    #[serde(default)]
+    pub intake: IntakeConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The provider notification sources, each tagged by `kind`.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// The Kafka cluster and topics events are published to.
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list of brokers.
+    #[schemars(length(min = 1))]
+    pub bootstrap_servers: String,
+    /// Topic canonical payment events are published to.
+    #[serde(default = "default_topic")]
+    #[schemars(length(min = 1, max = 249))]
+    pub topic: String,
+    /// Topic events that the broker permanently rejects are sent to, with the reason in headers.
+    #[serde(default = "default_dlq_topic")]
+    #[schemars(length(min = 1, max = 249))]
+    pub dlq_topic: String,
+    /// Create missing topics at start. When false, a missing topic stops the start with a message naming it.
+    #[serde(default)]
+    pub create_topics: bool,
+    /// Partitions for topics paybridge creates.
+    #[serde(default = "default_partitions")]
+    #[schemars(range(min = 1))]
+    pub topic_partitions: i32,
+    /// Replication factor for topics paybridge creates; -1 uses the broker's default.
+    #[serde(default = "default_replication")]
+    #[schemars(range(min = -1))]
+    pub topic_replication_factor: i32,
+    /// Extra librdkafka producer properties (for example `security.protocol`, `sasl.mechanism`,
+    /// `sasl.username`, `sasl.password`, `ssl.ca.location`). `acks`, `enable.idempotence` and
+    /// `bootstrap.servers` are set by paybridge and rejected here.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_topic() -> String {
+    "paybridge.payment-events.v1".to_owned()
+}
+
+fn default_dlq_topic() -> String {
+    "paybridge.payment-events.dlq".to_owned()
+}
+
+const fn default_partitions() -> i32 {
+    6
+}
+
+const fn default_replication() -> i32 {
+    -1
+}
+
+/// Property names whose values are secrets and never printed.
+pub fn is_secret_property(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "secret", "key.pem", "ssl.key", "token", "keystore", "jaas"]
+        .iter()
+        .any(|needle| name.contains(needle))
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret_property(k) { "<redacted>" } else { v.as_str() };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("topic", &self.topic)
+            .field("dlq_topic", &self.dlq_topic)
+            .field("create_topics", &self.create_topics)
+            .field("topic_partitions", &self.topic_partitions)
+            .field("topic_replication_factor", &self.topic_replication_factor)
+            .field("properties", &properties)
+            .finish()
+    }
+}
+
+/// The admin HTTP server: /healthz, /readyz, /metrics.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `IP:port` the admin server listens on.
+    #[serde(default = "default_admin_listen")]
+    pub listen: ListenAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { listen: default_admin_listen() }
+    }
+}
+
+fn default_admin_listen() -> ListenAddr {
+    ListenAddr::from(([0, 0, 0, 0], 9090))
+}
+
+/// The webhook intake HTTP server.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeConfig {
+    /// `IP:port` the webhook intake listens on.
+    #[serde(default = "default_intake_listen")]
+    pub listen: ListenAddr,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        Self { listen: default_intake_listen() }
+    }
+}
+
+fn default_intake_listen() -> ListenAddr {
+    ListenAddr::from(([0, 0, 0, 0], 8080))
+}
+
+/// Log output.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `paybridge=debug,rdkafka=warn`. `RUST_LOG` wins when set.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// `text` for people, `json` for log pipelines.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// One notification source. `kind` selects the provider.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// RippleNet v4 orchestration notifications (status-queue polling and thin-payload webhooks).
+    Ripplenet(RipplenetSource),
+    /// J.P. Morgan Checkout notifications (receive/ack message queue).
+    Checkout(CheckoutSource),
+    /// Ripple Payments Direct 2.0 (cursor search and state-transition webhooks).
+    PaymentsDirect(PaymentsDirectSource),
+}
+
+impl SourceConfig {
+    /// The configured, unique source name.
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::Ripplenet(s) => &s.name,
+            SourceConfig::Checkout(s) => &s.name,
+            SourceConfig::PaymentsDirect(s) => &s.name,
+        }
+    }
+
+    /// The account that scopes event ids and keys (defaults to the name).
+    pub fn account(&self) -> &str {
+        let account = match self {
+            SourceConfig::Ripplenet(s) => &s.account,
+            SourceConfig::Checkout(s) => &s.account,
+            SourceConfig::PaymentsDirect(s) => &s.account,
+        };
+        account.as_deref().unwrap_or(self.name())
+    }
+
+    pub fn provider(&self) -> crate::event::Provider {
+        match self {
+            SourceConfig::Ripplenet(_) => crate::event::Provider::Ripplenet,
+            SourceConfig::Checkout(_) => crate::event::Provider::Checkout,
+            SourceConfig::PaymentsDirect(_) => crate::event::Provider::PaymentsDirect,
+        }
+    }
+}
+
+/// The pattern source names follow (they appear in metrics labels and logs).
+pub const SOURCE_NAME_PATTERN: &str = r"^[a-z0-9][a-z0-9_-]{0,62}$";
+
+macro_rules! source_struct {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* pub $field:ident : $ty:ty,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            /// Unique name of this source, used in metrics and logs.
+            #[schemars(regex(pattern = SOURCE_NAME_PATTERN))]
+            pub name: String,
+            /// The provider account or tenant this source reads. It scopes event ids and Kafka
+            /// keys and defaults to `name`; changing it changes the ids of future events.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(length(min = 1))]
+            pub account: Option<String>,
+            $($(#[$fdoc])* pub $field: $ty,)*
+        }
+    };
+}
+
+source_struct! {
+    /// `kind = "ripplenet"`: RippleNet v4 orchestration notifications.
+    RipplenetSource {}
+}
+
+source_struct! {
+    /// `kind = "checkout"`: J.P. Morgan Checkout notifications.
+    CheckoutSource {}
+}
+
+source_struct! {
+    /// `kind = "payments_direct"`: Ripple Payments Direct 2.0 payments.
+    PaymentsDirectSource {}
+}

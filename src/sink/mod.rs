@@ -1,0 +1,4 @@
+//! Everything that talks to Kafka.
+
+pub mod kafka;
+pub mod topics;

@@ -1,0 +1,82 @@
+//! Checking, and on request creating, the topics paybridge writes to.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+
+use crate::config::KafkaConfig;
+
+use super::kafka::producer_config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("cannot reach the Kafka brokers at {servers}: {source}")]
+    Unreachable { servers: String, source: KafkaError },
+    #[error(
+        "missing topic(s): {}; create them or set kafka.create_topics = true",
+        .0.join(", ")
+    )]
+    Missing(Vec<String>),
+    #[error("cannot create topic {topic}: {reason}")]
+    Create { topic: String, reason: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The topics of `kafka` (events and DLQ) that the cluster does not have.
+pub async fn missing_topics(kafka: &KafkaConfig, timeout: Duration) -> Result<Vec<String>, TopicError> {
+    let config = producer_config(kafka);
+    let servers = kafka.bootstrap_servers.clone();
+    let wanted = [kafka.topic.clone(), kafka.dlq_topic.clone()];
+    tokio::task::spawn_blocking(move || {
+        let admin: AdminClient<DefaultClientContext> =
+            config.create().map_err(|source| TopicError::Unreachable { servers: servers.clone(), source })?;
+        let metadata = admin
+            .inner()
+            .fetch_metadata(None, timeout)
+            .map_err(|source| TopicError::Unreachable { servers, source })?;
+        let present: Vec<&str> = metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
+        Ok(wanted.into_iter().filter(|t| !present.contains(&t.as_str())).collect())
+    })
+    .await
+    .map_err(|e| TopicError::Internal(e.to_string()))?
+}
+
+/// Makes sure the event and DLQ topics exist: creates them when `kafka.create_topics`
+/// is set, otherwise fails naming the missing ones.
+pub async fn ensure_topics(kafka: &KafkaConfig, timeout: Duration) -> Result<(), TopicError> {
+    let missing = missing_topics(kafka, timeout).await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !kafka.create_topics {
+        return Err(TopicError::Missing(missing));
+    }
+    create_topics(kafka, &missing, timeout).await
+}
+
+/// Creates `topics` with the configured partitions and replication factor.
+pub async fn create_topics(kafka: &KafkaConfig, topics: &[String], timeout: Duration) -> Result<(), TopicError> {
+    let admin: AdminClient<DefaultClientContext> = producer_config(kafka)
+        .create()
+        .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, kafka.topic_partitions, TopicReplication::Fixed(kafka.topic_replication_factor)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    let results = admin
+        .create_topics(new_topics.iter(), &options)
+        .await
+        .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(TopicError::Create { topic, reason: code.to_string() }),
+        }
+    }
+    Ok(())
+}
