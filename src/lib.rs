@@ -3,10 +3,9 @@
 
 pub mod config;
 pub mod event;
+pub mod normalize;
 pub mod schemas;
 pub mod sink;
-
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -23,24 +22,31 @@ pub enum RunError {
     UnsupportedSource { name: String, kind: event::Provider },
 }
 
-/// How long start-up waits for the brokers' metadata.
-const STARTUP_METADATA_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long shutdown waits for queued records.
-const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(25);
-
 /// Runs the bridge until `shutdown` is cancelled: checks (or creates) the topics, starts
 /// the producer and the sources, and on shutdown flushes what is in flight.
 pub async fn run(config: config::Config, shutdown: CancellationToken) -> Result<(), RunError> {
     if let Some(source) = config.sources.first() {
-        return Err(RunError::UnsupportedSource { name: source.name().to_owned(), kind: source.provider() });
+        return Err(RunError::UnsupportedSource {
+            name: source.name().to_owned(),
+            kind: source.provider(),
+        });
     }
-    sink::topics::ensure_topics(&config.kafka, STARTUP_METADATA_TIMEOUT).await?;
+    sink::topics::ensure_topics(&config.kafka, config.kafka.metadata_timeout.get()).await?;
     let sink = sink::kafka::KafkaSink::new(&config.kafka)?;
-    tracing::info!(topic = sink.topic(), sources = config.sources.len(), "paybridge started");
+    tracing::info!(
+        topic = sink.topic(),
+        sources = config.sources.len(),
+        "paybridge started"
+    );
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     let flush = sink.clone();
-    let _ = tokio::task::spawn_blocking(move || flush.flush(SHUTDOWN_FLUSH_TIMEOUT)).await;
+    let deadline = config.shutdown.timeout.get();
+    match tokio::task::spawn_blocking(move || flush.flush(deadline)).await {
+        Ok(Ok(())) => tracing::info!("producer flushed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "producer not fully flushed before the deadline"),
+        Err(e) => tracing::warn!(error = %e, "flush task failed"),
+    }
     Ok(())
 }
 

@@ -24,7 +24,9 @@ pub fn apply_overrides(
 ) -> BTreeMap<String, String> {
     let mut applied = BTreeMap::new();
     for (var, raw) in env {
-        let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
         if !rest.contains("__") {
             continue;
         }
@@ -48,7 +50,12 @@ fn override_segments(rest: &str) -> Vec<Segment> {
     let mut i = 0;
     while i < parts.len() {
         let lower = parts[i].to_ascii_lowercase();
-        if segments == [Segment::Key("kafka".into()), Segment::Key("properties".into())] {
+        if segments
+            == [
+                Segment::Key("kafka".into()),
+                Segment::Key("properties".into()),
+            ]
+        {
             let property = parts[i..].join("_").to_ascii_lowercase().replace('_', ".");
             segments.push(Segment::Key(property));
             break;
@@ -86,8 +93,18 @@ fn set_path(doc: &mut Value, segments: &[Segment], value: Value) -> Result<Strin
     Ok(pointer)
 }
 
-fn child_mut<'a>(node: &'a mut Value, segment: &Segment, next_is_index: bool) -> Result<&'a mut Value, String> {
-    let empty = || if next_is_index { Value::Array(Vec::new()) } else { Value::Object(Map::new()) };
+fn child_mut<'a>(
+    node: &'a mut Value,
+    segment: &Segment,
+    next_is_index: bool,
+) -> Result<&'a mut Value, String> {
+    let empty = || {
+        if next_is_index {
+            Value::Array(Vec::new())
+        } else {
+            Value::Object(Map::new())
+        }
+    };
     match (node, segment) {
         (Value::Object(map), Segment::Key(key)) => Ok(map.entry(key.clone()).or_insert_with(empty)),
         (Value::Array(items), Segment::Index(i)) => {
@@ -106,13 +123,17 @@ fn child_mut<'a>(node: &'a mut Value, segment: &Segment, next_is_index: bool) ->
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string of `doc`; `$$` is a literal `$`.
 pub fn interpolate(doc: &mut Value, env: &BTreeMap<String, String>, errors: &mut Vec<ConfigError>) {
-    walk_strings(doc, &mut Vec::new(), &mut |path, text| match expand(text, env) {
-        Ok(expanded) => Some(expanded),
-        Err(message) => {
-            errors.push(ConfigError::new(display_path(path), message));
-            None
-        }
-    });
+    walk_strings(
+        doc,
+        &mut Vec::new(),
+        &mut |path, text| match expand(text, env) {
+            Ok(expanded) => Some(expanded),
+            Err(message) => {
+                errors.push(ConfigError::new(display_path(path), message));
+                None
+            }
+        },
+    );
 }
 
 fn walk_strings(
@@ -187,7 +208,10 @@ mod tests {
     use serde_json::json;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -203,7 +227,8 @@ mod tests {
 
     #[test]
     fn overrides_nested_keys_lists_and_properties() {
-        let mut doc = json!({"kafka": {"topic": "t"}, "sources": [{"kind": "ripplenet", "name": "a"}]});
+        let mut doc =
+            json!({"kafka": {"topic": "t"}, "sources": [{"kind": "ripplenet", "name": "a"}]});
         let e = env(&[
             ("PAYBRIDGE_KAFKA__BOOTSTRAP_SERVERS", "b:9092"),
             ("PAYBRIDGE_KAFKA__PROPERTIES__SASL_PASSWORD", "pw"),
@@ -218,15 +243,26 @@ mod tests {
         assert_eq!(doc["kafka"]["properties"]["sasl.password"], "pw");
         assert_eq!(doc["sources"][0]["account"], "acme");
         assert_eq!(applied.len(), 3);
-        assert_eq!(applied.get("/sources/0/account").map(String::as_str), Some("PAYBRIDGE_SOURCES__0__ACCOUNT"));
+        assert_eq!(
+            applied.get("/sources/0/account").map(String::as_str),
+            Some("PAYBRIDGE_SOURCES__0__ACCOUNT")
+        );
     }
 
     #[test]
     fn out_of_range_index_is_an_error_naming_the_variable() {
         let mut doc = json!({"sources": []});
         let mut errors = Vec::new();
-        apply_overrides(&mut doc, &env(&[("PAYBRIDGE_SOURCES__3__NAME", "x")]), &mut errors);
+        apply_overrides(
+            &mut doc,
+            &env(&[("PAYBRIDGE_SOURCES__3__NAME", "x")]),
+            &mut errors,
+        );
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].to_string().contains("PAYBRIDGE_SOURCES__3__NAME"), "{}", errors[0]);
+        assert!(
+            errors[0].to_string().contains("PAYBRIDGE_SOURCES__3__NAME"),
+            "{}",
+            errors[0]
+        );
     }
 }

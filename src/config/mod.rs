@@ -22,13 +22,19 @@ pub use load::{ConfigError, ConfigErrors, load, load_file};
 pub use schema::config_schema;
 pub use validate::validate;
 
-/// librdkafka properties that paybridge sets itself and refuses to take from config.
-pub const FORCED_KAFKA_PROPERTIES: &[&str] = &[
-    "acks",
-    "request.required.acks",
-    "enable.idempotence",
-    "bootstrap.servers",
-    "metadata.broker.list",
+/// librdkafka properties that paybridge sets itself and refuses to take from
+/// `kafka.properties`, with what to do instead.
+pub const FORCED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
+    ("acks", "paybridge always uses acks=all"),
+    ("request.required.acks", "paybridge always uses acks=all"),
+    (
+        "enable.idempotence",
+        "paybridge always uses an idempotent producer",
+    ),
+    ("bootstrap.servers", "use kafka.bootstrap_servers"),
+    ("metadata.broker.list", "use kafka.bootstrap_servers"),
+    ("message.timeout.ms", "use kafka.delivery_timeout"),
+    ("delivery.timeout.ms", "use kafka.delivery_timeout"),
 ];
 
 /// The whole configuration file.
@@ -47,6 +53,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Graceful shutdown.
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
     /// The provider notification sources, each tagged by `kind`.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -78,6 +87,12 @@ pub struct KafkaConfig {
     #[serde(default = "default_replication")]
     #[schemars(range(min = -1))]
     pub topic_replication_factor: i32,
+    /// How long the broker has to confirm an event before its batch is retried (never acked).
+    #[serde(default = "default_delivery_timeout")]
+    pub delivery_timeout: HumanDuration,
+    /// How long start-up waits for the brokers' metadata.
+    #[serde(default = "default_metadata_timeout")]
+    pub metadata_timeout: HumanDuration,
     /// Extra librdkafka producer properties (for example `security.protocol`, `sasl.mechanism`,
     /// `sasl.username`, `sasl.password`, `ssl.ca.location`). `acks`, `enable.idempotence` and
     /// `bootstrap.servers` are set by paybridge and rejected here.
@@ -93,6 +108,14 @@ fn default_dlq_topic() -> String {
     "paybridge.payment-events.dlq".to_owned()
 }
 
+const fn default_delivery_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+
+const fn default_metadata_timeout() -> HumanDuration {
+    HumanDuration::from_secs(15)
+}
+
 const fn default_partitions() -> i32 {
     6
 }
@@ -104,9 +127,11 @@ const fn default_replication() -> i32 {
 /// Property names whose values are secrets and never printed.
 pub fn is_secret_property(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["password", "secret", "key.pem", "ssl.key", "token", "keystore", "jaas"]
-        .iter()
-        .any(|needle| name.contains(needle))
+    [
+        "password", "secret", "key.pem", "ssl.key", "token", "keystore", "jaas",
+    ]
+    .iter()
+    .any(|needle| name.contains(needle))
 }
 
 impl fmt::Debug for KafkaConfig {
@@ -115,7 +140,11 @@ impl fmt::Debug for KafkaConfig {
             .properties
             .iter()
             .map(|(k, v)| {
-                let shown = if is_secret_property(k) { "<redacted>" } else { v.as_str() };
+                let shown = if is_secret_property(k) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
                 (k.as_str(), shown)
             })
             .collect();
@@ -126,6 +155,8 @@ impl fmt::Debug for KafkaConfig {
             .field("create_topics", &self.create_topics)
             .field("topic_partitions", &self.topic_partitions)
             .field("topic_replication_factor", &self.topic_replication_factor)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("metadata_timeout", &self.metadata_timeout)
             .field("properties", &properties)
             .finish()
     }
@@ -142,7 +173,9 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { listen: default_admin_listen() }
+        Self {
+            listen: default_admin_listen(),
+        }
     }
 }
 
@@ -161,12 +194,35 @@ pub struct IntakeConfig {
 
 impl Default for IntakeConfig {
     fn default() -> Self {
-        Self { listen: default_intake_listen() }
+        Self {
+            listen: default_intake_listen(),
+        }
     }
 }
 
 fn default_intake_listen() -> ListenAddr {
     ListenAddr::from(([0, 0, 0, 0], 8080))
+}
+
+/// Graceful shutdown on SIGTERM/SIGINT.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long in-flight batches and the producer get to finish; fits a 30 s Kubernetes grace period.
+    #[serde(default = "default_shutdown_timeout")]
+    pub timeout: HumanDuration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+const fn default_shutdown_timeout() -> HumanDuration {
+    HumanDuration::from_secs(25)
 }
 
 /// Log output.

@@ -11,7 +11,9 @@ use super::Config;
 /// than `oneOf`, so a validator reports the exact key that is wrong inside a source
 /// instead of "matches none of the alternatives".
 pub fn config_schema() -> Value {
-    let generator = SchemaSettings::draft2020_12().for_deserialize().into_generator();
+    let generator = SchemaSettings::draft2020_12()
+        .for_deserialize()
+        .into_generator();
     let schema = generator.into_root_schema_for::<Config>();
     let mut value = schema.to_value();
     rewrite_tagged_unions(&mut value);

@@ -16,7 +16,6 @@ const DEFAULT_PROPERTIES: &[(&str, &str)] = &[
     ("compression.type", "lz4"),
     ("linger.ms", "5"),
     ("batch.num.messages", "10000"),
-    ("message.timeout.ms", "60000"),
     ("client.id", "paybridge"),
 ];
 
@@ -32,6 +31,10 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     }
     config
         .set("bootstrap.servers", &kafka.bootstrap_servers)
+        .set(
+            "message.timeout.ms",
+            kafka.delivery_timeout.get().as_millis().to_string(),
+        )
         .set("acks", "all")
         .set("enable.idempotence", "true");
     config
@@ -56,13 +59,23 @@ impl EventRecord {
             ("ce_source", event.source.clone()),
             ("ce_subject", event.subject.clone()),
         ];
-        Ok(Self { key: event.key(), value, headers })
+        Ok(Self {
+            key: event.key(),
+            value,
+            headers,
+        })
     }
 
     pub fn owned_headers(&self) -> OwnedHeaders {
-        self.headers.iter().fold(OwnedHeaders::new_with_capacity(self.headers.len()), |h, (k, v)| {
-            h.insert(Header { key: k, value: Some(v.as_bytes()) })
-        })
+        self.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(self.headers.len()),
+            |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                })
+            },
+        )
     }
 }
 
@@ -94,7 +107,10 @@ pub struct KafkaSink {
 impl KafkaSink {
     pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaError> {
         let producer: FutureProducer = producer_config(kafka).create()?;
-        Ok(Self { producer, topic: kafka.topic.clone() })
+        Ok(Self {
+            producer,
+            topic: kafka.topic.clone(),
+        })
     }
 
     pub fn topic(&self) -> &str {
@@ -112,7 +128,10 @@ impl KafkaSink {
         for enqueued in pending {
             results.push(match enqueued {
                 Ok(delivery) => match delivery.await {
-                    Ok(Ok(d)) => Ok(Written { partition: d.partition, offset: d.offset }),
+                    Ok(Ok(d)) => Ok(Written {
+                        partition: d.partition,
+                        offset: d.offset,
+                    }),
                     Ok(Err((e, _))) => Err(SendError::Kafka(e)),
                     Err(_) => Err(SendError::Dropped),
                 },
@@ -123,7 +142,10 @@ impl KafkaSink {
     }
 
     /// Puts one record in the producer queue, waiting while the queue is full.
-    async fn enqueue(&self, event: &CanonicalEvent) -> Result<rdkafka::producer::DeliveryFuture, SendError> {
+    async fn enqueue(
+        &self,
+        event: &CanonicalEvent,
+    ) -> Result<rdkafka::producer::DeliveryFuture, SendError> {
         let record = EventRecord::from_event(event)?;
         let headers = record.owned_headers();
         loop {
@@ -133,7 +155,10 @@ impl KafkaSink {
                 .headers(headers.clone());
             match self.producer.send_result(future_record) {
                 Ok(delivery) => return Ok(delivery),
-                Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    _,
+                )) => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err((e, _)) => return Err(SendError::Kafka(e)),

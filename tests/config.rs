@@ -1,0 +1,326 @@
+//! Config loading: every error with its key path, environment overrides, interpolation,
+//! secrets never echoed, and the documented example.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use paybridge::config::{Config, ConfigErrors, load};
+use serde_json::Value;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn errors(text: &str, vars: &[(&str, &str)]) -> Vec<String> {
+    match load(text, &env(vars)) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(ConfigErrors(list)) => list.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn loaded(text: &str, vars: &[(&str, &str)]) -> Config {
+    load(text, &env(vars)).unwrap_or_else(|e| panic!("expected a valid config: {e}"))
+}
+
+const MINIMAL: &str = "[kafka]\nbootstrap_servers = \"localhost:9092\"\n";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn validate_command_reports_all_three_mistakes_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("bad.toml");
+    let text =
+        "[kafka]\ntopic = \"events\"\ncolour = \"blue\"\ndelivery_timeout = \"10 parsecs\"\n";
+    std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_paybridge"))
+        .args(["config", "validate", "--config"])
+        .arg(&file)
+        .env_remove("PAYBRIDGE_KAFKA__BOOTSTRAP_SERVERS")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run paybridge: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("kafka.colour: unknown key"), "{stderr}");
+    assert!(
+        stderr.contains("kafka.delivery_timeout: invalid duration"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("kafka.bootstrap_servers: missing required key"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 configuration errors"), "{stderr}");
+}
+
+#[test]
+fn validate_command_accepts_the_example_and_exits_0() {
+    let out = Command::new(env!("CARGO_BIN_EXE_paybridge"))
+        .args(["config", "validate", "--config"])
+        .arg(root().join("examples/paybridge.toml"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run paybridge: {e}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn example_documents_every_key_of_the_schema() {
+    let text = std::fs::read_to_string(root().join("examples/paybridge.toml")).unwrap_or_default();
+    let config = loaded(&text, &[]);
+    assert_eq!(config.sources.len(), 3, "one source of each kind");
+    let schema = paybridge::schemas::config_schema();
+    let mut keys = Vec::new();
+    collect_keys(&schema, &schema, &mut keys);
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !text.contains(&format!("{k} =")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "examples/paybridge.toml does not document: {missing:?}"
+    );
+}
+
+fn collect_keys(node: &Value, root: &Value, out: &mut Vec<String>) {
+    if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
+        if let Some(target) = reference.strip_prefix('#').and_then(|p| root.pointer(p)) {
+            collect_keys(target, root, out);
+        }
+    }
+    if let Some(props) = node.get("properties").and_then(Value::as_object) {
+        for (key, sub) in props {
+            let is_table =
+                sub.get("$ref").is_some() || sub.get("type") == Some(&Value::from("array"));
+            if !is_table && key != "properties" && !out.contains(key) {
+                out.push(key.clone());
+            }
+            collect_keys(sub, root, out);
+        }
+    }
+    for keyword in ["items", "then"] {
+        if let Some(sub) = node.get(keyword) {
+            collect_keys(sub, root, out);
+        }
+    }
+    if let Some(all) = node.get("allOf").and_then(Value::as_array) {
+        all.iter().for_each(|s| collect_keys(s, root, out));
+    }
+}
+
+#[test]
+fn defaults_are_sensible() {
+    let c = loaded(MINIMAL, &[]);
+    assert_eq!(c.kafka.topic, "paybridge.payment-events.v1");
+    assert_eq!(c.kafka.dlq_topic, "paybridge.payment-events.dlq");
+    assert_eq!(c.shutdown.timeout.get().as_secs(), 25);
+    assert_eq!(c.admin.listen.to_string(), "0.0.0.0:9090");
+    assert!(!c.kafka.create_topics);
+    assert!(c.sources.is_empty());
+}
+
+#[test]
+fn environment_overrides_every_kind_of_key() {
+    let text = format!("{MINIMAL}[[sources]]\nkind = \"checkout\"\nname = \"c1\"\n");
+    let c = loaded(
+        &text,
+        &[
+            ("PAYBRIDGE_KAFKA__BOOTSTRAP_SERVERS", "k1:9092,k2:9092"),
+            ("PAYBRIDGE_KAFKA__TOPIC_PARTITIONS", "12"),
+            ("PAYBRIDGE_KAFKA__CREATE_TOPICS", "true"),
+            ("PAYBRIDGE_KAFKA__DELIVERY_TIMEOUT", "45s"),
+            ("PAYBRIDGE_KAFKA__PROPERTIES__SASL_USERNAME", "svc"),
+            ("PAYBRIDGE_SOURCES__0__ACCOUNT", "12345"),
+            ("PAYBRIDGE_ADMIN__LISTEN", "127.0.0.1:9999"),
+        ],
+    );
+    assert_eq!(c.kafka.bootstrap_servers, "k1:9092,k2:9092");
+    assert_eq!(c.kafka.topic_partitions, 12);
+    assert!(c.kafka.create_topics);
+    assert_eq!(c.kafka.delivery_timeout.get().as_secs(), 45);
+    assert_eq!(
+        c.kafka.properties.get("sasl.username").map(String::as_str),
+        Some("svc")
+    );
+    assert_eq!(
+        c.sources[0].account(),
+        "12345",
+        "a numeric-looking value stays a string where a string is expected"
+    );
+    assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9999");
+}
+
+#[test]
+fn environment_can_supply_a_missing_required_key() {
+    let c = loaded(
+        "[kafka]\n",
+        &[("PAYBRIDGE_KAFKA__BOOTSTRAP_SERVERS", "b:9092")],
+    );
+    assert_eq!(c.kafka.bootstrap_servers, "b:9092");
+}
+
+#[test]
+fn bad_environment_values_name_the_variable() {
+    let list = errors(
+        MINIMAL,
+        &[
+            ("PAYBRIDGE_KAFKA__TOPIC_PARTITIONS", "many"),
+            ("PAYBRIDGE_KAFKA__NOPE", "x"),
+        ],
+    );
+    assert!(
+        list.iter().any(|e| e.starts_with("kafka.topic_partitions")
+            && e.contains("PAYBRIDGE_KAFKA__TOPIC_PARTITIONS")),
+        "{list:?}"
+    );
+    assert!(
+        list.iter()
+            .any(|e| e.starts_with("kafka.nope: unknown key")),
+        "{list:?}"
+    );
+}
+
+#[test]
+fn interpolation_reads_variables_and_reports_missing_ones() {
+    let text = "[kafka]\nbootstrap_servers = \"${BROKERS}\"\n[kafka.properties]\n\"sasl.password\" = \"${KAFKA_PASSWORD}\"\n";
+    let c = loaded(
+        text,
+        &[("BROKERS", "b:9092"), ("KAFKA_PASSWORD", "hunter2")],
+    );
+    assert_eq!(
+        c.kafka.properties.get("sasl.password").map(String::as_str),
+        Some("hunter2")
+    );
+    let list = errors(text, &[("BROKERS", "b:9092")]);
+    assert_eq!(
+        list,
+        vec!["kafka.properties.\"sasl.password\": environment variable KAFKA_PASSWORD is not set"]
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_errors_or_debug_output() {
+    let text = "[kafka]\nbootstrap_servers = \"b:9092\"\ntopic_partitions = \"${SECRET}\"\n[kafka.properties]\n\"sasl.password\" = \"${SECRET}\"\n";
+    let list = errors(text, &[("SECRET", "hunter2-topsecret")]);
+    assert!(!list.is_empty());
+    assert!(list.iter().all(|e| !e.contains("hunter2")), "{list:?}");
+    let c = loaded(
+        "[kafka]\nbootstrap_servers = \"b:9092\"\n[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n",
+        &[],
+    );
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("<redacted>"));
+}
+
+#[test]
+fn forced_producer_properties_are_rejected_with_the_alternative() {
+    let text = format!(
+        "{MINIMAL}[kafka.properties]\nacks = \"1\"\n\"enable.idempotence\" = \"false\"\n\"message.timeout.ms\" = \"5\"\n"
+    );
+    let list = errors(&text, &[]);
+    assert!(
+        list.iter()
+            .any(|e| e.contains("\"acks\"") && e.contains("acks=all")),
+        "{list:?}"
+    );
+    assert!(
+        list.iter().any(|e| e.contains("enable.idempotence")),
+        "{list:?}"
+    );
+    assert!(
+        list.iter().any(|e| e.contains("kafka.delivery_timeout")),
+        "{list:?}"
+    );
+}
+
+#[test]
+fn source_mistakes_point_inside_the_source() {
+    let text = format!(
+        "{MINIMAL}[[sources]]\nkind = \"ripplenet\"\nname = \"Bad Name\"\nextra = 1\n\
+         [[sources]]\nkind = \"carrier_pigeon\"\nname = \"p\"\n\
+         [[sources]]\nkind = \"checkout\"\nname = \"dup\"\n[[sources]]\nkind = \"payments_direct\"\nname = \"dup\"\n"
+    );
+    let list = errors(&text, &[]);
+    assert!(
+        list.iter()
+            .any(|e| e.starts_with("sources[0].name: invalid name")),
+        "{list:?}"
+    );
+    assert!(
+        list.iter()
+            .any(|e| e.starts_with("sources[0].extra: unknown key")),
+        "{list:?}"
+    );
+    assert!(
+        list.iter()
+            .any(|e| e.starts_with("sources[1].kind: must be one of")),
+        "{list:?}"
+    );
+    // Duplicate names are a semantic check, reported once the shape is right.
+    let dup = format!(
+        "{MINIMAL}[[sources]]\nkind = \"checkout\"\nname = \"dup\"\n[[sources]]\nkind = \"payments_direct\"\nname = \"dup\"\n"
+    );
+    let list = errors(&dup, &[]);
+    assert_eq!(
+        list,
+        vec!["sources[1].name: duplicate source name \"dup\" (also sources[0])"]
+    );
+}
+
+#[test]
+fn cross_key_and_format_checks() {
+    let text = "[kafka]\nbootstrap_servers = \"nohostport\"\ntopic = \"same\"\ndlq_topic = \"same\"\n\
+                [admin]\nlisten = \"127.0.0.1:80\"\n[intake]\nlisten = \"127.0.0.1:80\"\n";
+    let list = errors(text, &[]);
+    assert!(
+        list.iter()
+            .any(|e| e.starts_with("kafka.bootstrap_servers:")),
+        "{list:?}"
+    );
+    assert!(
+        list.iter()
+            .any(|e| e.starts_with("kafka.dlq_topic: must differ")),
+        "{list:?}"
+    );
+    assert!(
+        list.iter()
+            .any(|e| e.starts_with("intake.listen: must differ")),
+        "{list:?}"
+    );
+    let list = errors(
+        "[kafka]\nbootstrap_servers = \"b:1\"\n[admin]\nlisten = \"localhost\"\n",
+        &[],
+    );
+    assert!(
+        list.iter()
+            .any(|e| e.starts_with("admin.listen: invalid listen address")),
+        "{list:?}"
+    );
+}
+
+#[test]
+fn broken_toml_is_an_error_not_a_panic() {
+    for text in [
+        "[kafka",
+        "kafka = 1",
+        "",
+        "[[kafka]]\nx=1",
+        "[kafka]\nbootstrap_servers = 9092",
+    ] {
+        assert!(
+            load(text, &BTreeMap::new()).is_err(),
+            "{text:?} should not load"
+        );
+    }
+}
