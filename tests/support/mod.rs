@@ -1,0 +1,315 @@
+//! Test support: a real Kafka-compatible broker (tansu 0.6.0) as a child process on a
+//! free port with a fresh SQLite file, killed on drop.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Where the tansu binary is: `$TANSU_BIN`, else `~/.cargo/bin/tansu`, else `tansu` on PATH.
+pub fn tansu_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("TANSU_BIN") {
+        return PathBuf::from(path);
+    }
+    if let Some(home) = std::env::var_os("CARGO_HOME").or_else(|| {
+        std::env::var_os("HOME").map(|h| {
+            let mut p = PathBuf::from(h);
+            p.push(".cargo");
+            p.into_os_string()
+        })
+    }) {
+        let candidate = PathBuf::from(home).join("bin").join("tansu");
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    PathBuf::from("tansu")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// A unique topic name for this test process.
+pub fn unique_topic(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A running tansu broker.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts a broker and waits until it answers a metadata request.
+    pub fn start() -> Broker {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let mut broker = Broker {
+            child: None,
+            port: free_port(),
+            dir,
+        };
+        broker.spawn();
+        broker
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap_or_else(|e| panic!("broker log: {e}"));
+        let log2 = log
+            .try_clone()
+            .unwrap_or_else(|e| panic!("broker log: {e}"));
+        let child = Command::new(tansu_binary())
+            .current_dir(self.dir.path())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://broker.db"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start tansu ({}): {e}; run ./scripts/install-broker",
+                    tansu_binary().display()
+                )
+            });
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("broker.log")
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let start = text.len().saturating_sub(4000);
+        text.get(start..).unwrap_or_default().to_owned()
+    }
+
+    fn wait_ready(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "tansu exited with {status} while starting:\n{}",
+                    self.log_tail()
+                );
+            }
+            let consumer: Result<BaseConsumer, _> = self.client_config().create();
+            if let Ok(consumer) = consumer
+                && consumer
+                    .fetch_metadata(None, Duration::from_secs(2))
+                    .is_ok_and(|m| !m.brokers().is_empty())
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "tansu did not answer a metadata request within {limit:?}:\n{}",
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", self.bootstrap())
+            .set("socket.timeout.ms", "5000");
+        config
+    }
+
+    /// Kills the broker (its data stays for [`Broker::restart`]).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Creates a topic and waits until its metadata shows it.
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = self
+            .client_config()
+            .create()
+            .unwrap_or_else(|e| panic!("admin client: {e}"));
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        // A thread of its own, so this works from sync and async tests alike.
+        let results = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    let runtime = runtime.unwrap_or_else(|e| panic!("runtime: {e}"));
+                    runtime.block_on(admin.create_topics([&topic], &AdminOptions::new()))
+                })
+                .join()
+        })
+        .unwrap_or_else(|_| panic!("create topic {name}: thread panicked"))
+        .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
+        for result in results {
+            if let Err((t, code)) = result {
+                panic!("create topic {t}: {code}");
+            }
+        }
+    }
+
+    /// Creates a uniquely named topic and returns its name.
+    pub fn new_topic(&self, prefix: &str, partitions: i32) -> String {
+        let name = unique_topic(prefix);
+        self.create_topic(&name, partitions);
+        name
+    }
+
+    /// Reads every record of `topic` from the beginning with an independent consumer
+    /// (partitions assigned directly) until `expected` arrived or `limit` passed.
+    pub fn read_all(&self, topic: &str, expected: usize, limit: Duration) -> Vec<Record> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", unique_topic("reader"))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap_or_else(|e| panic!("consumer: {e}"));
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("metadata for {topic}: {e}"));
+        let mut assignment = TopicPartitionList::new();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                let _ = assignment.add_partition_offset(topic, p.id(), Offset::Beginning);
+            }
+        }
+        consumer
+            .assign(&assignment)
+            .unwrap_or_else(|e| panic!("assign: {e}"));
+        let deadline = Instant::now() + limit;
+        let mut records = Vec::new();
+        while records.len() < expected && Instant::now() < deadline {
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+                records.push(Record::from(message.detach()));
+            }
+        }
+        records
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One record read back from the broker.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Record {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.value)
+            .unwrap_or_else(|e| panic!("record value is not JSON: {e}"))
+    }
+}
+
+impl From<OwnedMessage> for Record {
+    fn from(m: OwnedMessage) -> Self {
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Record {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            value: m.payload().unwrap_or_default().to_vec(),
+            headers,
+        }
+    }
+}
+
+/// A minimal valid config pointing at `broker` with the given topics.
+pub fn kafka_config(
+    broker: &Broker,
+    topic: &str,
+    dlq_topic: &str,
+) -> paybridge::config::KafkaConfig {
+    let text = format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{topic}\"\ndlq_topic = \"{dlq_topic}\"\ntopic_replication_factor = 1\n",
+        broker.bootstrap()
+    );
+    paybridge::config::load(&text, &Default::default())
+        .unwrap_or_else(|e| panic!("test config: {e}"))
+        .kafka
+}
