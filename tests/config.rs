@@ -93,10 +93,13 @@ fn example_documents_every_key_of_the_schema() {
 }
 
 fn collect_keys(node: &Value, root: &Value, out: &mut Vec<String>) {
-    if let Some(reference) = node.get("$ref").and_then(Value::as_str) {
-        if let Some(target) = reference.strip_prefix('#').and_then(|p| root.pointer(p)) {
-            collect_keys(target, root, out);
-        }
+    if let Some(target) = node
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+        .and_then(|p| root.pointer(p))
+    {
+        collect_keys(target, root, out);
     }
     if let Some(props) = node.get("properties").and_then(Value::as_object) {
         for (key, sub) in props {
@@ -127,6 +130,11 @@ fn defaults_are_sensible() {
     assert_eq!(c.admin.listen.to_string(), "0.0.0.0:9090");
     assert!(!c.kafka.create_topics);
     assert!(c.sources.is_empty());
+    assert_eq!(c.log.level, "info", "a missing [log] section still logs at info");
+    assert_eq!(c.kafka.delivery_timeout.get().as_secs(), 30);
+    let with_empty_sections = loaded(&format!("{MINIMAL}[log]\n[shutdown]\n[admin]\n"), &[]);
+    assert_eq!(with_empty_sections.log.level, "info");
+    assert_eq!(with_empty_sections.shutdown.timeout.get().as_secs(), 25);
 }
 
 #[test]

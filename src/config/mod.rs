@@ -226,7 +226,7 @@ const fn default_shutdown_timeout() -> HumanDuration {
 }
 
 /// Log output.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// A tracing filter such as `info` or `paybridge=debug,rdkafka=warn`. `RUST_LOG` wins when set.
@@ -235,6 +235,12 @@ pub struct LogConfig {
     /// `text` for people, `json` for log pipelines.
     #[serde(default)]
     pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: default_log_level(), format: LogFormat::default() }
+    }
 }
 
 fn default_log_level() -> String {

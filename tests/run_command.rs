@@ -1,0 +1,163 @@
+//! `paybridge run` as a process against the real broker.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use support::{Broker, unique_topic};
+
+fn write_config(
+    dir: &std::path::Path,
+    broker: &Broker,
+    topic: &str,
+    dlq: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    let admin = support::free_port();
+    let intake = support::free_port();
+    let text = format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{topic}\"\ndlq_topic = \"{dlq}\"\n\
+         topic_replication_factor = 1\nmetadata_timeout = \"5s\"\n{extra}\n\
+         [admin]\nlisten = \"127.0.0.1:{admin}\"\n[intake]\nlisten = \"127.0.0.1:{intake}\"\n",
+        broker.bootstrap()
+    );
+    let path = dir.join("paybridge.toml");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+fn paybridge(config: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_paybridge"));
+    command
+        .args(["run", "--config"])
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    command
+}
+
+#[test]
+fn run_starts_and_exits_0_on_sigterm() {
+    let broker = Broker::start();
+    let topic = broker.new_topic("run", 1);
+    let dlq = broker.new_topic("run-dlq", 1);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = write_config(dir.path(), &broker, &topic, &dlq, "");
+
+    let mut child = paybridge(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut log = Vec::new();
+    while !log.iter().any(|l: &String| l.contains("paybridge started")) {
+        assert!(
+            Instant::now() < deadline,
+            "never started:\n{}",
+            log.join("\n")
+        );
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            log.push(line);
+        }
+    }
+
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(sent.is_ok_and(|s| s.success()));
+    let stopped_by = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        assert!(
+            Instant::now() < stopped_by,
+            "did not exit within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn run_refuses_to_start_without_its_topics_and_names_them() {
+    let broker = Broker::start();
+    let topic = unique_topic("nothere");
+    let dlq = unique_topic("nothere-dlq");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = write_config(dir.path(), &broker, &topic, &dlq, "");
+    let out = paybridge(&config)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&topic) && stderr.contains(&dlq), "{stderr}");
+    assert!(stderr.contains("kafka.create_topics"), "{stderr}");
+}
+
+#[test]
+fn run_with_create_topics_creates_them() {
+    let broker = Broker::start();
+    let topic = unique_topic("created");
+    let dlq = unique_topic("created-dlq");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = write_config(
+        dir.path(),
+        &broker,
+        &topic,
+        &dlq,
+        "create_topics = true\ntopic_partitions = 2",
+    );
+    let mut child = paybridge(&config)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Both topics appear in the broker's metadata.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let consumer: rdkafka::consumer::BaseConsumer = broker
+            .client_config()
+            .create()
+            .unwrap_or_else(|e| panic!("{e}"));
+        use rdkafka::consumer::Consumer;
+        let names: Vec<String> = consumer
+            .fetch_metadata(None, Duration::from_secs(5))
+            .map(|m| m.topics().iter().map(|t| t.name().to_owned()).collect())
+            .unwrap_or_default();
+        if names.contains(&topic) && names.contains(&dlq) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topics not created; broker has {names:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn run_with_an_invalid_config_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[kafka]\nbootstrap_servers = \"b:1\"\ntopic_partitions = 0\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = paybridge(&path).output().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("kafka.topic_partitions"), "{stderr}");
+}
