@@ -130,7 +130,10 @@ fn defaults_are_sensible() {
     assert_eq!(c.admin.listen.to_string(), "0.0.0.0:9090");
     assert!(!c.kafka.create_topics);
     assert!(c.sources.is_empty());
-    assert_eq!(c.log.level, "info", "a missing [log] section still logs at info");
+    assert_eq!(
+        c.log.level, "info",
+        "a missing [log] section still logs at info"
+    );
     assert_eq!(c.kafka.delivery_timeout.get().as_secs(), 30);
     let with_empty_sections = loaded(&format!("{MINIMAL}[log]\n[shutdown]\n[admin]\n"), &[]);
     assert_eq!(with_empty_sections.log.level, "info");
@@ -330,5 +333,16 @@ fn broken_toml_is_an_error_not_a_panic() {
             load(text, &BTreeMap::new()).is_err(),
             "{text:?} should not load"
         );
+    }
+}
+
+#[test]
+fn every_shipped_config_file_is_valid() {
+    for rel in ["examples/paybridge.toml", "deploy/compose/paybridge.toml"] {
+        let text =
+            std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        if let Err(e) = load(&text, &BTreeMap::new()) {
+            panic!("{rel} is not valid: {e}");
+        }
     }
 }

@@ -239,7 +239,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: default_log_level(), format: LogFormat::default() }
+        Self {
+            level: default_log_level(),
+            format: LogFormat::default(),
+        }
     }
 }
 

@@ -1,0 +1,18 @@
+# Build: librdkafka is compiled from the source bundled in the rdkafka crate.
+FROM rust:1.95-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config make perl \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+RUN cargo build --release --locked --bin paybridge
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libssl3 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 paybridge
+COPY --from=build /src/target/release/paybridge /usr/local/bin/paybridge
+USER 10001
+EXPOSE 8080 9090
+ENTRYPOINT ["paybridge"]
+CMD ["run", "--config", "/etc/paybridge/paybridge.toml"]
