@@ -132,10 +132,10 @@ mod tests {
         let mut sent = sample();
         sent["notification_status"] = json!("SENT");
         sent["modified_at"] = json!("2022-07-13T13:00:00Z");
-        let a = notification("acme", &sample(), Utc::now()).map(|e| e.id);
-        let b = notification("acme", &sent, Utc::now()).map(|e| e.id);
+        let a = notification("acme", &sample(), Utc::now()).map(|e| (e.id, e.key()));
+        let b = notification("acme", &sent, Utc::now()).map(|e| (e.id, e.key()));
         assert!(a.is_ok());
-        assert_eq!(a, b);
+        assert_eq!(a, b, "a NEW poll and a SENT sweep (or a webhook fetch) give the same id and key");
     }
 
     #[test]
