@@ -1,9 +1,11 @@
 //! paybridge: moves payment-provider notifications into Kafka. Nothing is acknowledged
 //! upstream before the broker has confirmed the event.
 
+pub mod ack;
 pub mod config;
 pub mod event;
 pub mod normalize;
+pub mod pipeline;
 pub mod schemas;
 pub mod sink;
 

@@ -55,11 +55,13 @@ async fn published_events_read_back_with_key_value_and_headers() {
         KafkaSink::new(&kafka_config(&broker, &topic, &dlq)).unwrap_or_else(|e| panic!("{e}"));
     let events = sample_events();
 
-    let results = sink.publish_all(&events).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let results = sink.publish_batch(&events, deadline).await;
     for (event, result) in events.iter().zip(&results) {
-        assert!(
-            result.is_ok(),
-            "event {} was not confirmed: {result:?}",
+        assert_eq!(
+            result,
+            &paybridge::ack::Outcome::Delivered,
+            "event {} was not confirmed",
             event.id
         );
     }

@@ -56,6 +56,9 @@ pub struct Config {
     /// Graceful shutdown.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// The bounded path between sources and the Kafka sink.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
     /// The provider notification sources, each tagged by `kind`.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -202,6 +205,29 @@ impl Default for IntakeConfig {
 
 fn default_intake_listen() -> ListenAddr {
     ListenAddr::from(([0, 0, 0, 0], 8080))
+}
+
+/// The bounded path between sources and the Kafka sink.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Most events inside paybridge at once (queued or waiting for the broker). Sources
+    /// wait when it is reached, so memory stays bounded while the broker is slow or down.
+    #[serde(default = "default_capacity")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub capacity: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            capacity: default_capacity(),
+        }
+    }
+}
+
+const fn default_capacity() -> usize {
+    10_000
 }
 
 /// Graceful shutdown on SIGTERM/SIGINT.

@@ -135,7 +135,10 @@ mod tests {
         let a = notification("acme", &sample(), Utc::now()).map(|e| (e.id, e.key()));
         let b = notification("acme", &sent, Utc::now()).map(|e| (e.id, e.key()));
         assert!(a.is_ok());
-        assert_eq!(a, b, "a NEW poll and a SENT sweep (or a webhook fetch) give the same id and key");
+        assert_eq!(
+            a, b,
+            "a NEW poll and a SENT sweep (or a webhook fetch) give the same id and key"
+        );
     }
 
     #[test]

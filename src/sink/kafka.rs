@@ -1,12 +1,16 @@
-//! The Kafka producer: configuration (acks=all and idempotence always on) and records.
+//! The Kafka producer: configuration (acks=all and idempotence always on), records, and
+//! publishing a batch with many records in flight and every error classified.
 
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tokio::time::Instant;
 
+use super::errors::{ErrorClass, classify, error_code_name};
+use crate::ack::Outcome;
 use crate::config::KafkaConfig;
 use crate::event::{CLOUDEVENTS_CONTENT_TYPE, CanonicalEvent};
 
@@ -18,6 +22,10 @@ const DEFAULT_PROPERTIES: &[(&str, &str)] = &[
     ("batch.num.messages", "10000"),
     ("client.id", "paybridge"),
 ];
+
+/// How long the producer waits for a record to enter a full local queue before it checks
+/// the deadline again.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
 
 /// The librdkafka configuration for the producer: defaults, then the user's properties,
 /// then the forced delivery guarantees (acks=all, enable.idempotence=true).
@@ -67,16 +75,17 @@ impl EventRecord {
     }
 
     pub fn owned_headers(&self) -> OwnedHeaders {
-        self.headers.iter().fold(
-            OwnedHeaders::new_with_capacity(self.headers.len()),
-            |h, (k, v)| {
-                h.insert(Header {
-                    key: k,
-                    value: Some(v.as_bytes()),
-                })
-            },
-        )
+        headers_of(self.headers.iter().map(|(k, v)| (*k, v.as_str())))
     }
+}
+
+pub(crate) fn headers_of<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> OwnedHeaders {
+    pairs.fold(OwnedHeaders::new(), |h, (key, value)| {
+        h.insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        })
+    })
 }
 
 /// Where a record landed.
@@ -95,12 +104,24 @@ pub enum SendError {
     Kafka(#[from] KafkaError),
     #[error("the producer dropped the delivery report")]
     Dropped,
+    #[error("the deadline passed before the broker confirmed the record")]
+    Deadline,
 }
 
-/// The Kafka side of the bridge.
+impl SendError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            SendError::Kafka(e) => classify(e),
+            _ => ErrorClass::Transient,
+        }
+    }
+}
+
+/// The Kafka side of the bridge: the event producer and the DLQ producer.
 #[derive(Clone)]
 pub struct KafkaSink {
     producer: FutureProducer,
+    dlq: super::dlq::DlqWriter,
     topic: String,
 }
 
@@ -109,6 +130,7 @@ impl KafkaSink {
         let producer: FutureProducer = producer_config(kafka).create()?;
         Ok(Self {
             producer,
+            dlq: super::dlq::DlqWriter::new(kafka)?,
             topic: kafka.topic.clone(),
         })
     }
@@ -117,57 +139,137 @@ impl KafkaSink {
         &self.topic
     }
 
-    /// Sends every event and waits for all delivery reports together (many records in
-    /// flight). The result for each event is in input order.
-    pub async fn publish_all(&self, events: &[CanonicalEvent]) -> Vec<Result<Written, SendError>> {
-        let mut pending = Vec::with_capacity(events.len());
-        for event in events {
-            pending.push(self.enqueue(event).await);
+    /// Publishes a batch: every record is enqueued first (many in flight), then the
+    /// delivery reports are collected. Returns one outcome per event, in order:
+    /// Delivered when the broker confirmed it; Rejected when it can never be accepted and
+    /// the DLQ confirmed it; Retry otherwise, including when `deadline` passes.
+    pub async fn publish_batch(
+        &self,
+        events: &[CanonicalEvent],
+        deadline: Instant,
+    ) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
+        let mut in_flight = Vec::with_capacity(events.len());
+        let mut failed = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            let record = match EventRecord::from_event(event) {
+                Ok(record) => record,
+                Err(e) => {
+                    outcomes[i] = Some(Outcome::Retry(format!("cannot encode the event: {e}")));
+                    continue;
+                }
+            };
+            match self.enqueue(&record, deadline).await {
+                Ok(delivery) => in_flight.push((i, record, delivery)),
+                Err(e) => failed.push((i, record, e)),
+            }
         }
-        let mut results = Vec::with_capacity(pending.len());
-        for enqueued in pending {
-            results.push(match enqueued {
-                Ok(delivery) => match delivery.await {
-                    Ok(Ok(d)) => Ok(Written {
-                        partition: d.partition,
-                        offset: d.offset,
-                    }),
-                    Ok(Err((e, _))) => Err(SendError::Kafka(e)),
-                    Err(_) => Err(SendError::Dropped),
-                },
-                Err(e) => Err(e),
+        for (i, record, delivery) in in_flight {
+            match await_delivery(delivery, deadline).await {
+                Ok(_) => outcomes[i] = Some(Outcome::Delivered),
+                Err(e) => failed.push((i, record, e)),
+            }
+        }
+        for (i, record, error) in failed {
+            outcomes[i] = Some(match (error.class(), &error) {
+                (ErrorClass::Permanent, SendError::Kafka(kafka_error)) => {
+                    let reason = error.to_string();
+                    match self
+                        .dlq
+                        .write(
+                            &record,
+                            &self.topic,
+                            &error_code_name(kafka_error),
+                            &reason,
+                            deadline,
+                        )
+                        .await
+                    {
+                        Ok(()) => {
+                            tracing::warn!(key = %record.key, %reason, "event rejected by the broker; sent to the DLQ");
+                            Outcome::Rejected(reason)
+                        }
+                        Err(dlq_error) => Outcome::Retry(format!(
+                            "{reason}; the DLQ did not take it either: {dlq_error}"
+                        )),
+                    }
+                }
+                _ => Outcome::Retry(error.to_string()),
             });
         }
-        results
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::Retry("no outcome".into())))
+            .collect()
     }
 
     /// Puts one record in the producer queue, waiting while the queue is full.
     async fn enqueue(
         &self,
-        event: &CanonicalEvent,
-    ) -> Result<rdkafka::producer::DeliveryFuture, SendError> {
-        let record = EventRecord::from_event(event)?;
-        let headers = record.owned_headers();
-        loop {
-            let future_record = FutureRecord::to(&self.topic)
-                .key(record.key.as_bytes())
-                .payload(record.value.as_slice())
-                .headers(headers.clone());
-            match self.producer.send_result(future_record) {
-                Ok(delivery) => return Ok(delivery),
-                Err((
-                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    _,
-                )) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err((e, _)) => return Err(SendError::Kafka(e)),
-            }
-        }
+        record: &EventRecord,
+        deadline: Instant,
+    ) -> Result<DeliveryFuture, SendError> {
+        send_waiting(
+            &self.producer,
+            &self.topic,
+            record,
+            record.owned_headers(),
+            deadline,
+        )
+        .await
     }
 
-    /// Waits until every queued record is delivered or `timeout` passes.
+    /// Waits until every queued record is delivered or `timeout` passes (blocking).
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.flush(timeout)
+        self.producer.flush(timeout)?;
+        self.dlq.flush(timeout)
+    }
+
+    /// Records waiting in the local producer queue (including in-flight ones).
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+}
+
+/// Sends one record, waiting (backpressure) while the local queue is full, until `deadline`.
+pub(crate) async fn send_waiting(
+    producer: &FutureProducer,
+    topic: &str,
+    record: &EventRecord,
+    headers: OwnedHeaders,
+    deadline: Instant,
+) -> Result<DeliveryFuture, SendError> {
+    loop {
+        let future_record = FutureRecord::to(topic)
+            .key(record.key.as_bytes())
+            .payload(record.value.as_slice())
+            .headers(headers.clone());
+        match producer.send_result(future_record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((e, _)) if classify(&e) == ErrorClass::QueueFull => {
+                if Instant::now() >= deadline {
+                    return Err(SendError::Deadline);
+                }
+                tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+            }
+            Err((e, _)) => return Err(SendError::Kafka(e)),
+        }
+    }
+}
+
+/// Awaits a delivery report, at most until `deadline` (plus a little, since librdkafka
+/// reports every record by message.timeout.ms on its own).
+pub(crate) async fn await_delivery(
+    delivery: DeliveryFuture,
+    deadline: Instant,
+) -> Result<Written, SendError> {
+    match tokio::time::timeout_at(deadline + Duration::from_secs(1), delivery).await {
+        Ok(Ok(Ok(d))) => Ok(Written {
+            partition: d.partition,
+            offset: d.offset,
+        }),
+        Ok(Ok(Err((e, _)))) => Err(SendError::Kafka(e)),
+        Ok(Err(_)) => Err(SendError::Dropped),
+        Err(_) => Err(SendError::Deadline),
     }
 }

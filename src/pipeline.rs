@@ -1,0 +1,174 @@
+//! The bounded path from sources to the sink.
+//!
+//! Sources submit batches and get an [`AckHandle`]. At most `capacity` events are inside
+//! the pipeline at any time (queued or being published); a source that submits more waits
+//! until earlier batches are resolved. So when the broker is slow or down, sources slow
+//! down with it and memory stays bounded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::ack::{AckHandle, Completer, ack_pair};
+use crate::event::CanonicalEvent;
+use crate::sink::kafka::KafkaSink;
+
+/// How the pipeline behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineSettings {
+    /// Most events inside the pipeline at once (queued or in flight).
+    pub capacity: usize,
+    /// How long a batch may take to be confirmed before its unconfirmed events are Retry.
+    pub delivery_deadline: Duration,
+}
+
+/// The pipeline no longer accepts batches (it is shutting down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the pipeline is shutting down and accepts no more batches")]
+pub struct PipelineClosed;
+
+struct Batch {
+    source: String,
+    events: Vec<CanonicalEvent>,
+    completer: Completer,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// The sources' side of the pipeline. Cheap to clone.
+#[derive(Clone)]
+pub struct Submitter {
+    tx: mpsc::Sender<Batch>,
+    permits: Arc<Semaphore>,
+    capacity: u32,
+}
+
+impl Submitter {
+    /// Submits a batch, waiting while the pipeline is full. The returned handle resolves
+    /// when every event is confirmed, rejected to the DLQ, or given up on (Retry).
+    pub async fn submit(
+        &self,
+        source: &str,
+        events: Vec<CanonicalEvent>,
+    ) -> Result<AckHandle, PipelineClosed> {
+        let ids = events.iter().map(|e| e.id).collect();
+        let (handle, completer) = ack_pair(ids);
+        if events.is_empty() {
+            completer.complete(Vec::new());
+            return Ok(handle);
+        }
+        // A batch larger than the whole capacity takes all of it, so it still goes through.
+        let wanted = u32::try_from(events.len())
+            .unwrap_or(u32::MAX)
+            .min(self.capacity);
+        let permit = self
+            .permits
+            .clone()
+            .acquire_many_owned(wanted)
+            .await
+            .map_err(|_| PipelineClosed)?;
+        let batch = Batch {
+            source: source.to_owned(),
+            events,
+            completer,
+            _permit: permit,
+        };
+        self.tx.send(batch).await.map_err(|_| PipelineClosed)?;
+        Ok(handle)
+    }
+
+    /// Events currently inside the pipeline.
+    pub fn depth(&self) -> usize {
+        (self.capacity as usize).saturating_sub(self.permits.available_permits())
+    }
+}
+
+/// The running pipeline; [`Pipeline::shutdown`] drains it.
+pub struct Pipeline {
+    submitter: Submitter,
+    stop: CancellationToken,
+    worker: tokio::task::JoinHandle<()>,
+}
+
+impl Pipeline {
+    /// Starts the worker that publishes submitted batches through `sink`.
+    pub fn start(sink: KafkaSink, settings: PipelineSettings) -> Self {
+        let capacity = u32::try_from(settings.capacity.max(1)).unwrap_or(u32::MAX);
+        let permits = Arc::new(Semaphore::new(capacity as usize));
+        let (tx, rx) = mpsc::channel(capacity as usize);
+        let stop = CancellationToken::new();
+        let worker = tokio::spawn(run_worker(sink, settings, rx, stop.clone()));
+        Self {
+            submitter: Submitter {
+                tx,
+                permits,
+                capacity,
+            },
+            stop,
+            worker,
+        }
+    }
+
+    pub fn submitter(&self) -> Submitter {
+        self.submitter.clone()
+    }
+
+    /// Stops accepting batches, gives queued and in-flight ones until `deadline` to finish,
+    /// then abandons the rest: their handles resolve Retry.
+    pub async fn shutdown(self, deadline: Duration) {
+        let Pipeline {
+            submitter,
+            stop,
+            worker,
+        } = self;
+        submitter.permits.close();
+        drop(submitter);
+        stop.cancel();
+        let abort = worker.abort_handle();
+        if tokio::time::timeout(deadline, worker).await.is_err() {
+            abort.abort();
+        }
+    }
+}
+
+async fn run_worker(
+    sink: KafkaSink,
+    settings: PipelineSettings,
+    mut rx: mpsc::Receiver<Batch>,
+    stop: CancellationToken,
+) {
+    // Dropping the set (at the end, or when shutdown aborts this task) aborts unfinished
+    // batches: their completers are dropped and their handles resolve Retry.
+    let mut running = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            batch = rx.recv() => match batch {
+                Some(batch) => { running.spawn(publish(sink.clone(), settings.delivery_deadline, batch)); }
+                None => break,
+            },
+        }
+    }
+    // Shutting down: take no more, finish what was already accepted.
+    rx.close();
+    while let Some(batch) = rx.recv().await {
+        running.spawn(publish(sink.clone(), settings.delivery_deadline, batch));
+    }
+    while running.join_next().await.is_some() {}
+}
+
+async fn publish(sink: KafkaSink, delivery_deadline: Duration, batch: Batch) {
+    let deadline = Instant::now() + delivery_deadline;
+    let outcomes = sink.publish_batch(&batch.events, deadline).await;
+    let delivered = outcomes
+        .iter()
+        .filter(|o| **o == crate::ack::Outcome::Delivered)
+        .count();
+    tracing::debug!(source = %batch.source, events = batch.events.len(), delivered, "batch resolved");
+    batch.completer.complete(outcomes);
+}
