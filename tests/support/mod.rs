@@ -313,3 +313,39 @@ pub fn kafka_config(
         .unwrap_or_else(|e| panic!("test config: {e}"))
         .kafka
 }
+
+/// A RippleNet event for notification `n` of `payment`, with `padding` bytes of extra payload.
+pub fn ripplenet_event(n: u64, payment: &str, padding: usize) -> paybridge::event::CanonicalEvent {
+    let raw = serde_json::json!({
+        "uuid": uuid::Uuid::from_u64_pair(0x5eed, n).to_string(),
+        "notification_type": "NOTIFY_ACCEPT",
+        "notification_version": "1.0",
+        "notification_status": "SENT",
+        "notification_payload": {
+            "payment_id": payment,
+            "payment_status": "ACCEPTED",
+            "previous_payment_status": "PENDING",
+            "padding": "x".repeat(padding),
+        },
+        "created_at": "2026-01-01T00:00:00Z",
+        "modified_at": "2026-01-01T00:00:00Z"
+    });
+    paybridge::normalize::ripplenet::notification("acme", &raw, chrono::Utc::now())
+        .unwrap_or_else(|e| panic!("test event: {e}"))
+}
+
+/// A KafkaConfig for `broker` with a short delivery timeout.
+pub fn kafka_config_with(
+    broker: &Broker,
+    topic: &str,
+    dlq_topic: &str,
+    extra: &str,
+) -> paybridge::config::KafkaConfig {
+    let text = format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{topic}\"\ndlq_topic = \"{dlq_topic}\"\n{extra}\n",
+        broker.bootstrap()
+    );
+    paybridge::config::load(&text, &Default::default())
+        .unwrap_or_else(|e| panic!("test config: {e}"))
+        .kafka
+}
