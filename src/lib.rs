@@ -25,7 +25,8 @@ pub enum RunError {
 }
 
 /// Runs the bridge until `shutdown` is cancelled: checks (or creates) the topics, starts
-/// the producer and the sources, and on shutdown flushes what is in flight.
+/// the producer, the pipeline and the sources; on shutdown drains what is in flight and
+/// flushes the producer, all within `shutdown.timeout`.
 pub async fn run(config: config::Config, shutdown: CancellationToken) -> Result<(), RunError> {
     if let Some(source) = config.sources.first() {
         return Err(RunError::UnsupportedSource {
@@ -35,16 +36,26 @@ pub async fn run(config: config::Config, shutdown: CancellationToken) -> Result<
     }
     sink::topics::ensure_topics(&config.kafka, config.kafka.metadata_timeout.get()).await?;
     let sink = sink::kafka::KafkaSink::new(&config.kafka)?;
+    let pipeline = pipeline::Pipeline::start(
+        sink.clone(),
+        pipeline::PipelineSettings {
+            capacity: config.pipeline.capacity,
+            delivery_deadline: config.kafka.delivery_timeout.get(),
+        },
+    );
     tracing::info!(
         topic = sink.topic(),
         sources = config.sources.len(),
         "paybridge started"
     );
+
     shutdown.cancelled().await;
     tracing::info!("shutting down");
-    let flush = sink.clone();
-    let deadline = config.shutdown.timeout.get();
-    match tokio::task::spawn_blocking(move || flush.flush(deadline)).await {
+    // One deadline for everything: draining the pipeline, then flushing the producers.
+    let deadline = tokio::time::Instant::now() + config.shutdown.timeout.get();
+    pipeline.shutdown(config.shutdown.timeout.get()).await;
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    match tokio::task::spawn_blocking(move || sink.flush(remaining)).await {
         Ok(Ok(())) => tracing::info!("producer flushed"),
         Ok(Err(e)) => tracing::warn!(error = %e, "producer not fully flushed before the deadline"),
         Err(e) => tracing::warn!(error = %e, "flush task failed"),

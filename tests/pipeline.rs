@@ -203,3 +203,54 @@ async fn a_full_pipeline_makes_submitters_wait() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_resolves_in_flight_batches_as_retry_within_the_deadline() {
+    let mut broker = Broker::start();
+    let topic = broker.new_topic("sd-events", 1);
+    let dlq = broker.new_topic("sd-dlq", 1);
+    let config = kafka_config_with(&broker, &topic, &dlq, "delivery_timeout = \"60s\"");
+    let sink = KafkaSink::new(&config).unwrap_or_else(|e| panic!("{e}"));
+    let pipeline = Pipeline::start(sink, settings(1000, Duration::from_secs(60)));
+    let submitter = pipeline.submitter();
+
+    let first: Vec<_> = (0..20)
+        .map(|n| ripplenet_event(20_000 + n, "pay-sd", 10))
+        .collect();
+    let delivered = submitter
+        .submit("test", first)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let delivered = delivered.outcome().await;
+    assert!(delivered.is_delivered());
+
+    broker.stop();
+    let second: Vec<_> = (0..20)
+        .map(|n| ripplenet_event(21_000 + n, "pay-sd", 10))
+        .collect();
+    let in_flight = submitter
+        .submit("test", second)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = std::time::Instant::now();
+    pipeline.shutdown(Duration::from_secs(2)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "shutdown took {took:?} with a 2 s deadline"
+    );
+    let outcome = in_flight.outcome_within(Duration::from_secs(1)).await;
+    assert_eq!(
+        outcome.count(|o| matches!(o, Outcome::Retry(_))),
+        20,
+        "{outcome:?}"
+    );
+
+    // After shutdown nothing more is accepted.
+    let late = submitter
+        .submit("test", vec![ripplenet_event(22_000, "pay-sd", 10)])
+        .await;
+    assert!(late.is_err());
+}
