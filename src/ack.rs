@@ -44,32 +44,16 @@ pub struct BatchOutcome {
 impl BatchOutcome {
     /// Every event gets `Retry(reason)`.
     pub fn all_retry(ids: &[Uuid], reason: &str) -> Self {
-        Self {
-            events: ids
-                .iter()
-                .map(|&id| EventOutcome {
-                    id,
-                    outcome: Outcome::Retry(reason.to_owned()),
-                })
-                .collect(),
-        }
+        Self { events: ids.iter().map(|&id| EventOutcome { id, outcome: Outcome::Retry(reason.to_owned()) }).collect() }
     }
 
     /// The batch as a whole: Retry if any event must be retried, else Rejected if any went
     /// to the DLQ, else Delivered.
     pub fn overall(&self) -> Outcome {
-        if let Some(retry) = self
-            .events
-            .iter()
-            .find(|e| matches!(e.outcome, Outcome::Retry(_)))
-        {
+        if let Some(retry) = self.events.iter().find(|e| matches!(e.outcome, Outcome::Retry(_))) {
             return retry.outcome.clone();
         }
-        if let Some(rejected) = self
-            .events
-            .iter()
-            .find(|e| matches!(e.outcome, Outcome::Rejected(_)))
-        {
+        if let Some(rejected) = self.events.iter().find(|e| matches!(e.outcome, Outcome::Rejected(_))) {
             return rejected.outcome.clone();
         }
         Outcome::Delivered
@@ -82,11 +66,7 @@ impl BatchOutcome {
 
     /// Indexes of events that may be acknowledged upstream (Delivered or Rejected).
     pub fn settled_indexes(&self) -> impl Iterator<Item = usize> + '_ {
-        self.events
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.outcome.is_settled())
-            .map(|(i, _)| i)
+        self.events.iter().enumerate().filter(|(_, e)| e.outcome.is_settled()).map(|(i, _)| i)
     }
 
     pub fn count(&self, pred: impl Fn(&Outcome) -> bool) -> usize {
@@ -112,13 +92,7 @@ pub struct Completer {
 /// A connected handle and completer for events with `ids`.
 pub fn ack_pair(ids: Vec<Uuid>) -> (AckHandle, Completer) {
     let (tx, rx) = oneshot::channel();
-    (
-        AckHandle {
-            ids: ids.clone(),
-            rx,
-        },
-        Completer { ids, tx },
-    )
+    (AckHandle { ids: ids.clone(), rx }, Completer { ids, tx })
 }
 
 impl AckHandle {
@@ -130,9 +104,7 @@ impl AckHandle {
     pub async fn outcome(self) -> BatchOutcome {
         match self.rx.await {
             Ok(outcome) => outcome,
-            Err(_) => {
-                BatchOutcome::all_retry(&self.ids, "the batch was dropped without an outcome")
-            }
+            Err(_) => BatchOutcome::all_retry(&self.ids, "the batch was dropped without an outcome"),
         }
     }
 
@@ -159,9 +131,7 @@ impl Completer {
             .iter()
             .map(|&id| EventOutcome {
                 id,
-                outcome: outcomes
-                    .next()
-                    .unwrap_or_else(|| Outcome::Retry("no outcome reported".into())),
+                outcome: outcomes.next().unwrap_or_else(|| Outcome::Retry("no outcome reported".into())),
             })
             .collect();
         // The source may have stopped waiting; then nobody needs the outcome.
@@ -180,11 +150,7 @@ mod tests {
     #[tokio::test]
     async fn delivered_only_when_every_event_is() {
         let (handle, completer) = ack_pair(ids(3));
-        completer.complete(vec![
-            Outcome::Delivered,
-            Outcome::Delivered,
-            Outcome::Delivered,
-        ]);
+        completer.complete(vec![Outcome::Delivered, Outcome::Delivered, Outcome::Delivered]);
         let outcome = handle.outcome().await;
         assert!(outcome.is_delivered());
         assert_eq!(outcome.overall(), Outcome::Delivered);
@@ -208,10 +174,7 @@ mod tests {
     async fn rejected_wins_over_delivered_but_not_over_retry() {
         let (handle, completer) = ack_pair(ids(2));
         completer.complete(vec![Outcome::Delivered, Outcome::Rejected("x".into())]);
-        assert_eq!(
-            handle.outcome().await.overall(),
-            Outcome::Rejected("x".into())
-        );
+        assert_eq!(handle.outcome().await.overall(), Outcome::Rejected("x".into()));
     }
 
     #[tokio::test]
@@ -234,9 +197,6 @@ mod tests {
         let (handle, completer) = ack_pair(ids(2));
         completer.complete(vec![Outcome::Delivered]);
         let outcome = handle.outcome().await;
-        assert_eq!(
-            outcome.events[1].outcome,
-            Outcome::Retry("no outcome reported".into())
-        );
+        assert_eq!(outcome.events[1].outcome, Outcome::Retry("no outcome reported".into()));
     }
 }

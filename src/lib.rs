@@ -2,12 +2,17 @@
 //! upstream before the broker has confirmed the event.
 
 pub mod ack;
+pub mod admin;
 pub mod config;
 pub mod event;
+pub mod health;
+pub mod metrics;
 pub mod normalize;
 pub mod pipeline;
 pub mod schemas;
 pub mod sink;
+
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
@@ -18,39 +23,52 @@ pub enum RunError {
     Topics(#[from] sink::topics::TopicError),
     #[error("cannot create the Kafka producer: {0}")]
     Producer(#[from] rdkafka::error::KafkaError),
-    #[error(
-        "source {name:?} (kind {kind}) is configured, but this build does not implement that provider yet"
-    )]
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("source {name:?} (kind {kind}) is configured, but this build does not implement that provider yet")]
     UnsupportedSource { name: String, kind: event::Provider },
 }
 
+/// How often the broker's metadata is checked for /readyz.
+const BROKER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs the bridge until `shutdown` is cancelled: checks (or creates) the topics, starts
-/// the producer, the pipeline and the sources; on shutdown drains what is in flight and
-/// flushes the producer, all within `shutdown.timeout`.
+/// the producer, the pipeline, the admin server and the sources; on shutdown drains what
+/// is in flight and flushes the producer, all within `shutdown.timeout`.
 pub async fn run(config: config::Config, shutdown: CancellationToken) -> Result<(), RunError> {
     if let Some(source) = config.sources.first() {
-        return Err(RunError::UnsupportedSource {
-            name: source.name().to_owned(),
-            kind: source.provider(),
-        });
+        return Err(RunError::UnsupportedSource { name: source.name().to_owned(), kind: source.provider() });
     }
     sink::topics::ensure_topics(&config.kafka, config.kafka.metadata_timeout.get()).await?;
     let sink = sink::kafka::KafkaSink::new(&config.kafka)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let health = Arc::new(health::Health::new());
+    health.broker_reachable();
     let pipeline = pipeline::Pipeline::start(
         sink.clone(),
         pipeline::PipelineSettings {
             capacity: config.pipeline.capacity,
             delivery_deadline: config.kafka.delivery_timeout.get(),
         },
+        metrics.clone(),
     );
-    tracing::info!(
-        topic = sink.topic(),
-        sources = config.sources.len(),
-        "paybridge started"
-    );
+
+    let admin_addr = config.admin.listen.0;
+    let listener = tokio::net::TcpListener::bind(admin_addr).await.map_err(|source| RunError::Bind {
+        what: "admin.listen",
+        addr: admin_addr,
+        source,
+    })?;
+    let stop_admin = CancellationToken::new();
+    let admin_state =
+        admin::AdminState { metrics: metrics.clone(), health: health.clone(), submitter: pipeline.submitter() };
+    let admin = tokio::spawn(admin::serve(listener, admin_state, stop_admin.clone()));
+    let checker = tokio::spawn(check_broker(sink.clone(), health.clone(), shutdown.clone()));
+    tracing::info!(topic = sink.topic(), admin = %admin_addr, sources = config.sources.len(), "paybridge started");
 
     shutdown.cancelled().await;
     tracing::info!("shutting down");
+    health.set_shutting_down();
     // One deadline for everything: draining the pipeline, then flushing the producers.
     let deadline = tokio::time::Instant::now() + config.shutdown.timeout.get();
     pipeline.shutdown(config.shutdown.timeout.get()).await;
@@ -60,7 +78,29 @@ pub async fn run(config: config::Config, shutdown: CancellationToken) -> Result<
         Ok(Err(e)) => tracing::warn!(error = %e, "producer not fully flushed before the deadline"),
         Err(e) => tracing::warn!(error = %e, "flush task failed"),
     }
+    stop_admin.cancel();
+    checker.abort();
+    let _ = admin.await;
     Ok(())
+}
+
+/// Marks the broker reachable in `health` whenever it answers a metadata request.
+async fn check_broker(sink: sink::kafka::KafkaSink, health: Arc<health::Health>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(BROKER_CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let probe = sink.clone();
+        let reachable =
+            tokio::task::spawn_blocking(move || probe.metadata_reachable(BROKER_CHECK_INTERVAL)).await.unwrap_or(false);
+        if reachable {
+            health.broker_reachable();
+        } else {
+            tracing::warn!("Kafka brokers did not answer a metadata request");
+        }
+    }
 }
 
 /// [`run`] until SIGTERM or SIGINT.

@@ -65,9 +65,7 @@ fn main() -> ExitCode {
             print!("{}", schemas::render(&schema));
             ExitCode::SUCCESS
         }
-        Command::Config {
-            command: ConfigCommand::Validate { config },
-        } => match config::load_file(&config) {
+        Command::Config { command: ConfigCommand::Validate { config } } => match config::load_file(&config) {
             Ok(_) => {
                 println!("{}: valid", config.display());
                 ExitCode::SUCCESS
@@ -101,9 +99,7 @@ fn init_tracing(log: &config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

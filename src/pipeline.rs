@@ -13,8 +13,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::ack::{AckHandle, Completer, ack_pair};
+use crate::ack::{AckHandle, BatchOutcome, Completer, EventOutcome, Outcome, ack_pair};
 use crate::event::CanonicalEvent;
+use crate::metrics::Metrics;
 use crate::sink::kafka::KafkaSink;
 
 /// How the pipeline behaves.
@@ -33,6 +34,7 @@ pub struct PipelineClosed;
 
 struct Batch {
     source: String,
+    submitted: Instant,
     events: Vec<CanonicalEvent>,
     completer: Completer,
     _permit: OwnedSemaphorePermit,
@@ -42,6 +44,7 @@ struct Batch {
 #[derive(Clone)]
 pub struct Submitter {
     tx: mpsc::Sender<Batch>,
+    metrics: Arc<Metrics>,
     permits: Arc<Semaphore>,
     capacity: u32,
 }
@@ -49,11 +52,7 @@ pub struct Submitter {
 impl Submitter {
     /// Submits a batch, waiting while the pipeline is full. The returned handle resolves
     /// when every event is confirmed, rejected to the DLQ, or given up on (Retry).
-    pub async fn submit(
-        &self,
-        source: &str,
-        events: Vec<CanonicalEvent>,
-    ) -> Result<AckHandle, PipelineClosed> {
+    pub async fn submit(&self, source: &str, events: Vec<CanonicalEvent>) -> Result<AckHandle, PipelineClosed> {
         let ids = events.iter().map(|e| e.id).collect();
         let (handle, completer) = ack_pair(ids);
         if events.is_empty() {
@@ -61,21 +60,10 @@ impl Submitter {
             return Ok(handle);
         }
         // A batch larger than the whole capacity takes all of it, so it still goes through.
-        let wanted = u32::try_from(events.len())
-            .unwrap_or(u32::MAX)
-            .min(self.capacity);
-        let permit = self
-            .permits
-            .clone()
-            .acquire_many_owned(wanted)
-            .await
-            .map_err(|_| PipelineClosed)?;
-        let batch = Batch {
-            source: source.to_owned(),
-            events,
-            completer,
-            _permit: permit,
-        };
+        let wanted = u32::try_from(events.len()).unwrap_or(u32::MAX).min(self.capacity);
+        let permit = self.permits.clone().acquire_many_owned(wanted).await.map_err(|_| PipelineClosed)?;
+        self.metrics.received(source, events.len());
+        let batch = Batch { source: source.to_owned(), submitted: Instant::now(), events, completer, _permit: permit };
         self.tx.send(batch).await.map_err(|_| PipelineClosed)?;
         Ok(handle)
     }
@@ -95,21 +83,13 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts the worker that publishes submitted batches through `sink`.
-    pub fn start(sink: KafkaSink, settings: PipelineSettings) -> Self {
+    pub fn start(sink: KafkaSink, settings: PipelineSettings, metrics: Arc<Metrics>) -> Self {
         let capacity = u32::try_from(settings.capacity.max(1)).unwrap_or(u32::MAX);
         let permits = Arc::new(Semaphore::new(capacity as usize));
         let (tx, rx) = mpsc::channel(capacity as usize);
         let stop = CancellationToken::new();
-        let worker = tokio::spawn(run_worker(sink, settings, rx, stop.clone()));
-        Self {
-            submitter: Submitter {
-                tx,
-                permits,
-                capacity,
-            },
-            stop,
-            worker,
-        }
+        let worker = tokio::spawn(run_worker(sink, settings, rx, stop.clone(), metrics.clone()));
+        Self { submitter: Submitter { tx, metrics, permits, capacity }, stop, worker }
     }
 
     pub fn submitter(&self) -> Submitter {
@@ -119,11 +99,7 @@ impl Pipeline {
     /// Stops accepting batches, gives queued and in-flight ones until `deadline` to finish,
     /// then abandons the rest: their handles resolve Retry.
     pub async fn shutdown(self, deadline: Duration) {
-        let Pipeline {
-            submitter,
-            stop,
-            worker,
-        } = self;
+        let Pipeline { submitter, stop, worker } = self;
         submitter.permits.close();
         drop(submitter);
         stop.cancel();
@@ -139,6 +115,7 @@ async fn run_worker(
     settings: PipelineSettings,
     mut rx: mpsc::Receiver<Batch>,
     stop: CancellationToken,
+    metrics: Arc<Metrics>,
 ) {
     // Dropping the set (at the end, or when shutdown aborts this task) aborts unfinished
     // batches: their completers are dropped and their handles resolve Retry.
@@ -149,7 +126,7 @@ async fn run_worker(
             _ = stop.cancelled() => break,
             Some(_) = running.join_next(), if !running.is_empty() => {}
             batch = rx.recv() => match batch {
-                Some(batch) => { running.spawn(publish(sink.clone(), settings.delivery_deadline, batch)); }
+                Some(batch) => { running.spawn(publish(sink.clone(), settings.delivery_deadline, batch, metrics.clone())); }
                 None => break,
             },
         }
@@ -157,18 +134,28 @@ async fn run_worker(
     // Shutting down: take no more, finish what was already accepted.
     rx.close();
     while let Some(batch) = rx.recv().await {
-        running.spawn(publish(sink.clone(), settings.delivery_deadline, batch));
+        running.spawn(publish(sink.clone(), settings.delivery_deadline, batch, metrics.clone()));
     }
     while running.join_next().await.is_some() {}
 }
 
-async fn publish(sink: KafkaSink, delivery_deadline: Duration, batch: Batch) {
+async fn publish(sink: KafkaSink, delivery_deadline: Duration, batch: Batch, metrics: Arc<Metrics>) {
     let deadline = Instant::now() + delivery_deadline;
     let outcomes = sink.publish_batch(&batch.events, deadline).await;
-    let delivered = outcomes
-        .iter()
-        .filter(|o| **o == crate::ack::Outcome::Delivered)
-        .count();
-    tracing::debug!(source = %batch.source, events = batch.events.len(), delivered, "batch resolved");
+    let resolved = BatchOutcome {
+        events: batch
+            .events
+            .iter()
+            .zip(&outcomes)
+            .map(|(e, o)| EventOutcome { id: e.id, outcome: o.clone() })
+            .collect(),
+    };
+    metrics.batch_resolved(&batch.source, &resolved, batch.submitted.elapsed());
+    tracing::debug!(
+        source = %batch.source,
+        events = batch.events.len(),
+        delivered = resolved.count(|o| *o == Outcome::Delivered),
+        "batch resolved"
+    );
     batch.completer.complete(outcomes);
 }

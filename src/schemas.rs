@@ -12,12 +12,8 @@ pub const CONFIG_SCHEMA_FILE: &str = "schemas/config.schema.json";
 
 /// The schema of the Kafka record value (the whole CloudEvents envelope).
 pub fn event_schema() -> Value {
-    let generator = SchemaSettings::draft2020_12()
-        .for_serialize()
-        .into_generator();
-    let mut value = generator
-        .into_root_schema_for::<CanonicalEvent>()
-        .to_value();
+    let generator = SchemaSettings::draft2020_12().for_serialize().into_generator();
+    let mut value = generator.into_root_schema_for::<CanonicalEvent>().to_value();
     if let Value::Object(map) = &mut value {
         map.insert("$id".into(), Value::String(DATA_SCHEMA.to_owned()));
     }
@@ -28,10 +24,7 @@ pub fn event_schema() -> Value {
 pub fn config_schema() -> Value {
     let mut value = crate::config::config_schema();
     if let Value::Object(map) = &mut value {
-        map.insert(
-            "$id".into(),
-            Value::String("urn:paybridge:schema:config:v1".to_owned()),
-        );
+        map.insert("$id".into(), Value::String("urn:paybridge:schema:config:v1".to_owned()));
     }
     value
 }

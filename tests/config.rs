@@ -9,10 +9,7 @@ use paybridge::config::{Config, ConfigErrors, load};
 use serde_json::Value;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn errors(text: &str, vars: &[(&str, &str)]) -> Vec<String> {
@@ -36,8 +33,7 @@ fn root() -> PathBuf {
 fn validate_command_reports_all_three_mistakes_and_exits_2() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let file = dir.path().join("bad.toml");
-    let text =
-        "[kafka]\ntopic = \"events\"\ncolour = \"blue\"\ndelivery_timeout = \"10 parsecs\"\n";
+    let text = "[kafka]\ntopic = \"events\"\ncolour = \"blue\"\ndelivery_timeout = \"10 parsecs\"\n";
     std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
     let out = Command::new(env!("CARGO_BIN_EXE_paybridge"))
         .args(["config", "validate", "--config"])
@@ -48,14 +44,8 @@ fn validate_command_reports_all_three_mistakes_and_exits_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("kafka.colour: unknown key"), "{stderr}");
-    assert!(
-        stderr.contains("kafka.delivery_timeout: invalid duration"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("kafka.bootstrap_servers: missing required key"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("kafka.delivery_timeout: invalid duration"), "{stderr}");
+    assert!(stderr.contains("kafka.bootstrap_servers: missing required key"), "{stderr}");
     assert!(stderr.contains("3 configuration errors"), "{stderr}");
 }
 
@@ -66,12 +56,7 @@ fn validate_command_accepts_the_example_and_exits_0() {
         .arg(root().join("examples/paybridge.toml"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run paybridge: {e}"));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -82,29 +67,19 @@ fn example_documents_every_key_of_the_schema() {
     let schema = paybridge::schemas::config_schema();
     let mut keys = Vec::new();
     collect_keys(&schema, &schema, &mut keys);
-    let missing: Vec<&String> = keys
-        .iter()
-        .filter(|k| !text.contains(&format!("{k} =")))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "examples/paybridge.toml does not document: {missing:?}"
-    );
+    let missing: Vec<&String> = keys.iter().filter(|k| !text.contains(&format!("{k} ="))).collect();
+    assert!(missing.is_empty(), "examples/paybridge.toml does not document: {missing:?}");
 }
 
 fn collect_keys(node: &Value, root: &Value, out: &mut Vec<String>) {
-    if let Some(target) = node
-        .get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix('#'))
-        .and_then(|p| root.pointer(p))
+    if let Some(target) =
+        node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')).and_then(|p| root.pointer(p))
     {
         collect_keys(target, root, out);
     }
     if let Some(props) = node.get("properties").and_then(Value::as_object) {
         for (key, sub) in props {
-            let is_table =
-                sub.get("$ref").is_some() || sub.get("type") == Some(&Value::from("array"));
+            let is_table = sub.get("$ref").is_some() || sub.get("type") == Some(&Value::from("array"));
             if !is_table && key != "properties" && !out.contains(key) {
                 out.push(key.clone());
             }
@@ -130,10 +105,7 @@ fn defaults_are_sensible() {
     assert_eq!(c.admin.listen.to_string(), "0.0.0.0:9090");
     assert!(!c.kafka.create_topics);
     assert!(c.sources.is_empty());
-    assert_eq!(
-        c.log.level, "info",
-        "a missing [log] section still logs at info"
-    );
+    assert_eq!(c.log.level, "info", "a missing [log] section still logs at info");
     assert_eq!(c.kafka.delivery_timeout.get().as_secs(), 30);
     let with_empty_sections = loaded(&format!("{MINIMAL}[log]\n[shutdown]\n[admin]\n"), &[]);
     assert_eq!(with_empty_sections.log.level, "info");
@@ -159,64 +131,35 @@ fn environment_overrides_every_kind_of_key() {
     assert_eq!(c.kafka.topic_partitions, 12);
     assert!(c.kafka.create_topics);
     assert_eq!(c.kafka.delivery_timeout.get().as_secs(), 45);
-    assert_eq!(
-        c.kafka.properties.get("sasl.username").map(String::as_str),
-        Some("svc")
-    );
-    assert_eq!(
-        c.sources[0].account(),
-        "12345",
-        "a numeric-looking value stays a string where a string is expected"
-    );
+    assert_eq!(c.kafka.properties.get("sasl.username").map(String::as_str), Some("svc"));
+    assert_eq!(c.sources[0].account(), "12345", "a numeric-looking value stays a string where a string is expected");
     assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9999");
 }
 
 #[test]
 fn environment_can_supply_a_missing_required_key() {
-    let c = loaded(
-        "[kafka]\n",
-        &[("PAYBRIDGE_KAFKA__BOOTSTRAP_SERVERS", "b:9092")],
-    );
+    let c = loaded("[kafka]\n", &[("PAYBRIDGE_KAFKA__BOOTSTRAP_SERVERS", "b:9092")]);
     assert_eq!(c.kafka.bootstrap_servers, "b:9092");
 }
 
 #[test]
 fn bad_environment_values_name_the_variable() {
-    let list = errors(
-        MINIMAL,
-        &[
-            ("PAYBRIDGE_KAFKA__TOPIC_PARTITIONS", "many"),
-            ("PAYBRIDGE_KAFKA__NOPE", "x"),
-        ],
-    );
+    let list = errors(MINIMAL, &[("PAYBRIDGE_KAFKA__TOPIC_PARTITIONS", "many"), ("PAYBRIDGE_KAFKA__NOPE", "x")]);
     assert!(
-        list.iter().any(|e| e.starts_with("kafka.topic_partitions")
-            && e.contains("PAYBRIDGE_KAFKA__TOPIC_PARTITIONS")),
+        list.iter().any(|e| e.starts_with("kafka.topic_partitions") && e.contains("PAYBRIDGE_KAFKA__TOPIC_PARTITIONS")),
         "{list:?}"
     );
-    assert!(
-        list.iter()
-            .any(|e| e.starts_with("kafka.nope: unknown key")),
-        "{list:?}"
-    );
+    assert!(list.iter().any(|e| e.starts_with("kafka.nope: unknown key")), "{list:?}");
 }
 
 #[test]
 fn interpolation_reads_variables_and_reports_missing_ones() {
-    let text = "[kafka]\nbootstrap_servers = \"${BROKERS}\"\n[kafka.properties]\n\"sasl.password\" = \"${KAFKA_PASSWORD}\"\n";
-    let c = loaded(
-        text,
-        &[("BROKERS", "b:9092"), ("KAFKA_PASSWORD", "hunter2")],
-    );
-    assert_eq!(
-        c.kafka.properties.get("sasl.password").map(String::as_str),
-        Some("hunter2")
-    );
+    let text =
+        "[kafka]\nbootstrap_servers = \"${BROKERS}\"\n[kafka.properties]\n\"sasl.password\" = \"${KAFKA_PASSWORD}\"\n";
+    let c = loaded(text, &[("BROKERS", "b:9092"), ("KAFKA_PASSWORD", "hunter2")]);
+    assert_eq!(c.kafka.properties.get("sasl.password").map(String::as_str), Some("hunter2"));
     let list = errors(text, &[("BROKERS", "b:9092")]);
-    assert_eq!(
-        list,
-        vec!["kafka.properties.\"sasl.password\": environment variable KAFKA_PASSWORD is not set"]
-    );
+    assert_eq!(list, vec!["kafka.properties.\"sasl.password\": environment variable KAFKA_PASSWORD is not set"]);
 }
 
 #[test]
@@ -225,10 +168,8 @@ fn secrets_never_appear_in_errors_or_debug_output() {
     let list = errors(text, &[("SECRET", "hunter2-topsecret")]);
     assert!(!list.is_empty());
     assert!(list.iter().all(|e| !e.contains("hunter2")), "{list:?}");
-    let c = loaded(
-        "[kafka]\nbootstrap_servers = \"b:9092\"\n[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n",
-        &[],
-    );
+    let c =
+        loaded("[kafka]\nbootstrap_servers = \"b:9092\"\n[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n", &[]);
     let debug = format!("{c:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
     assert!(debug.contains("<redacted>"));
@@ -240,19 +181,9 @@ fn forced_producer_properties_are_rejected_with_the_alternative() {
         "{MINIMAL}[kafka.properties]\nacks = \"1\"\n\"enable.idempotence\" = \"false\"\n\"message.timeout.ms\" = \"5\"\n"
     );
     let list = errors(&text, &[]);
-    assert!(
-        list.iter()
-            .any(|e| e.contains("\"acks\"") && e.contains("acks=all")),
-        "{list:?}"
-    );
-    assert!(
-        list.iter().any(|e| e.contains("enable.idempotence")),
-        "{list:?}"
-    );
-    assert!(
-        list.iter().any(|e| e.contains("kafka.delivery_timeout")),
-        "{list:?}"
-    );
+    assert!(list.iter().any(|e| e.contains("\"acks\"") && e.contains("acks=all")), "{list:?}");
+    assert!(list.iter().any(|e| e.contains("enable.idempotence")), "{list:?}");
+    assert!(list.iter().any(|e| e.contains("kafka.delivery_timeout")), "{list:?}");
 }
 
 #[test]
@@ -263,30 +194,15 @@ fn source_mistakes_point_inside_the_source() {
          [[sources]]\nkind = \"checkout\"\nname = \"dup\"\n[[sources]]\nkind = \"payments_direct\"\nname = \"dup\"\n"
     );
     let list = errors(&text, &[]);
-    assert!(
-        list.iter()
-            .any(|e| e.starts_with("sources[0].name: invalid name")),
-        "{list:?}"
-    );
-    assert!(
-        list.iter()
-            .any(|e| e.starts_with("sources[0].extra: unknown key")),
-        "{list:?}"
-    );
-    assert!(
-        list.iter()
-            .any(|e| e.starts_with("sources[1].kind: must be one of")),
-        "{list:?}"
-    );
+    assert!(list.iter().any(|e| e.starts_with("sources[0].name: invalid name")), "{list:?}");
+    assert!(list.iter().any(|e| e.starts_with("sources[0].extra: unknown key")), "{list:?}");
+    assert!(list.iter().any(|e| e.starts_with("sources[1].kind: must be one of")), "{list:?}");
     // Duplicate names are a semantic check, reported once the shape is right.
     let dup = format!(
         "{MINIMAL}[[sources]]\nkind = \"checkout\"\nname = \"dup\"\n[[sources]]\nkind = \"payments_direct\"\nname = \"dup\"\n"
     );
     let list = errors(&dup, &[]);
-    assert_eq!(
-        list,
-        vec!["sources[1].name: duplicate source name \"dup\" (also sources[0])"]
-    );
+    assert_eq!(list, vec!["sources[1].name: duplicate source name \"dup\" (also sources[0])"]);
 }
 
 #[test]
@@ -294,53 +210,24 @@ fn cross_key_and_format_checks() {
     let text = "[kafka]\nbootstrap_servers = \"nohostport\"\ntopic = \"same\"\ndlq_topic = \"same\"\n\
                 [admin]\nlisten = \"127.0.0.1:80\"\n[intake]\nlisten = \"127.0.0.1:80\"\n";
     let list = errors(text, &[]);
-    assert!(
-        list.iter()
-            .any(|e| e.starts_with("kafka.bootstrap_servers:")),
-        "{list:?}"
-    );
-    assert!(
-        list.iter()
-            .any(|e| e.starts_with("kafka.dlq_topic: must differ")),
-        "{list:?}"
-    );
-    assert!(
-        list.iter()
-            .any(|e| e.starts_with("intake.listen: must differ")),
-        "{list:?}"
-    );
-    let list = errors(
-        "[kafka]\nbootstrap_servers = \"b:1\"\n[admin]\nlisten = \"localhost\"\n",
-        &[],
-    );
-    assert!(
-        list.iter()
-            .any(|e| e.starts_with("admin.listen: invalid listen address")),
-        "{list:?}"
-    );
+    assert!(list.iter().any(|e| e.starts_with("kafka.bootstrap_servers:")), "{list:?}");
+    assert!(list.iter().any(|e| e.starts_with("kafka.dlq_topic: must differ")), "{list:?}");
+    assert!(list.iter().any(|e| e.starts_with("intake.listen: must differ")), "{list:?}");
+    let list = errors("[kafka]\nbootstrap_servers = \"b:1\"\n[admin]\nlisten = \"localhost\"\n", &[]);
+    assert!(list.iter().any(|e| e.starts_with("admin.listen: invalid listen address")), "{list:?}");
 }
 
 #[test]
 fn broken_toml_is_an_error_not_a_panic() {
-    for text in [
-        "[kafka",
-        "kafka = 1",
-        "",
-        "[[kafka]]\nx=1",
-        "[kafka]\nbootstrap_servers = 9092",
-    ] {
-        assert!(
-            load(text, &BTreeMap::new()).is_err(),
-            "{text:?} should not load"
-        );
+    for text in ["[kafka", "kafka = 1", "", "[[kafka]]\nx=1", "[kafka]\nbootstrap_servers = 9092"] {
+        assert!(load(text, &BTreeMap::new()).is_err(), "{text:?} should not load");
     }
 }
 
 #[test]
 fn every_shipped_config_file_is_valid() {
     for rel in ["examples/paybridge.toml", "deploy/compose/paybridge.toml"] {
-        let text =
-            std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let text = std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
         if let Err(e) = load(&text, &BTreeMap::new()) {
             panic!("{rel} is not valid: {e}");
         }

@@ -14,11 +14,8 @@ use serde_json::Value;
 use support::{Broker, kafka_config, unique_topic};
 
 fn fixture(rel: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default()).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 fn sample_events() -> Vec<CanonicalEvent> {
@@ -33,11 +30,7 @@ fn sample_events() -> Vec<CanonicalEvent> {
         .unwrap_or_else(|e| panic!("{e}"));
     let message = &fixture("checkout/receive-response.json")["messages"][0];
     events.push(checkout::message("merchant-1", message, now).unwrap_or_else(|e| panic!("{e}")));
-    for item in fixture("payments_direct/search-response.json")["data"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-    {
+    for item in fixture("payments_direct/search-response.json")["data"].as_array().cloned().unwrap_or_default() {
         events.push(
             payments_direct::payment("rpd", &item, payments_direct::Via::default(), now)
                 .unwrap_or_else(|e| panic!("{e}")),
@@ -51,19 +44,13 @@ async fn published_events_read_back_with_key_value_and_headers() {
     let broker = Broker::start();
     let topic = broker.new_topic("events", 3);
     let dlq = broker.new_topic("dlq", 1);
-    let sink =
-        KafkaSink::new(&kafka_config(&broker, &topic, &dlq)).unwrap_or_else(|e| panic!("{e}"));
+    let sink = KafkaSink::new(&kafka_config(&broker, &topic, &dlq)).unwrap_or_else(|e| panic!("{e}"));
     let events = sample_events();
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let results = sink.publish_batch(&events, deadline).await;
     for (event, result) in events.iter().zip(&results) {
-        assert_eq!(
-            result,
-            &paybridge::ack::Outcome::Delivered,
-            "event {} was not confirmed",
-            event.id
-        );
+        assert_eq!(result, &paybridge::ack::Outcome::Delivered, "event {} was not confirmed", event.id);
     }
 
     let records = tokio::task::spawn_blocking({
@@ -76,57 +63,33 @@ async fn published_events_read_back_with_key_value_and_headers() {
     .await
     .unwrap_or_else(|e| panic!("{e}"))
     .1;
-    assert_eq!(
-        records.len(),
-        events.len(),
-        "every published event is readable"
-    );
+    assert_eq!(records.len(), events.len(), "every published event is readable");
 
     for event in &events {
         let record = records
             .iter()
             .find(|r| r.header("ce_id") == Some(event.id.to_string().as_str()))
             .unwrap_or_else(|| panic!("no record with ce_id {}", event.id));
-        let back: CanonicalEvent =
-            serde_json::from_slice(&record.value).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            &back, event,
-            "the value is the structured CloudEvent, unchanged"
-        );
+        let back: CanonicalEvent = serde_json::from_slice(&record.value).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&back, event, "the value is the structured CloudEvent, unchanged");
         assert_eq!(record.key.as_deref(), Some(event.key().as_str()));
         assert_eq!(record.header("ce_type"), Some(event.event_type.as_str()));
         assert_eq!(record.header("ce_source"), Some(event.source.as_str()));
         assert_eq!(record.header("ce_subject"), Some(event.subject.as_str()));
         assert_eq!(record.header("ce_specversion"), Some("1.0"));
-        assert_eq!(
-            record.header("content-type"),
-            Some(CLOUDEVENTS_CONTENT_TYPE)
-        );
+        assert_eq!(record.header("content-type"), Some(CLOUDEVENTS_CONTENT_TYPE));
         assert_eq!(record.json()["specversion"], "1.0");
     }
 
     // The four RippleNet notifications of one payment share a key, hence a partition,
     // and keep their order.
-    let ripplenet: Vec<_> = records
-        .iter()
-        .filter(|r| {
-            r.key
-                .as_deref()
-                .is_some_and(|k| k.starts_with("ripplenet/"))
-        })
-        .collect();
+    let ripplenet: Vec<_> =
+        records.iter().filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with("ripplenet/"))).collect();
     assert_eq!(ripplenet.len(), 4);
-    assert!(
-        ripplenet
-            .iter()
-            .all(|r| r.partition == ripplenet[0].partition)
-    );
+    assert!(ripplenet.iter().all(|r| r.partition == ripplenet[0].partition));
     let mut by_offset = ripplenet.clone();
     by_offset.sort_by_key(|r| r.offset);
-    let order: Vec<_> = by_offset
-        .iter()
-        .map(|r| r.header("ce_id").unwrap_or_default().to_owned())
-        .collect();
+    let order: Vec<_> = by_offset.iter().map(|r| r.header("ce_id").unwrap_or_default().to_owned()).collect();
     let sent: Vec<_> = events[..4].iter().map(|e| e.id.to_string()).collect();
     assert_eq!(order, sent);
 }
@@ -138,29 +101,20 @@ async fn missing_topics_are_named_or_created_on_request() {
     let dlq = unique_topic("absent-dlq");
     let mut config = kafka_config(&broker, &topic, &dlq);
 
-    let missing = missing_topics(&config, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let missing = missing_topics(&config, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(missing, vec![topic.clone(), dlq.clone()]);
     match ensure_topics(&config, Duration::from_secs(10)).await {
         Err(e @ TopicError::Missing(_)) => {
             let text = e.to_string();
-            assert!(
-                text.contains(&topic) && text.contains(&dlq) && text.contains("create_topics"),
-                "{text}"
-            );
+            assert!(text.contains(&topic) && text.contains(&dlq) && text.contains("create_topics"), "{text}");
         }
         other => panic!("expected a missing-topics error, got {other:?}"),
     }
 
     config.create_topics = true;
     config.topic_partitions = 2;
-    ensure_topics(&config, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let missing = missing_topics(&config, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    ensure_topics(&config, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
+    let missing = missing_topics(&config, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(missing.is_empty(), "still missing: {missing:?}");
     drop(broker);
 }
@@ -169,9 +123,7 @@ async fn missing_topics_are_named_or_created_on_request() {
 async fn an_unreachable_broker_is_an_error_naming_the_servers() {
     let port = support::free_port();
     let text = format!("[kafka]\nbootstrap_servers = \"127.0.0.1:{port}\"\n");
-    let config = paybridge::config::load(&text, &Default::default())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .kafka;
+    let config = paybridge::config::load(&text, &Default::default()).unwrap_or_else(|e| panic!("{e}")).kafka;
     match missing_topics(&config, Duration::from_secs(2)).await {
         Err(e @ TopicError::Unreachable { .. }) => {
             assert!(e.to_string().contains(&port.to_string()), "{e}")

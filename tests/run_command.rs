@@ -9,14 +9,18 @@ use std::time::{Duration, Instant};
 
 use support::{Broker, unique_topic};
 
-fn write_config(
+fn write_config(dir: &std::path::Path, broker: &Broker, topic: &str, dlq: &str, extra: &str) -> std::path::PathBuf {
+    write_config_admin(dir, broker, topic, dlq, extra, support::free_port())
+}
+
+fn write_config_admin(
     dir: &std::path::Path,
     broker: &Broker,
     topic: &str,
     dlq: &str,
     extra: &str,
+    admin: u16,
 ) -> std::path::PathBuf {
-    let admin = support::free_port();
     let intake = support::free_port();
     let text = format!(
         "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{topic}\"\ndlq_topic = \"{dlq}\"\n\
@@ -31,11 +35,7 @@ fn write_config(
 
 fn paybridge(config: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_paybridge"));
-    command
-        .args(["run", "--config"])
-        .arg(config)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
+    command.args(["run", "--config"]).arg(config).env_remove("RUST_LOG").stdin(Stdio::null());
     command
 }
 
@@ -45,12 +45,10 @@ fn run_starts_and_exits_0_on_sigterm() {
     let topic = broker.new_topic("run", 1);
     let dlq = broker.new_topic("run-dlq", 1);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let config = write_config(dir.path(), &broker, &topic, &dlq, "");
+    let admin_port = support::free_port();
+    let config = write_config_admin(dir.path(), &broker, &topic, &dlq, "", admin_port);
 
-    let mut child = paybridge(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = paybridge(&config).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{e}"));
     let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -61,29 +59,29 @@ fn run_starts_and_exits_0_on_sigterm() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut log = Vec::new();
     while !log.iter().any(|l: &String| l.contains("paybridge started")) {
-        assert!(
-            Instant::now() < deadline,
-            "never started:\n{}",
-            log.join("\n")
-        );
+        assert!(Instant::now() < deadline, "never started:\n{}", log.join("\n"));
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
             log.push(line);
         }
     }
 
-    let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    let admin: std::net::SocketAddr = ([127, 0, 0, 1], admin_port).into();
+    let get = |path| support::http_get(admin, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert_eq!(get("/healthz").0, 200);
+    let (status, _, body) = get("/readyz");
+    assert_eq!(status, 200, "ready with a reachable broker and no sources: {body}");
+    let (status, _, metrics) = get("/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("paybridge_pipeline_depth 0"), "{metrics}");
+
+    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     assert!(sent.is_ok_and(|s| s.success()));
     let stopped_by = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Ok(Some(status)) = child.try_wait() {
             break status;
         }
-        assert!(
-            Instant::now() < stopped_by,
-            "did not exit within 10 s of SIGTERM"
-        );
+        assert!(Instant::now() < stopped_by, "did not exit within 10 s of SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0));
@@ -96,9 +94,7 @@ fn run_refuses_to_start_without_its_topics_and_names_them() {
     let dlq = unique_topic("nothere-dlq");
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let config = write_config(dir.path(), &broker, &topic, &dlq, "");
-    let out = paybridge(&config)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = paybridge(&config).output().unwrap_or_else(|e| panic!("{e}"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&topic) && stderr.contains(&dlq), "{stderr}");
@@ -111,24 +107,13 @@ fn run_with_create_topics_creates_them() {
     let topic = unique_topic("created");
     let dlq = unique_topic("created-dlq");
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let config = write_config(
-        dir.path(),
-        &broker,
-        &topic,
-        &dlq,
-        "create_topics = true\ntopic_partitions = 2",
-    );
-    let mut child = paybridge(&config)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let config = write_config(dir.path(), &broker, &topic, &dlq, "create_topics = true\ntopic_partitions = 2");
+    let mut child = paybridge(&config).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{e}"));
     // Both topics appear in the broker's metadata.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let consumer: rdkafka::consumer::BaseConsumer = broker
-            .client_config()
-            .create()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let consumer: rdkafka::consumer::BaseConsumer =
+            broker.client_config().create().unwrap_or_else(|e| panic!("{e}"));
         use rdkafka::consumer::Consumer;
         let names: Vec<String> = consumer
             .fetch_metadata(None, Duration::from_secs(5))
@@ -137,10 +122,7 @@ fn run_with_create_topics_creates_them() {
         if names.contains(&topic) && names.contains(&dlq) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "topics not created; broker has {names:?}"
-        );
+        assert!(Instant::now() < deadline, "topics not created; broker has {names:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
     let _ = child.kill();
@@ -151,13 +133,25 @@ fn run_with_create_topics_creates_them() {
 fn run_with_an_invalid_config_exits_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("bad.toml");
-    std::fs::write(
-        &path,
-        "[kafka]\nbootstrap_servers = \"b:1\"\ntopic_partitions = 0\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, "[kafka]\nbootstrap_servers = \"b:1\"\ntopic_partitions = 0\n")
+        .unwrap_or_else(|e| panic!("{e}"));
     let out = paybridge(&path).output().unwrap_or_else(|e| panic!("{e}"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("kafka.topic_partitions"), "{stderr}");
+}
+
+#[test]
+fn run_names_an_admin_address_it_cannot_bind() {
+    let broker = Broker::start();
+    let topic = broker.new_topic("bind", 1);
+    let dlq = broker.new_topic("bind-dlq", 1);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = taken.local_addr().map(|a| a.port()).unwrap_or_default();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = write_config_admin(dir.path(), &broker, &topic, &dlq, "", port);
+    let out = paybridge(&config).output().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("admin.listen"), "{stderr}");
 }

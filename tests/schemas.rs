@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use paybridge::event::CanonicalEvent;
 use paybridge::normalize::{checkout, payments_direct, ripplenet};
-use paybridge::schemas::{
-    CONFIG_SCHEMA_FILE, EVENT_SCHEMA_FILE, config_schema, event_schema, render,
-};
+use paybridge::schemas::{CONFIG_SCHEMA_FILE, EVENT_SCHEMA_FILE, config_schema, event_schema, render};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -22,8 +20,7 @@ fn blessing() -> bool {
 }
 
 fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
@@ -62,9 +59,7 @@ fn committed_config_schema_is_generated() {
 
 /// A fixed observation time, so the examples are reproducible.
 fn observed() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
+    DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").map(|t| t.with_timezone(&Utc)).unwrap_or_default()
 }
 
 fn fixture(rel: &str) -> Value {
@@ -79,11 +74,7 @@ fn examples() -> Vec<(&'static str, CanonicalEvent)> {
     vec![
         (
             "ripplenet.json",
-            ok(ripplenet::notification(
-                "acme-ripplenet",
-                &fixture("ripplenet/poll-new-page.json")[0],
-                observed(),
-            )),
+            ok(ripplenet::notification("acme-ripplenet", &fixture("ripplenet/poll-new-page.json")[0], observed())),
         ),
         (
             "checkout.json",
@@ -118,8 +109,7 @@ fn committed_examples_are_the_normalized_provider_samples() {
 #[test]
 fn every_example_validates_against_the_event_schema() {
     let schema = read_json(&root().join(EVENT_SCHEMA_FILE));
-    let validator = jsonschema::validator_for(&schema)
-        .unwrap_or_else(|e| panic!("the event schema is invalid: {e}"));
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("the event schema is invalid: {e}"));
     let dir = root().join("schemas/examples");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
@@ -128,28 +118,14 @@ fn every_example_validates_against_the_event_schema() {
             continue;
         }
         let example = read_json(&path);
-        let errors: Vec<String> = validator
-            .iter_errors(&example)
-            .map(|e| format!("{}: {e}", e.instance_path().as_str()))
-            .collect();
-        assert!(
-            errors.is_empty(),
-            "{} does not validate:\n{}",
-            path.display(),
-            errors.join("\n")
-        );
+        let errors: Vec<String> =
+            validator.iter_errors(&example).map(|e| format!("{}: {e}", e.instance_path().as_str())).collect();
+        assert!(errors.is_empty(), "{} does not validate:\n{}", path.display(), errors.join("\n"));
         let parsed: Result<CanonicalEvent, _> = serde_json::from_value(example);
-        assert!(
-            parsed.is_ok(),
-            "{} does not parse as CanonicalEvent: {parsed:?}",
-            path.display()
-        );
+        assert!(parsed.is_ok(), "{} does not parse as CanonicalEvent: {parsed:?}", path.display());
         seen += 1;
     }
-    assert!(
-        seen >= 3,
-        "expected at least one example per provider, found {seen}"
-    );
+    assert!(seen >= 3, "expected at least one example per provider, found {seen}");
 }
 
 #[test]
@@ -161,10 +137,7 @@ fn the_schema_rejects_what_the_contract_forbids() {
     assert!(validator.is_valid(&good));
     let mut bad_state = good.clone();
     bad_state["data"]["state"] = Value::from("teleported");
-    assert!(
-        !validator.is_valid(&bad_state),
-        "an unknown canonical state must be `unknown`, not a free string"
-    );
+    assert!(!validator.is_valid(&bad_state), "an unknown canonical state must be `unknown`, not a free string");
     let mut no_id = good.clone();
     if let Some(map) = no_id.as_object_mut() {
         map.remove("id");

@@ -35,9 +35,7 @@ impl std::str::FromStr for HumanDuration {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         humantime::parse_duration(s.trim())
             .map(HumanDuration)
-            .map_err(|e| {
-                format!("invalid duration {s:?} ({e}); use e.g. \"500ms\", \"30s\", \"10m\"")
-            })
+            .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. \"500ms\", \"30s\", \"10m\""))
     }
 }
 
@@ -94,11 +92,7 @@ mod tests {
             ("2s", Duration::from_secs(2)),
         ];
         for (text, expected) in cases {
-            assert_eq!(
-                text.parse::<HumanDuration>().map(|d| d.0),
-                Ok(expected),
-                "{text}"
-            );
+            assert_eq!(text.parse::<HumanDuration>().map(|d| d.0), Ok(expected), "{text}");
         }
     }
 
@@ -112,23 +106,18 @@ mod tests {
 
     #[test]
     fn schema_pattern_agrees_with_parser() {
-        let re = jsonschema::validator_for(
-            &serde_json::json!({"type": "string", "pattern": DURATION_PATTERN}),
-        )
-        .map_err(|e| e.to_string());
+        let re = jsonschema::validator_for(&serde_json::json!({"type": "string", "pattern": DURATION_PATTERN}))
+            .map_err(|e| e.to_string());
         let Ok(validator) = re else {
             panic!("pattern does not compile: {re:?}");
         };
         for text in [
-            "500ms", "10m", "1h 30m", "2 s", "3days", "1w", "10x", "", "ms", "1.5s", "-1s", ".5s",
-            "1.5m", "1.s", "2 h 3m",
+            "500ms", "10m", "1h 30m", "2 s", "3days", "1w", "10x", "", "ms", "1.5s", "-1s", ".5s", "1.5m", "1.s",
+            "2 h 3m",
         ] {
             let by_schema = validator.is_valid(&serde_json::json!(text));
             let by_parser = text.parse::<HumanDuration>().is_ok();
-            assert_eq!(
-                by_schema, by_parser,
-                "schema and parser disagree on {text:?}"
-            );
+            assert_eq!(by_schema, by_parser, "schema and parser disagree on {text:?}");
         }
     }
 }

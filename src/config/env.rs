@@ -50,12 +50,7 @@ fn override_segments(rest: &str) -> Vec<Segment> {
     let mut i = 0;
     while i < parts.len() {
         let lower = parts[i].to_ascii_lowercase();
-        if segments
-            == [
-                Segment::Key("kafka".into()),
-                Segment::Key("properties".into()),
-            ]
-        {
+        if segments == [Segment::Key("kafka".into()), Segment::Key("properties".into())] {
             let property = parts[i..].join("_").to_ascii_lowercase().replace('_', ".");
             segments.push(Segment::Key(property));
             break;
@@ -93,17 +88,9 @@ fn set_path(doc: &mut Value, segments: &[Segment], value: Value) -> Result<Strin
     Ok(pointer)
 }
 
-fn child_mut<'a>(
-    node: &'a mut Value,
-    segment: &Segment,
-    next_is_index: bool,
-) -> Result<&'a mut Value, String> {
+fn child_mut<'a>(node: &'a mut Value, segment: &Segment, next_is_index: bool) -> Result<&'a mut Value, String> {
     let empty = || {
-        if next_is_index {
-            Value::Array(Vec::new())
-        } else {
-            Value::Object(Map::new())
-        }
+        if next_is_index { Value::Array(Vec::new()) } else { Value::Object(Map::new()) }
     };
     match (node, segment) {
         (Value::Object(map), Segment::Key(key)) => Ok(map.entry(key.clone()).or_insert_with(empty)),
@@ -112,9 +99,9 @@ fn child_mut<'a>(
                 items.push(empty());
             }
             let len = items.len();
-            items
-                .get_mut(*i)
-                .ok_or_else(|| format!("index {i} is out of range: the file has {len} entries; indexes must be contiguous"))
+            items.get_mut(*i).ok_or_else(|| {
+                format!("index {i} is out of range: the file has {len} entries; indexes must be contiguous")
+            })
         }
         (_, Segment::Index(_)) => Err("this key is not a list".into()),
         (_, Segment::Key(_)) => Err("this key is not a table".into()),
@@ -123,24 +110,16 @@ fn child_mut<'a>(
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string of `doc`; `$$` is a literal `$`.
 pub fn interpolate(doc: &mut Value, env: &BTreeMap<String, String>, errors: &mut Vec<ConfigError>) {
-    walk_strings(
-        doc,
-        &mut Vec::new(),
-        &mut |path, text| match expand(text, env) {
-            Ok(expanded) => Some(expanded),
-            Err(message) => {
-                errors.push(ConfigError::new(display_path(path), message));
-                None
-            }
-        },
-    );
+    walk_strings(doc, &mut Vec::new(), &mut |path, text| match expand(text, env) {
+        Ok(expanded) => Some(expanded),
+        Err(message) => {
+            errors.push(ConfigError::new(display_path(path), message));
+            None
+        }
+    });
 }
 
-fn walk_strings(
-    node: &mut Value,
-    path: &mut Vec<Segment>,
-    visit: &mut dyn FnMut(&[Segment], &str) -> Option<String>,
-) {
+fn walk_strings(node: &mut Value, path: &mut Vec<Segment>, visit: &mut dyn FnMut(&[Segment], &str) -> Option<String>) {
     match node {
         Value::String(text) => {
             if let Some(replacement) = visit(path, text) {
@@ -208,10 +187,7 @@ mod tests {
     use serde_json::json;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -227,8 +203,7 @@ mod tests {
 
     #[test]
     fn overrides_nested_keys_lists_and_properties() {
-        let mut doc =
-            json!({"kafka": {"topic": "t"}, "sources": [{"kind": "ripplenet", "name": "a"}]});
+        let mut doc = json!({"kafka": {"topic": "t"}, "sources": [{"kind": "ripplenet", "name": "a"}]});
         let e = env(&[
             ("PAYBRIDGE_KAFKA__BOOTSTRAP_SERVERS", "b:9092"),
             ("PAYBRIDGE_KAFKA__PROPERTIES__SASL_PASSWORD", "pw"),
@@ -243,26 +218,15 @@ mod tests {
         assert_eq!(doc["kafka"]["properties"]["sasl.password"], "pw");
         assert_eq!(doc["sources"][0]["account"], "acme");
         assert_eq!(applied.len(), 3);
-        assert_eq!(
-            applied.get("/sources/0/account").map(String::as_str),
-            Some("PAYBRIDGE_SOURCES__0__ACCOUNT")
-        );
+        assert_eq!(applied.get("/sources/0/account").map(String::as_str), Some("PAYBRIDGE_SOURCES__0__ACCOUNT"));
     }
 
     #[test]
     fn out_of_range_index_is_an_error_naming_the_variable() {
         let mut doc = json!({"sources": []});
         let mut errors = Vec::new();
-        apply_overrides(
-            &mut doc,
-            &env(&[("PAYBRIDGE_SOURCES__3__NAME", "x")]),
-            &mut errors,
-        );
+        apply_overrides(&mut doc, &env(&[("PAYBRIDGE_SOURCES__3__NAME", "x")]), &mut errors);
         assert_eq!(errors.len(), 1);
-        assert!(
-            errors[0].to_string().contains("PAYBRIDGE_SOURCES__3__NAME"),
-            "{}",
-            errors[0]
-        );
+        assert!(errors[0].to_string().contains("PAYBRIDGE_SOURCES__3__NAME"), "{}", errors[0]);
     }
 }

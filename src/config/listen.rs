@@ -24,9 +24,9 @@ impl std::str::FromStr for ListenAddr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse::<SocketAddr>().map(ListenAddr).map_err(|_| {
-            format!("invalid listen address {s:?}; use IP:port, e.g. \"0.0.0.0:8080\"")
-        })
+        s.parse::<SocketAddr>()
+            .map(ListenAddr)
+            .map_err(|_| format!("invalid listen address {s:?}; use IP:port, e.g. \"0.0.0.0:8080\""))
     }
 }
 

@@ -21,10 +21,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
+        Self { path: path.into(), message: message.into() }
     }
 }
 
@@ -41,11 +38,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(
-            f,
-            "{n} configuration error{}:",
-            if n == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "{n} configuration error{}:", if n == 1 { "" } else { "s" })?;
         for error in &self.0 {
             writeln!(f, "  {error}")?;
         }
@@ -81,11 +74,7 @@ pub fn display_path(segments: &[Segment]) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                if key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                    && !key.is_empty()
-                {
+                if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') && !key.is_empty() {
                     out.push_str(key);
                 } else {
                     out.push_str(&format!("{key:?}"));
@@ -93,11 +82,7 @@ pub fn display_path(segments: &[Segment]) -> String {
             }
         }
     }
-    if out.is_empty() {
-        "(top level)".to_owned()
-    } else {
-        out
-    }
+    if out.is_empty() { "(top level)".to_owned() } else { out }
 }
 
 /// Turns a JSON pointer into segments, using `doc` to tell list indexes from keys.
@@ -122,12 +107,8 @@ fn pointer_segments(doc: &Value, pointer: &str) -> Vec<Segment> {
 
 /// Reads and loads a config file with the process environment.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError::new(
-            "(file)",
-            format!("cannot read {}: {e}", path.display()),
-        )])
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors(vec![ConfigError::new("(file)", format!("cannot read {}: {e}", path.display()))]))?;
     let env: BTreeMap<String, String> = std::env::vars().collect();
     load(&text, &env)
 }
@@ -136,18 +117,10 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 /// Returns every error found, each with its key path; messages never contain values that
 /// may be secrets.
 pub fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Config, ConfigErrors> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| {
-        ConfigErrors(vec![ConfigError::new(
-            "(file)",
-            format!("not valid TOML: {}", e.message()),
-        )])
-    })?;
-    let mut doc = serde_json::to_value(table).map_err(|e| {
-        ConfigErrors(vec![ConfigError::new(
-            "(file)",
-            format!("unsupported value: {e}"),
-        )])
-    })?;
+    let table: toml::Table = toml::from_str(text)
+        .map_err(|e| ConfigErrors(vec![ConfigError::new("(file)", format!("not valid TOML: {}", e.message()))]))?;
+    let mut doc = serde_json::to_value(table)
+        .map_err(|e| ConfigErrors(vec![ConfigError::new("(file)", format!("unsupported value: {e}"))]))?;
 
     let mut errors = Vec::new();
     let from_env = apply_overrides(&mut doc, env, &mut errors);
@@ -156,14 +129,10 @@ pub fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Config, Config
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    let config: Config = serde_json::from_value(doc)
-        .map_err(|e| ConfigErrors(vec![ConfigError::new("(config)", e.to_string())]))?;
+    let config: Config =
+        serde_json::from_value(doc).map_err(|e| ConfigErrors(vec![ConfigError::new("(config)", e.to_string())]))?;
     let semantic = validate(&config);
-    if semantic.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors(semantic))
-    }
+    if semantic.is_empty() { Ok(config) } else { Err(ConfigErrors(semantic)) }
 }
 
 /// Validates `doc` against the config schema. Strings that came from environment

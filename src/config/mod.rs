@@ -27,10 +27,7 @@ pub use validate::validate;
 pub const FORCED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
     ("acks", "paybridge always uses acks=all"),
     ("request.required.acks", "paybridge always uses acks=all"),
-    (
-        "enable.idempotence",
-        "paybridge always uses an idempotent producer",
-    ),
+    ("enable.idempotence", "paybridge always uses an idempotent producer"),
     ("bootstrap.servers", "use kafka.bootstrap_servers"),
     ("metadata.broker.list", "use kafka.bootstrap_servers"),
     ("message.timeout.ms", "use kafka.delivery_timeout"),
@@ -130,11 +127,7 @@ const fn default_replication() -> i32 {
 /// Property names whose values are secrets and never printed.
 pub fn is_secret_property(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    [
-        "password", "secret", "key.pem", "ssl.key", "token", "keystore", "jaas",
-    ]
-    .iter()
-    .any(|needle| name.contains(needle))
+    ["password", "secret", "key.pem", "ssl.key", "token", "keystore", "jaas"].iter().any(|needle| name.contains(needle))
 }
 
 impl fmt::Debug for KafkaConfig {
@@ -143,11 +136,7 @@ impl fmt::Debug for KafkaConfig {
             .properties
             .iter()
             .map(|(k, v)| {
-                let shown = if is_secret_property(k) {
-                    "<redacted>"
-                } else {
-                    v.as_str()
-                };
+                let shown = if is_secret_property(k) { "<redacted>" } else { v.as_str() };
                 (k.as_str(), shown)
             })
             .collect();
@@ -176,9 +165,7 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self {
-            listen: default_admin_listen(),
-        }
+        Self { listen: default_admin_listen() }
     }
 }
 
@@ -197,9 +184,7 @@ pub struct IntakeConfig {
 
 impl Default for IntakeConfig {
     fn default() -> Self {
-        Self {
-            listen: default_intake_listen(),
-        }
+        Self { listen: default_intake_listen() }
     }
 }
 
@@ -220,9 +205,7 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self {
-            capacity: default_capacity(),
-        }
+        Self { capacity: default_capacity() }
     }
 }
 
@@ -241,9 +224,7 @@ pub struct ShutdownConfig {
 
 impl Default for ShutdownConfig {
     fn default() -> Self {
-        Self {
-            timeout: default_shutdown_timeout(),
-        }
+        Self { timeout: default_shutdown_timeout() }
     }
 }
 
@@ -265,10 +246,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            level: default_log_level(),
-            format: LogFormat::default(),
-        }
+        Self { level: default_log_level(), format: LogFormat::default() }
     }
 }
 

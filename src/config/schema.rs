@@ -11,9 +11,7 @@ use super::Config;
 /// than `oneOf`, so a validator reports the exact key that is wrong inside a source
 /// instead of "matches none of the alternatives".
 pub fn config_schema() -> Value {
-    let generator = SchemaSettings::draft2020_12()
-        .for_deserialize()
-        .into_generator();
+    let generator = SchemaSettings::draft2020_12().for_deserialize().into_generator();
     let schema = generator.into_root_schema_for::<Config>();
     let mut value = schema.to_value();
     rewrite_tagged_unions(&mut value);
@@ -55,10 +53,7 @@ fn tagged_union_as_if_then(one_of: &Value) -> Option<Map<String, Value>> {
     let mut out = Map::new();
     out.insert("type".into(), json!("object"));
     out.insert("required".into(), json!(["kind"]));
-    out.insert(
-        "properties".into(),
-        json!({ "kind": { "description": "The provider of this source.", "enum": tags } }),
-    );
+    out.insert("properties".into(), json!({ "kind": { "description": "The provider of this source.", "enum": tags } }));
     out.insert("allOf".into(), Value::Array(rules));
     Some(out)
 }

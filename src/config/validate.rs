@@ -17,58 +17,31 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
             "expected a comma-separated list of host:port, e.g. \"kafka-0:9092,kafka-1:9092\"",
         ));
     }
-    for (key, topic) in [
-        ("kafka.topic", &kafka.topic),
-        ("kafka.dlq_topic", &kafka.dlq_topic),
-    ] {
+    for (key, topic) in [("kafka.topic", &kafka.topic), ("kafka.dlq_topic", &kafka.dlq_topic)] {
         if !is_topic_name(topic) {
-            errors.push(ConfigError::new(
-                key,
-                "invalid topic name: use 1–249 of a-z A-Z 0-9 . _ -",
-            ));
+            errors.push(ConfigError::new(key, "invalid topic name: use 1–249 of a-z A-Z 0-9 . _ -"));
         }
     }
     if kafka.topic == kafka.dlq_topic {
-        errors.push(ConfigError::new(
-            "kafka.dlq_topic",
-            "must differ from kafka.topic",
-        ));
+        errors.push(ConfigError::new("kafka.dlq_topic", "must differ from kafka.topic"));
     }
     for name in kafka.properties.keys() {
-        if let Some((_, instead)) = FORCED_KAFKA_PROPERTIES
-            .iter()
-            .find(|(forced, _)| forced == name)
-        {
-            errors.push(ConfigError::new(
-                format!("kafka.properties.{name:?}"),
-                format!("not allowed here: {instead}"),
-            ));
+        if let Some((_, instead)) = FORCED_KAFKA_PROPERTIES.iter().find(|(forced, _)| forced == name) {
+            errors.push(ConfigError::new(format!("kafka.properties.{name:?}"), format!("not allowed here: {instead}")));
         }
     }
     if kafka.delivery_timeout.get().is_zero() {
-        errors.push(ConfigError::new(
-            "kafka.delivery_timeout",
-            "must be greater than zero",
-        ));
+        errors.push(ConfigError::new("kafka.delivery_timeout", "must be greater than zero"));
     }
     if config.shutdown.timeout.get().is_zero() {
-        errors.push(ConfigError::new(
-            "shutdown.timeout",
-            "must be greater than zero",
-        ));
+        errors.push(ConfigError::new("shutdown.timeout", "must be greater than zero"));
     }
 
     if config.admin.listen == config.intake.listen {
-        errors.push(ConfigError::new(
-            "intake.listen",
-            "must differ from admin.listen",
-        ));
+        errors.push(ConfigError::new("intake.listen", "must differ from admin.listen"));
     }
     if tracing_subscriber::EnvFilter::try_new(&config.log.level).is_err() {
-        errors.push(ConfigError::new(
-            "log.level",
-            "not a valid filter; use e.g. \"info\" or \"paybridge=debug,info\"",
-        ));
+        errors.push(ConfigError::new("log.level", "not a valid filter; use e.g. \"info\" or \"paybridge=debug,info\""));
     }
 
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
@@ -76,10 +49,7 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
         if let Some(first) = seen.insert(source.name(), i) {
             errors.push(ConfigError::new(
                 format!("sources[{i}].name"),
-                format!(
-                    "duplicate source name {:?} (also sources[{first}])",
-                    source.name()
-                ),
+                format!("duplicate source name {:?} (also sources[{first}])", source.name()),
             ));
         }
     }
@@ -97,7 +67,5 @@ fn is_topic_name(topic: &str) -> bool {
     (1..=249).contains(&topic.len())
         && topic != "."
         && topic != ".."
-        && topic
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && topic.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }

@@ -28,18 +28,9 @@ pub enum UpstreamIdentity {
     /// A Checkout `messageId`.
     CheckoutMessage(String),
     /// A Checkout message without a `messageId` (the period query): its content identifies it.
-    CheckoutContent {
-        created_at: String,
-        kind: String,
-        reference: String,
-        status: String,
-    },
+    CheckoutContent { created_at: String, kind: String, reference: String, status: String },
     /// A Payments Direct state: paymentId + paymentState + lastStateUpdatedAt.
-    PaymentsDirectState {
-        payment_id: String,
-        state: String,
-        updated_at: Option<DateTime<Utc>>,
-    },
+    PaymentsDirectState { payment_id: String, state: String, updated_at: Option<DateTime<Utc>> },
 }
 
 impl UpstreamIdentity {
@@ -55,23 +46,14 @@ impl UpstreamIdentity {
         match self {
             Self::RipplenetNotification(uuid) => vec![normalize_uuid(uuid)],
             Self::CheckoutMessage(id) => vec![id.trim().to_owned()],
-            Self::CheckoutContent {
-                created_at,
-                kind,
-                reference,
-                status,
-            } => vec![
+            Self::CheckoutContent { created_at, kind, reference, status } => vec![
                 "content".to_owned(),
                 canonical_time_str(created_at),
                 kind.clone(),
                 reference.clone(),
                 status.clone(),
             ],
-            Self::PaymentsDirectState {
-                payment_id,
-                state,
-                updated_at,
-            } => vec![
+            Self::PaymentsDirectState { payment_id, state, updated_at } => vec![
                 normalize_uuid(payment_id),
                 state.trim().to_ascii_uppercase(),
                 updated_at.map(canonical_time).unwrap_or_default(),
@@ -117,106 +99,45 @@ mod tests {
     use super::*;
 
     fn pd(payment_id: &str, state: &str, at: &str) -> UpstreamIdentity {
-        let updated_at = DateTime::parse_from_rfc3339(at)
-            .ok()
-            .map(|t| t.with_timezone(&Utc));
-        UpstreamIdentity::PaymentsDirectState {
-            payment_id: payment_id.into(),
-            state: state.into(),
-            updated_at,
-        }
+        let updated_at = DateTime::parse_from_rfc3339(at).ok().map(|t| t.with_timezone(&Utc));
+        UpstreamIdentity::PaymentsDirectState { payment_id: payment_id.into(), state: state.into(), updated_at }
     }
 
     #[test]
     fn namespace_is_the_documented_one() {
-        assert_eq!(
-            NAMESPACE,
-            Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"paybridge.dev")
-        );
+        assert_eq!(NAMESPACE, Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"paybridge.dev"));
     }
 
     #[test]
     fn ripplenet_uuid_spelling_does_not_matter() {
-        let a = event_id(
-            "acme",
-            &UpstreamIdentity::RipplenetNotification("2B6A2E11-5740-4887-993A-8C41C6054F18".into()),
-        );
-        let b = event_id(
-            "acme",
-            &UpstreamIdentity::RipplenetNotification(
-                " 2b6a2e11-5740-4887-993a-8c41c6054f18".into(),
-            ),
-        );
+        let a =
+            event_id("acme", &UpstreamIdentity::RipplenetNotification("2B6A2E11-5740-4887-993A-8C41C6054F18".into()));
+        let b =
+            event_id("acme", &UpstreamIdentity::RipplenetNotification(" 2b6a2e11-5740-4887-993a-8c41c6054f18".into()));
         assert_eq!(a, b);
         assert_eq!(a.get_version_num(), 5);
     }
 
     #[test]
     fn payments_direct_timestamp_precision_does_not_matter() {
-        let a = event_id(
-            "acme",
-            &pd(
-                "5ce2c433-a96d-48d0-8857-02637a60abf4",
-                "COMPLETED",
-                "2025-10-01T14:03:12Z",
-            ),
-        );
-        let b = event_id(
-            "acme",
-            &pd(
-                "5CE2C433-A96D-48D0-8857-02637A60ABF4",
-                "completed",
-                "2025-10-01T14:03:12.000Z",
-            ),
-        );
-        let c = event_id(
-            "acme",
-            &pd(
-                "5ce2c433-a96d-48d0-8857-02637a60abf4",
-                "COMPLETED",
-                "2025-10-01T16:03:12.000+02:00",
-            ),
-        );
+        let a = event_id("acme", &pd("5ce2c433-a96d-48d0-8857-02637a60abf4", "COMPLETED", "2025-10-01T14:03:12Z"));
+        let b = event_id("acme", &pd("5CE2C433-A96D-48D0-8857-02637A60ABF4", "completed", "2025-10-01T14:03:12.000Z"));
+        let c =
+            event_id("acme", &pd("5ce2c433-a96d-48d0-8857-02637a60abf4", "COMPLETED", "2025-10-01T16:03:12.000+02:00"));
         assert_eq!(a, b);
         assert_eq!(a, c);
     }
 
     #[test]
     fn different_notifications_get_different_ids() {
-        let base = pd(
-            "5ce2c433-a96d-48d0-8857-02637a60abf4",
-            "COMPLETED",
-            "2025-10-01T14:03:12Z",
-        );
+        let base = pd("5ce2c433-a96d-48d0-8857-02637a60abf4", "COMPLETED", "2025-10-01T14:03:12Z");
         let ids = [
             event_id("acme", &base),
-            event_id(
-                "acme",
-                &pd(
-                    "5ce2c433-a96d-48d0-8857-02637a60abf4",
-                    "RETURNED",
-                    "2025-10-01T14:03:12Z",
-                ),
-            ),
-            event_id(
-                "acme",
-                &pd(
-                    "5ce2c433-a96d-48d0-8857-02637a60abf4",
-                    "COMPLETED",
-                    "2025-10-01T14:03:13Z",
-                ),
-            ),
+            event_id("acme", &pd("5ce2c433-a96d-48d0-8857-02637a60abf4", "RETURNED", "2025-10-01T14:03:12Z")),
+            event_id("acme", &pd("5ce2c433-a96d-48d0-8857-02637a60abf4", "COMPLETED", "2025-10-01T14:03:13Z")),
             event_id("other", &base),
-            event_id(
-                "acme",
-                &UpstreamIdentity::CheckoutMessage("5ce2c433-a96d-48d0-8857-02637a60abf4".into()),
-            ),
-            event_id(
-                "acme",
-                &UpstreamIdentity::RipplenetNotification(
-                    "5ce2c433-a96d-48d0-8857-02637a60abf4".into(),
-                ),
-            ),
+            event_id("acme", &UpstreamIdentity::CheckoutMessage("5ce2c433-a96d-48d0-8857-02637a60abf4".into())),
+            event_id("acme", &UpstreamIdentity::RipplenetNotification("5ce2c433-a96d-48d0-8857-02637a60abf4".into())),
         ];
         let unique: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len(), "{ids:?}");
@@ -231,13 +152,7 @@ mod tests {
 
     #[test]
     fn key_is_payment_scoped() {
-        assert_eq!(
-            kafka_key(Provider::Ripplenet, "acme", "p-1"),
-            "ripplenet/acme/p-1"
-        );
-        assert_ne!(
-            kafka_key(Provider::Ripplenet, "acme", "p-1"),
-            kafka_key(Provider::Ripplenet, "other", "p-1")
-        );
+        assert_eq!(kafka_key(Provider::Ripplenet, "acme", "p-1"), "ripplenet/acme/p-1");
+        assert_ne!(kafka_key(Provider::Ripplenet, "acme", "p-1"), kafka_key(Provider::Ripplenet, "other", "p-1"));
     }
 }

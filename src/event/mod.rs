@@ -181,11 +181,7 @@ impl CanonicalEvent {
 
     /// The Kafka key of this event.
     pub fn key(&self) -> String {
-        kafka_key(
-            self.data.provider,
-            &self.data.account,
-            &self.data.payment_id,
-        )
+        kafka_key(self.data.provider, &self.data.account, &self.data.payment_id)
     }
 }
 
@@ -208,27 +204,14 @@ mod tests {
 
     #[test]
     fn source_is_a_uri_reference() {
-        assert_eq!(
-            event_source(Provider::Checkout, "acme eu/1"),
-            "/paybridge/checkout/acme%20eu%2F1"
-        );
-        assert_eq!(
-            event_source(Provider::PaymentsDirect, "acme"),
-            "/paybridge/payments_direct/acme"
-        );
+        assert_eq!(event_source(Provider::Checkout, "acme eu/1"), "/paybridge/checkout/acme%20eu%2F1");
+        assert_eq!(event_source(Provider::PaymentsDirect, "acme"), "/paybridge/payments_direct/acme");
     }
 
     #[test]
     fn event_type_strings_match_serde() {
-        for t in [
-            EventType::PaymentStateChanged,
-            EventType::CheckoutProfileChanged,
-            EventType::CheckoutTokenChanged,
-        ] {
-            assert_eq!(
-                serde_json::to_value(t).ok(),
-                Some(Value::String(t.as_str().to_owned()))
-            );
+        for t in [EventType::PaymentStateChanged, EventType::CheckoutProfileChanged, EventType::CheckoutTokenChanged] {
+            assert_eq!(serde_json::to_value(t).ok(), Some(Value::String(t.as_str().to_owned())));
         }
     }
 }

@@ -59,12 +59,7 @@ impl CanonicalState {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Self::Completed
-                | Self::Declined
-                | Self::Failed
-                | Self::Returned
-                | Self::Cancelled
-                | Self::Refunded
+            Self::Completed | Self::Declined | Self::Failed | Self::Returned | Self::Cancelled | Self::Refunded
         )
     }
 
@@ -215,17 +210,8 @@ mod tests {
 
     #[test]
     fn fraud_check_maps() {
-        assert_eq!(
-            FraudCheckResult::from_checkout("FRAUD_CHECK_STATUS_APPROVED"),
-            FraudCheckResult::Approved
-        );
-        assert_eq!(
-            FraudCheckResult::from_checkout("FRAUD_CHECK_STATUS_DECLINED"),
-            FraudCheckResult::Declined
-        );
-        assert_eq!(
-            FraudCheckResult::from_checkout("FRAUD_CHECK_STATUS_MAYBE"),
-            FraudCheckResult::Unknown
-        );
+        assert_eq!(FraudCheckResult::from_checkout("FRAUD_CHECK_STATUS_APPROVED"), FraudCheckResult::Approved);
+        assert_eq!(FraudCheckResult::from_checkout("FRAUD_CHECK_STATUS_DECLINED"), FraudCheckResult::Declined);
+        assert_eq!(FraudCheckResult::from_checkout("FRAUD_CHECK_STATUS_MAYBE"), FraudCheckResult::Unknown);
     }
 }

@@ -7,28 +7,16 @@ use serde_json::Value;
 
 use super::{NormalizeError, opt_amount, opt_str, opt_time};
 use crate::event::{
-    Amount, CanonicalEvent, CanonicalState, EventType, FraudCheck, FraudCheckResult, PaymentEvent,
-    Provider, UpstreamIdentity,
+    Amount, CanonicalEvent, CanonicalState, EventType, FraudCheck, FraudCheckResult, PaymentEvent, Provider,
+    UpstreamIdentity,
 };
 
 /// The notification kinds a message may carry, their event type and the fields that
 /// identify their subject, in order of preference.
 const KINDS: &[(&str, EventType, &[&str])] = &[
-    (
-        "orderNotification",
-        EventType::PaymentStateChanged,
-        &["transactionReferenceNumber", "checkoutReference"],
-    ),
-    (
-        "profileNotification",
-        EventType::CheckoutProfileChanged,
-        &["profileId", "profileReference", "id"],
-    ),
-    (
-        "tokenNotification",
-        EventType::CheckoutTokenChanged,
-        &["tokenId", "tokenReference", "id"],
-    ),
+    ("orderNotification", EventType::PaymentStateChanged, &["transactionReferenceNumber", "checkoutReference"]),
+    ("profileNotification", EventType::CheckoutProfileChanged, &["profileId", "profileReference", "id"]),
+    ("tokenNotification", EventType::CheckoutTokenChanged, &["tokenId", "tokenReference", "id"]),
 ];
 
 /// Order fields copied into `data.references`.
@@ -36,24 +24,14 @@ const ORDER_REFERENCES: &[&str] = &["transactionReferenceNumber", "checkoutRefer
 
 /// One message from `GET /notifications/receive` (with `messageInfo`) or from the
 /// period query `GET /notifications` (possibly without one).
-pub fn message(
-    account: &str,
-    raw: &Value,
-    observed_at: DateTime<Utc>,
-) -> Result<CanonicalEvent, NormalizeError> {
+pub fn message(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result<CanonicalEvent, NormalizeError> {
     if !raw.is_object() {
         return Err(NormalizeError::NotAnObject);
     }
     let (kind, event_type, id_fields, body) = KINDS
         .iter()
-        .find_map(|(kind, t, fields)| {
-            raw.get(*kind)
-                .filter(|b| b.is_object())
-                .map(|b| (*kind, *t, *fields, b))
-        })
-        .ok_or(NormalizeError::Missing(
-            "orderNotification|profileNotification|tokenNotification",
-        ))?;
+        .find_map(|(kind, t, fields)| raw.get(*kind).filter(|b| b.is_object()).map(|b| (*kind, *t, *fields, b)))
+        .ok_or(NormalizeError::Missing("orderNotification|profileNotification|tokenNotification"))?;
     let message_id = opt_str(raw, "/messageInfo/messageId").or_else(|| opt_str(raw, "/messageId"));
     let subject = id_fields
         .iter()
@@ -66,17 +44,14 @@ pub fn message(
         .or_else(|| opt_str(body, "/tokenStatus"))
         .unwrap_or_default()
         .to_owned();
-    let auth_only = opt_str(body, "/checkoutIntent")
-        .is_some_and(|i| i.to_ascii_uppercase().contains("AUTH_ONLY"));
+    let auth_only = opt_str(body, "/checkoutIntent").is_some_and(|i| i.to_ascii_uppercase().contains("AUTH_ONLY"));
     let state = CanonicalState::from_checkout(&provider_state, auth_only);
 
     let amounts = opt_amount(body, "/totalTransactionAmount")
         .map(|value| Amount {
             role: "total".into(),
             value,
-            currency: opt_str(body, "/currency")
-                .or_else(|| opt_str(body, "/currencyCode"))
-                .map(str::to_owned),
+            currency: opt_str(body, "/currency").or_else(|| opt_str(body, "/currencyCode")).map(str::to_owned),
         })
         .into_iter()
         .collect();
@@ -84,10 +59,8 @@ pub fn message(
         .iter()
         .filter_map(|k| opt_str(body, &format!("/{k}")).map(|v| ((*k).to_owned(), v.to_owned())))
         .collect();
-    let fraud_check = opt_str(body, "/fraudCheckStatus").map(|v| FraudCheck {
-        result: FraudCheckResult::from_checkout(v),
-        provider_value: v.to_owned(),
-    });
+    let fraud_check = opt_str(body, "/fraudCheckStatus")
+        .map(|v| FraudCheck { result: FraudCheckResult::from_checkout(v), provider_value: v.to_owned() });
     let created_at = opt_str(raw, "/createdAt").unwrap_or_default();
 
     let identity = match message_id {
@@ -113,8 +86,7 @@ pub fn message(
         amounts,
         references,
         fraud_check,
-        occurred_at: opt_time(body, "/transactionTimestamp")
-            .or_else(|| opt_time(raw, "/createdAt")),
+        occurred_at: opt_time(body, "/transactionTimestamp").or_else(|| opt_time(raw, "/createdAt")),
         observed_at,
         raw: raw.clone(),
     };
@@ -144,31 +116,15 @@ mod tests {
 
     #[test]
     fn maps_the_seed_sample() {
-        let event =
-            message("merchant-1", &received("AQEB2x1q"), Utc::now()).map_err(|e| e.to_string());
-        let Ok(event) = event else {
-            panic!("{event:?}")
-        };
+        let event = message("merchant-1", &received("AQEB2x1q"), Utc::now()).map_err(|e| e.to_string());
+        let Ok(event) = event else { panic!("{event:?}") };
         assert_eq!(event.event_type, EventType::PaymentStateChanged);
         assert_eq!(event.subject, "Q12345-4447-228");
         assert_eq!(event.data.state, CanonicalState::Authorized);
         assert_eq!(event.data.provider_state, "STATUS_SUCCESS");
-        assert_eq!(
-            event.data.amounts,
-            vec![Amount {
-                role: "total".into(),
-                value: "1000".into(),
-                currency: None
-            }]
-        );
-        assert_eq!(
-            event.data.fraud_check.as_ref().map(|f| f.result),
-            Some(FraudCheckResult::Approved)
-        );
-        assert_eq!(
-            event.data.notification_id.as_deref(),
-            Some("da0336dd-77bf-49cb-a2f2-6d46f26dbc07")
-        );
+        assert_eq!(event.data.amounts, vec![Amount { role: "total".into(), value: "1000".into(), currency: None }]);
+        assert_eq!(event.data.fraud_check.as_ref().map(|f| f.result), Some(FraudCheckResult::Approved));
+        assert_eq!(event.data.notification_id.as_deref(), Some("da0336dd-77bf-49cb-a2f2-6d46f26dbc07"));
     }
 
     #[test]
@@ -186,9 +142,7 @@ mod tests {
             "orderNotification": {"transactionReferenceNumber": "Q12345-4447-228", "checkoutReference": "QSA2345"}
         });
         let event = message("m", &item, Utc::now()).map_err(|e| e.to_string());
-        let Ok(event) = event else {
-            panic!("{event:?}")
-        };
+        let Ok(event) = event else { panic!("{event:?}") };
         assert_eq!(event.data.state, CanonicalState::Unknown);
         assert_eq!(event.data.notification_id, None);
         let again = message("m", &item, Utc::now()).map(|e| e.id);
@@ -201,34 +155,21 @@ mod tests {
         let token = json!({"messageInfo": {"messageId": "m2"}, "tokenNotification": {"tokenId": "T-1", "status": "TOKEN_STATUS_DELETED"}});
         let p = message("m", &profile, Utc::now()).map_err(|e| e.to_string());
         let t = message("m", &token, Utc::now()).map_err(|e| e.to_string());
-        let (Ok(p), Ok(t)) = (p, t) else {
-            panic!("normalization failed")
-        };
+        let (Ok(p), Ok(t)) = (p, t) else { panic!("normalization failed") };
         assert_eq!(
             (p.event_type, p.subject.as_str(), p.data.state),
-            (
-                EventType::CheckoutProfileChanged,
-                "P-1",
-                CanonicalState::Active
-            )
+            (EventType::CheckoutProfileChanged, "P-1", CanonicalState::Active)
         );
         assert_eq!(
             (t.event_type, t.subject.as_str(), t.data.state),
-            (
-                EventType::CheckoutTokenChanged,
-                "T-1",
-                CanonicalState::Inactive
-            )
+            (EventType::CheckoutTokenChanged, "T-1", CanonicalState::Inactive)
         );
     }
 
     #[test]
     fn bad_payloads_are_errors() {
         let now = Utc::now();
-        assert_eq!(
-            message("m", &json!(null), now).err(),
-            Some(NormalizeError::NotAnObject)
-        );
+        assert_eq!(message("m", &json!(null), now).err(), Some(NormalizeError::NotAnObject));
         assert!(message("m", &json!({"messageInfo": {"messageId": "x"}}), now).is_err());
         assert!(message("m", &json!({"orderNotification": {}}), now).is_err());
     }

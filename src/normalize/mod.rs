@@ -21,19 +21,11 @@ pub enum NormalizeError {
 
 /// A non-empty string at `pointer`, or None when absent or null.
 pub(crate) fn opt_str<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    value.pointer(pointer).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// A required non-empty string.
-pub(crate) fn req_str<'a>(
-    value: &'a Value,
-    pointer: &str,
-    name: &'static str,
-) -> Result<&'a str, NormalizeError> {
+pub(crate) fn req_str<'a>(value: &'a Value, pointer: &str, name: &'static str) -> Result<&'a str, NormalizeError> {
     match value.pointer(pointer) {
         None | Some(Value::Null) => Err(NormalizeError::Missing(name)),
         Some(Value::String(s)) if s.trim().is_empty() => Err(NormalizeError::Missing(name)),
@@ -44,9 +36,7 @@ pub(crate) fn req_str<'a>(
 
 /// An RFC 3339 time at `pointer`; None when absent or not a valid time.
 pub(crate) fn opt_time(value: &Value, pointer: &str) -> Option<DateTime<Utc>> {
-    opt_str(value, pointer)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
+    opt_str(value, pointer).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
 }
 
 /// An amount written as a JSON string or number, as a decimal string.

@@ -9,9 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{NormalizeError, opt_amount, opt_str, opt_time, req_str};
-use crate::event::{
-    Amount, CanonicalEvent, CanonicalState, EventType, PaymentEvent, Provider, UpstreamIdentity,
-};
+use crate::event::{Amount, CanonicalEvent, CanonicalState, EventType, PaymentEvent, Provider, UpstreamIdentity};
 
 /// The fields that may carry the time of the last state change, in order of preference.
 pub const STATE_TIME_FIELDS: [&str; 2] = ["lastStateUpdatedAt", "updatedAt"];
@@ -39,9 +37,7 @@ pub fn payment(
     let payment_id = req_str(raw, "/paymentId", "paymentId")?;
     let provider_state = req_str(raw, "/paymentState", "paymentState")?.to_owned();
     let state = CanonicalState::from_payments_direct(&provider_state);
-    let updated_at = STATE_TIME_FIELDS
-        .iter()
-        .find_map(|f| opt_time(raw, &format!("/{f}")));
+    let updated_at = STATE_TIME_FIELDS.iter().find_map(|f| opt_time(raw, &format!("/{f}")));
 
     let mut amounts = Vec::new();
     if let Some(value) = opt_amount(raw, "/originator/sourceAmount") {
@@ -59,10 +55,9 @@ pub fn payment(
         });
     }
     let mut references = BTreeMap::new();
-    for (name, pointer) in [
-        ("internal_id", "/originator/internalId"),
-        ("crypto_transaction_hash", "/cryptoTransactionHash"),
-    ] {
+    for (name, pointer) in
+        [("internal_id", "/originator/internalId"), ("crypto_transaction_hash", "/cryptoTransactionHash")]
+    {
         if let Some(v) = opt_str(raw, pointer) {
             references.insert(name.to_owned(), v.to_owned());
         }
@@ -86,16 +81,9 @@ pub fn payment(
         observed_at,
         raw: raw.clone(),
     };
-    let identity = UpstreamIdentity::PaymentsDirectState {
-        payment_id: payment_id.to_owned(),
-        state: provider_state,
-        updated_at,
-    };
-    Ok(CanonicalEvent::new(
-        EventType::PaymentStateChanged,
-        &identity,
-        data,
-    ))
+    let identity =
+        UpstreamIdentity::PaymentsDirectState { payment_id: payment_id.to_owned(), state: provider_state, updated_at };
+    Ok(CanonicalEvent::new(EventType::PaymentStateChanged, &identity, data))
 }
 
 #[cfg(test)]
@@ -118,37 +106,27 @@ mod tests {
             "originator": {"sourceAmount": 100.5, "sourceCurrency": "USD", "internalId": "Invoice-123"},
             "destination": {"destinationAmount": "92.10", "destinationCurrency": "EUR"}
         });
-        let webhook = Via {
-            notification_id: Some("evt-1"),
-            notification_type: Some("PAYMENT_STATE_TRANSITION"),
-        };
-        let a =
-            payment("acme", &search_item, Via::default(), Utc::now()).map_err(|e| e.to_string());
+        let webhook = Via { notification_id: Some("evt-1"), notification_type: Some("PAYMENT_STATE_TRANSITION") };
+        let a = payment("acme", &search_item, Via::default(), Utc::now()).map_err(|e| e.to_string());
         let b = payment("acme", &full, webhook, Utc::now()).map_err(|e| e.to_string());
-        let (Ok(a), Ok(b)) = (a, b) else {
-            panic!("normalization failed")
-        };
+        let (Ok(a), Ok(b)) = (a, b) else { panic!("normalization failed") };
         assert_eq!(a.id, b.id);
         assert_eq!(a.key(), b.key());
         assert_eq!(b.data.state, CanonicalState::Completed);
         assert!(b.data.terminal);
-        assert_eq!(
-            b.data.notification_type.as_deref(),
-            Some("PAYMENT_STATE_TRANSITION")
-        );
+        assert_eq!(b.data.notification_type.as_deref(), Some("PAYMENT_STATE_TRANSITION"));
         assert_eq!(b.data.amounts.len(), 2);
         assert_eq!(b.data.amounts[0].value, "100.5");
         assert_eq!(b.data.amounts[1].value, "92.10");
-        assert_eq!(
-            b.data.references.get("internal_id").map(String::as_str),
-            Some("Invoice-123")
-        );
+        assert_eq!(b.data.references.get("internal_id").map(String::as_str), Some("Invoice-123"));
     }
 
     #[test]
     fn a_later_transition_gets_a_new_id() {
-        let completed = json!({"paymentId": "p", "paymentState": "COMPLETED", "lastStateUpdatedAt": "2025-10-01T14:03:12Z"});
-        let returned = json!({"paymentId": "p", "paymentState": "RETURNED", "lastStateUpdatedAt": "2025-10-02T09:00:00Z"});
+        let completed =
+            json!({"paymentId": "p", "paymentState": "COMPLETED", "lastStateUpdatedAt": "2025-10-01T14:03:12Z"});
+        let returned =
+            json!({"paymentId": "p", "paymentState": "RETURNED", "lastStateUpdatedAt": "2025-10-02T09:00:00Z"});
         let a = payment("acme", &completed, Via::default(), Utc::now()).map(|e| e.id);
         let b = payment("acme", &returned, Via::default(), Utc::now()).map(|e| e.id);
         assert!(a.is_ok() && b.is_ok());
@@ -159,9 +137,7 @@ mod tests {
     fn unknown_state_is_kept() {
         let raw = json!({"paymentId": "p", "paymentState": "ON_HOLD"});
         let event = payment("acme", &raw, Via::default(), Utc::now()).map_err(|e| e.to_string());
-        let Ok(event) = event else {
-            panic!("{event:?}")
-        };
+        let Ok(event) = event else { panic!("{event:?}") };
         assert_eq!(event.data.state, CanonicalState::Unknown);
         assert_eq!(event.data.provider_state, "ON_HOLD");
         assert_eq!(event.data.occurred_at, None);
@@ -170,10 +146,7 @@ mod tests {
     #[test]
     fn bad_payloads_are_errors() {
         let now = Utc::now();
-        assert_eq!(
-            payment("a", &json!("x"), Via::default(), now).err(),
-            Some(NormalizeError::NotAnObject)
-        );
+        assert_eq!(payment("a", &json!("x"), Via::default(), now).err(), Some(NormalizeError::NotAnObject));
         assert_eq!(
             payment("a", &json!({"paymentState": "X"}), Via::default(), now).err(),
             Some(NormalizeError::Missing("paymentId"))

@@ -6,23 +6,13 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{NormalizeError, opt_str, opt_time, req_str};
-use crate::event::{
-    CanonicalEvent, CanonicalState, EventType, PaymentEvent, Provider, UpstreamIdentity,
-};
+use crate::event::{CanonicalEvent, CanonicalState, EventType, PaymentEvent, Provider, UpstreamIdentity};
 
 /// Payload fields copied into `data.references` when present.
-const REFERENCES: &[&str] = &[
-    "sender_end_to_end_id",
-    "original_sender_end_to_end_id",
-    "original_payment_id",
-];
+const REFERENCES: &[&str] = &["sender_end_to_end_id", "original_sender_end_to_end_id", "original_payment_id"];
 
 /// One notification as returned by `GET /v4/orchestration/payment/notification[/{uuid}]`.
-pub fn notification(
-    account: &str,
-    raw: &Value,
-    observed_at: DateTime<Utc>,
-) -> Result<CanonicalEvent, NormalizeError> {
+pub fn notification(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result<CanonicalEvent, NormalizeError> {
     if !raw.is_object() {
         return Err(NormalizeError::NotAnObject);
     }
@@ -32,9 +22,7 @@ pub fn notification(
         .filter(|p| p.is_object())
         .ok_or(NormalizeError::Missing("notification_payload"))?;
     let payment_id = req_str(payload, "/payment_id", "notification_payload.payment_id")?;
-    let provider_state = opt_str(payload, "/payment_status")
-        .unwrap_or_default()
-        .to_owned();
+    let provider_state = opt_str(payload, "/payment_status").unwrap_or_default().to_owned();
     let previous_provider_state = opt_str(payload, "/previous_payment_status").map(str::to_owned);
     let state = CanonicalState::from_ripplenet(&provider_state);
 
@@ -50,9 +38,7 @@ pub fn notification(
         notification_type: opt_str(raw, "/notification_type").map(str::to_owned),
         payment_id: payment_id.to_owned(),
         state,
-        previous_state: previous_provider_state
-            .as_deref()
-            .map(CanonicalState::from_ripplenet),
+        previous_state: previous_provider_state.as_deref().map(CanonicalState::from_ripplenet),
         provider_state,
         previous_provider_state,
         terminal: state.is_terminal(),
@@ -64,11 +50,7 @@ pub fn notification(
         raw: raw.clone(),
     };
     let identity = UpstreamIdentity::RipplenetNotification(uuid.to_owned());
-    Ok(CanonicalEvent::new(
-        EventType::PaymentStateChanged,
-        &identity,
-        data,
-    ))
+    Ok(CanonicalEvent::new(EventType::PaymentStateChanged, &identity, data))
 }
 
 #[cfg(test)]
@@ -103,28 +85,16 @@ mod tests {
     fn maps_the_seed_sample() {
         let now = Utc::now();
         let event = notification("acme", &sample(), now).map_err(|e| e.to_string());
-        let Ok(event) = event else {
-            panic!("{event:?}")
-        };
+        let Ok(event) = event else { panic!("{event:?}") };
         assert_eq!(event.subject, "3ccb7f01-9a18-439f-8ff4-4779d2e49058");
         assert_eq!(event.data.state, CanonicalState::Accepted);
         assert_eq!(event.data.previous_state, Some(CanonicalState::Pending));
         assert_eq!(event.data.provider_state, "ACCEPTED");
-        assert_eq!(
-            event
-                .data
-                .references
-                .get("sender_end_to_end_id")
-                .map(String::as_str),
-            Some("1657713291")
-        );
+        assert_eq!(event.data.references.get("sender_end_to_end_id").map(String::as_str), Some("1657713291"));
         assert!(!event.data.references.contains_key("original_payment_id"));
         assert_eq!(event.time.to_rfc3339(), "2022-07-13T11:54:55.765+00:00");
         assert_eq!(event.data.raw, sample());
-        assert_eq!(
-            event.key(),
-            "ripplenet/acme/3ccb7f01-9a18-439f-8ff4-4779d2e49058"
-        );
+        assert_eq!(event.key(), "ripplenet/acme/3ccb7f01-9a18-439f-8ff4-4779d2e49058");
     }
 
     #[test]
@@ -135,10 +105,7 @@ mod tests {
         let a = notification("acme", &sample(), Utc::now()).map(|e| (e.id, e.key()));
         let b = notification("acme", &sent, Utc::now()).map(|e| (e.id, e.key()));
         assert!(a.is_ok());
-        assert_eq!(
-            a, b,
-            "a NEW poll and a SENT sweep (or a webhook fetch) give the same id and key"
-        );
+        assert_eq!(a, b, "a NEW poll and a SENT sweep (or a webhook fetch) give the same id and key");
     }
 
     #[test]
@@ -146,9 +113,7 @@ mod tests {
         let mut raw = sample();
         raw["notification_payload"]["payment_status"] = json!("BRAND_NEW_STATE");
         let event = notification("acme", &raw, Utc::now()).map_err(|e| e.to_string());
-        let Ok(event) = event else {
-            panic!("{event:?}")
-        };
+        let Ok(event) = event else { panic!("{event:?}") };
         assert_eq!(event.data.state, CanonicalState::Unknown);
         assert_eq!(event.data.provider_state, "BRAND_NEW_STATE");
     }
@@ -156,29 +121,18 @@ mod tests {
     #[test]
     fn bad_payloads_are_errors_not_panics() {
         let now = Utc::now();
-        assert_eq!(
-            notification("a", &json!([]), now).err(),
-            Some(NormalizeError::NotAnObject)
-        );
+        assert_eq!(notification("a", &json!([]), now).err(), Some(NormalizeError::NotAnObject));
         assert_eq!(
             notification("a", &json!({"notification_payload": {}}), now).err(),
             Some(NormalizeError::Missing("uuid"))
         );
-        assert_eq!(
-            notification("a", &json!({"uuid": 7}), now).err(),
-            Some(NormalizeError::WrongType("uuid"))
-        );
+        assert_eq!(notification("a", &json!({"uuid": 7}), now).err(), Some(NormalizeError::WrongType("uuid")));
         assert_eq!(
             notification("a", &json!({"uuid": "u"}), now).err(),
             Some(NormalizeError::Missing("notification_payload"))
         );
         assert_eq!(
-            notification(
-                "a",
-                &json!({"uuid": "u", "notification_payload": {"payment_id": null}}),
-                now
-            )
-            .err(),
+            notification("a", &json!({"uuid": "u", "notification_payload": {"payment_id": null}}), now).err(),
             Some(NormalizeError::Missing("notification_payload.payment_id"))
         );
     }

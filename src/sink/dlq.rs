@@ -7,9 +7,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::time::Instant;
 
-use super::kafka::{
-    EventRecord, SendError, await_delivery, headers_of, producer_config, send_waiting,
-};
+use super::kafka::{EventRecord, SendError, await_delivery, headers_of, producer_config, send_waiting};
 use crate::config::KafkaConfig;
 
 /// Header with the human-readable reason the main topic refused the record.
@@ -33,13 +31,8 @@ pub struct DlqWriter {
 impl DlqWriter {
     pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaError> {
         let mut config = producer_config(kafka);
-        config
-            .set("message.max.bytes", DLQ_MAX_MESSAGE_BYTES)
-            .set("compression.type", "zstd");
-        Ok(Self {
-            producer: config.create()?,
-            topic: kafka.dlq_topic.clone(),
-        })
+        config.set("message.max.bytes", DLQ_MAX_MESSAGE_BYTES).set("compression.type", "zstd");
+        Ok(Self { producer: config.create()?, topic: kafka.dlq_topic.clone() })
     }
 
     /// Writes `record` unchanged, its headers plus the DLQ headers, and waits for the
@@ -52,18 +45,8 @@ impl DlqWriter {
         reason: &str,
         deadline: Instant,
     ) -> Result<(), SendError> {
-        let extra = [
-            (REASON_HEADER, reason),
-            (ERROR_CODE_HEADER, error_code),
-            (ORIGINAL_TOPIC_HEADER, original_topic),
-        ];
-        let headers = headers_of(
-            record
-                .headers
-                .iter()
-                .map(|(k, v)| (*k, v.as_str()))
-                .chain(extra),
-        );
+        let extra = [(REASON_HEADER, reason), (ERROR_CODE_HEADER, error_code), (ORIGINAL_TOPIC_HEADER, original_topic)];
+        let headers = headers_of(record.headers.iter().map(|(k, v)| (*k, v.as_str())).chain(extra));
         let delivery = send_waiting(&self.producer, &self.topic, record, headers, deadline).await?;
         await_delivery(delivery, deadline).await.map(|_| ())
     }

@@ -38,10 +38,7 @@ fn is_permanent(code: RDKafkaErrorCode) -> bool {
 
 /// A short, stable name for the error, for headers and metrics.
 pub fn error_code_name(error: &KafkaError) -> String {
-    error
-        .rdkafka_error_code()
-        .map(|c| format!("{c:?}"))
-        .unwrap_or_else(|| "Unknown".to_owned())
+    error.rdkafka_error_code().map(|c| format!("{c:?}")).unwrap_or_else(|| "Unknown".to_owned())
 }
 
 #[cfg(test)]
@@ -51,34 +48,13 @@ mod tests {
     #[test]
     fn classes() {
         let e = |code| KafkaError::MessageProduction(code);
-        assert_eq!(
-            classify(&e(RDKafkaErrorCode::QueueFull)),
-            ErrorClass::QueueFull
-        );
-        assert_eq!(
-            classify(&e(RDKafkaErrorCode::MessageSizeTooLarge)),
-            ErrorClass::Permanent
-        );
-        assert_eq!(
-            classify(&e(RDKafkaErrorCode::InvalidTopic)),
-            ErrorClass::Permanent
-        );
-        assert_eq!(
-            classify(&e(RDKafkaErrorCode::MessageTimedOut)),
-            ErrorClass::Transient
-        );
-        assert_eq!(
-            classify(&e(RDKafkaErrorCode::BrokerTransportFailure)),
-            ErrorClass::Transient
-        );
-        assert_eq!(
-            classify(&e(RDKafkaErrorCode::TopicAuthorizationFailed)),
-            ErrorClass::Transient
-        );
+        assert_eq!(classify(&e(RDKafkaErrorCode::QueueFull)), ErrorClass::QueueFull);
+        assert_eq!(classify(&e(RDKafkaErrorCode::MessageSizeTooLarge)), ErrorClass::Permanent);
+        assert_eq!(classify(&e(RDKafkaErrorCode::InvalidTopic)), ErrorClass::Permanent);
+        assert_eq!(classify(&e(RDKafkaErrorCode::MessageTimedOut)), ErrorClass::Transient);
+        assert_eq!(classify(&e(RDKafkaErrorCode::BrokerTransportFailure)), ErrorClass::Transient);
+        assert_eq!(classify(&e(RDKafkaErrorCode::TopicAuthorizationFailed)), ErrorClass::Transient);
         assert_eq!(classify(&KafkaError::Canceled), ErrorClass::Transient);
-        assert_eq!(
-            error_code_name(&e(RDKafkaErrorCode::MessageSizeTooLarge)),
-            "MessageSizeTooLarge"
-        );
+        assert_eq!(error_code_name(&e(RDKafkaErrorCode::MessageSizeTooLarge)), "MessageSizeTooLarge");
     }
 }

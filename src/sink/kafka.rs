@@ -16,12 +16,8 @@ use crate::event::{CLOUDEVENTS_CONTENT_TYPE, CanonicalEvent};
 
 /// Producer properties paybridge sets before the user's `kafka.properties`
 /// (which may override them, except the forced ones).
-const DEFAULT_PROPERTIES: &[(&str, &str)] = &[
-    ("compression.type", "lz4"),
-    ("linger.ms", "5"),
-    ("batch.num.messages", "10000"),
-    ("client.id", "paybridge"),
-];
+const DEFAULT_PROPERTIES: &[(&str, &str)] =
+    &[("compression.type", "lz4"), ("linger.ms", "5"), ("batch.num.messages", "10000"), ("client.id", "paybridge")];
 
 /// How long the producer waits for a record to enter a full local queue before it checks
 /// the deadline again.
@@ -39,10 +35,7 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     }
     config
         .set("bootstrap.servers", &kafka.bootstrap_servers)
-        .set(
-            "message.timeout.ms",
-            kafka.delivery_timeout.get().as_millis().to_string(),
-        )
+        .set("message.timeout.ms", kafka.delivery_timeout.get().as_millis().to_string())
         .set("acks", "all")
         .set("enable.idempotence", "true");
     config
@@ -67,11 +60,7 @@ impl EventRecord {
             ("ce_source", event.source.clone()),
             ("ce_subject", event.subject.clone()),
         ];
-        Ok(Self {
-            key: event.key(),
-            value,
-            headers,
-        })
+        Ok(Self { key: event.key(), value, headers })
     }
 
     pub fn owned_headers(&self) -> OwnedHeaders {
@@ -80,12 +69,7 @@ impl EventRecord {
 }
 
 pub(crate) fn headers_of<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> OwnedHeaders {
-    pairs.fold(OwnedHeaders::new(), |h, (key, value)| {
-        h.insert(Header {
-            key,
-            value: Some(value.as_bytes()),
-        })
-    })
+    pairs.fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(value.as_bytes()) }))
 }
 
 /// Where a record landed.
@@ -128,11 +112,7 @@ pub struct KafkaSink {
 impl KafkaSink {
     pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaError> {
         let producer: FutureProducer = producer_config(kafka).create()?;
-        Ok(Self {
-            producer,
-            dlq: super::dlq::DlqWriter::new(kafka)?,
-            topic: kafka.topic.clone(),
-        })
+        Ok(Self { producer, dlq: super::dlq::DlqWriter::new(kafka)?, topic: kafka.topic.clone() })
     }
 
     pub fn topic(&self) -> &str {
@@ -143,11 +123,7 @@ impl KafkaSink {
     /// delivery reports are collected. Returns one outcome per event, in order:
     /// Delivered when the broker confirmed it; Rejected when it can never be accepted and
     /// the DLQ confirmed it; Retry otherwise, including when `deadline` passes.
-    pub async fn publish_batch(
-        &self,
-        events: &[CanonicalEvent],
-        deadline: Instant,
-    ) -> Vec<Outcome> {
+    pub async fn publish_batch(&self, events: &[CanonicalEvent], deadline: Instant) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
         let mut in_flight = Vec::with_capacity(events.len());
         let mut failed = Vec::new();
@@ -174,55 +150,36 @@ impl KafkaSink {
             outcomes[i] = Some(match (error.class(), &error) {
                 (ErrorClass::Permanent, SendError::Kafka(kafka_error)) => {
                     let reason = error.to_string();
-                    match self
-                        .dlq
-                        .write(
-                            &record,
-                            &self.topic,
-                            &error_code_name(kafka_error),
-                            &reason,
-                            deadline,
-                        )
-                        .await
-                    {
+                    match self.dlq.write(&record, &self.topic, &error_code_name(kafka_error), &reason, deadline).await {
                         Ok(()) => {
                             tracing::warn!(key = %record.key, %reason, "event rejected by the broker; sent to the DLQ");
                             Outcome::Rejected(reason)
                         }
-                        Err(dlq_error) => Outcome::Retry(format!(
-                            "{reason}; the DLQ did not take it either: {dlq_error}"
-                        )),
+                        Err(dlq_error) => {
+                            Outcome::Retry(format!("{reason}; the DLQ did not take it either: {dlq_error}"))
+                        }
                     }
                 }
                 _ => Outcome::Retry(error.to_string()),
             });
         }
-        outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or_else(|| Outcome::Retry("no outcome".into())))
-            .collect()
+        outcomes.into_iter().map(|o| o.unwrap_or_else(|| Outcome::Retry("no outcome".into()))).collect()
     }
 
     /// Puts one record in the producer queue, waiting while the queue is full.
-    async fn enqueue(
-        &self,
-        record: &EventRecord,
-        deadline: Instant,
-    ) -> Result<DeliveryFuture, SendError> {
-        send_waiting(
-            &self.producer,
-            &self.topic,
-            record,
-            record.owned_headers(),
-            deadline,
-        )
-        .await
+    async fn enqueue(&self, record: &EventRecord, deadline: Instant) -> Result<DeliveryFuture, SendError> {
+        send_waiting(&self.producer, &self.topic, record, record.owned_headers(), deadline).await
     }
 
     /// Waits until every queued record is delivered or `timeout` passes (blocking).
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.flush(timeout)?;
         self.dlq.flush(timeout)
+    }
+
+    /// Whether the brokers answer a metadata request within `timeout` (blocking).
+    pub fn metadata_reachable(&self, timeout: Duration) -> bool {
+        self.producer.client().fetch_metadata(None, timeout).is_ok_and(|m| !m.brokers().is_empty())
     }
 
     /// Records waiting in the local producer queue (including in-flight ones).
@@ -259,15 +216,9 @@ pub(crate) async fn send_waiting(
 
 /// Awaits a delivery report, at most until `deadline` (plus a little, since librdkafka
 /// reports every record by message.timeout.ms on its own).
-pub(crate) async fn await_delivery(
-    delivery: DeliveryFuture,
-    deadline: Instant,
-) -> Result<Written, SendError> {
+pub(crate) async fn await_delivery(delivery: DeliveryFuture, deadline: Instant) -> Result<Written, SendError> {
     match tokio::time::timeout_at(deadline + Duration::from_secs(1), delivery).await {
-        Ok(Ok(Ok(d))) => Ok(Written {
-            partition: d.partition,
-            offset: d.offset,
-        }),
+        Ok(Ok(Ok(d))) => Ok(Written { partition: d.partition, offset: d.offset }),
         Ok(Ok(Err((e, _)))) => Err(SendError::Kafka(e)),
         Ok(Err(_)) => Err(SendError::Dropped),
         Err(_) => Err(SendError::Deadline),

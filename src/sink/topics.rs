@@ -26,33 +26,19 @@ pub enum TopicError {
 }
 
 /// The topics of `kafka` (events and DLQ) that the cluster does not have.
-pub async fn missing_topics(
-    kafka: &KafkaConfig,
-    timeout: Duration,
-) -> Result<Vec<String>, TopicError> {
+pub async fn missing_topics(kafka: &KafkaConfig, timeout: Duration) -> Result<Vec<String>, TopicError> {
     let config = producer_config(kafka);
     let servers = kafka.bootstrap_servers.clone();
     let wanted = [kafka.topic.clone(), kafka.dlq_topic.clone()];
     tokio::task::spawn_blocking(move || {
         let admin: AdminClient<DefaultClientContext> =
-            config.create().map_err(|source| TopicError::Unreachable {
-                servers: servers.clone(),
-                source,
-            })?;
+            config.create().map_err(|source| TopicError::Unreachable { servers: servers.clone(), source })?;
         let metadata = admin
             .inner()
             .fetch_metadata(None, timeout)
             .map_err(|source| TopicError::Unreachable { servers, source })?;
-        let present: Vec<&str> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none())
-            .map(|t| t.name())
-            .collect();
-        Ok(wanted
-            .into_iter()
-            .filter(|t| !present.contains(&t.as_str()))
-            .collect())
+        let present: Vec<&str> = metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
+        Ok(wanted.into_iter().filter(|t| !present.contains(&t.as_str())).collect())
     })
     .await
     .map_err(|e| TopicError::Internal(e.to_string()))?
@@ -72,45 +58,25 @@ pub async fn ensure_topics(kafka: &KafkaConfig, timeout: Duration) -> Result<(),
 }
 
 /// Creates `topics` with the configured partitions and replication factor.
-pub async fn create_topics(
-    kafka: &KafkaConfig,
-    topics: &[String],
-    timeout: Duration,
-) -> Result<(), TopicError> {
-    let admin: AdminClient<DefaultClientContext> =
-        producer_config(kafka)
-            .create()
-            .map_err(|source| TopicError::Unreachable {
-                servers: kafka.bootstrap_servers.clone(),
-                source,
-            })?;
+pub async fn create_topics(kafka: &KafkaConfig, topics: &[String], timeout: Duration) -> Result<(), TopicError> {
+    let admin: AdminClient<DefaultClientContext> = producer_config(kafka)
+        .create()
+        .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| {
-            NewTopic::new(
-                t,
-                kafka.topic_partitions,
-                TopicReplication::Fixed(kafka.topic_replication_factor),
-            )
-        })
+        .map(|t| NewTopic::new(t, kafka.topic_partitions, TopicReplication::Fixed(kafka.topic_replication_factor)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(timeout));
     let results = admin
         .create_topics(new_topics.iter(), &options)
         .await
-        .map_err(|source| TopicError::Unreachable {
-            servers: kafka.bootstrap_servers.clone(),
-            source,
-        })?;
+        .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
     for result in results {
         match result {
             Ok(_) => {}
             Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(TopicError::Create {
-                    topic,
-                    reason: code.to_string(),
-                });
+                return Err(TopicError::Create { topic, reason: code.to_string() });
             }
         }
     }

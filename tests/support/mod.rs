@@ -46,11 +46,7 @@ pub fn free_port() -> u16 {
 /// A unique topic name for this test process.
 pub fn unique_topic(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A running tansu broker.
@@ -64,11 +60,7 @@ impl Broker {
     /// Starts a broker and waits until it answers a metadata request.
     pub fn start() -> Broker {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let mut broker = Broker {
-            child: None,
-            port: free_port(),
-            dir,
-        };
+        let mut broker = Broker { child: None, port: free_port(), dir };
         broker.spawn();
         broker
     }
@@ -80,28 +72,17 @@ impl Broker {
             .append(true)
             .open(self.log_path())
             .unwrap_or_else(|e| panic!("broker log: {e}"));
-        let log2 = log
-            .try_clone()
-            .unwrap_or_else(|e| panic!("broker log: {e}"));
+        let log2 = log.try_clone().unwrap_or_else(|e| panic!("broker log: {e}"));
         let child = Command::new(tansu_binary())
             .current_dir(self.dir.path())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "sqlite://broker.db"])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
             .spawn()
             .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start tansu ({}): {e}; run ./scripts/install-broker",
-                    tansu_binary().display()
-                )
+                panic!("cannot start tansu ({}): {e}; run ./scripts/install-broker", tansu_binary().display())
             });
         self.child = Some(child);
         self.wait_ready(Duration::from_secs(30));
@@ -123,24 +104,16 @@ impl Broker {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!(
-                    "tansu exited with {status} while starting:\n{}",
-                    self.log_tail()
-                );
+                panic!("tansu exited with {status} while starting:\n{}", self.log_tail());
             }
             let consumer: Result<BaseConsumer, _> = self.client_config().create();
             if let Ok(consumer) = consumer
-                && consumer
-                    .fetch_metadata(None, Duration::from_secs(2))
-                    .is_ok_and(|m| !m.brokers().is_empty())
+                && consumer.fetch_metadata(None, Duration::from_secs(2)).is_ok_and(|m| !m.brokers().is_empty())
             {
                 return;
             }
             if Instant::now() > deadline {
-                panic!(
-                    "tansu did not answer a metadata request within {limit:?}:\n{}",
-                    self.log_tail()
-                );
+                panic!("tansu did not answer a metadata request within {limit:?}:\n{}", self.log_tail());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -156,9 +129,7 @@ impl Broker {
 
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", self.bootstrap())
-            .set("socket.timeout.ms", "5000");
+        config.set("bootstrap.servers", self.bootstrap()).set("socket.timeout.ms", "5000");
         config
     }
 
@@ -178,18 +149,14 @@ impl Broker {
 
     /// Creates a topic and waits until its metadata shows it.
     pub fn create_topic(&self, name: &str, partitions: i32) {
-        let admin: AdminClient<DefaultClientContext> = self
-            .client_config()
-            .create()
-            .unwrap_or_else(|e| panic!("admin client: {e}"));
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().create().unwrap_or_else(|e| panic!("admin client: {e}"));
         let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
         // A thread of its own, so this works from sync and async tests alike.
         let results = std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build();
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
                     let runtime = runtime.unwrap_or_else(|e| panic!("runtime: {e}"));
                     runtime.block_on(admin.create_topics([&topic], &AdminOptions::new()))
                 })
@@ -230,9 +197,7 @@ impl Broker {
                 let _ = assignment.add_partition_offset(topic, p.id(), Offset::Beginning);
             }
         }
-        consumer
-            .assign(&assignment)
-            .unwrap_or_else(|e| panic!("assign: {e}"));
+        consumer.assign(&assignment).unwrap_or_else(|e| panic!("assign: {e}"));
         let deadline = Instant::now() + limit;
         let mut records = Vec::new();
         while records.len() < expected && Instant::now() < deadline {
@@ -262,15 +227,11 @@ pub struct Record {
 
 impl Record {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.value)
-            .unwrap_or_else(|e| panic!("record value is not JSON: {e}"))
+        serde_json::from_slice(&self.value).unwrap_or_else(|e| panic!("record value is not JSON: {e}"))
     }
 }
 
@@ -280,12 +241,7 @@ impl From<OwnedMessage> for Record {
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_owned(),
-                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                        )
-                    })
+                    .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
                     .collect()
             })
             .unwrap_or_default();
@@ -300,18 +256,12 @@ impl From<OwnedMessage> for Record {
 }
 
 /// A minimal valid config pointing at `broker` with the given topics.
-pub fn kafka_config(
-    broker: &Broker,
-    topic: &str,
-    dlq_topic: &str,
-) -> paybridge::config::KafkaConfig {
+pub fn kafka_config(broker: &Broker, topic: &str, dlq_topic: &str) -> paybridge::config::KafkaConfig {
     let text = format!(
         "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{topic}\"\ndlq_topic = \"{dlq_topic}\"\ntopic_replication_factor = 1\n",
         broker.bootstrap()
     );
-    paybridge::config::load(&text, &Default::default())
-        .unwrap_or_else(|e| panic!("test config: {e}"))
-        .kafka
+    paybridge::config::load(&text, &Default::default()).unwrap_or_else(|e| panic!("test config: {e}")).kafka
 }
 
 /// A RippleNet event for notification `n` of `payment`, with `padding` bytes of extra payload.
@@ -335,17 +285,29 @@ pub fn ripplenet_event(n: u64, payment: &str, padding: usize) -> paybridge::even
 }
 
 /// A KafkaConfig for `broker` with a short delivery timeout.
-pub fn kafka_config_with(
-    broker: &Broker,
-    topic: &str,
-    dlq_topic: &str,
-    extra: &str,
-) -> paybridge::config::KafkaConfig {
+pub fn kafka_config_with(broker: &Broker, topic: &str, dlq_topic: &str, extra: &str) -> paybridge::config::KafkaConfig {
     let text = format!(
         "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{topic}\"\ndlq_topic = \"{dlq_topic}\"\n{extra}\n",
         broker.bootstrap()
     );
-    paybridge::config::load(&text, &Default::default())
-        .unwrap_or_else(|e| panic!("test config: {e}"))
-        .kafka
+    paybridge::config::load(&text, &Default::default()).unwrap_or_else(|e| panic!("test config: {e}")).kafka
+}
+
+/// A minimal HTTP/1.1 GET (no client library needed): returns (status, content-type, body).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    Ok((status, content_type, body.to_owned()))
 }

@@ -1,0 +1,140 @@
+//! Liveness and readiness state: is the broker reachable, has every source polled recently.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+/// How long a successful broker metadata check counts.
+pub const BROKER_CHECK_VALIDITY: Duration = Duration::from_secs(15);
+/// A source is late when it has not polled for this many of its intervals.
+pub const LATE_POLL_FACTOR: u32 = 3;
+
+#[derive(Debug)]
+struct SourceState {
+    interval: Duration,
+    last_poll: Option<Instant>,
+}
+
+/// Shared readiness state.
+#[derive(Debug)]
+pub struct Health {
+    started: Instant,
+    broker_ok_at: Mutex<Option<Instant>>,
+    sources: Mutex<BTreeMap<String, SourceState>>,
+    shutting_down: AtomicBool,
+}
+
+/// What /readyz answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub problems: Vec<String>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Health {
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            broker_ok_at: Mutex::new(None),
+            sources: Mutex::new(BTreeMap::new()),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// A source that polls every `interval`.
+    pub fn register_source(&self, name: &str, interval: Duration) {
+        if let Ok(mut sources) = self.sources.lock() {
+            sources.insert(name.to_owned(), SourceState { interval, last_poll: None });
+        }
+    }
+
+    /// `name` completed a poll now.
+    pub fn polled(&self, name: &str) {
+        if let Ok(mut sources) = self.sources.lock()
+            && let Some(state) = sources.get_mut(name)
+        {
+            state.last_poll = Some(Instant::now());
+        }
+    }
+
+    /// The broker answered a metadata request now.
+    pub fn broker_reachable(&self) {
+        if let Ok(mut at) = self.broker_ok_at.lock() {
+            *at = Some(Instant::now());
+        }
+    }
+
+    pub fn set_shutting_down(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        let now = Instant::now();
+        let mut problems = Vec::new();
+        if self.shutting_down.load(Ordering::SeqCst) {
+            problems.push("shutting down".to_owned());
+        }
+        let broker_ok = self
+            .broker_ok_at
+            .lock()
+            .map(|at| at.is_some_and(|t| now.duration_since(t) <= BROKER_CHECK_VALIDITY))
+            .unwrap_or(false);
+        if !broker_ok {
+            problems.push("Kafka brokers did not answer a metadata request recently".to_owned());
+        }
+        if let Ok(sources) = self.sources.lock() {
+            for (name, state) in sources.iter() {
+                let limit = state.interval * LATE_POLL_FACTOR;
+                let since = now.duration_since(state.last_poll.unwrap_or(self.started));
+                if since > limit {
+                    problems.push(format!(
+                        "source {name} has not polled for {}s (limit {}s)",
+                        since.as_secs(),
+                        limit.as_secs()
+                    ));
+                }
+            }
+        }
+        Readiness { ready: problems.is_empty(), problems }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn ready_needs_the_broker_and_timely_polls() {
+        let health = Health::new();
+        assert!(!health.readiness().ready, "not ready before the broker answered");
+        health.broker_reachable();
+        health.register_source("rn", Duration::from_secs(10));
+        assert!(health.readiness().ready);
+
+        tokio::time::advance(Duration::from_secs(31)).await;
+        health.broker_reachable();
+        let r = health.readiness();
+        assert!(!r.ready);
+        assert!(r.problems.iter().any(|p| p.contains("source rn")), "{r:?}");
+
+        health.polled("rn");
+        assert!(health.readiness().ready);
+        tokio::time::advance(BROKER_CHECK_VALIDITY + Duration::from_secs(1)).await;
+        health.polled("rn");
+        assert!(!health.readiness().ready, "a stale broker check makes it unready");
+
+        health.broker_reachable();
+        health.set_shutting_down();
+        assert!(!health.readiness().ready);
+    }
+}

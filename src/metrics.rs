@@ -1,0 +1,164 @@
+//! Prometheus metrics, in an explicit registry owned by the running bridge.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::ack::{BatchOutcome, Outcome};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub source: String,
+    pub endpoint: String,
+    pub status: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms … ~33 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Every series paybridge exports.
+pub struct Metrics {
+    registry: Registry,
+    received: Family<SourceLabels, Counter>,
+    published: Family<SourceLabels, Counter>,
+    acked: Family<SourceLabels, Counter>,
+    rejected: Family<SourceLabels, Counter>,
+    retried: Family<SourceLabels, Counter>,
+    dlq: Counter,
+    publish_latency: Family<SourceLabels, Histogram, fn() -> Histogram>,
+    upstream_requests: Family<UpstreamLabels, Counter>,
+    pipeline_depth: Gauge,
+    last_poll: Family<SourceLabels, Gauge<f64, AtomicU64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("paybridge");
+        let received = Family::<SourceLabels, Counter>::default();
+        let published = Family::<SourceLabels, Counter>::default();
+        let acked = Family::<SourceLabels, Counter>::default();
+        let rejected = Family::<SourceLabels, Counter>::default();
+        let retried = Family::<SourceLabels, Counter>::default();
+        let dlq = Counter::default();
+        let publish_latency = Family::<SourceLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let upstream_requests = Family::<UpstreamLabels, Counter>::default();
+        let pipeline_depth = Gauge::default();
+        let last_poll = Family::<SourceLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register("events_received", "Events sources submitted to the pipeline", received.clone());
+        registry.register("events_published", "Events the broker confirmed (acks=all)", published.clone());
+        registry.register("events_acked", "Events acknowledged upstream after their commit", acked.clone());
+        registry.register(
+            "events_rejected",
+            "Events the broker permanently refused, sent to the DLQ",
+            rejected.clone(),
+        );
+        registry.register("events_retried", "Events not confirmed in time, left for redelivery", retried.clone());
+        registry.register("dlq_events", "Events written to the DLQ topic", dlq.clone());
+        registry.register(
+            "publish_latency_seconds",
+            "Time from a batch's submission to its outcome",
+            publish_latency.clone(),
+        );
+        registry.register(
+            "upstream_requests",
+            "Requests to provider APIs by endpoint and HTTP status",
+            upstream_requests.clone(),
+        );
+        registry.register("pipeline_depth", "Events inside the pipeline (queued or in flight)", pipeline_depth.clone());
+        registry.register(
+            "last_successful_poll_timestamp_seconds",
+            "Unix time of each source's last successful poll",
+            last_poll.clone(),
+        );
+        Self {
+            registry,
+            received,
+            published,
+            acked,
+            rejected,
+            retried,
+            dlq,
+            publish_latency,
+            upstream_requests,
+            pipeline_depth,
+            last_poll,
+        }
+    }
+
+    fn labels(source: &str) -> SourceLabels {
+        SourceLabels { source: source.to_owned() }
+    }
+
+    /// A source submitted `n` events.
+    pub fn received(&self, source: &str, n: usize) {
+        self.received.get_or_create(&Self::labels(source)).inc_by(n as u64);
+    }
+
+    /// A batch resolved after `latency`.
+    pub fn batch_resolved(&self, source: &str, outcome: &BatchOutcome, latency: Duration) {
+        let labels = Self::labels(source);
+        let delivered = outcome.count(|o| *o == Outcome::Delivered) as u64;
+        let rejected = outcome.count(|o| matches!(o, Outcome::Rejected(_))) as u64;
+        let retried = outcome.count(|o| matches!(o, Outcome::Retry(_))) as u64;
+        self.published.get_or_create(&labels).inc_by(delivered);
+        self.rejected.get_or_create(&labels).inc_by(rejected);
+        self.retried.get_or_create(&labels).inc_by(retried);
+        self.dlq.inc_by(rejected);
+        self.publish_latency.get_or_create(&labels).observe(latency.as_secs_f64());
+    }
+
+    /// A source acknowledged `n` events upstream.
+    pub fn acked(&self, source: &str, n: usize) {
+        self.acked.get_or_create(&Self::labels(source)).inc_by(n as u64);
+    }
+
+    /// A source called a provider endpoint and got `status` (an HTTP code, or `error`).
+    pub fn upstream_request(&self, source: &str, endpoint: &str, status: &str) {
+        let labels =
+            UpstreamLabels { source: source.to_owned(), endpoint: endpoint.to_owned(), status: status.to_owned() };
+        self.upstream_requests.get_or_create(&labels).inc();
+    }
+
+    /// A source finished a poll successfully now.
+    pub fn polled(&self, source: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        self.last_poll.get_or_create(&Self::labels(source)).set(now);
+    }
+
+    pub fn set_pipeline_depth(&self, depth: usize) {
+        self.pipeline_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// The exposition text (OpenMetrics, which Prometheus scrapes natively).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
