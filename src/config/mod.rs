@@ -32,6 +32,8 @@ pub const FORCED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
     ("metadata.broker.list", "use kafka.bootstrap_servers"),
     ("message.timeout.ms", "use kafka.delivery_timeout"),
     ("delivery.timeout.ms", "use kafka.delivery_timeout"),
+    ("compression.type", "use kafka.compression"),
+    ("compression.codec", "use kafka.compression"),
 ];
 
 /// The whole configuration file.
@@ -90,6 +92,9 @@ pub struct KafkaConfig {
     /// How long the broker has to confirm an event before its batch is retried (never acked).
     #[serde(default = "default_delivery_timeout")]
     pub delivery_timeout: HumanDuration,
+    /// Compression of record batches.
+    #[serde(default)]
+    pub compression: Compression,
     /// How long start-up waits for the brokers' metadata.
     #[serde(default = "default_metadata_timeout")]
     pub metadata_timeout: HumanDuration,
@@ -148,9 +153,36 @@ impl fmt::Debug for KafkaConfig {
             .field("topic_partitions", &self.topic_partitions)
             .field("topic_replication_factor", &self.topic_replication_factor)
             .field("delivery_timeout", &self.delivery_timeout)
+            .field("compression", &self.compression)
             .field("metadata_timeout", &self.metadata_timeout)
             .field("properties", &properties)
             .finish()
+    }
+}
+
+/// Record batch compression (librdkafka `compression.type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    /// Fast, the default: JSON events compress well at little CPU cost.
+    #[default]
+    Lz4,
+    /// Smaller batches for more CPU.
+    Zstd,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
     }
 }
 

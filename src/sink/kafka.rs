@@ -24,7 +24,8 @@ const DEFAULT_PROPERTIES: &[(&str, &str)] =
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
 
 /// The librdkafka configuration for the producer: defaults, then the user's properties,
-/// then the forced delivery guarantees (acks=all, enable.idempotence=true).
+/// then the settings of their own keys and the forced delivery guarantees (acks=all,
+/// enable.idempotence=true).
 pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut config = ClientConfig::new();
     for (key, value) in DEFAULT_PROPERTIES {
@@ -36,6 +37,7 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     config
         .set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("message.timeout.ms", kafka.delivery_timeout.get().as_millis().to_string())
+        .set("compression.type", kafka.compression.as_str())
         .set("acks", "all")
         .set("enable.idempotence", "true");
     config
@@ -222,5 +224,26 @@ pub(crate) async fn await_delivery(delivery: DeliveryFuture, deadline: Instant) 
         Ok(Ok(Err((e, _)))) => Err(SendError::Kafka(e)),
         Ok(Err(_)) => Err(SendError::Dropped),
         Err(_) => Err(SendError::Deadline),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_guarantees_are_forced_and_user_properties_pass_through() {
+        let text = "[kafka]\nbootstrap_servers = \"b:9092\"\ncompression = \"zstd\"\ndelivery_timeout = \"45s\"\n\
+                    [kafka.properties]\n\"linger.ms\" = \"20\"\n\"sasl.username\" = \"u\"\n";
+        let kafka = crate::config::load(text, &Default::default()).map(|c| c.kafka);
+        let Ok(kafka) = kafka else { panic!("{kafka:?}") };
+        let config = producer_config(&kafka);
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("compression.type"), Some("zstd"));
+        assert_eq!(config.get("message.timeout.ms"), Some("45000"));
+        assert_eq!(config.get("linger.ms"), Some("20"), "the user's value wins over paybridge's default");
+        assert_eq!(config.get("sasl.username"), Some("u"));
+        assert_eq!(config.get("bootstrap.servers"), Some("b:9092"));
     }
 }

@@ -54,13 +54,15 @@ pub struct Broker {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    extra_args: Vec<String>,
+    auth: Option<(String, String)>,
 }
 
 impl Broker {
     /// Starts a broker and waits until it answers a metadata request.
     pub fn start() -> Broker {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let mut broker = Broker { child: None, port: free_port(), dir };
+        let mut broker = Broker { child: None, port: free_port(), dir, extra_args: Vec::new(), auth: None };
         broker.spawn();
         broker
     }
@@ -77,6 +79,7 @@ impl Broker {
             .current_dir(self.dir.path())
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "sqlite://broker.db"])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -130,6 +133,13 @@ impl Broker {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", self.bootstrap()).set("socket.timeout.ms", "5000");
+        if let Some((username, password)) = &self.auth {
+            config
+                .set("security.protocol", "SASL_PLAINTEXT")
+                .set("sasl.mechanism", "SCRAM-SHA-512")
+                .set("sasl.username", username)
+                .set("sasl.password", password);
+        }
         config
     }
 
@@ -144,6 +154,27 @@ impl Broker {
     /// Starts the broker again on the same port and storage.
     pub fn restart(&mut self) {
         self.stop();
+        self.spawn();
+    }
+
+    /// Creates a SCRAM-SHA-512 user (with the `tansu user` command).
+    pub fn create_scram_user(&self, name: &str, password: &str) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let status = Command::new(tansu_binary())
+            .args(["user", "create", "--broker", &url, "--mechanism", "scram512", name, password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("tansu user create: {e}"));
+        assert!(status.success(), "tansu user create failed: {status}");
+    }
+
+    /// Restarts the broker requiring SASL authentication (same port and storage).
+    /// Readiness is then checked with `username`/`password`.
+    pub fn restart_with_authentication(&mut self, username: &str, password: &str) {
+        self.stop();
+        self.extra_args = vec!["--authentication".to_owned()];
+        self.auth = Some((username.to_owned(), password.to_owned()));
         self.spawn();
     }
 
