@@ -39,7 +39,9 @@ pub async fn run(config: config::Config, shutdown: CancellationToken) -> Result<
     if let Some(source) = config.sources.first() {
         return Err(RunError::UnsupportedSource { name: source.name().to_owned(), kind: source.provider() });
     }
-    sink::topics::ensure_topics(&config.kafka, config.kafka.metadata_timeout.get()).await?;
+    let has_cursor_sources = config.sources.iter().any(|s| s.provider() == event::Provider::PaymentsDirect);
+    let topics = sink::topics::required_topics(&config.kafka, has_cursor_sources);
+    sink::topics::ensure_topics(&config.kafka, &topics, config.kafka.metadata_timeout.get()).await?;
     let sink = sink::kafka::KafkaSink::new(&config.kafka)?;
     let metrics = Arc::new(metrics::Metrics::new());
     let health = Arc::new(health::Health::new());

@@ -9,7 +9,7 @@ use chrono::Utc;
 use paybridge::event::{CLOUDEVENTS_CONTENT_TYPE, CanonicalEvent};
 use paybridge::normalize::{checkout, payments_direct, ripplenet};
 use paybridge::sink::kafka::KafkaSink;
-use paybridge::sink::topics::{TopicError, ensure_topics, missing_topics};
+use paybridge::sink::topics::{TopicError, ensure_topics, missing_topics, required_topics};
 use serde_json::Value;
 use support::{Broker, kafka_config, unique_topic};
 
@@ -101,9 +101,12 @@ async fn missing_topics_are_named_or_created_on_request() {
     let dlq = unique_topic("absent-dlq");
     let mut config = kafka_config(&broker, &topic, &dlq);
 
-    let missing = missing_topics(&config, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(missing, vec![topic.clone(), dlq.clone()]);
-    match ensure_topics(&config, Duration::from_secs(10)).await {
+    let wanted = required_topics(&config, true);
+    let missing = missing_topics(&config, &wanted, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<String> = missing.iter().map(|t| t.name.clone()).collect();
+    assert_eq!(names, vec![topic.clone(), dlq.clone(), config.state_topic.clone()]);
+    assert!(missing[2].compacted && !missing[0].compacted);
+    match ensure_topics(&config, &wanted, Duration::from_secs(10)).await {
         Err(e @ TopicError::Missing(_)) => {
             let text = e.to_string();
             assert!(text.contains(&topic) && text.contains(&dlq) && text.contains("create_topics"), "{text}");
@@ -113,8 +116,8 @@ async fn missing_topics_are_named_or_created_on_request() {
 
     config.create_topics = true;
     config.topic_partitions = 2;
-    ensure_topics(&config, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
-    let missing = missing_topics(&config, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
+    ensure_topics(&config, &wanted, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
+    let missing = missing_topics(&config, &wanted, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(missing.is_empty(), "still missing: {missing:?}");
     drop(broker);
 }
@@ -124,7 +127,7 @@ async fn an_unreachable_broker_is_an_error_naming_the_servers() {
     let port = support::free_port();
     let text = format!("[kafka]\nbootstrap_servers = \"127.0.0.1:{port}\"\n");
     let config = paybridge::config::load(&text, &Default::default()).unwrap_or_else(|e| panic!("{e}")).kafka;
-    match missing_topics(&config, Duration::from_secs(2)).await {
+    match missing_topics(&config, &required_topics(&config, false), Duration::from_secs(2)).await {
         Err(e @ TopicError::Unreachable { .. }) => {
             assert!(e.to_string().contains(&port.to_string()), "{e}")
         }

@@ -34,6 +34,7 @@ pub const FORCED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
     ("delivery.timeout.ms", "use kafka.delivery_timeout"),
     ("compression.type", "use kafka.compression"),
     ("compression.codec", "use kafka.compression"),
+    ("transactional.id", "set per cursor source by paybridge when kafka.exactly_once = true"),
 ];
 
 /// The whole configuration file.
@@ -78,6 +79,15 @@ pub struct KafkaConfig {
     #[serde(default = "default_dlq_topic")]
     #[schemars(length(min = 1, max = 249))]
     pub dlq_topic: String,
+    /// Compacted topic where cursor sources (Payments Direct) keep their position.
+    #[serde(default = "default_state_topic")]
+    #[schemars(length(min = 1, max = 249))]
+    pub state_topic: String,
+    /// Commit events and a cursor source's position in one Kafka transaction (needs a broker
+    /// with transactions: Apache Kafka, Redpanda). Off: events are confirmed first, then the
+    /// position is written (at-least-once; a crash in between re-publishes the same ids).
+    #[serde(default)]
+    pub exactly_once: bool,
     /// Create missing topics at start. When false, a missing topic stops the start with a message naming it.
     #[serde(default)]
     pub create_topics: bool,
@@ -107,6 +117,10 @@ pub struct KafkaConfig {
 
 fn default_topic() -> String {
     "paybridge.payment-events.v1".to_owned()
+}
+
+fn default_state_topic() -> String {
+    "paybridge.state".to_owned()
 }
 
 fn default_dlq_topic() -> String {
@@ -149,6 +163,8 @@ impl fmt::Debug for KafkaConfig {
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("topic", &self.topic)
             .field("dlq_topic", &self.dlq_topic)
+            .field("state_topic", &self.state_topic)
+            .field("exactly_once", &self.exactly_once)
             .field("create_topics", &self.create_topics)
             .field("topic_partitions", &self.topic_partitions)
             .field("topic_replication_factor", &self.topic_replication_factor)

@@ -17,13 +17,20 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
             "expected a comma-separated list of host:port, e.g. \"kafka-0:9092,kafka-1:9092\"",
         ));
     }
-    for (key, topic) in [("kafka.topic", &kafka.topic), ("kafka.dlq_topic", &kafka.dlq_topic)] {
+    for (key, topic) in [
+        ("kafka.topic", &kafka.topic),
+        ("kafka.dlq_topic", &kafka.dlq_topic),
+        ("kafka.state_topic", &kafka.state_topic),
+    ] {
         if !is_topic_name(topic) {
             errors.push(ConfigError::new(key, "invalid topic name: use 1–249 of a-z A-Z 0-9 . _ -"));
         }
     }
     if kafka.topic == kafka.dlq_topic {
         errors.push(ConfigError::new("kafka.dlq_topic", "must differ from kafka.topic"));
+    }
+    if kafka.state_topic == kafka.topic || kafka.state_topic == kafka.dlq_topic {
+        errors.push(ConfigError::new("kafka.state_topic", "must differ from kafka.topic and kafka.dlq_topic"));
     }
     for name in kafka.properties.keys() {
         if let Some((_, instead)) = FORCED_KAFKA_PROPERTIES.iter().find(|(forced, _)| forced == name) {

@@ -1,6 +1,9 @@
 //! Everything that talks to Kafka.
 
+pub mod cursor;
 pub mod dlq;
 pub mod errors;
 pub mod kafka;
+pub mod state;
 pub mod topics;
+pub mod transaction;

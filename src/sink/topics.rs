@@ -14,10 +14,7 @@ use super::kafka::producer_config;
 pub enum TopicError {
     #[error("cannot reach the Kafka brokers at {servers}: {source}")]
     Unreachable { servers: String, source: KafkaError },
-    #[error(
-        "missing topic(s): {}; create them or set kafka.create_topics = true",
-        .0.join(", ")
-    )]
+    #[error("missing topic(s): {}; create them or set kafka.create_topics = true", .0.join(", "))]
     Missing(Vec<String>),
     #[error("cannot create topic {topic}: {reason}")]
     Create { topic: String, reason: String },
@@ -25,11 +22,36 @@ pub enum TopicError {
     Internal(String),
 }
 
-/// The topics of `kafka` (events and DLQ) that the cluster does not have.
-pub async fn missing_topics(kafka: &KafkaConfig, timeout: Duration) -> Result<Vec<String>, TopicError> {
+/// A topic paybridge needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    /// Created with `cleanup.policy=compact` (the state topic).
+    pub compacted: bool,
+}
+
+/// The topics a deployment needs: events and DLQ always, the state topic when cursor
+/// sources are configured.
+pub fn required_topics(kafka: &KafkaConfig, with_state: bool) -> Vec<TopicSpec> {
+    let mut topics = vec![
+        TopicSpec { name: kafka.topic.clone(), compacted: false },
+        TopicSpec { name: kafka.dlq_topic.clone(), compacted: false },
+    ];
+    if with_state {
+        topics.push(TopicSpec { name: kafka.state_topic.clone(), compacted: true });
+    }
+    topics
+}
+
+/// The topics of `wanted` that the cluster does not have.
+pub async fn missing_topics(
+    kafka: &KafkaConfig,
+    wanted: &[TopicSpec],
+    timeout: Duration,
+) -> Result<Vec<TopicSpec>, TopicError> {
     let config = producer_config(kafka);
     let servers = kafka.bootstrap_servers.clone();
-    let wanted = [kafka.topic.clone(), kafka.dlq_topic.clone()];
+    let wanted = wanted.to_vec();
     tokio::task::spawn_blocking(move || {
         let admin: AdminClient<DefaultClientContext> =
             config.create().map_err(|source| TopicError::Unreachable { servers: servers.clone(), source })?;
@@ -38,33 +60,38 @@ pub async fn missing_topics(kafka: &KafkaConfig, timeout: Duration) -> Result<Ve
             .fetch_metadata(None, timeout)
             .map_err(|source| TopicError::Unreachable { servers, source })?;
         let present: Vec<&str> = metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
-        Ok(wanted.into_iter().filter(|t| !present.contains(&t.as_str())).collect())
+        Ok(wanted.into_iter().filter(|t| !present.contains(&t.name.as_str())).collect())
     })
     .await
     .map_err(|e| TopicError::Internal(e.to_string()))?
 }
 
-/// Makes sure the event and DLQ topics exist: creates them when `kafka.create_topics`
-/// is set, otherwise fails naming the missing ones.
-pub async fn ensure_topics(kafka: &KafkaConfig, timeout: Duration) -> Result<(), TopicError> {
-    let missing = missing_topics(kafka, timeout).await?;
+/// Makes sure `wanted` exist: creates the missing ones when `kafka.create_topics` is set,
+/// otherwise fails naming them.
+pub async fn ensure_topics(kafka: &KafkaConfig, wanted: &[TopicSpec], timeout: Duration) -> Result<(), TopicError> {
+    let missing = missing_topics(kafka, wanted, timeout).await?;
     if missing.is_empty() {
         return Ok(());
     }
     if !kafka.create_topics {
-        return Err(TopicError::Missing(missing));
+        return Err(TopicError::Missing(missing.into_iter().map(|t| t.name).collect()));
     }
     create_topics(kafka, &missing, timeout).await
 }
 
-/// Creates `topics` with the configured partitions and replication factor.
-pub async fn create_topics(kafka: &KafkaConfig, topics: &[String], timeout: Duration) -> Result<(), TopicError> {
+/// Creates `topics` with the configured partitions and replication factor (the state
+/// topic compacted).
+pub async fn create_topics(kafka: &KafkaConfig, topics: &[TopicSpec], timeout: Duration) -> Result<(), TopicError> {
     let admin: AdminClient<DefaultClientContext> = producer_config(kafka)
         .create()
         .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(t, kafka.topic_partitions, TopicReplication::Fixed(kafka.topic_replication_factor)))
+        .map(|t| {
+            let topic =
+                NewTopic::new(&t.name, kafka.topic_partitions, TopicReplication::Fixed(kafka.topic_replication_factor));
+            if t.compacted { topic.set("cleanup.policy", "compact") } else { topic }
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(timeout));
     let results = admin
@@ -73,11 +100,8 @@ pub async fn create_topics(kafka: &KafkaConfig, topics: &[String], timeout: Dura
         .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
     for result in results {
         match result {
-            Ok(_) => {}
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(TopicError::Create { topic, reason: code.to_string() });
-            }
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(TopicError::Create { topic, reason: code.to_string() }),
         }
     }
     Ok(())

@@ -1,0 +1,118 @@
+//! Cursor commits for cursor sources: the position advances only after the events up to it
+//! are in Kafka.
+//!
+//! Two modes behind one interface:
+//! - at-least-once (default): the batch goes through the pipeline; when every event is
+//!   settled (Delivered or Rejected to the DLQ), the cursor record is written to the state
+//!   topic. A crash in between re-publishes the same events (same ids) after restart.
+//! - exactly-once (`kafka.exactly_once`): events and cursor in one Kafka transaction, see
+//!   [`super::transaction`].
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rdkafka::producer::FutureProducer;
+use tokio::time::Instant;
+
+use super::kafka::{EventRecord, SendError, await_delivery, producer_config, send_waiting};
+use super::state::{CursorRecord, StateError, read_last_cursor};
+use super::transaction::{TransactionError, TransactionalWriter};
+use crate::ack::BatchOutcome;
+use crate::config::KafkaConfig;
+use crate::event::CanonicalEvent;
+use crate::pipeline::{PipelineClosed, Submitter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CursorError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Transaction(#[from] TransactionError),
+    #[error("cannot create the state producer: {0}")]
+    Producer(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Closed(#[from] PipelineClosed),
+}
+
+/// What a commit did.
+#[derive(Clone, Debug)]
+pub struct CommitOutcome {
+    /// Per-event outcomes of the batch.
+    pub batch: BatchOutcome,
+    /// True only when the cursor record was confirmed by the broker.
+    pub cursor_committed: bool,
+}
+
+enum Mode {
+    AtLeastOnce { submitter: Submitter, producer: FutureProducer },
+    ExactlyOnce(TransactionalWriter),
+}
+
+/// Commits a cursor source's batches and positions.
+pub struct CursorCommitter {
+    source: String,
+    kafka: KafkaConfig,
+    mode: Mode,
+}
+
+impl CursorCommitter {
+    /// Starts the committer for `source`. With `kafka.exactly_once` it first proves the
+    /// broker supports transactions and refuses to start otherwise.
+    pub async fn start(kafka: &KafkaConfig, source: &str, submitter: Submitter) -> Result<Self, CursorError> {
+        let mode = if kafka.exactly_once {
+            Mode::ExactlyOnce(TransactionalWriter::start(kafka, source).await?)
+        } else {
+            Mode::AtLeastOnce { submitter, producer: producer_config(kafka).create()? }
+        };
+        Ok(Self { source: source.to_owned(), kafka: kafka.clone(), mode })
+    }
+
+    /// The last committed cursor, or None before the first commit.
+    pub async fn last_cursor(&self) -> Result<Option<String>, CursorError> {
+        let record = read_last_cursor(&self.kafka, &self.source, self.kafka.metadata_timeout.get()).await?;
+        Ok(record.map(|r| r.cursor))
+    }
+
+    /// Publishes `events` and, only when every one of them is settled, advances the cursor
+    /// to `cursor`.
+    pub async fn commit(&self, events: Vec<CanonicalEvent>, cursor: &str) -> Result<CommitOutcome, CursorError> {
+        match &self.mode {
+            Mode::AtLeastOnce { submitter, producer } => {
+                let batch = submitter.submit(&self.source, events).await?.outcome().await;
+                let settled = batch.events.iter().all(|e| e.outcome.is_settled());
+                let cursor_committed = settled && self.write_cursor(producer, cursor).await.is_ok();
+                Ok(CommitOutcome { batch, cursor_committed })
+            }
+            Mode::ExactlyOnce(writer) => {
+                let record = self.cursor_record(cursor);
+                let batch = writer.commit(&events, &record).await;
+                let cursor_committed = batch.is_delivered();
+                Ok(CommitOutcome { batch, cursor_committed })
+            }
+        }
+    }
+
+    fn cursor_record(&self, cursor: &str) -> EventRecord {
+        let value = CursorRecord { source: self.source.clone(), cursor: cursor.to_owned(), committed_at: Utc::now() };
+        EventRecord {
+            key: self.source.clone(),
+            value: serde_json::to_vec(&value).unwrap_or_default(),
+            headers: vec![("content-type", "application/json".to_owned())],
+        }
+    }
+
+    async fn write_cursor(&self, producer: &FutureProducer, cursor: &str) -> Result<(), SendError> {
+        let record = self.cursor_record(cursor);
+        let deadline = Instant::now() + self.kafka.delivery_timeout.get();
+        let delivery =
+            send_waiting(producer, &self.kafka.state_topic, &record, record.owned_headers(), deadline).await?;
+        let result = await_delivery(delivery, deadline).await.map(|_| ());
+        if let Err(e) = &result {
+            tracing::warn!(source = %self.source, error = %e, "cursor not committed; the window will be read again");
+        }
+        result
+    }
+}
+
+/// How long a transactional start-up probe may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(15);

@@ -1,0 +1,105 @@
+//! Cursor commits: the position advances only after the events are in Kafka, survives a
+//! restart, and exactly-once refuses to start on a broker without transactions.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use paybridge::ack::Outcome;
+use paybridge::metrics::Metrics;
+use paybridge::pipeline::{Pipeline, PipelineSettings};
+use paybridge::sink::cursor::{CursorCommitter, CursorError};
+use paybridge::sink::kafka::KafkaSink;
+use paybridge::sink::topics::{TopicSpec, create_topics};
+use support::{Broker, kafka_config_with, ripplenet_event};
+
+struct Setup {
+    broker: Broker,
+    kafka: paybridge::config::KafkaConfig,
+    pipeline: Pipeline,
+}
+
+async fn setup(extra: &str) -> Setup {
+    let broker = Broker::start();
+    let topic = broker.new_topic("cur-events", 1);
+    let dlq = broker.new_topic("cur-dlq", 1);
+    let state = support::unique_topic("cur-state");
+    let mut kafka = kafka_config_with(
+        &broker,
+        &topic,
+        &dlq,
+        &format!("state_topic = \"{state}\"\ntopic_replication_factor = 1\ntopic_partitions = 1\n{extra}"),
+    );
+    create_topics(&kafka, &[TopicSpec { name: state, compacted: true }], Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    kafka.metadata_timeout = paybridge::config::HumanDuration::from_secs(10);
+    let sink = KafkaSink::new(&kafka).unwrap_or_else(|e| panic!("{e}"));
+    let settings = PipelineSettings { capacity: 1000, delivery_deadline: kafka.delivery_timeout.get() };
+    let pipeline = Pipeline::start(sink, settings, Arc::new(Metrics::new()));
+    Setup { broker, kafka, pipeline }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cursor_advances_after_the_events_and_survives_a_restart() {
+    let s = setup("").await;
+    let committer =
+        CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(committer.last_cursor().await.unwrap_or_else(|e| panic!("{e}")), None);
+
+    let events: Vec<_> = (0..5).map(|n| ripplenet_event(30_000 + n, "pay-cur", 10)).collect();
+    let done = committer.commit(events, "2025-10-01T14:05:00Z").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(done.batch.is_delivered() && done.cursor_committed);
+    let events: Vec<_> = (5..8).map(|n| ripplenet_event(30_000 + n, "pay-cur", 10)).collect();
+    let done = committer.commit(events, "2025-10-01T14:10:00Z").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(done.cursor_committed);
+
+    // A new committer (a restarted paybridge) reads the last position back.
+    let restarted =
+        CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(restarted.last_cursor().await.ok().flatten().as_deref(), Some("2025-10-01T14:10:00Z"));
+    // Positions are per source.
+    let other =
+        CursorCommitter::start(&s.kafka, "rpd-other", s.pipeline.submitter()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(other.last_cursor().await.ok().flatten(), None);
+
+    let topic = s.kafka.topic.clone();
+    let broker = s.broker;
+    let records = tokio::task::spawn_blocking(move || broker.read_all(&topic, 8, Duration::from_secs(10)))
+        .await
+        .unwrap_or_default();
+    assert_eq!(records.len(), 8, "every event of both windows is in the topic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_does_not_advance_the_cursor() {
+    let mut s = setup("delivery_timeout = \"3s\"").await;
+    let committer =
+        CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter()).await.unwrap_or_else(|e| panic!("{e}"));
+    let first = committer.commit(vec![ripplenet_event(31_000, "p", 10)], "c1").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.cursor_committed);
+
+    s.broker.stop();
+    let second = committer.commit(vec![ripplenet_event(31_001, "p", 10)], "c2").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!second.cursor_committed, "no cursor advance while the events are not confirmed");
+    assert!(matches!(second.batch.events[0].outcome, Outcome::Retry(_)));
+
+    s.broker.restart();
+    let restarted =
+        CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(restarted.last_cursor().await.ok().flatten().as_deref(), Some("c1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_refuses_to_start_on_a_broker_without_transactions() {
+    let s = setup("exactly_once = true").await;
+    match CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter()).await {
+        Err(e @ CursorError::Transaction(_)) => {
+            let text = e.to_string();
+            assert!(text.contains("does not support transactions") && text.contains("kafka.exactly_once"), "{text}");
+        }
+        Err(other) => panic!("expected the transactions error, got: {other}"),
+        Ok(_) => panic!("tansu 0.6.0 has no transactions; exactly-once must refuse to start"),
+    }
+}
