@@ -155,3 +155,42 @@ fn run_names_an_admin_address_it_cannot_bind() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("admin.listen"), "{stderr}");
 }
+
+#[test]
+fn sigterm_with_the_broker_gone_still_exits_within_the_shutdown_deadline() {
+    let mut broker = Broker::start();
+    let topic = broker.new_topic("gone", 1);
+    let dlq = broker.new_topic("gone-dlq", 1);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = write_config(dir.path(), &broker, &topic, &dlq, "");
+    let text = std::fs::read_to_string(&config).unwrap_or_default() + "[shutdown]\ntimeout = \"3s\"\n";
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let mut child = paybridge(&config).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "never started");
+        if rx.recv_timeout(Duration::from_millis(200)).is_ok_and(|l| l.contains("paybridge started")) {
+            break;
+        }
+    }
+    broker.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert!(sent.is_ok_and(|s| s.success()));
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(8), "did not exit within the 3 s deadline (+ margin)");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
