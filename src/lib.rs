@@ -3,6 +3,7 @@
 
 pub mod ack;
 pub mod admin;
+pub mod bridge;
 pub mod config;
 pub mod event;
 pub mod health;
@@ -11,8 +12,6 @@ pub mod normalize;
 pub mod pipeline;
 pub mod schemas;
 pub mod sink;
-
-use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
@@ -29,80 +28,12 @@ pub enum RunError {
     UnsupportedSource { name: String, kind: event::Provider },
 }
 
-/// How often the broker's metadata is checked for /readyz.
-const BROKER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Runs the bridge until `shutdown` is cancelled: checks (or creates) the topics, starts
-/// the producer, the pipeline, the admin server and the sources; on shutdown drains what
-/// is in flight and flushes the producer, all within `shutdown.timeout`.
+/// Runs the bridge until `shutdown` is cancelled (see [`bridge::Bridge`]).
 pub async fn run(config: config::Config, shutdown: CancellationToken) -> Result<(), RunError> {
-    if let Some(source) = config.sources.first() {
-        return Err(RunError::UnsupportedSource { name: source.name().to_owned(), kind: source.provider() });
-    }
-    let has_cursor_sources = config.sources.iter().any(|s| s.provider() == event::Provider::PaymentsDirect);
-    let topics = sink::topics::required_topics(&config.kafka, has_cursor_sources);
-    sink::topics::ensure_topics(&config.kafka, &topics, config.kafka.metadata_timeout.get()).await?;
-    let sink = sink::kafka::KafkaSink::new(&config.kafka)?;
-    let metrics = Arc::new(metrics::Metrics::new());
-    let health = Arc::new(health::Health::new());
-    health.broker_reachable();
-    let pipeline = pipeline::Pipeline::start(
-        sink.clone(),
-        pipeline::PipelineSettings {
-            capacity: config.pipeline.capacity,
-            delivery_deadline: config.kafka.delivery_timeout.get(),
-        },
-        metrics.clone(),
-    );
-
-    let admin_addr = config.admin.listen.0;
-    let listener = tokio::net::TcpListener::bind(admin_addr).await.map_err(|source| RunError::Bind {
-        what: "admin.listen",
-        addr: admin_addr,
-        source,
-    })?;
-    let stop_admin = CancellationToken::new();
-    let admin_state =
-        admin::AdminState { metrics: metrics.clone(), health: health.clone(), submitter: pipeline.submitter() };
-    let admin = tokio::spawn(admin::serve(listener, admin_state, stop_admin.clone()));
-    let checker = tokio::spawn(check_broker(sink.clone(), health.clone(), shutdown.clone()));
-    tracing::info!(topic = sink.topic(), admin = %admin_addr, sources = config.sources.len(), "paybridge started");
-
+    let bridge = bridge::Bridge::start(config).await?;
     shutdown.cancelled().await;
-    tracing::info!("shutting down");
-    health.set_shutting_down();
-    // One deadline for everything: draining the pipeline, then flushing the producers.
-    let deadline = tokio::time::Instant::now() + config.shutdown.timeout.get();
-    pipeline.shutdown(config.shutdown.timeout.get()).await;
-    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    match tokio::task::spawn_blocking(move || sink.flush(remaining)).await {
-        Ok(Ok(())) => tracing::info!("producer flushed"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "producer not fully flushed before the deadline"),
-        Err(e) => tracing::warn!(error = %e, "flush task failed"),
-    }
-    stop_admin.cancel();
-    checker.abort();
-    let _ = admin.await;
+    bridge.shutdown().await;
     Ok(())
-}
-
-/// Marks the broker reachable in `health` whenever it answers a metadata request.
-async fn check_broker(sink: sink::kafka::KafkaSink, health: Arc<health::Health>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(BROKER_CHECK_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let probe = sink.clone();
-        let reachable =
-            tokio::task::spawn_blocking(move || probe.metadata_reachable(BROKER_CHECK_INTERVAL)).await.unwrap_or(false);
-        if reachable {
-            health.broker_reachable();
-        } else {
-            tracing::warn!("Kafka brokers did not answer a metadata request");
-        }
-    }
 }
 
 /// [`run`] until SIGTERM or SIGINT.
