@@ -10,6 +10,7 @@ pub mod health;
 pub mod metrics;
 pub mod normalize;
 pub mod pipeline;
+pub mod sandbox;
 pub mod schemas;
 pub mod sink;
 

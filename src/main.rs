@@ -30,6 +30,18 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Serve simulators of the providers' APIs (RippleNet v4 so far) for tests and local development.
+    Sandbox {
+        /// `IP:port` to listen on.
+        #[arg(long, default_value = "127.0.0.1:8800")]
+        listen: std::net::SocketAddr,
+        /// Seed of the generated ids and data (same seed, same data).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A TOML scenario: credentials, callback URLs, token lifetime, initial data.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
     /// Print a JSON Schema generated from the code.
     Schema {
         #[arg(value_enum)]
@@ -75,6 +87,13 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Sandbox { listen, seed, scenario } => match sandbox(listen, seed, scenario) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("paybridge sandbox: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Run { config } => {
             let loaded = match config::load_file(&config) {
                 Ok(c) => c,
@@ -109,4 +128,40 @@ fn init_tracing(log: &config::LogConfig) {
 fn run(config: config::Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     Ok(runtime.block_on(paybridge::run_until_signal(config))?)
+}
+
+fn sandbox(listen: std::net::SocketAddr, seed: u64, scenario: Option<PathBuf>) -> anyhow::Result<()> {
+    let scenario = match scenario {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            paybridge::sandbox::Scenario::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => paybridge::sandbox::Scenario::default(),
+    };
+    init_tracing(&config::LogConfig::default());
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr().unwrap_or(listen);
+        let state = paybridge::sandbox::state(seed, scenario);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            trigger.cancel();
+        });
+        #[cfg(unix)]
+        {
+            let trigger = shutdown.clone();
+            if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                tokio::spawn(async move {
+                    term.recv().await;
+                    trigger.cancel();
+                });
+            }
+        }
+        println!("paybridge sandbox listening on http://{addr}");
+        paybridge::sandbox::serve(listener, state, shutdown).await.context("serving")
+    })
 }

@@ -1,0 +1,52 @@
+//! Provider-style error bodies.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// A RippleNet error (problem-details style with a RippleNet error code).
+pub fn ripplenet(status: StatusCode, code: &str, detail: &str) -> Response {
+    let body = json!({
+        "type": format!("https://errors.ripplenet.ripple.com/error/{}", status.as_u16()),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "ripplenet_error_code": code,
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    });
+    (status, Json(body)).into_response()
+}
+
+/// An OAuth 2.0 token endpoint error (RFC 6749 §5.2).
+pub fn oauth(status: StatusCode, error: &str, description: &str) -> Response {
+    (status, Json(json!({"error": error, "error_description": description}))).into_response()
+}
+
+/// A fault-injected status, with Retry-After when given.
+pub fn injected(status: u16, retry_after: Option<u64>) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = ripplenet(code, "E_SANDBOX_FAULT", "fault injected by the sandbox");
+    if let Some(seconds) = retry_after
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Headers sent, then the connection is dropped before the body: the client never gets
+/// an answer (a lost response or a reset, as the client sees it).
+pub fn dropped_connection() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "sandbox fault: connection dropped",
+        ))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}

@@ -1,0 +1,83 @@
+//! The sandbox's shared state: virtual clock, tokens, stores, ledger, faults.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use uuid::Uuid;
+
+use super::faults::Faults;
+use super::ledger::Ledger;
+use super::ripplenet_store::RipplenetStore;
+use super::scenario::Scenario;
+
+/// Everything behind one lock; no handler holds it across an await.
+pub struct Inner {
+    /// Added to the wall clock (moved by `/_sandbox/clock/advance`).
+    pub clock_offset: chrono::Duration,
+    /// access token → (provider, expiry)
+    pub tokens: HashMap<String, (String, DateTime<Utc>)>,
+    pub ripplenet: RipplenetStore,
+    pub ledger: Ledger,
+    pub faults: Faults,
+    pub rng: StdRng,
+    pub scenario: Scenario,
+}
+
+impl Inner {
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.clock_offset
+    }
+
+    /// A random UUID from the seeded generator (reproducible with `--seed`).
+    pub fn uuid(&mut self) -> Uuid {
+        let bits: u128 = self.rng.random();
+        uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid()
+    }
+
+    pub fn rng_u32(&mut self) -> u32 {
+        self.rng.random()
+    }
+
+    pub fn issue_token(&mut self, provider: &str, ttl: Duration) -> String {
+        let token = format!("sbx_{}", self.uuid().simple());
+        let expiry = self.now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
+        self.tokens.insert(token.clone(), (provider.to_owned(), expiry));
+        token
+    }
+
+    pub fn token_valid(&self, provider: &str, token: &str) -> bool {
+        self.tokens.get(token).is_some_and(|(p, expiry)| p == provider && *expiry > self.now())
+    }
+}
+
+/// Cheap-to-clone handle on the sandbox state.
+#[derive(Clone)]
+pub struct SandboxState {
+    inner: Arc<Mutex<Inner>>,
+    pub http: reqwest::Client,
+}
+
+impl SandboxState {
+    pub fn new(seed: u64, scenario: Scenario) -> Self {
+        let inner = Inner {
+            clock_offset: chrono::Duration::zero(),
+            tokens: HashMap::new(),
+            ripplenet: RipplenetStore::default(),
+            ledger: Ledger::default(),
+            faults: Faults::default(),
+            rng: StdRng::seed_from_u64(seed),
+            scenario,
+        };
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+        Self { inner: Arc::new(Mutex::new(inner)), http }
+    }
+
+    /// Locks the state. A poisoned lock (a panic elsewhere) is recovered: the sandbox keeps serving.
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
