@@ -179,11 +179,9 @@ async fn poll(State(s): State<SandboxState>, headers: HeaderMap, Query(q): Query
     finish(&s, endpoint, None, Json(Value::Array(page)).into_response(), lost)
 }
 
-fn parse_uuid(s: &SandboxState, endpoint: &str, raw: &str) -> Result<Uuid, Response> {
-    Uuid::parse_str(raw).map_err(|_| {
-        let r = errors::ripplenet(StatusCode::BAD_REQUEST, "E0104", "the notification id must be a UUID");
-        finish(s, endpoint, Some(raw.to_owned()), r, false)
-    })
+fn not_a_uuid(s: &SandboxState, endpoint: &str, raw: &str) -> Response {
+    let r = errors::ripplenet(StatusCode::BAD_REQUEST, "E0104", "the notification id must be a UUID");
+    finish(s, endpoint, Some(raw.to_owned()), r, false)
 }
 
 async fn get_one(State(s): State<SandboxState>, headers: HeaderMap, Path(raw): Path<String>) -> Response {
@@ -192,9 +190,8 @@ async fn get_one(State(s): State<SandboxState>, headers: HeaderMap, Path(raw): P
         Ok(lost) => lost,
         Err(r) => return r,
     };
-    let uuid = match parse_uuid(&s, endpoint, &raw) {
-        Ok(u) => u,
-        Err(r) => return r,
+    let Ok(uuid) = Uuid::parse_str(&raw) else {
+        return not_a_uuid(&s, endpoint, &raw);
     };
     let found = s.lock().ripplenet.get(&uuid).map(Notification::to_json);
     let response = match found {
@@ -210,9 +207,8 @@ async fn ack_one(State(s): State<SandboxState>, headers: HeaderMap, Path(raw): P
         Ok(lost) => lost,
         Err(r) => return r,
     };
-    let uuid = match parse_uuid(&s, endpoint, &raw) {
-        Ok(u) => u,
-        Err(r) => return r,
+    let Ok(uuid) = Uuid::parse_str(&raw) else {
+        return not_a_uuid(&s, endpoint, &raw);
     };
     let result = {
         let mut inner = s.lock();
