@@ -3,15 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 /// What to do to a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FaultAction {
     /// Answer with this status (429 with `retry_after` seconds sets Retry-After).
-    Status {
-        status: u16,
-        #[serde(default)]
-        retry_after: Option<u64>,
-    },
+    Status { status: u16, retry_after: Option<u64> },
     /// Wait this long before handling the request normally.
     Latency { ms: u64 },
     /// Drop the connection without applying the request.
@@ -23,16 +18,89 @@ pub enum FaultAction {
 }
 
 /// A fault on one endpoint, for the next `times` requests (or all, when absent).
+///
+/// Wire form: `{"endpoint": "ripplenet.poll_new", "action": "status", "status": 503,
+/// "retry_after": 5, "times": 2}`; actions: `status` (with `status`, optional
+/// `retry_after`), `latency` (with `ms`), `reset`, `lost_response`, `duplicate_webhook`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "FaultRuleWire", into = "FaultRuleWire")]
 pub struct FaultRule {
     /// Endpoint name, e.g. `ripplenet.poll_new`, `ripplenet.poll_sent`, `ripplenet.get`,
     /// `ripplenet.ack`, `ripplenet.ack_batch`, `ripplenet.token`, `ripplenet.webhook`.
     pub endpoint: String,
-    #[serde(flatten)]
     pub action: FaultAction,
-    #[serde(default)]
     pub times: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRuleWire {
+    endpoint: String,
+    action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    times: Option<u32>,
+}
+
+impl TryFrom<FaultRuleWire> for FaultRule {
+    type Error = String;
+
+    fn try_from(w: FaultRuleWire) -> Result<Self, Self::Error> {
+        let action = match (w.action.as_str(), w.status, w.ms) {
+            ("status", Some(status), None) if (100..=599).contains(&status) => {
+                FaultAction::Status { status, retry_after: w.retry_after }
+            }
+            ("status", _, _) => return Err("action \"status\" needs \"status\": 100..599".into()),
+            ("latency", None, Some(ms)) => FaultAction::Latency { ms },
+            ("latency", _, _) => return Err("action \"latency\" needs \"ms\"".into()),
+            ("reset", None, None) => FaultAction::Reset,
+            ("lost_response", None, None) => FaultAction::LostResponse,
+            ("duplicate_webhook", None, None) => FaultAction::DuplicateWebhook,
+            (other, _, _) => {
+                return Err(format!(
+                    "unknown action {other:?} (or extra fields): use status, latency, reset, lost_response or duplicate_webhook"
+                ));
+            }
+        };
+        if w.times == Some(0) {
+            return Err("\"times\" must be at least 1 (omit it for a standing fault)".into());
+        }
+        Ok(FaultRule { endpoint: w.endpoint, action, times: w.times })
+    }
+}
+
+impl From<FaultRule> for FaultRuleWire {
+    fn from(r: FaultRule) -> Self {
+        let mut w = FaultRuleWire {
+            endpoint: r.endpoint,
+            action: String::new(),
+            status: None,
+            retry_after: None,
+            ms: None,
+            times: r.times,
+        };
+        w.action = match r.action {
+            FaultAction::Status { status, retry_after } => {
+                w.status = Some(status);
+                w.retry_after = retry_after;
+                "status"
+            }
+            FaultAction::Latency { ms } => {
+                w.ms = Some(ms);
+                "latency"
+            }
+            FaultAction::Reset => "reset",
+            FaultAction::LostResponse => "lost_response",
+            FaultAction::DuplicateWebhook => "duplicate_webhook",
+        }
+        .to_owned();
+        w
+    }
 }
 
 #[derive(Default)]
@@ -77,6 +145,23 @@ impl Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_rules_are_rejected_with_a_reason() {
+        for bad in [
+            r#"{"endpoint": "e", "action": "status"}"#,
+            r#"{"endpoint": "e", "action": "latency"}"#,
+            r#"{"endpoint": "e", "action": "explode"}"#,
+            r#"{"endpoint": "e", "action": "reset", "ms": 5}"#,
+            r#"{"endpoint": "e", "action": "reset", "tims": 5}"#,
+            r#"{"endpoint": "e", "action": "reset", "times": 0}"#,
+        ] {
+            assert!(serde_json::from_str::<FaultRule>(bad).is_err(), "{bad}");
+        }
+        let rule: Result<FaultRule, _> = serde_json::from_str(r#"{"endpoint": "e", "action": "latency", "ms": 5}"#);
+        let round = rule.map(|r| serde_json::to_value(r).unwrap_or_default()).unwrap_or_default();
+        assert_eq!(round, serde_json::json!({"endpoint": "e", "action": "latency", "ms": 5}));
+    }
 
     #[test]
     fn counted_faults_run_out() {
