@@ -23,15 +23,19 @@ pub fn router(state: SandboxState) -> Router {
     Router::new().merge(ripplenet::routes()).merge(control::routes()).with_state(state)
 }
 
-/// Creates the sandbox state, with the scenario's initial data.
+/// Creates the sandbox state, with the scenario's initial data (whose webhooks, if a
+/// callback is configured, go out when [`serve`] starts).
 pub fn state(seed: u64, scenario: Scenario) -> SandboxState {
     let initial = scenario.ripplenet.initial_notifications;
     let state = SandboxState::new(seed, scenario);
-    ripplenet::generate(&state, initial);
+    let created = ripplenet::generate(&state, initial);
+    state.lock().initial_webhooks = created;
     state
 }
 
 /// Serves the sandbox on `listener` until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, state: SandboxState, shutdown: CancellationToken) -> std::io::Result<()> {
+    let initial = std::mem::take(&mut state.lock().initial_webhooks);
+    webhooks::ripplenet(&state, &initial);
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }

@@ -25,6 +25,8 @@ pub struct Inner {
     pub faults: Faults,
     pub rng: StdRng,
     pub scenario: Scenario,
+    /// Notifications created before the server started, whose webhooks are still to send.
+    pub initial_webhooks: Vec<Uuid>,
 }
 
 impl Inner {
@@ -71,6 +73,7 @@ impl SandboxState {
             faults: Faults::default(),
             rng: StdRng::seed_from_u64(seed),
             scenario,
+            initial_webhooks: Vec::new(),
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         Self { inner: Arc::new(Mutex::new(inner)), http }
