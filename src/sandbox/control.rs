@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,9 +15,10 @@ use serde_json::{Value, json};
 
 use super::faults::FaultRule;
 use super::ledger::EntryKind;
+use super::payments_direct;
 use super::ripplenet;
 use super::ripplenet_store::Status;
-use super::scenario::RipplenetScenario;
+use super::scenario::{PaymentsDirectScenario, RipplenetScenario};
 use super::state::SandboxState;
 
 pub fn routes() -> Router<SandboxState> {
@@ -25,6 +26,11 @@ pub fn routes() -> Router<SandboxState> {
         .route("/_sandbox/ripplenet/notifications", post(create_ripplenet))
         .route("/_sandbox/ripplenet/stats", get(ripplenet_stats))
         .route("/_sandbox/ripplenet/settings", get(get_ripplenet_settings).put(put_ripplenet_settings))
+        .route("/_sandbox/payments_direct/payments", post(create_payments))
+        .route("/_sandbox/payments_direct/payments/{id}/transition", post(transition_payment))
+        .route("/_sandbox/payments_direct/advance", post(advance_payments))
+        .route("/_sandbox/payments_direct/stats", get(payments_stats))
+        .route("/_sandbox/payments_direct/settings", get(get_pd_settings).put(put_pd_settings))
         .route("/_sandbox/faults", get(list_faults).post(add_fault).delete(clear_faults))
         .route("/_sandbox/clock", get(clock))
         .route("/_sandbox/clock/advance", post(advance_clock))
@@ -147,4 +153,108 @@ async fn ledger(State(s): State<SandboxState>, Query(q): Query<HashMap<String, S
     };
     let since = q.get("since").and_then(|v| v.parse().ok()).unwrap_or(0);
     Json(s.lock().ledger.query(kind, q.get("provider").map(String::as_str), since)).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePayments {
+    count: usize,
+}
+
+async fn create_payments(State(s): State<SandboxState>, body: Bytes) -> Response {
+    match serde_json::from_slice::<CreatePayments>(&body) {
+        Ok(r) => {
+            let ids: Vec<String> = payments_direct::create(&s, r.count).iter().map(ToString::to_string).collect();
+            (StatusCode::CREATED, Json(json!({ "paymentIds": ids }))).into_response()
+        }
+        Err(e) => bad_request(format!("invalid body: {e}")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransitionTo {
+    to: String,
+}
+
+async fn transition_payment(State(s): State<SandboxState>, Path(raw): Path<String>, body: Bytes) -> Response {
+    let Ok(id) = uuid::Uuid::parse_str(&raw) else {
+        return bad_request("the payment id must be a UUID");
+    };
+    let to = match serde_json::from_slice::<TransitionTo>(&body) {
+        Ok(t) => t.to,
+        Err(e) => return bad_request(format!("invalid body: {e}")),
+    };
+    match payments_direct::transition(&s, &id, &to) {
+        Ok(()) => {
+            let state = s.lock().payments.get(&id).map(|p| p.state.clone()).unwrap_or_default();
+            Json(json!({"paymentId": id.to_string(), "paymentState": state})).into_response()
+        }
+        Err(e) if e.contains("not found") => (StatusCode::NOT_FOUND, Json(json!({"error": e}))).into_response(),
+        Err(e) => (StatusCode::CONFLICT, Json(json!({"error": e}))).into_response(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AdvancePayments {
+    /// Send this share (0.0–1.0) of the payments leaving VALIDATING or TRANSFERRING to FAILED instead.
+    #[serde(default)]
+    failure_rate: f64,
+}
+
+/// Moves every non-terminal payment one step along its lifecycle.
+async fn advance_payments(State(s): State<SandboxState>, body: Bytes) -> Response {
+    let request: AdvancePayments = if body.is_empty() {
+        AdvancePayments::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return bad_request(format!("invalid body: {e}")),
+        }
+    };
+    if !(0.0..=1.0).contains(&request.failure_rate) {
+        return bad_request("failure_rate must be between 0 and 1");
+    }
+    let ids = s.lock().payments.non_terminal();
+    let mut moved = 0;
+    for id in ids {
+        let (state, roll) = {
+            let mut inner = s.lock();
+            let roll = f64::from(inner.rng_u32()) / f64::from(u32::MAX);
+            (inner.payments.get(&id).map(|p| p.state.clone()).unwrap_or_default(), roll)
+        };
+        let fail = roll < request.failure_rate && (state == "VALIDATING" || state == "TRANSFERRING");
+        let next = if fail { Some("FAILED") } else { super::payments_direct_store::happy_next(&state) };
+        if let Some(next) = next
+            && payments_direct::transition(&s, &id, next).is_ok()
+        {
+            moved += 1;
+        }
+    }
+    Json(json!({ "moved": moved })).into_response()
+}
+
+async fn payments_stats(State(s): State<SandboxState>) -> Json<Value> {
+    let inner = s.lock();
+    let mut counts = serde_json::Map::new();
+    for (state, _) in super::payments_direct_store::TRANSITIONS {
+        counts.insert((*state).to_owned(), json!(inner.payments.ids_in(state).len()));
+    }
+    counts.insert("total".into(), json!(inner.payments.len()));
+    Json(Value::Object(counts))
+}
+
+async fn get_pd_settings(State(s): State<SandboxState>) -> Json<PaymentsDirectScenario> {
+    Json(s.lock().scenario.payments_direct.clone())
+}
+
+async fn put_pd_settings(State(s): State<SandboxState>, body: Bytes) -> Response {
+    match serde_json::from_slice::<PaymentsDirectScenario>(&body) {
+        Ok(settings) => {
+            s.lock().scenario.payments_direct = settings.clone();
+            Json(settings).into_response()
+        }
+        Err(e) => bad_request(format!("invalid settings: {e}")),
+    }
 }

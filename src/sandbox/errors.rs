@@ -5,6 +5,43 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// Which provider's error body to answer with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    Ripplenet,
+    PaymentsDirect,
+}
+
+/// An error body in the provider's style.
+pub fn error(style: Style, status: StatusCode, code: &str, detail: &str) -> Response {
+    match style {
+        Style::Ripplenet => ripplenet(status, code, detail),
+        Style::PaymentsDirect => payments_direct(status, code, detail),
+    }
+}
+
+/// A Payments Direct `PaymentErrorResponse` (as the OpenAPI examples show it).
+pub fn payments_direct(status: StatusCode, code: &str, detail: &str) -> Response {
+    let kind = match status.as_u16() {
+        400 => "USER_VALIDATION_ERROR",
+        401 | 403 => "AUTHENTICATION_ERROR",
+        404 => "NOT_FOUND",
+        429 => "RATE_LIMIT_ERROR",
+        _ => "SYSTEM_ERROR",
+    };
+    let body = json!({
+        "status": status.as_u16(),
+        "errors": {
+            "code": code,
+            "type": kind,
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "description": detail,
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }
+    });
+    (status, Json(body)).into_response()
+}
+
 /// A RippleNet error (problem-details style with a RippleNet error code).
 pub fn ripplenet(status: StatusCode, code: &str, detail: &str) -> Response {
     let body = json!({
@@ -24,9 +61,9 @@ pub fn oauth(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 /// A fault-injected status, with Retry-After when given.
-pub fn injected(status: u16, retry_after: Option<u64>) -> Response {
+pub fn injected(style: Style, status: u16, retry_after: Option<u64>) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = ripplenet(code, "E_SANDBOX_FAULT", "fault injected by the sandbox");
+    let mut response = error(style, code, "SANDBOX_FAULT", "fault injected by the sandbox");
     if let Some(seconds) = retry_after
         && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
     {

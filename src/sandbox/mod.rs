@@ -4,7 +4,11 @@
 mod control;
 mod errors;
 pub mod faults;
+mod guard;
 pub mod ledger;
+mod oauth;
+mod payments_direct;
+pub mod payments_direct_store;
 mod ripplenet;
 pub mod ripplenet_store;
 pub mod scenario;
@@ -20,15 +24,17 @@ pub use state::SandboxState;
 
 /// The whole sandbox as one router.
 pub fn router(state: SandboxState) -> Router {
-    Router::new().merge(ripplenet::routes()).merge(control::routes()).with_state(state)
+    Router::new().merge(ripplenet::routes()).merge(payments_direct::routes()).merge(control::routes()).with_state(state)
 }
 
 /// Creates the sandbox state, with the scenario's initial data (whose webhooks, if a
 /// callback is configured, go out when [`serve`] starts).
 pub fn state(seed: u64, scenario: Scenario) -> SandboxState {
     let initial = scenario.ripplenet.initial_notifications;
+    let payments = scenario.payments_direct.initial_payments;
     let state = SandboxState::new(seed, scenario);
     let created = ripplenet::generate(&state, initial);
+    payments_direct::create(&state, payments);
     state.lock().initial_webhooks = created;
     state
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::faults::Faults;
 use super::ledger::Ledger;
+use super::payments_direct_store::PaymentsStore;
 use super::ripplenet_store::RipplenetStore;
 use super::scenario::Scenario;
 
@@ -21,6 +22,7 @@ pub struct Inner {
     /// access token → (provider, expiry)
     pub tokens: HashMap<String, (String, DateTime<Utc>)>,
     pub ripplenet: RipplenetStore,
+    pub payments: PaymentsStore,
     pub ledger: Ledger,
     pub faults: Faults,
     pub rng: StdRng,
@@ -69,6 +71,7 @@ impl SandboxState {
             clock_offset: chrono::Duration::zero(),
             tokens: HashMap::new(),
             ripplenet: RipplenetStore::default(),
+            payments: PaymentsStore::default(),
             ledger: Ledger::default(),
             faults: Faults::default(),
             rng: StdRng::seed_from_u64(seed),

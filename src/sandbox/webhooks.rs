@@ -21,17 +21,55 @@ pub fn ripplenet(s: &SandboxState, uuids: &[Uuid]) {
         for _ in 0..copies {
             tokio::spawn(deliver(
                 s.clone(),
+                super::ripplenet::PROVIDER,
                 url.clone(),
-                uuid,
-                scenario.webhook_retry_interval.get(),
-                scenario.webhook_max_retries,
+                uuid.to_string(),
+                json!({"msg_id": uuid.to_string()}),
+                (scenario.webhook_retry_interval.get(), scenario.webhook_max_retries),
             ));
         }
     }
 }
 
-async fn deliver(s: SandboxState, url: String, uuid: Uuid, interval: Duration, max_retries: u32) {
-    let body = json!({"msg_id": uuid.to_string()});
+/// Sends a Payments Direct `PAYMENT_STATE_TRANSITION` webhook, when a callback is set.
+pub fn payments_direct(s: &SandboxState, payment_id: Uuid, from: &str, to: &str, at: chrono::DateTime<chrono::Utc>) {
+    let (scenario, event_id, duplicate) = {
+        let mut inner = s.lock();
+        let duplicate = inner.faults.has("payments_direct.webhook", &FaultAction::DuplicateWebhook);
+        (inner.scenario.payments_direct.clone(), inner.uuid(), duplicate)
+    };
+    let Some(url) = scenario.callback_url else { return };
+    let body = json!({
+        "id": event_id.to_string(),
+        "eventType": "PAYMENT_STATE_TRANSITION",
+        "eventVersion": 1,
+        "eventData": {
+            "paymentId": payment_id.to_string(),
+            "previousPaymentState": from,
+            "paymentState": to,
+            "lastStateUpdatedAt": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        },
+    });
+    for _ in 0..if duplicate { 2 } else { 1 } {
+        tokio::spawn(deliver(
+            s.clone(),
+            super::payments_direct::PROVIDER,
+            url.clone(),
+            payment_id.to_string(),
+            body.clone(),
+            (scenario.webhook_retry_interval.get(), scenario.webhook_max_retries),
+        ));
+    }
+}
+
+async fn deliver(
+    s: SandboxState,
+    provider: &'static str,
+    url: String,
+    id: String,
+    body: serde_json::Value,
+    (interval, max_retries): (Duration, u32),
+) {
     for attempt in 0..=max_retries {
         if attempt > 0 {
             tokio::time::sleep(interval).await;
@@ -46,8 +84,8 @@ async fn deliver(s: SandboxState, url: String, uuid: Uuid, interval: Duration, m
             inner.ledger.record(
                 now,
                 EntryKind::Webhook,
-                super::ripplenet::PROVIDER,
-                Some(uuid.to_string()),
+                provider,
+                Some(id.clone()),
                 Some(format!("POST {url}")),
                 Some(status),
             );

@@ -1,0 +1,73 @@
+//! What every simulated endpoint does around its own logic: apply the endpoint's fault,
+//! check the bearer token, record the request in the ledger.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::errors::{self, Style};
+use super::faults::FaultAction;
+use super::ledger::EntryKind;
+use super::oauth;
+use super::state::SandboxState;
+
+/// One endpoint of one provider.
+#[derive(Clone, Copy)]
+pub struct Endpoint {
+    pub provider: &'static str,
+    /// The fault and ledger name, e.g. `ripplenet.poll_new`.
+    pub name: &'static str,
+    pub style: Style,
+}
+
+impl Endpoint {
+    fn record(&self, s: &SandboxState, id: Option<String>, status: u16) {
+        let mut inner = s.lock();
+        let now = inner.now();
+        inner.ledger.record(now, EntryKind::Request, self.provider, id, Some(self.name.into()), Some(status));
+    }
+
+    /// Applies the endpoint's fault. Ok(true): apply the request, then lose the response.
+    pub async fn before(&self, s: &SandboxState) -> Result<bool, Response> {
+        let fault = s.lock().faults.take(self.name);
+        match fault {
+            None | Some(FaultAction::DuplicateWebhook) => Ok(false),
+            Some(FaultAction::Latency { ms }) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(false)
+            }
+            Some(FaultAction::Status { status, retry_after }) => {
+                self.record(s, None, status);
+                Err(errors::injected(self.style, status, retry_after))
+            }
+            Some(FaultAction::Reset) => {
+                self.record(s, None, 0);
+                Err(errors::dropped_connection())
+            }
+            Some(FaultAction::LostResponse) => Ok(true),
+        }
+    }
+
+    /// [`Endpoint::before`], then a valid bearer token of this provider is required.
+    pub async fn guarded(&self, s: &SandboxState, headers: &HeaderMap) -> Result<bool, Response> {
+        let lost = self.before(s).await?;
+        let valid = s.lock().token_valid(self.provider, oauth::bearer(headers));
+        if !valid {
+            self.record(s, None, 401);
+            return Err(errors::error(
+                self.style,
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "missing, invalid or expired access token",
+            ));
+        }
+        Ok(lost)
+    }
+
+    /// Records the request and returns the response (or drops it, for a lost response).
+    pub fn finish(&self, s: &SandboxState, id: Option<String>, response: Response, lost: bool) -> Response {
+        self.record(s, id, if lost { 0 } else { response.status().as_u16() });
+        if lost { errors::dropped_connection() } else { response }
+    }
+}

@@ -1,0 +1,377 @@
+//! Payments Direct 2.0 payments in memory: the documented lifecycle, state history,
+//! failure details, and search by time range with keyset pagination.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Every state the sandbox knows, and where each may go next.
+pub const TRANSITIONS: &[(&str, &[&str])] = &[
+    ("INITIATED", &["VALIDATING"]),
+    ("VALIDATING", &["TRANSFERRING", "AWAITING_FUNDING", "DECLINED", "FAILED"]),
+    ("AWAITING_FUNDING", &["TRANSFERRING", "FAILED"]),
+    ("TRANSFERRING", &["COMPLETED", "DECLINED", "FAILED"]),
+    ("COMPLETED", &["RETURNED"]),
+    ("FAILED", &[]),
+    ("DECLINED", &[]),
+    ("RETURNED", &[]),
+];
+
+/// The next state on the happy path.
+pub fn happy_next(state: &str) -> Option<&'static str> {
+    match state {
+        "INITIATED" => Some("VALIDATING"),
+        "VALIDATING" | "AWAITING_FUNDING" => Some("TRANSFERRING"),
+        "TRANSFERRING" => Some("COMPLETED"),
+        _ => None,
+    }
+}
+
+pub fn allowed(from: &str, to: &str) -> bool {
+    TRANSITIONS.iter().any(|(f, next)| *f == from && next.contains(&to))
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Clone, Debug)]
+pub struct Transition {
+    pub from: String,
+    pub to: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Payment {
+    pub id: Uuid,
+    pub state: String,
+    pub initiated_at: DateTime<Utc>,
+    pub last_state_updated_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub source_amount: f64,
+    pub source_currency: String,
+    pub destination_amount: f64,
+    pub destination_currency: String,
+    pub internal_id: String,
+    pub history: Vec<Transition>,
+    pub errors: Vec<Value>,
+}
+
+/// Which name the state time has in responses: the OpenAPI's `lastStateUpdatedAt`, the
+/// polling page's `updatedAt`, or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeField {
+    #[default]
+    LastStateUpdatedAt,
+    UpdatedAt,
+    Both,
+}
+
+impl Payment {
+    /// `PaymentV2` (search results).
+    pub fn summary(&self, field: TimeField) -> Value {
+        let mut v = json!({
+            "paymentId": self.id.to_string(),
+            "paymentState": self.state,
+            "initiatedAt": time(self.initiated_at),
+            "expiresAt": time(self.expires_at),
+            "originator": {
+                "sourceAmount": self.source_amount,
+                "sourceCurrency": self.source_currency,
+                "internalId": self.internal_id,
+            },
+            "destination": {
+                "destinationAmount": self.destination_amount,
+                "destinationCurrency": self.destination_currency,
+            },
+        });
+        let at = Value::String(time(self.last_state_updated_at));
+        if let Some(map) = v.as_object_mut() {
+            if field != TimeField::UpdatedAt {
+                map.insert("lastStateUpdatedAt".into(), at.clone());
+            }
+            if field != TimeField::LastStateUpdatedAt {
+                map.insert("updatedAt".into(), at);
+            }
+        }
+        v
+    }
+
+    /// `PaymentWithDetailsV2` (`GET /v3/payments/{id}`): with `errors` for FAILED,
+    /// DECLINED and RETURNED.
+    pub fn details(&self, field: TimeField) -> Value {
+        let mut v = self.summary(field);
+        if !self.errors.is_empty()
+            && let Some(map) = v.as_object_mut()
+        {
+            map.insert("errors".into(), Value::Array(self.errors.clone()));
+        }
+        v
+    }
+
+    pub fn states(&self) -> Value {
+        let transitions: Vec<Value> = self
+            .history
+            .iter()
+            .map(|t| json!({"updatedFrom": t.from, "updatedTo": t.to, "updatedAt": time(t.at)}))
+            .collect();
+        json!({ "stateTransitions": transitions })
+    }
+}
+
+/// Why a transition was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransitionError {
+    NotFound,
+    NotAllowed { from: String, to: String },
+}
+
+/// A search request, already validated.
+#[derive(Clone, Debug)]
+pub struct Search {
+    pub range: RangeType,
+    pub after: Option<DateTime<Utc>>,
+    pub before: Option<DateTime<Utc>>,
+    pub states: Vec<String>,
+    pub ids: Vec<Uuid>,
+    pub sort_field: SortField,
+    pub descending: bool,
+    pub size: usize,
+    pub after_key: Option<PageKey>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeType {
+    Creation,
+    Expiry,
+    StatusLastUpdated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortField {
+    InitiatedAt,
+    LastStateUpdatedAt,
+    ExpiresAt,
+}
+
+/// Where the previous page ended: the sort value and payment id of its last item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageKey {
+    pub key: String,
+    pub at: DateTime<Utc>,
+}
+
+impl PageKey {
+    pub fn encode(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    pub fn decode(token: &str) -> Option<Self> {
+        let raw = base64::engine::general_purpose::STANDARD.decode(token.trim()).ok()?;
+        serde_json::from_slice(&raw).ok()
+    }
+}
+
+#[derive(Default)]
+pub struct PaymentsStore {
+    payments: HashMap<Uuid, Payment>,
+}
+
+impl PaymentsStore {
+    pub fn insert(&mut self, p: Payment) {
+        self.payments.insert(p.id, p);
+    }
+
+    pub fn get(&self, id: &Uuid) -> Option<&Payment> {
+        self.payments.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.payments.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.payments.is_empty()
+    }
+
+    pub fn ids_in(&self, state: &str) -> Vec<Uuid> {
+        let mut ids: Vec<&Payment> = self.payments.values().filter(|p| p.state == state).collect();
+        ids.sort_by_key(|p| (p.initiated_at, p.id));
+        ids.iter().map(|p| p.id).collect()
+    }
+
+    pub fn non_terminal(&self) -> Vec<Uuid> {
+        let mut ids: Vec<&Payment> = self.payments.values().filter(|p| happy_next(&p.state).is_some()).collect();
+        ids.sort_by_key(|p| (p.initiated_at, p.id));
+        ids.iter().map(|p| p.id).collect()
+    }
+
+    /// Moves a payment to `to` at `now`; failure states get an error detail.
+    pub fn transition(&mut self, id: &Uuid, to: &str, now: DateTime<Utc>) -> Result<Transition, TransitionError> {
+        let p = self.payments.get_mut(id).ok_or(TransitionError::NotFound)?;
+        if !allowed(&p.state, to) {
+            return Err(TransitionError::NotAllowed { from: p.state.clone(), to: to.to_owned() });
+        }
+        // The state time strictly increases, even when the clock did not move.
+        let at = if now > p.last_state_updated_at {
+            now
+        } else {
+            p.last_state_updated_at + chrono::Duration::milliseconds(1)
+        };
+        let t = Transition { from: p.state.clone(), to: to.to_owned(), at };
+        p.state = to.to_owned();
+        p.last_state_updated_at = at;
+        p.history.push(t.clone());
+        if let Some((code, description)) = failure_detail(to) {
+            p.errors.push(json!({
+                "code": code,
+                "type": "PAYMENT_ERROR",
+                "title": format!("Payment {}", to.to_ascii_lowercase()),
+                "description": description,
+                "timestamp": time(at),
+            }));
+        }
+        Ok(t)
+    }
+
+    /// Matching payments, sorted, one page; the token when more remain.
+    pub fn search(&self, q: &Search) -> (Vec<&Payment>, Option<PageKey>) {
+        let range_value = |p: &Payment| match q.range {
+            RangeType::Creation => p.initiated_at,
+            RangeType::Expiry => p.expires_at,
+            RangeType::StatusLastUpdated => p.last_state_updated_at,
+        };
+        let sort_value = |p: &Payment| match q.sort_field {
+            SortField::InitiatedAt => p.initiated_at,
+            SortField::LastStateUpdatedAt => p.last_state_updated_at,
+            SortField::ExpiresAt => p.expires_at,
+        };
+        let mut hits: Vec<&Payment> = self
+            .payments
+            .values()
+            .filter(|p| q.after.is_none_or(|a| range_value(p) >= a) && q.before.is_none_or(|b| range_value(p) <= b))
+            .filter(|p| q.states.is_empty() || q.states.contains(&p.state))
+            .filter(|p| q.ids.is_empty() || q.ids.contains(&p.id))
+            .collect();
+        hits.sort_by(|a, b| {
+            let order = (sort_value(a), a.id.to_string()).cmp(&(sort_value(b), b.id.to_string()));
+            if q.descending { order.reverse() } else { order }
+        });
+        if let Some(key) = &q.after_key {
+            let past = |p: &&Payment| {
+                let here = (sort_value(p), p.id.to_string());
+                let mark = (key.at, key.key.clone());
+                if q.descending { here < mark } else { here > mark }
+            };
+            hits.retain(past);
+        }
+        let more = hits.len() > q.size;
+        hits.truncate(q.size);
+        let token = if more { hits.last().map(|p| PageKey { key: p.id.to_string(), at: sort_value(p) }) } else { None };
+        (hits, token)
+    }
+}
+
+fn failure_detail(state: &str) -> Option<(&'static str, &'static str)> {
+    match state {
+        "FAILED" => Some(("PAY_001", "The payout partner could not credit the beneficiary account.")),
+        "DECLINED" => Some(("PAY_002", "The payment was declined by a compliance rule.")),
+        "RETURNED" => Some(("PAY_003", "The beneficiary bank returned the payment: account closed.")),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payment(i: u128, at: DateTime<Utc>) -> Payment {
+        Payment {
+            id: Uuid::from_u128(i),
+            state: "INITIATED".into(),
+            initiated_at: at,
+            last_state_updated_at: at,
+            expires_at: at + chrono::Duration::days(30),
+            source_amount: 100.0,
+            source_currency: "USD".into(),
+            destination_amount: 92.5,
+            destination_currency: "EUR".into(),
+            internal_id: format!("inv-{i}"),
+            history: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn search(after: DateTime<Utc>, before: DateTime<Utc>, size: usize) -> Search {
+        Search {
+            range: RangeType::StatusLastUpdated,
+            after: Some(after),
+            before: Some(before),
+            states: Vec::new(),
+            ids: Vec::new(),
+            sort_field: SortField::LastStateUpdatedAt,
+            descending: false,
+            size,
+            after_key: None,
+        }
+    }
+
+    #[test]
+    fn lifecycle_rules_and_failure_details() {
+        let t0 = Utc::now();
+        let mut store = PaymentsStore::default();
+        store.insert(payment(1, t0));
+        let id = Uuid::from_u128(1);
+        assert!(matches!(store.transition(&id, "COMPLETED", t0), Err(TransitionError::NotAllowed { .. })));
+        for to in ["VALIDATING", "TRANSFERRING", "COMPLETED", "RETURNED"] {
+            assert!(store.transition(&id, to, t0).is_ok(), "{to}");
+        }
+        let p = store.get(&id).map(|p| p.details(TimeField::LastStateUpdatedAt)).unwrap_or_default();
+        assert_eq!(p["paymentState"], "RETURNED");
+        assert_eq!(p["errors"][0]["code"], "PAY_003");
+        let states = store.get(&id).map(Payment::states).unwrap_or_default();
+        assert_eq!(states["stateTransitions"].as_array().map(Vec::len), Some(4));
+        assert_eq!(store.transition(&Uuid::from_u128(9), "VALIDATING", t0).err(), Some(TransitionError::NotFound));
+    }
+
+    #[test]
+    fn state_time_moves_on_every_transition() {
+        let t0 = Utc::now();
+        let mut store = PaymentsStore::default();
+        store.insert(payment(1, t0));
+        let id = Uuid::from_u128(1);
+        let a = store.transition(&id, "VALIDATING", t0).map(|t| t.at).ok();
+        let b = store.transition(&id, "TRANSFERRING", t0).map(|t| t.at).ok();
+        assert!(a.is_some() && b > a, "strictly increasing even at the same clock reading");
+    }
+
+    #[test]
+    fn inclusive_range_and_pages_that_cover_everything_once() {
+        let t0 =
+            DateTime::parse_from_rfc3339("2025-10-01T14:00:00Z").map(|t| t.with_timezone(&Utc)).unwrap_or_default();
+        let mut store = PaymentsStore::default();
+        for i in 0..25u128 {
+            let mut p = payment(i, t0);
+            p.last_state_updated_at = t0 + chrono::Duration::seconds(i as i64 * 10);
+            store.insert(p);
+        }
+        // Inclusive at both ends: 14:00:00 … 14:02:00 holds items 0..=12.
+        let mut q = search(t0, t0 + chrono::Duration::seconds(120), 5);
+        let mut seen = Vec::new();
+        loop {
+            let (page, token) = store.search(&q);
+            seen.extend(page.iter().map(|p| p.id));
+            match token {
+                Some(t) => q.after_key = PageKey::decode(&t.encode()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, (0..=12u128).map(Uuid::from_u128).collect::<Vec<_>>());
+    }
+}
