@@ -1,89 +1,16 @@
 //! The RippleNet v4 simulator, driven as a server with a plain HTTP client (no bridge).
 
-use std::net::SocketAddr;
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use paybridge::sandbox::{self, Scenario};
-use reqwest::{Client, StatusCode};
+use paybridge::sandbox::Scenario;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
+use support::sandbox::Sandbox;
 
 const BASE: &str = "/v4/orchestration/payment/notification";
-
-struct Sandbox {
-    addr: SocketAddr,
-    http: Client,
-    _stop: tokio_util::sync::DropGuard,
-}
-
-impl Sandbox {
-    async fn start(scenario: Scenario) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let stop = CancellationToken::new();
-        tokio::spawn(sandbox::serve(listener, sandbox::state(7, scenario), stop.clone()));
-        Self { addr, http: Client::new(), _stop: stop.drop_guard() }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn token(&self) -> String {
-        let body = json!({"client_id": "sandbox-client", "client_secret": "sandbox-secret",
-                          "audience": "urn:ripplenet:sandbox", "grant_type": "client_credentials"});
-        let r = self.http.post(self.url("/oauth/token")).json(&body).send().await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(r.status(), StatusCode::OK);
-        let v: Value = r.json().await.unwrap_or_default();
-        assert_eq!(v["token_type"], "Bearer");
-        assert!(v["expires_in"].as_u64().is_some_and(|s| s > 0));
-        v["access_token"].as_str().unwrap_or_default().to_owned()
-    }
-
-    async fn create(&self, count: usize) -> Vec<String> {
-        let r = self
-            .http
-            .post(self.url("/_sandbox/ripplenet/notifications"))
-            .json(&json!({"count": count}))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(r.status(), StatusCode::CREATED);
-        let v: Value = r.json().await.unwrap_or_default();
-        v["uuids"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|u| u.as_str().map(str::to_owned))
-            .collect()
-    }
-
-    async fn get(&self, token: &str, path_and_query: &str) -> reqwest::Response {
-        self.http.get(self.url(path_and_query)).bearer_auth(token).send().await.unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    async fn stats(&self) -> Value {
-        self.http
-            .get(self.url("/_sandbox/ripplenet/stats"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default()
-    }
-
-    async fn control(&self, path: &str, body: Value) -> StatusCode {
-        self.http.post(self.url(path)).json(&body).send().await.map(|r| r.status()).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    async fn ledger(&self, query: &str) -> Vec<Value> {
-        let r = self.http.get(self.url(&format!("/_sandbox/ledger?{query}"))).send().await;
-        r.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default()
-    }
-}
 
 fn ids(page: &Value) -> Vec<String> {
     page.as_array().cloned().unwrap_or_default().iter().filter_map(|n| n["uuid"].as_str().map(str::to_owned)).collect()

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use uuid::Uuid;
@@ -32,8 +32,10 @@ pub struct Inner {
 }
 
 impl Inner {
+    /// The sandbox time, in whole milliseconds: the precision every response shows, so a
+    /// time read from a response matches the stored one exactly (inclusive searches).
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + self.clock_offset
+        (Utc::now() + self.clock_offset).trunc_subsecs(3)
     }
 
     /// A random UUID from the seeded generator (reproducible with `--seed`).

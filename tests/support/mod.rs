@@ -2,6 +2,8 @@
 //! free port with a fresh SQLite file, killed on drop.
 #![allow(dead_code)]
 
+pub mod sandbox;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,114 @@
+//! A sandbox server in the test process, driven over HTTP with a plain client.
+
+use std::net::SocketAddr;
+
+use paybridge::sandbox::{self, Scenario};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub struct Sandbox {
+    pub addr: SocketAddr,
+    pub http: Client,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl Sandbox {
+    pub async fn start(scenario: Scenario) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let stop = CancellationToken::new();
+        tokio::spawn(sandbox::serve(listener, sandbox::state(7, scenario), stop.clone()));
+        Self { addr, http: Client::new(), _stop: stop.drop_guard() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn token(&self) -> String {
+        let body = json!({"client_id": "sandbox-client", "client_secret": "sandbox-secret",
+                          "audience": "urn:ripplenet:sandbox", "grant_type": "client_credentials"});
+        let r = self.http.post(self.url("/oauth/token")).json(&body).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap_or_default();
+        assert_eq!(v["token_type"], "Bearer");
+        assert!(v["expires_in"].as_u64().is_some_and(|s| s > 0));
+        v["access_token"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub async fn create(&self, count: usize) -> Vec<String> {
+        let r = self
+            .http
+            .post(self.url("/_sandbox/ripplenet/notifications"))
+            .json(&json!({"count": count}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap_or_default();
+        v["uuids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|u| u.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    pub async fn get(&self, token: &str, path_and_query: &str) -> reqwest::Response {
+        self.http.get(self.url(path_and_query)).bearer_auth(token).send().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.http
+            .get(self.url("/_sandbox/ripplenet/stats"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default()
+    }
+
+    pub async fn control(&self, path: &str, body: Value) -> StatusCode {
+        self.http.post(self.url(path)).json(&body).send().await.map(|r| r.status()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn ledger(&self, query: &str) -> Vec<Value> {
+        let r = self.http.get(self.url(&format!("/_sandbox/ledger?{query}"))).send().await;
+        r.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default()
+    }
+
+    /// A Payments Direct access token (JSON body).
+    pub async fn pd_token(&self) -> String {
+        let body = json!({"client_id": "sandbox-client", "client_secret": "sandbox-secret",
+                          "audience": "urn:ripplexcurrent-test:sandbox", "grant_type": "client_credentials"});
+        let r = self.http.post(self.url("/v2/oauth/token")).json(&body).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap_or_default();
+        v["access_token"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub async fn pd_create(&self, count: usize) -> Vec<String> {
+        let r =
+            self.http.post(self.url("/_sandbox/payments_direct/payments")).json(&json!({"count": count})).send().await;
+        let v: Value = r.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default();
+        v["paymentIds"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|u| u.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    pub async fn pd_transition(&self, id: &str, to: &str) -> StatusCode {
+        let url = self.url(&format!("/_sandbox/payments_direct/payments/{id}/transition"));
+        self.http.post(url).json(&json!({"to": to})).send().await.map(|r| r.status()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn post_json(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
+        self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+}
