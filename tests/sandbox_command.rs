@@ -64,4 +64,5 @@ fn the_example_scenario_parses() {
     let scenario = paybridge::sandbox::Scenario::parse(&text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(scenario.ripplenet.initial_notifications, 25);
     assert_eq!(scenario.ripplenet.webhook_max_retries, 12);
+    assert_eq!(scenario.payments_direct.initial_payments, 10);
 }
