@@ -31,6 +31,8 @@ pub fn routes() -> Router<SandboxState> {
         .route("/_sandbox/payments_direct/advance", post(advance_payments))
         .route("/_sandbox/payments_direct/stats", get(payments_stats))
         .route("/_sandbox/payments_direct/settings", get(get_pd_settings).put(put_pd_settings))
+        .route("/_sandbox/checkout/messages", post(create_messages))
+        .route("/_sandbox/checkout/stats", get(checkout_stats))
         .route("/_sandbox/faults", get(list_faults).post(add_fault).delete(clear_faults))
         .route("/_sandbox/clock", get(clock))
         .route("/_sandbox/clock/advance", post(advance_clock))
@@ -257,4 +259,34 @@ async fn put_pd_settings(State(s): State<SandboxState>, body: Bytes) -> Response
         }
         Err(e) => bad_request(format!("invalid settings: {e}")),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateMessages {
+    count: usize,
+    /// `order`, `profile` or `token`; mixed when absent.
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+async fn create_messages(State(s): State<SandboxState>, body: Bytes) -> Response {
+    let request: CreateMessages = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("invalid body: {e}")),
+    };
+    let kind = match request.kind.as_deref() {
+        None => None,
+        Some("order") => Some(super::checkout_store::Kind::Order),
+        Some("profile") => Some(super::checkout_store::Kind::Profile),
+        Some("token") => Some(super::checkout_store::Kind::Token),
+        Some(other) => return bad_request(format!("kind must be order, profile or token, not {other:?}")),
+    };
+    let ids: Vec<String> = super::checkout::create(&s, request.count, kind).iter().map(ToString::to_string).collect();
+    (StatusCode::CREATED, Json(json!({ "messageIds": ids }))).into_response()
+}
+
+async fn checkout_stats(State(s): State<SandboxState>) -> Json<Value> {
+    let inner = s.lock();
+    Json(json!({"total": inner.checkout.len(), "unacked": inner.checkout.unacked()}))
 }

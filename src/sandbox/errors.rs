@@ -10,6 +10,7 @@ use serde_json::json;
 pub enum Style {
     Ripplenet,
     PaymentsDirect,
+    Checkout,
 }
 
 /// An error body in the provider's style.
@@ -17,7 +18,25 @@ pub fn error(style: Style, status: StatusCode, code: &str, detail: &str) -> Resp
     match style {
         Style::Ripplenet => ripplenet(status, code, detail),
         Style::PaymentsDirect => payments_direct(status, code, detail),
+        Style::Checkout => grpc(status, detail),
     }
+}
+
+/// A gRPC-style status body (`google.rpc.Status`), as Checkout's APIs answer errors.
+pub fn grpc(status: StatusCode, message: &str) -> Response {
+    let code = match status.as_u16() {
+        400 => 3,  // INVALID_ARGUMENT
+        401 => 16, // UNAUTHENTICATED
+        403 => 7,  // PERMISSION_DENIED
+        404 => 5,  // NOT_FOUND
+        409 => 6,  // ALREADY_EXISTS
+        429 => 8,  // RESOURCE_EXHAUSTED
+        501 => 12, // UNIMPLEMENTED
+        503 => 14, // UNAVAILABLE
+        504 => 4,  // DEADLINE_EXCEEDED
+        _ => 13,   // INTERNAL
+    };
+    (status, Json(json!({"code": code, "message": message, "details": []}))).into_response()
 }
 
 /// A Payments Direct `PaymentErrorResponse` (as the OpenAPI examples show it).

@@ -15,6 +15,9 @@ pub enum FaultAction {
     LostResponse,
     /// Deliver each webhook twice.
     DuplicateWebhook,
+    /// Checkout receive with autoAck=true: the messages come back but are listed in
+    /// `autoAckFailedMessages` and stay unacknowledged.
+    AutoAckFailed,
 }
 
 /// A fault on one endpoint, for the next `times` requests (or all, when absent).
@@ -61,9 +64,10 @@ impl TryFrom<FaultRuleWire> for FaultRule {
             ("reset", None, None) => FaultAction::Reset,
             ("lost_response", None, None) => FaultAction::LostResponse,
             ("duplicate_webhook", None, None) => FaultAction::DuplicateWebhook,
+            ("auto_ack_failed", None, None) => FaultAction::AutoAckFailed,
             (other, _, _) => {
                 return Err(format!(
-                    "unknown action {other:?} (or extra fields): use status, latency, reset, lost_response or duplicate_webhook"
+                    "unknown action {other:?} (or extra fields): use status, latency, reset, lost_response, duplicate_webhook or auto_ack_failed"
                 ));
             }
         };
@@ -97,6 +101,7 @@ impl From<FaultRule> for FaultRuleWire {
             FaultAction::Reset => "reset",
             FaultAction::LostResponse => "lost_response",
             FaultAction::DuplicateWebhook => "duplicate_webhook",
+            FaultAction::AutoAckFailed => "auto_ack_failed",
         }
         .to_owned();
         w

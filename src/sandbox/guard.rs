@@ -33,6 +33,11 @@ impl Endpoint {
         let fault = s.lock().faults.take(self.name);
         match fault {
             None | Some(FaultAction::DuplicateWebhook) => Ok(false),
+            // Only the Checkout receive endpoint acts on it; put it back for that handler.
+            Some(FaultAction::AutoAckFailed) => {
+                s.lock().pending_auto_ack_failure = true;
+                Ok(false)
+            }
             Some(FaultAction::Latency { ms }) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(false)

@@ -1,6 +1,8 @@
 //! `paybridge sandbox`: in-memory simulators of the providers' APIs, their OAuth and
 //! webhooks, with fault injection and a ledger, for tests, demos and local development.
 
+mod checkout;
+pub mod checkout_store;
 mod control;
 mod errors;
 pub mod faults;
@@ -24,7 +26,13 @@ pub use state::SandboxState;
 
 /// The whole sandbox as one router.
 pub fn router(state: SandboxState) -> Router {
-    Router::new().merge(ripplenet::routes()).merge(payments_direct::routes()).merge(control::routes()).with_state(state)
+    let checkout_paths = state.lock().scenario.checkout.clone();
+    Router::new()
+        .merge(ripplenet::routes())
+        .merge(payments_direct::routes())
+        .merge(checkout::routes(&checkout_paths))
+        .merge(control::routes())
+        .with_state(state)
 }
 
 /// Creates the sandbox state, with the scenario's initial data (whose webhooks, if a
@@ -32,7 +40,9 @@ pub fn router(state: SandboxState) -> Router {
 pub fn state(seed: u64, scenario: Scenario) -> SandboxState {
     let initial = scenario.ripplenet.initial_notifications;
     let payments = scenario.payments_direct.initial_payments;
+    let messages = scenario.checkout.initial_messages;
     let state = SandboxState::new(seed, scenario);
+    checkout::create(&state, messages, None);
     let created = ripplenet::generate(&state, initial);
     payments_direct::create(&state, payments);
     state.lock().initial_webhooks = created;

@@ -14,6 +14,111 @@ pub struct Scenario {
     pub ripplenet: RipplenetScenario,
     #[serde(default)]
     pub payments_direct: PaymentsDirectScenario,
+    #[serde(default)]
+    pub checkout: CheckoutScenario,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutScenario {
+    /// The client id: `iss` and `sub` of client assertions.
+    #[serde(default = "default_checkout_client")]
+    pub client_id: String,
+    /// The PEM public key client assertions are verified with (RS256). Without it (or
+    /// `client_public_key_file`) the token endpoint refuses every assertion.
+    #[serde(default)]
+    pub client_public_key: Option<String>,
+    /// A file holding that PEM public key.
+    #[serde(default)]
+    pub client_public_key_file: Option<std::path::PathBuf>,
+    /// The `aud` client assertions must carry.
+    #[serde(default = "default_checkout_audience")]
+    pub audience: String,
+    /// The `merchantId` header API calls must send.
+    #[serde(default = "default_merchant")]
+    pub merchant_id: String,
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl: HumanDuration,
+    /// How long a received, unacknowledged message stays hidden before redelivery.
+    #[serde(default = "default_visibility")]
+    pub visibility_timeout: HumanDuration,
+    /// Unacknowledged messages are redelivered for this long (J.P. Morgan: 30 days).
+    #[serde(default = "default_retention")]
+    pub retention: HumanDuration,
+    #[serde(default = "default_checkout_token_path")]
+    pub token_path: String,
+    #[serde(default = "default_receive_path")]
+    pub receive_path: String,
+    #[serde(default = "default_ack_path")]
+    pub ack_path: String,
+    #[serde(default = "default_query_path")]
+    pub query_path: String,
+    /// Messages created at start (orders, profiles and tokens mixed).
+    #[serde(default)]
+    pub initial_messages: usize,
+}
+
+impl Default for CheckoutScenario {
+    fn default() -> Self {
+        Self {
+            client_id: default_checkout_client(),
+            client_public_key: None,
+            client_public_key_file: None,
+            audience: default_checkout_audience(),
+            merchant_id: default_merchant(),
+            token_ttl: default_token_ttl(),
+            visibility_timeout: default_visibility(),
+            retention: default_retention(),
+            token_path: default_checkout_token_path(),
+            receive_path: default_receive_path(),
+            ack_path: default_ack_path(),
+            query_path: default_query_path(),
+            initial_messages: 0,
+        }
+    }
+}
+
+impl CheckoutScenario {
+    /// The configured public key PEM, read from the file when given that way.
+    pub fn public_key_pem(&self) -> Result<Option<String>, String> {
+        if let Some(pem) = &self.client_public_key {
+            return Ok(Some(pem.clone()));
+        }
+        match &self.client_public_key_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map(Some)
+                .map_err(|e| format!("cannot read checkout.client_public_key_file {}: {e}", path.display())),
+            None => Ok(None),
+        }
+    }
+}
+
+fn default_checkout_client() -> String {
+    "sandbox-checkout-client".to_owned()
+}
+fn default_checkout_audience() -> String {
+    "https://sandbox.checkout/token".to_owned()
+}
+fn default_merchant() -> String {
+    "sandbox-merchant".to_owned()
+}
+const fn default_visibility() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+const fn default_retention() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30 * 24 * 3600))
+}
+fn default_checkout_token_path() -> String {
+    "/am/oauth2/alpha/access_token".to_owned()
+}
+fn default_receive_path() -> String {
+    "/notifications/receive".to_owned()
+}
+fn default_ack_path() -> String {
+    "/notifications/ack".to_owned()
+}
+fn default_query_path() -> String {
+    "/notifications".to_owned()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -27,6 +27,11 @@ pub struct Inner {
     pub faults: Faults,
     pub rng: StdRng,
     pub scenario: Scenario,
+    pub checkout: super::checkout_store::CheckoutStore,
+    /// Set by an `auto_ack_failed` fault for the next Checkout receive.
+    pub pending_auto_ack_failure: bool,
+    /// Checkout client assertions already used (`jti`), refused when replayed.
+    pub used_assertions: std::collections::HashSet<String>,
     /// Notifications created before the server started, whose webhooks are still to send.
     pub initial_webhooks: Vec<Uuid>,
 }
@@ -79,6 +84,9 @@ impl SandboxState {
             rng: StdRng::seed_from_u64(seed),
             scenario,
             initial_webhooks: Vec::new(),
+            checkout: Default::default(),
+            pending_auto_ack_failure: false,
+            used_assertions: Default::default(),
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         Self { inner: Arc::new(Mutex::new(inner)), http }

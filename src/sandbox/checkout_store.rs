@@ -1,0 +1,212 @@
+//! J.P. Morgan Checkout notifications in memory: a receive/ack queue with a visibility
+//! timeout and a new receipt handle per delivery, 30-day redelivery, and a period query.
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Order,
+    Profile,
+    Token,
+}
+
+impl Kind {
+    pub fn field(self) -> &'static str {
+        match self {
+            Kind::Order => "orderNotification",
+            Kind::Profile => "profileNotification",
+            Kind::Token => "tokenNotification",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub kind: Kind,
+    pub body: Value,
+    pub acked: bool,
+    pub visible_at: DateTime<Utc>,
+    pub deliveries: u32,
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl Message {
+    fn to_json(&self, receipt: Option<&str>) -> Value {
+        let mut info = json!({"messageId": self.id.to_string()});
+        if let (Some(r), Some(map)) = (receipt, info.as_object_mut()) {
+            map.insert("receiptHandle".into(), Value::String(r.to_owned()));
+        }
+        let mut v = json!({"messageInfo": info, "createdAt": time(self.created_at)});
+        if let Some(map) = v.as_object_mut() {
+            map.insert(self.kind.field().to_owned(), self.body.clone());
+        }
+        v
+    }
+}
+
+/// One delivered message and its receipt handle.
+pub struct Delivery {
+    pub json: Value,
+    pub message_id: Uuid,
+    pub receipt_handle: String,
+}
+
+#[derive(Default)]
+pub struct CheckoutStore {
+    messages: Vec<Message>,
+}
+
+impl CheckoutStore {
+    pub fn insert(&mut self, m: Message) {
+        self.messages.push(m);
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    pub fn unacked(&self) -> usize {
+        self.messages.iter().filter(|m| !m.acked).count()
+    }
+
+    pub fn get(&self, id: &Uuid) -> Option<&Message> {
+        self.messages.iter().find(|m| &m.id == id)
+    }
+
+    /// Up to `max` visible, unacked messages younger than `retention`, oldest first. Each
+    /// gets a fresh receipt handle from `receipt` and is hidden for `visibility`.
+    pub fn receive(
+        &mut self,
+        max: usize,
+        now: DateTime<Utc>,
+        visibility: Duration,
+        retention: Duration,
+        mut receipt: impl FnMut() -> String,
+    ) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        for m in self.messages.iter_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if m.acked || m.visible_at > now || m.created_at < now - retention {
+                continue;
+            }
+            let handle = receipt();
+            m.visible_at = now + visibility;
+            m.deliveries += 1;
+            out.push(Delivery { json: m.to_json(Some(&handle)), message_id: m.id, receipt_handle: handle });
+        }
+        out
+    }
+
+    /// Acks by message id. Returns the identifiers that could not be acknowledged (unknown
+    /// ids). Acking twice is not a failure.
+    pub fn ack(&mut self, ids: &[String]) -> Vec<String> {
+        let mut failed = Vec::new();
+        for raw in ids {
+            let found = Uuid::parse_str(raw).ok().and_then(|id| self.messages.iter_mut().find(|m| m.id == id));
+            match found {
+                Some(m) => m.acked = true,
+                None => failed.push(raw.clone()),
+            }
+        }
+        failed
+    }
+
+    /// Every message created in `[start, end)`, acked or not, oldest first, from `offset`.
+    pub fn query(&self, start: DateTime<Utc>, end: DateTime<Utc>, offset: usize, size: usize) -> (Vec<Value>, bool) {
+        let hits: Vec<&Message> =
+            self.messages.iter().filter(|m| m.created_at >= start && m.created_at < end).collect();
+        let page = hits.iter().skip(offset).take(size).map(|m| m.to_json(None)).collect();
+        (page, hits.len() > offset + size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(i: u128, at: DateTime<Utc>) -> Message {
+        Message {
+            id: Uuid::from_u128(i),
+            created_at: at,
+            kind: Kind::Order,
+            body: json!({"status": "STATUS_SUCCESS"}),
+            acked: false,
+            visible_at: at,
+            deliveries: 0,
+        }
+    }
+
+    #[test]
+    fn visibility_timeout_redelivery_with_new_handles_and_ack() {
+        let t0 = Utc::now();
+        let mut store = CheckoutStore::default();
+        store.insert(message(1, t0));
+        let mut n = 0;
+        let mut handle = || {
+            n += 1;
+            format!("h{n}")
+        };
+        let first = store.receive(10, t0, Duration::seconds(30), Duration::days(30), &mut handle);
+        assert_eq!(first.len(), 1);
+        assert!(
+            store
+                .receive(10, t0 + Duration::seconds(29), Duration::seconds(30), Duration::days(30), &mut handle)
+                .is_empty()
+        );
+        let again =
+            store.receive(10, t0 + Duration::seconds(30), Duration::seconds(30), Duration::days(30), &mut handle);
+        assert_eq!(again.len(), 1);
+        assert_ne!(first[0].receipt_handle, again[0].receipt_handle);
+        assert_eq!(first[0].json["messageInfo"]["messageId"], again[0].json["messageInfo"]["messageId"]);
+        assert!(store.ack(&[Uuid::from_u128(1).to_string()]).is_empty());
+        assert!(
+            store
+                .receive(10, t0 + Duration::days(1), Duration::seconds(30), Duration::days(30), &mut handle)
+                .is_empty()
+        );
+        assert_eq!(store.ack(&["nope".into()]), vec!["nope".to_owned()]);
+    }
+
+    #[test]
+    fn unacked_messages_stop_after_the_retention_period() {
+        let t0 = Utc::now();
+        let mut store = CheckoutStore::default();
+        store.insert(message(1, t0));
+        let receipt = || "h".to_owned();
+        assert_eq!(
+            store.receive(10, t0 + Duration::days(29), Duration::seconds(1), Duration::days(30), receipt).len(),
+            1
+        );
+        assert!(
+            store.receive(10, t0 + Duration::days(31), Duration::seconds(1), Duration::days(30), receipt).is_empty()
+        );
+    }
+
+    #[test]
+    fn period_query_includes_acked_messages_and_pages() {
+        let t0 = Utc::now();
+        let mut store = CheckoutStore::default();
+        for i in 0..5 {
+            store.insert(message(i, t0 + Duration::seconds(i as i64)));
+        }
+        store.ack(&[Uuid::from_u128(0).to_string()]);
+        let (page, more) = store.query(t0, t0 + Duration::seconds(4), 0, 3);
+        assert_eq!((page.len(), more), (3, true));
+        let (page, more) = store.query(t0, t0 + Duration::seconds(4), 3, 3);
+        assert_eq!((page.len(), more), (1, false), "end is exclusive");
+        assert!(page[0]["messageInfo"].get("receiptHandle").is_none());
+    }
+}
