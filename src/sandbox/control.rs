@@ -33,6 +33,7 @@ pub fn routes() -> Router<SandboxState> {
         .route("/_sandbox/payments_direct/settings", get(get_pd_settings).put(put_pd_settings))
         .route("/_sandbox/checkout/messages", post(create_messages))
         .route("/_sandbox/checkout/stats", get(checkout_stats))
+        .route("/_sandbox/generator", get(get_generator).put(put_generator).delete(stop_generator))
         .route("/_sandbox/faults", get(list_faults).post(add_fault).delete(clear_faults))
         .route("/_sandbox/clock", get(clock))
         .route("/_sandbox/clock/advance", post(advance_clock))
@@ -218,22 +219,7 @@ async fn advance_payments(State(s): State<SandboxState>, body: Bytes) -> Respons
     if !(0.0..=1.0).contains(&request.failure_rate) {
         return bad_request("failure_rate must be between 0 and 1");
     }
-    let ids = s.lock().payments.non_terminal();
-    let mut moved = 0;
-    for id in ids {
-        let (state, roll) = {
-            let mut inner = s.lock();
-            let roll = f64::from(inner.rng_u32()) / f64::from(u32::MAX);
-            (inner.payments.get(&id).map(|p| p.state.clone()).unwrap_or_default(), roll)
-        };
-        let fail = roll < request.failure_rate && (state == "VALIDATING" || state == "TRANSFERRING");
-        let next = if fail { Some("FAILED") } else { super::payments_direct_store::happy_next(&state) };
-        if let Some(next) = next
-            && payments_direct::transition(&s, &id, next).is_ok()
-        {
-            moved += 1;
-        }
-    }
+    let moved = payments_direct::advance_all(&s, request.failure_rate);
     Json(json!({ "moved": moved })).into_response()
 }
 
@@ -289,4 +275,25 @@ async fn create_messages(State(s): State<SandboxState>, body: Bytes) -> Response
 async fn checkout_stats(State(s): State<SandboxState>) -> Json<Value> {
     let inner = s.lock();
     Json(json!({"total": inner.checkout.len(), "unacked": inner.checkout.unacked()}))
+}
+
+async fn get_generator(State(s): State<SandboxState>) -> Json<Value> {
+    Json(json!({ "rates": s.generator_rates() }))
+}
+
+async fn put_generator(State(s): State<SandboxState>, body: Bytes) -> Response {
+    let rates = match serde_json::from_slice::<super::generator::Rates>(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("invalid rates: {e}")),
+    };
+    if let Err(e) = rates.validate() {
+        return bad_request(e);
+    }
+    s.start_generator(rates.clone());
+    Json(json!({ "rates": rates })).into_response()
+}
+
+async fn stop_generator(State(s): State<SandboxState>) -> StatusCode {
+    s.stop_generator();
+    StatusCode::NO_CONTENT
 }

@@ -15,6 +15,8 @@ pub enum FaultAction {
     LostResponse,
     /// Deliver each webhook twice.
     DuplicateWebhook,
+    /// Delay each webhook by a random 0..ms, so a burst arrives out of order.
+    OutOfOrderWebhook { ms: u64 },
     /// Checkout receive with autoAck=true: the messages come back but are listed in
     /// `autoAckFailedMessages` and stay unacknowledged.
     AutoAckFailed,
@@ -61,13 +63,15 @@ impl TryFrom<FaultRuleWire> for FaultRule {
             ("status", _, _) => return Err("action \"status\" needs \"status\": 100..599".into()),
             ("latency", None, Some(ms)) => FaultAction::Latency { ms },
             ("latency", _, _) => return Err("action \"latency\" needs \"ms\"".into()),
+            ("out_of_order_webhook", None, Some(ms)) => FaultAction::OutOfOrderWebhook { ms },
+            ("out_of_order_webhook", _, _) => return Err("action \"out_of_order_webhook\" needs \"ms\"".into()),
             ("reset", None, None) => FaultAction::Reset,
             ("lost_response", None, None) => FaultAction::LostResponse,
             ("duplicate_webhook", None, None) => FaultAction::DuplicateWebhook,
             ("auto_ack_failed", None, None) => FaultAction::AutoAckFailed,
             (other, _, _) => {
                 return Err(format!(
-                    "unknown action {other:?} (or extra fields): use status, latency, reset, lost_response, duplicate_webhook or auto_ack_failed"
+                    "unknown action {other:?} (or extra fields): use status, latency, reset, lost_response, duplicate_webhook, out_of_order_webhook or auto_ack_failed"
                 ));
             }
         };
@@ -102,6 +106,10 @@ impl From<FaultRule> for FaultRuleWire {
             FaultAction::LostResponse => "lost_response",
             FaultAction::DuplicateWebhook => "duplicate_webhook",
             FaultAction::AutoAckFailed => "auto_ack_failed",
+            FaultAction::OutOfOrderWebhook { ms } => {
+                w.ms = Some(ms);
+                "out_of_order_webhook"
+            }
         }
         .to_owned();
         w
@@ -139,6 +147,14 @@ impl Faults {
             None => {}
         }
         Some(action)
+    }
+
+    /// The out-of-order delay bound set for `endpoint`, if any (not consumed).
+    pub fn out_of_order(&self, endpoint: &str) -> Option<u64> {
+        self.rules.iter().find_map(|r| match r.action {
+            FaultAction::OutOfOrderWebhook { ms } if r.endpoint == endpoint => Some(ms),
+            _ => None,
+        })
     }
 
     /// Whether a standing fault of this kind is set (without consuming it).

@@ -32,7 +32,7 @@ impl Endpoint {
     pub async fn before(&self, s: &SandboxState) -> Result<bool, Response> {
         let fault = s.lock().faults.take(self.name);
         match fault {
-            None | Some(FaultAction::DuplicateWebhook) => Ok(false),
+            None | Some(FaultAction::DuplicateWebhook) | Some(FaultAction::OutOfOrderWebhook { .. }) => Ok(false),
             // Only the Checkout receive endpoint acts on it; put it back for that handler.
             Some(FaultAction::AutoAckFailed) => {
                 s.lock().pending_auto_ack_failure = true;

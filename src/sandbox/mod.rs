@@ -6,6 +6,7 @@ pub mod checkout_store;
 mod control;
 mod errors;
 pub mod faults;
+pub mod generator;
 mod guard;
 pub mod ledger;
 mod oauth;
@@ -53,5 +54,11 @@ pub fn state(seed: u64, scenario: Scenario) -> SandboxState {
 pub async fn serve(listener: TcpListener, state: SandboxState, shutdown: CancellationToken) -> std::io::Result<()> {
     let initial = std::mem::take(&mut state.lock().initial_webhooks);
     webhooks::ripplenet(&state, &initial);
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    let rates = state.lock().scenario.generator.clone();
+    if let Some(rates) = rates {
+        state.start_generator(rates);
+    }
+    let served = axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+    state.stop_generator();
+    served
 }

@@ -299,3 +299,25 @@ pub fn transition(s: &SandboxState, id: &Uuid, to: &str) -> Result<(), String> {
     super::webhooks::payments_direct(s, *id, &t.from, &t.to, t.at);
     Ok(())
 }
+
+/// Moves every unfinished payment one step along the happy path; `failure_rate` of those
+/// leaving VALIDATING or TRANSFERRING go to FAILED instead. Returns how many moved.
+pub fn advance_all(s: &SandboxState, failure_rate: f64) -> usize {
+    let ids = s.lock().payments.non_terminal();
+    let mut moved = 0;
+    for id in ids {
+        let (state, roll) = {
+            let mut inner = s.lock();
+            let roll = f64::from(inner.rng_u32()) / f64::from(u32::MAX);
+            (inner.payments.get(&id).map(|p| p.state.clone()).unwrap_or_default(), roll)
+        };
+        let fail = roll < failure_rate && (state == "VALIDATING" || state == "TRANSFERRING");
+        let next = if fail { Some("FAILED") } else { super::payments_direct_store::happy_next(&state) };
+        if let Some(next) = next
+            && transition(s, &id, next).is_ok()
+        {
+            moved += 1;
+        }
+    }
+    moved
+}

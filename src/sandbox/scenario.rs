@@ -16,6 +16,9 @@ pub struct Scenario {
     pub payments_direct: PaymentsDirectScenario,
     #[serde(default)]
     pub checkout: CheckoutScenario,
+    /// Traffic generated from the start (none by default).
+    #[serde(default)]
+    pub generator: Option<super::generator::Rates>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -232,6 +235,11 @@ const fn default_retries() -> u32 {
 
 impl Scenario {
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(rates) = &scenario.generator {
+            rates.validate().map_err(|e| format!("generator: {e}"))?;
+        }
+        scenario.checkout.public_key_pem()?;
+        Ok(scenario)
     }
 }

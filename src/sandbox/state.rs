@@ -65,11 +65,15 @@ impl Inner {
     }
 }
 
+/// The running traffic generator: its rates and task.
+type RunningGenerator = Option<(super::generator::Rates, tokio::task::JoinHandle<()>)>;
+
 /// Cheap-to-clone handle on the sandbox state.
 #[derive(Clone)]
 pub struct SandboxState {
     inner: Arc<Mutex<Inner>>,
     pub http: reqwest::Client,
+    generator: Arc<Mutex<RunningGenerator>>,
 }
 
 impl SandboxState {
@@ -89,7 +93,26 @@ impl SandboxState {
             used_assertions: Default::default(),
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
-        Self { inner: Arc::new(Mutex::new(inner)), http }
+        Self { inner: Arc::new(Mutex::new(inner)), http, generator: Arc::new(Mutex::new(None)) }
+    }
+
+    /// Starts (or replaces) the traffic generator.
+    pub fn start_generator(&self, rates: super::generator::Rates) {
+        let task = tokio::spawn(super::generator::run(self.clone(), rates.clone()));
+        let mut slot = self.generator.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, old)) = slot.replace((rates, task)) {
+            old.abort();
+        }
+    }
+
+    pub fn stop_generator(&self) {
+        if let Some((_, task)) = self.generator.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+    }
+
+    pub fn generator_rates(&self) -> Option<super::generator::Rates> {
+        self.generator.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(r, _)| r.clone())
     }
 
     /// Locks the state. A poisoned lock (a panic elsewhere) is recovered: the sandbox keeps serving.

@@ -19,8 +19,10 @@ pub fn ripplenet(s: &SandboxState, uuids: &[Uuid]) {
         let duplicate = s.lock().faults.has("ripplenet.webhook", &FaultAction::DuplicateWebhook);
         let copies = if duplicate { 2 } else { 1 };
         for _ in 0..copies {
+            let delay = shuffle_delay(s, "ripplenet.webhook");
             tokio::spawn(deliver(
                 s.clone(),
+                delay,
                 super::ripplenet::PROVIDER,
                 url.clone(),
                 uuid.to_string(),
@@ -51,8 +53,10 @@ pub fn payments_direct(s: &SandboxState, payment_id: Uuid, from: &str, to: &str,
         },
     });
     for _ in 0..if duplicate { 2 } else { 1 } {
+        let delay = shuffle_delay(s, "payments_direct.webhook");
         tokio::spawn(deliver(
             s.clone(),
+            delay,
             super::payments_direct::PROVIDER,
             url.clone(),
             payment_id.to_string(),
@@ -62,14 +66,25 @@ pub fn payments_direct(s: &SandboxState, payment_id: Uuid, from: &str, to: &str,
     }
 }
 
+/// With an `out_of_order_webhook` fault on `endpoint`: a random delay below its bound.
+fn shuffle_delay(s: &SandboxState, endpoint: &str) -> Duration {
+    let mut inner = s.lock();
+    match inner.faults.out_of_order(endpoint) {
+        Some(ms) if ms > 0 => Duration::from_millis(u64::from(inner.rng_u32()) % ms),
+        _ => Duration::ZERO,
+    }
+}
+
 async fn deliver(
     s: SandboxState,
+    delay: Duration,
     provider: &'static str,
     url: String,
     id: String,
     body: serde_json::Value,
     (interval, max_retries): (Duration, u32),
 ) {
+    tokio::time::sleep(delay).await;
     for attempt in 0..=max_retries {
         if attempt > 0 {
             tokio::time::sleep(interval).await;

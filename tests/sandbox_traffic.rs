@@ -1,0 +1,76 @@
+//! Sandbox traffic: the rate generator and out-of-order webhooks.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use paybridge::sandbox::Scenario;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::sandbox::Sandbox;
+
+async fn stats(sb: &Sandbox, path: &str) -> Value {
+    sb.http.get(sb.url(path)).send().await.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_generator_creates_traffic_at_the_given_rates_until_stopped() {
+    let sb = Sandbox::start(Scenario::default()).await;
+    let bad = sb.http.put(sb.url("/_sandbox/generator")).json(&json!({"ripplenet_per_second": -1})).send().await;
+    assert_eq!(bad.map(|r| r.status()).ok(), Some(StatusCode::BAD_REQUEST));
+    let rates = json!({"ripplenet_per_second": 40, "payments_direct_per_second": 20, "checkout_per_second": 10, "advance_every": "200ms"});
+    let r = sb.http.put(sb.url("/_sandbox/generator")).json(&rates).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = sb.http.delete(sb.url("/_sandbox/generator")).send().await;
+    assert_eq!(r.map(|r| r.status()).ok(), Some(StatusCode::NO_CONTENT));
+
+    let rn = stats(&sb, "/_sandbox/ripplenet/stats").await["total"].as_u64().unwrap_or(0);
+    let pd = stats(&sb, "/_sandbox/payments_direct/stats").await;
+    let co = stats(&sb, "/_sandbox/checkout/stats").await["total"].as_u64().unwrap_or(0);
+    assert!((40..=70).contains(&rn), "about 40/s for 1.5 s: {rn}");
+    assert!((20..=35).contains(&pd["total"].as_u64().unwrap_or(0)), "{pd}");
+    assert!((10..=20).contains(&co), "{co}");
+    assert!(pd["COMPLETED"].as_u64().unwrap_or(0) > 0, "payments were walked through their lifecycle: {pd}");
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let after = stats(&sb, "/_sandbox/ripplenet/stats").await["total"].as_u64().unwrap_or(0);
+    assert_eq!(after, rn, "stopped");
+}
+
+#[tokio::test]
+async fn out_of_order_webhooks_arrive_shuffled() {
+    let received: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let app = {
+        let received = received.clone();
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let received = received.clone();
+                async move {
+                    let id = body["msg_id"].as_str().unwrap_or_default().to_owned();
+                    received.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+                    axum::http::StatusCode::OK
+                }
+            }),
+        )
+    };
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let hook_addr = hook.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move { axum::serve(hook, app).await });
+    let mut scenario = Scenario::default();
+    scenario.ripplenet.callback_url = Some(format!("http://{hook_addr}/hook"));
+    let sb = Sandbox::start(scenario).await;
+    let fault = json!({"endpoint": "ripplenet.webhook", "action": "out_of_order_webhook", "ms": 400});
+    assert_eq!(sb.control("/_sandbox/faults", fault).await, StatusCode::CREATED);
+    let created = sb.create(20).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let got = received.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut sorted = got.clone();
+    sorted.sort();
+    let mut expected = created.clone();
+    expected.sort();
+    assert_eq!(sorted, expected, "every webhook arrives");
+    assert_ne!(got, created, "but not in creation order");
+}
