@@ -74,3 +74,40 @@ async fn out_of_order_webhooks_arrive_shuffled() {
     assert_eq!(sorted, expected, "every webhook arrives");
     assert_ne!(got, created, "but not in creation order");
 }
+
+#[tokio::test]
+async fn the_same_seed_gives_the_same_data() {
+    async fn ids(seed: u64) -> (Vec<String>, Vec<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(paybridge::sandbox::serve(
+            listener,
+            paybridge::sandbox::state(seed, Scenario::default()),
+            stop.clone(),
+        ));
+        let http = reqwest::Client::new();
+        let post = |path: &str, body: Value| http.post(format!("http://{addr}{path}")).json(&body).send();
+        let rn: Value = post("/_sandbox/ripplenet/notifications", json!({"count": 5}))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        let pd: Value = post("/_sandbox/payments_direct/payments", json!({"count": 5}))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        stop.cancel();
+        let strings = |v: &Value| {
+            v.as_array().cloned().unwrap_or_default().iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()
+        };
+        (strings(&rn["uuids"]), strings(&pd["paymentIds"]))
+    }
+    let a = ids(42).await;
+    assert_eq!(a.0.len(), 5);
+    assert_eq!(a, ids(42).await, "same seed, same ids");
+    assert_ne!(a, ids(43).await, "another seed, other ids");
+}
