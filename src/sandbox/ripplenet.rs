@@ -152,11 +152,6 @@ async fn ack_one(State(s): State<SandboxState>, headers: HeaderMap, Path(raw): P
     let response = match result {
         Ok(n) => Json(n).into_response(),
         Err(AckError::NotFound) => errors::ripplenet(StatusCode::NOT_FOUND, "E0404", "notification not found"),
-        Err(AckError::NotSent(status)) => errors::ripplenet(
-            StatusCode::BAD_REQUEST,
-            "E0105",
-            &format!("notification is {}; only SENT notifications can be acknowledged", status.as_str()),
-        ),
     };
     endpoint.finish(&s, Some(uuid.to_string()), response, lost)
 }

@@ -77,8 +77,6 @@ pub struct BatchAck {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AckError {
     NotFound,
-    /// Only SENT notifications can be acknowledged (a NEW one was never delivered).
-    NotSent(Status),
 }
 
 /// All notifications, indexed by status in creation order.
@@ -158,20 +156,19 @@ impl RipplenetStore {
             .collect()
     }
 
-    /// `PUT …/{uuid}/ack`: SENT → ACK. Acking an already acked notification returns it again.
+    /// `PUT …/{uuid}/ack`: SENT → ACK, and NEW → ACK for the webhook flow (a notification
+    /// announced by webhook is fetched by id and acknowledged without ever being polled).
+    /// Acking an already acked notification returns it again.
     pub fn ack(&mut self, uuid: &Uuid, now: DateTime<Utc>) -> Result<Value, AckError> {
         let seq = *self.by_uuid.get(uuid).ok_or(AckError::NotFound)?;
         let n = self.by_seq.get_mut(&seq).ok_or(AckError::NotFound)?;
-        match n.status {
-            Status::Sent => {
-                n.status = Status::Ack;
-                n.modified_at = now;
-                self.sent.remove(&seq);
-                Ok(n.to_json())
-            }
-            Status::Ack => Ok(n.to_json()),
-            Status::New => Err(AckError::NotSent(Status::New)),
+        if n.status != Status::Ack {
+            n.status = Status::Ack;
+            n.modified_at = now;
+            self.sent.remove(&seq);
+            self.new.remove(&seq);
         }
+        Ok(n.to_json())
     }
 
     /// `PUT …/ack` with `{"uuids": [...]}`.
@@ -237,14 +234,18 @@ mod tests {
         let mut store = RipplenetStore::default();
         store.insert(note(1, t0));
         store.insert(note(2, t0));
-        assert_eq!(store.ack(&Uuid::from_u128(1), t0).err(), Some(AckError::NotSent(Status::New)));
-        store.take_new(2, t0);
-        assert!(store.ack(&Uuid::from_u128(1), t0).is_ok());
+        store.take_new(1, t0);
+        assert!(store.ack(&Uuid::from_u128(1), t0).is_ok(), "SENT → ACK");
         assert_eq!(store.count(Status::Ack), 1);
+        assert!(store.ack(&Uuid::from_u128(2), t0).is_ok(), "NEW → ACK (webhook flow)");
+        assert_eq!(store.count(Status::New), 0);
+        assert!(store.take_new(10, t0).is_empty(), "an acked notification is never served again");
+        store.insert(note(3, t0));
+        store.take_new(1, t0);
         assert_eq!(store.ack(&Uuid::from_u128(9), t0).err(), Some(AckError::NotFound));
         let batch =
-            store.ack_batch(&[Uuid::from_u128(2).to_string(), "nope".into(), Uuid::from_u128(7).to_string()], t0);
-        assert_eq!(batch.acked, vec![Uuid::from_u128(2)]);
+            store.ack_batch(&[Uuid::from_u128(3).to_string(), "nope".into(), Uuid::from_u128(7).to_string()], t0);
+        assert_eq!(batch.acked, vec![Uuid::from_u128(3)]);
         assert_eq!(batch.invalid.len(), 2);
         assert_eq!(store.count(Status::Sent), 0);
     }
