@@ -1,23 +1,28 @@
-//! The running bridge: broker check, producer, pipeline, admin server, (sources), and the
-//! ordered shutdown. `paybridge run` and the tests drive the same code.
+//! The running bridge: admin server, broker check, producer, pipeline, sources, webhook
+//! intake, and the ordered shutdown. `paybridge run` and the tests drive the same code.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::event::Provider;
+use crate::config::{Config, SourceConfig};
 use crate::health::Health;
+use crate::http::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineSettings, Submitter};
 use crate::sink::kafka::KafkaSink;
-use crate::{RunError, admin, sink};
+use crate::sink::topics::{TopicError, ensure_topics, required_topics};
+use crate::sources::SourceContext;
+use crate::sources::ripplenet::Ripplenet;
+use crate::{RunError, admin, intake};
 
 /// How often the broker's metadata is checked for /readyz.
 const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest wait between start-up attempts while the brokers are unreachable.
+const STARTUP_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// A started bridge.
 pub struct Bridge {
@@ -27,24 +32,27 @@ pub struct Bridge {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     admin_addr: SocketAddr,
+    intake_addr: Option<SocketAddr>,
+    stop_sources: CancellationToken,
+    stop_intake: CancellationToken,
     stop_background: CancellationToken,
+    sources: JoinSet<()>,
+    intake: Option<JoinHandle<std::io::Result<()>>>,
     admin: JoinHandle<std::io::Result<()>>,
     checker: JoinHandle<()>,
 }
 
 impl Bridge {
-    /// Checks (or creates) the topics, starts the producer, the pipeline and the admin server.
-    pub async fn start(config: Config) -> Result<Self, RunError> {
-        if let Some(source) = config.sources.first() {
+    /// Starts the admin server, waits for the brokers (retrying while they are unreachable;
+    /// a missing topic is an error), then starts the producer, pipeline, sources and intake.
+    /// None when `stop` is cancelled during the wait.
+    pub async fn start(config: Config, stop: &CancellationToken) -> Result<Option<Self>, RunError> {
+        if let Some(source) = config.sources.iter().find(|s| !matches!(s, SourceConfig::Ripplenet(_))) {
             return Err(RunError::UnsupportedSource { name: source.name().to_owned(), kind: source.provider() });
         }
-        let has_cursor_sources = config.sources.iter().any(|s| s.provider() == Provider::PaymentsDirect);
-        let topics = sink::topics::required_topics(&config.kafka, has_cursor_sources);
-        sink::topics::ensure_topics(&config.kafka, &topics, config.kafka.metadata_timeout.get()).await?;
-        let sink = KafkaSink::new(&config.kafka)?;
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new());
-        health.broker_reachable();
+        let sink = KafkaSink::new(&config.kafka)?;
         let settings = PipelineSettings {
             capacity: config.pipeline.capacity,
             delivery_deadline: config.kafka.delivery_timeout.get(),
@@ -62,9 +70,71 @@ impl Bridge {
         let state =
             admin::AdminState { metrics: metrics.clone(), health: health.clone(), submitter: pipeline.submitter() };
         let admin = tokio::spawn(admin::serve(listener, state, stop_background.clone()));
+
+        if !wait_for_topics(&config, stop).await? {
+            stop_background.cancel();
+            let _ = admin.await;
+            return Ok(None);
+        }
+        health.broker_reachable();
         let checker = tokio::spawn(check_broker(sink.clone(), health.clone(), stop_background.clone()));
-        tracing::info!(topic = sink.topic(), admin = %admin_addr, sources = config.sources.len(), "paybridge started");
-        Ok(Self { config, sink, pipeline, metrics, health, admin_addr, stop_background, admin, checker })
+
+        let stop_sources = CancellationToken::new();
+        let ctx = SourceContext {
+            submitter: pipeline.submitter(),
+            sink: sink.clone(),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            stop: stop_sources.clone(),
+        };
+        let mut sources = JoinSet::new();
+        let mut hooks = Vec::new();
+        for source in &config.sources {
+            if let SourceConfig::Ripplenet(cfg) = source {
+                let ripplenet = Ripplenet::new(cfg.clone(), ctx.clone()).map_err(RunError::Http)?;
+                ripplenet.spawn(&mut sources);
+                if let Some(path) = source.webhook_path() {
+                    hooks.push((path, ripplenet));
+                }
+            }
+        }
+
+        let stop_intake = CancellationToken::new();
+        let (intake, intake_addr) = if hooks.is_empty() {
+            (None, None)
+        } else {
+            let wanted = config.intake.listen.0;
+            let listener = tokio::net::TcpListener::bind(wanted).await.map_err(|source| RunError::Bind {
+                what: "intake.listen",
+                addr: wanted,
+                source,
+            })?;
+            let addr = listener.local_addr().unwrap_or(wanted);
+            (Some(tokio::spawn(intake::serve(listener, intake::router(&hooks), stop_intake.clone()))), Some(addr))
+        };
+        tracing::info!(
+            topic = sink.topic(),
+            admin = %admin_addr,
+            intake = ?intake_addr,
+            sources = config.sources.len(),
+            "paybridge started"
+        );
+        Ok(Some(Self {
+            config,
+            sink,
+            pipeline,
+            metrics,
+            health,
+            admin_addr,
+            intake_addr,
+            stop_sources,
+            stop_intake,
+            stop_background,
+            sources,
+            intake,
+            admin,
+            checker,
+        }))
     }
 
     pub fn submitter(&self) -> Submitter {
@@ -80,15 +150,34 @@ impl Bridge {
         self.admin_addr
     }
 
-    /// Ordered shutdown within `shutdown.timeout`: readiness off, the pipeline takes no more
-    /// batches and drains (what is not confirmed in time resolves Retry), the producer
-    /// flushes in the remaining time, then the admin server stops.
-    pub async fn shutdown(self) {
+    /// Where the webhook intake listens, when a source has webhooks.
+    pub fn intake_addr(&self) -> Option<SocketAddr> {
+        self.intake_addr
+    }
+
+    /// Ordered shutdown within `shutdown.timeout`: readiness off; pollers and intake stop
+    /// taking work; in-flight batches get until the deadline (the rest resolve Retry and are
+    /// not acknowledged); the producer flushes in the remaining time; the admin server stops.
+    pub async fn shutdown(mut self) {
         tracing::info!("shutting down");
         self.health.set_shutting_down();
         let timeout = self.config.shutdown.timeout.get();
         let deadline = tokio::time::Instant::now() + timeout;
+        self.stop_sources.cancel();
+        self.stop_intake.cancel();
         self.pipeline.shutdown(timeout).await;
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let joined = tokio::time::timeout(remaining, async {
+            while self.sources.join_next().await.is_some() {}
+            if let Some(intake) = self.intake.take() {
+                let _ = intake.await;
+            }
+        })
+        .await;
+        if joined.is_err() {
+            tracing::warn!("sources did not stop before the deadline; abandoning them");
+            self.sources.abort_all();
+        }
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let sink = self.sink;
         match tokio::task::spawn_blocking(move || sink.flush(remaining)).await {
@@ -99,6 +188,27 @@ impl Bridge {
         self.stop_background.cancel();
         self.checker.abort();
         let _ = self.admin.await;
+    }
+}
+
+/// Checks (or creates) the topics, retrying with backoff while the brokers are unreachable.
+/// Ok(false) when `stop` was cancelled first.
+async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> Result<bool, RunError> {
+    let has_cursor_sources = config.sources.iter().any(|s| s.provider() == crate::event::Provider::PaymentsDirect);
+    let topics = required_topics(&config.kafka, has_cursor_sources);
+    let mut backoff = Backoff::new(STARTUP_RETRY_MAX);
+    loop {
+        match ensure_topics(&config.kafka, &topics, config.kafka.metadata_timeout.get()).await {
+            Ok(()) => return Ok(true),
+            Err(e @ TopicError::Unreachable { .. }) => {
+                let wait = backoff.next(None);
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "brokers unreachable; nothing is polled or acknowledged until they answer");
+                if crate::sources::pause(stop, wait).await {
+                    return Ok(false);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

@@ -7,12 +7,15 @@ pub mod bridge;
 pub mod config;
 pub mod event;
 pub mod health;
+pub mod http;
+pub mod intake;
 pub mod metrics;
 pub mod normalize;
 pub mod pipeline;
 pub mod sandbox;
 pub mod schemas;
 pub mod sink;
+pub mod sources;
 
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +26,8 @@ pub enum RunError {
     Topics(#[from] sink::topics::TopicError),
     #[error("cannot create the Kafka producer: {0}")]
     Producer(#[from] rdkafka::error::KafkaError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(reqwest::Error),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
     #[error("source {name:?} (kind {kind}) is configured, but this build does not implement that provider yet")]
@@ -31,7 +36,10 @@ pub enum RunError {
 
 /// Runs the bridge until `shutdown` is cancelled (see [`bridge::Bridge`]).
 pub async fn run(config: config::Config, shutdown: CancellationToken) -> Result<(), RunError> {
-    let bridge = bridge::Bridge::start(config).await?;
+    let Some(bridge) = bridge::Bridge::start(config, &shutdown).await? else {
+        tracing::info!("stopped before the brokers answered");
+        return Ok(());
+    };
     shutdown.cancelled().await;
     bridge.shutdown().await;
     Ok(())

@@ -42,6 +42,9 @@ pub struct Metrics {
     upstream_requests: Family<UpstreamLabels, Counter>,
     pipeline_depth: Gauge,
     last_poll: Family<SourceLabels, Gauge<f64, AtomicU64>>,
+    ack_invalid: Family<SourceLabels, Counter>,
+    webhook_unknown: Family<SourceLabels, Counter>,
+    processing_failures: Family<SourceLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -65,6 +68,24 @@ impl Metrics {
         let upstream_requests = Family::<UpstreamLabels, Counter>::default();
         let pipeline_depth = Gauge::default();
         let last_poll = Family::<SourceLabels, Gauge<f64, AtomicU64>>::default();
+        let ack_invalid = Family::<SourceLabels, Counter>::default();
+        let webhook_unknown = Family::<SourceLabels, Counter>::default();
+        let processing_failures = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "ack_invalid",
+            "Acknowledgements the provider refused as invalid (logged, not retried)",
+            ack_invalid.clone(),
+        );
+        registry.register(
+            "webhook_unknown",
+            "Webhooks for notifications the provider does not know (answered 200)",
+            webhook_unknown.clone(),
+        );
+        registry.register(
+            "processing_failures",
+            "Notifications that could not be fetched or normalized (each attempt)",
+            processing_failures.clone(),
+        );
         registry.register("events_received", "Events sources submitted to the pipeline", received.clone());
         registry.register("events_published", "Events the broker confirmed (acks=all)", published.clone());
         registry.register("events_acked", "Events acknowledged upstream after their commit", acked.clone());
@@ -103,6 +124,9 @@ impl Metrics {
             upstream_requests,
             pipeline_depth,
             last_poll,
+            ack_invalid,
+            webhook_unknown,
+            processing_failures,
         }
     }
 
@@ -147,6 +171,18 @@ impl Metrics {
             .map(|d| d.as_secs_f64())
             .unwrap_or_default();
         self.last_poll.get_or_create(&Self::labels(source)).set(now);
+    }
+
+    pub fn ack_invalid(&self, source: &str, n: usize) {
+        self.ack_invalid.get_or_create(&Self::labels(source)).inc_by(n as u64);
+    }
+
+    pub fn webhook_unknown(&self, source: &str) {
+        self.webhook_unknown.get_or_create(&Self::labels(source)).inc();
+    }
+
+    pub fn processing_failure(&self, source: &str) {
+        self.processing_failures.get_or_create(&Self::labels(source)).inc();
     }
 
     pub fn set_pipeline_depth(&self, depth: usize) {

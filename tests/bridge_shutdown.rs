@@ -20,7 +20,9 @@ async fn shutdown_with_batches_in_flight() {
         broker.bootstrap()
     );
     let config = paybridge::config::load(&text, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
-    let bridge = Bridge::start(config).await.unwrap_or_else(|e| panic!("{e}"));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let bridge =
+        Bridge::start(config, &stop).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("stopped"));
     let submitter = bridge.submitter();
 
     let delivered: Vec<_> = (0..50).map(|n| ripplenet_event(40_000 + n, "pay-br", 10)).collect();

@@ -8,6 +8,7 @@ mod env;
 mod listen;
 mod load;
 mod schema;
+mod secret;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ pub use duration::{DURATION_PATTERN, HumanDuration};
 pub use listen::ListenAddr;
 pub use load::{ConfigError, ConfigErrors, load, load_file};
 pub use schema::config_schema;
+pub use secret::Secret;
 pub use validate::validate;
 
 /// librdkafka properties that paybridge sets itself and refuses to take from
@@ -313,6 +315,8 @@ pub enum LogFormat {
 /// One notification source. `kind` selects the provider.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// Loaded once, a handful of entries: the size difference between kinds does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum SourceConfig {
     /// RippleNet v4 orchestration notifications (status-queue polling and thin-payload webhooks).
     Ripplenet(RipplenetSource),
@@ -342,6 +346,16 @@ impl SourceConfig {
         account.as_deref().unwrap_or(self.name())
     }
 
+    /// The webhook path of this source, when its webhook is enabled.
+    pub fn webhook_path(&self) -> Option<String> {
+        match self {
+            SourceConfig::Ripplenet(s) if s.webhook.enabled => {
+                Some(s.webhook.path.clone().unwrap_or_else(|| format!("/webhooks/{}", s.name)))
+            }
+            _ => None,
+        }
+    }
+
     pub fn provider(&self) -> crate::event::Provider {
         match self {
             SourceConfig::Ripplenet(_) => crate::event::Provider::Ripplenet,
@@ -349,6 +363,69 @@ impl SourceConfig {
             SourceConfig::PaymentsDirect(_) => crate::event::Provider::PaymentsDirect,
         }
     }
+}
+
+/// OAuth2 client-credentials settings.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClient {
+    /// The token endpoint, e.g. `https://auth.rnc.ripplenet.com/oauth/token`.
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub token_url: String,
+    #[schemars(length(min = 1))]
+    pub client_id: String,
+    pub client_secret: Secret,
+    #[schemars(length(min = 1))]
+    pub audience: String,
+}
+
+/// A source's webhook endpoint on the intake server.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// The path on `intake.listen`; defaults to `/webhooks/<source name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^/[A-Za-z0-9/_.-]*$"))]
+    pub path: Option<String>,
+    /// Longest time a webhook call waits for its event's commit; then 503, so the provider retries.
+    #[serde(default = "default_commit_timeout")]
+    pub commit_timeout: HumanDuration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self { enabled: false, path: None, commit_timeout: default_commit_timeout() }
+    }
+}
+
+const fn default_new_interval() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+const fn default_sent_interval() -> HumanDuration {
+    HumanDuration::from_secs(600)
+}
+const fn default_sent_delay() -> HumanDuration {
+    HumanDuration::from_secs(600)
+}
+const fn default_page_size() -> usize {
+    100
+}
+const fn default_ack_batch_size() -> usize {
+    100
+}
+const fn default_max_attempts() -> u32 {
+    5
+}
+const fn default_backoff_max() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+const fn default_request_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+const fn default_commit_timeout() -> HumanDuration {
+    HumanDuration::from_secs(5)
 }
 
 /// The pattern source names follow (they appear in metrics labels and logs).
@@ -375,7 +452,45 @@ macro_rules! source_struct {
 
 source_struct! {
     /// `kind = "ripplenet"`: RippleNet v4 orchestration notifications.
-    RipplenetSource {}
+    RipplenetSource {
+        /// The RippleNet API base URL, e.g. `https://aclient.i.ripple.com`.
+        #[schemars(regex(pattern = r"^https?://"))]
+        pub base_url: String,
+        /// OAuth2 client credentials.
+        pub auth: OAuthClient,
+        /// How often poller_new asks for NEW notifications when the last page was not full.
+        #[serde(default = "default_new_interval")]
+        pub new_interval: HumanDuration,
+        /// How often poller_sent sweeps SENT notifications.
+        #[serde(default = "default_sent_interval")]
+        pub sent_interval: HumanDuration,
+        /// poller_sent only asks for notifications SENT at least this long ago (`delay_time`,
+        /// whole minutes).
+        #[serde(default = "default_sent_delay")]
+        pub sent_delay: HumanDuration,
+        /// Notifications per poll (`size`).
+        #[serde(default = "default_page_size")]
+        #[schemars(range(min = 1, max = 1000))]
+        pub page_size: usize,
+        /// UUIDs per batch acknowledgement call.
+        #[serde(default = "default_ack_batch_size")]
+        #[schemars(range(min = 1, max = 1000))]
+        pub ack_batch_size: usize,
+        /// A notification that fails processing (normalization or fetch) this many times goes
+        /// to the DLQ and is then acknowledged, so it stops cycling.
+        #[serde(default = "default_max_attempts")]
+        #[schemars(range(min = 1))]
+        pub max_attempts: u32,
+        /// Upper bound of the backoff after 429/5xx (it starts at 2 s and doubles).
+        #[serde(default = "default_backoff_max")]
+        pub backoff_max: HumanDuration,
+        /// Timeout of each HTTP request to RippleNet.
+        #[serde(default = "default_request_timeout")]
+        pub request_timeout: HumanDuration,
+        /// Thin-payload webhooks `{"msg_id"}` on the intake server.
+        #[serde(default)]
+        pub webhook: WebhookConfig,
+    }
 }
 
 source_struct! {

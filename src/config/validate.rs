@@ -51,6 +51,31 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
         errors.push(ConfigError::new("log.level", "not a valid filter; use e.g. \"info\" or \"paybridge=debug,info\""));
     }
 
+    let mut paths: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, source) in config.sources.iter().enumerate() {
+        if let Some(path) = source.webhook_path()
+            && let Some(first) = paths.insert(path.clone(), i)
+        {
+            errors.push(ConfigError::new(
+                format!("sources[{i}].webhook.path"),
+                format!("{path} is already the webhook path of sources[{first}]"),
+            ));
+        }
+        if let super::SourceConfig::Ripplenet(r) = source {
+            for (key, url) in [("base_url", &r.base_url), ("auth.token_url", &r.auth.token_url)] {
+                if reqwest::Url::parse(url).is_err() {
+                    errors.push(ConfigError::new(format!("sources[{i}].{key}"), "not a valid URL"));
+                }
+            }
+            if r.new_interval.get().is_zero() || r.sent_interval.get().is_zero() {
+                errors.push(ConfigError::new(
+                    format!("sources[{i}]"),
+                    "new_interval and sent_interval must be greater than zero",
+                ));
+            }
+        }
+    }
+
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, source) in config.sources.iter().enumerate() {
         if let Some(first) = seen.insert(source.name(), i) {

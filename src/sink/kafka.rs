@@ -109,12 +109,18 @@ pub struct KafkaSink {
     producer: FutureProducer,
     dlq: super::dlq::DlqWriter,
     topic: String,
+    delivery_timeout: Duration,
 }
 
 impl KafkaSink {
     pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaError> {
         let producer: FutureProducer = producer_config(kafka).create()?;
-        Ok(Self { producer, dlq: super::dlq::DlqWriter::new(kafka)?, topic: kafka.topic.clone() })
+        Ok(Self {
+            producer,
+            dlq: super::dlq::DlqWriter::new(kafka)?,
+            topic: kafka.topic.clone(),
+            delivery_timeout: kafka.delivery_timeout.get(),
+        })
     }
 
     pub fn topic(&self) -> &str {
@@ -171,6 +177,24 @@ impl KafkaSink {
     /// Puts one record in the producer queue, waiting while the queue is full.
     async fn enqueue(&self, record: &EventRecord, deadline: Instant) -> Result<DeliveryFuture, SendError> {
         send_waiting(&self.producer, &self.topic, record, record.owned_headers(), deadline).await
+    }
+
+    /// Sends an upstream payload that could not become an event (poison) to the DLQ, with
+    /// the reason, and waits for the broker's confirmation.
+    pub async fn dead_letter(
+        &self,
+        key: &str,
+        payload: &serde_json::Value,
+        source: &str,
+        reason: &str,
+    ) -> Result<(), SendError> {
+        let record = EventRecord {
+            key: key.to_owned(),
+            value: serde_json::to_vec(payload)?,
+            headers: vec![("content-type", "application/json".to_owned()), ("paybridge_source", source.to_owned())],
+        };
+        let deadline = Instant::now() + self.delivery_timeout;
+        self.dlq.write(&record, &self.topic, "ProcessingFailed", reason, deadline).await
     }
 
     /// Waits until every queued record is delivered or `timeout` passes (blocking).

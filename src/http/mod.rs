@@ -1,0 +1,4 @@
+//! Talking to provider APIs: OAuth2 token cache, backoff with Retry-After.
+
+pub mod backoff;
+pub mod oauth;
