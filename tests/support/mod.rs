@@ -2,6 +2,7 @@
 //! free port with a fresh SQLite file, killed on drop.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod sandbox;
 
 use std::net::TcpListener;
@@ -211,6 +212,36 @@ impl Broker {
         name
     }
 
+    /// Reads every record of `topic` up to the high watermarks at call time.
+    pub fn read_to_end(&self, topic: &str, limit: Duration) -> Vec<Record> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", unique_topic("reader"))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap_or_else(|e| panic!("consumer: {e}"));
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("metadata for {topic}: {e}"));
+        let mut assignment = TopicPartitionList::new();
+        let mut expected = 0i64;
+        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap_or((0, 0));
+            expected += high - low;
+            let _ = assignment.add_partition_offset(topic, p.id(), Offset::Beginning);
+        }
+        consumer.assign(&assignment).unwrap_or_else(|e| panic!("assign: {e}"));
+        let deadline = Instant::now() + limit;
+        let mut records = Vec::new();
+        while (records.len() as i64) < expected && Instant::now() < deadline {
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+                records.push(Record::from(message.detach()));
+            }
+        }
+        records
+    }
+
     /// Reads every record of `topic` from the beginning with an independent consumer
     /// (partitions assigned directly) until `expected` arrived or `limit` passed.
     pub fn read_all(&self, topic: &str, expected: usize, limit: Duration) -> Vec<Record> {
@@ -251,6 +282,8 @@ impl Drop for Broker {
 /// One record read back from the broker.
 #[derive(Clone, Debug)]
 pub struct Record {
+    /// Producer create time, Unix milliseconds.
+    pub timestamp: Option<i64>,
     pub partition: i32,
     pub offset: i64,
     pub key: Option<String>,
@@ -279,6 +312,7 @@ impl From<OwnedMessage> for Record {
             })
             .unwrap_or_default();
         Record {
+            timestamp: m.timestamp().to_millis(),
             partition: m.partition(),
             offset: m.offset(),
             key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),

@@ -3,7 +3,7 @@
 
 pub mod api;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -48,6 +48,25 @@ pub struct Ripplenet {
     attempts: Mutex<HashMap<String, u32>>,
     /// Webhooks being processed, so duplicates wait for the same outcome.
     in_flight: Mutex<HashMap<Uuid, watch::Receiver<Option<WebhookOutcome>>>>,
+    /// Notifications being processed by a poller or a webhook right now; the others skip
+    /// them (the sweeper would otherwise re-publish what poller_new is still publishing).
+    claimed: Mutex<HashSet<String>>,
+}
+
+/// Releases claimed uuids when dropped.
+struct Claim<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    uuids: Vec<String>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            for uuid in &self.uuids {
+                set.remove(uuid);
+            }
+        }
+    }
 }
 
 impl Ripplenet {
@@ -63,6 +82,7 @@ impl Ripplenet {
             ctx,
             attempts: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            claimed: Mutex::new(HashSet::new()),
         }))
     }
 
@@ -117,8 +137,30 @@ impl Ripplenet {
         tracing::debug!(source = %self.config.name, poller = status, "poller stopped");
     }
 
+    /// Claims the uuids nobody else is processing; the others are left out.
+    fn claim<'a>(&'a self, wanted: impl IntoIterator<Item = String>) -> Claim<'a> {
+        let mut uuids = Vec::new();
+        if let Ok(mut set) = self.claimed.lock() {
+            for uuid in wanted {
+                if set.insert(uuid.clone()) {
+                    uuids.push(uuid);
+                }
+            }
+        }
+        Claim { set: &self.claimed, uuids }
+    }
+
     /// Normalizes a page, publishes it, and acknowledges what the broker confirmed.
     async fn process(&self, page: Vec<Value>) {
+        let wanted = page.iter().filter_map(|n| n.get("uuid").and_then(Value::as_str)).map(str::to_owned);
+        let claim = self.claim(wanted);
+        let page: Vec<Value> = page
+            .into_iter()
+            .filter(|n| match n.get("uuid").and_then(Value::as_str) {
+                Some(uuid) => claim.uuids.iter().any(|c| c == uuid),
+                None => true,
+            })
+            .collect();
         let now = Utc::now();
         let mut events: Vec<CanonicalEvent> = Vec::with_capacity(page.len());
         let mut uuids: Vec<String> = Vec::with_capacity(page.len());
@@ -236,6 +278,11 @@ impl Ripplenet {
 
     async fn process_webhook(&self, msg_id: Uuid) -> WebhookOutcome {
         let uuid = msg_id.to_string();
+        let claim = self.claim([uuid.clone()]);
+        if claim.uuids.is_empty() {
+            // A poller is publishing it right now; RippleNet will retry the webhook.
+            return WebhookOutcome::NotCommitted("being processed by a poller".into());
+        }
         let raw = match self.api.get(&uuid).await {
             Ok(Some(raw)) => raw,
             Ok(None) => {

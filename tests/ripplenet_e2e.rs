@@ -1,0 +1,288 @@
+//! The RippleNet source end to end: the sandbox (a real HTTP server), a real broker, and
+//! `paybridge run` as a process.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use paybridge::event::{UpstreamIdentity, event_id};
+use paybridge::sandbox::Scenario;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::process::{Paybridge, eventually};
+use support::sandbox::Sandbox;
+use support::{Broker, Record};
+
+const ACCOUNT: &str = "acme";
+
+struct Setup {
+    broker: Broker,
+    sandbox: Sandbox,
+    topic: String,
+    dlq: String,
+}
+
+async fn setup() -> Setup {
+    let broker = Broker::start();
+    let topic = broker.new_topic("rn-events", 3);
+    let dlq = broker.new_topic("rn-dlq", 1);
+    let sandbox = Sandbox::start(Scenario::default()).await;
+    Setup { broker, sandbox, topic, dlq }
+}
+
+/// A config for `paybridge run` against the setup; `source_extra` is appended to the source.
+fn config(s: &Setup, source_extra: &str) -> String {
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+topic = "{topic}"
+dlq_topic = "{dlq}"
+delivery_timeout = "5s"
+metadata_timeout = "3s"
+
+[admin]
+listen = "127.0.0.1:{{admin}}"
+
+[intake]
+listen = "127.0.0.1:{{intake}}"
+
+[shutdown]
+timeout = "5s"
+
+[[sources]]
+kind = "ripplenet"
+name = "rn"
+account = "{ACCOUNT}"
+base_url = "{base}"
+ack_batch_size = 40
+max_attempts = 3
+backoff_max = "1s"
+{source_extra}
+
+[sources.auth]
+token_url = "{base}/oauth/token"
+client_id = "sandbox-client"
+client_secret = "${{RN_SECRET:-sandbox-secret}}"
+audience = "urn:ripplenet:sandbox"
+"#,
+        bootstrap = s.broker.bootstrap(),
+        topic = s.topic,
+        dlq = s.dlq,
+        base = s.sandbox.url(""),
+    )
+}
+
+const FAST: &str = "new_interval = \"200ms\"\nsent_interval = \"500ms\"\nsent_delay = \"0s\"\npage_size = 100";
+
+async fn stats(sb: &Sandbox) -> Value {
+    sb.http
+        .get(sb.url("/_sandbox/ripplenet/stats"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default()
+}
+
+async fn acked(sb: &Sandbox) -> u64 {
+    stats(sb).await["ACK"].as_u64().unwrap_or(0)
+}
+
+/// Every record of `topic` (duplicates included: at-least-once may publish an id twice).
+async fn read(broker: Broker, topic: String, _at_least: usize) -> (Broker, Vec<Record>) {
+    tokio::task::spawn_blocking(move || {
+        let records = broker.read_to_end(&topic, Duration::from_secs(30));
+        (broker, records)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn id_of(uuid: &str) -> String {
+    event_id(ACCOUNT, &UpstreamIdentity::RipplenetNotification(uuid.to_owned())).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_notifications_go_new_to_kafka_to_ack_and_no_ack_precedes_its_commit() {
+    let s = setup().await;
+    let created = s.sandbox.create(1000).await;
+    let _bridge = Paybridge::start(&config(&s, FAST));
+    eventually("all 1000 acknowledged", Duration::from_secs(90), || async { acked(&s.sandbox).await == 1000 }).await;
+
+    let acks = s.sandbox.ledger("kind=ack&provider=ripplenet").await;
+    let (_broker, records) = read(s.broker, s.topic.clone(), 1000).await;
+    // Every uuid's event id is in Kafka; remember when each was first written.
+    let mut written: HashMap<String, i64> = HashMap::new();
+    for r in &records {
+        if let (Some(id), Some(ts)) = (r.header("ce_id"), r.timestamp) {
+            let at = written.entry(id.to_owned()).or_insert(ts);
+            *at = (*at).min(ts);
+        }
+    }
+    for uuid in &created {
+        assert!(written.contains_key(&id_of(uuid)), "notification {uuid} acked but its event is not in Kafka");
+    }
+    // No acknowledgement before its event was written.
+    assert!(acks.len() >= 1000);
+    for ack in &acks {
+        let uuid = ack["id"].as_str().unwrap_or_default();
+        let at =
+            chrono::DateTime::parse_from_rfc3339(ack["at"].as_str().unwrap_or_default()).map(|t| t.timestamp_millis());
+        let written_at = written.get(&id_of(uuid)).copied();
+        assert!(
+            matches!((at, written_at), (Ok(a), Some(w)) if a >= w),
+            "ack of {uuid} at {at:?} precedes its event's write at {written_at:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_down_at_start_nothing_is_acked_until_it_returns() {
+    let mut s = setup().await;
+    let created = s.sandbox.create(50).await;
+    s.broker.stop();
+    let bridge = Paybridge::spawn(&config(&s, FAST));
+    bridge.wait_for_log("brokers unreachable", Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(acked(&s.sandbox).await, 0, "nothing is acknowledged while the broker is down");
+
+    s.broker.restart();
+    eventually("all 50 acknowledged after the broker returned", Duration::from_secs(90), || async {
+        acked(&s.sandbox).await == 50
+    })
+    .await;
+    let (_broker, records) = read(s.broker, s.topic.clone(), 50).await;
+    let ids: HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
+    for uuid in &created {
+        assert!(ids.contains(id_of(uuid).as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_new_poll_responses_are_recovered_by_the_sent_sweeper() {
+    let s = setup().await;
+    let fault = json!({"endpoint": "ripplenet.poll_new", "action": "lost_response", "times": 2});
+    assert_eq!(s.sandbox.control("/_sandbox/faults", fault).await, StatusCode::CREATED);
+    let created = s.sandbox.create(30).await;
+    let _bridge = Paybridge::start(&config(
+        &s,
+        "new_interval = \"200ms\"\nsent_interval = \"1s\"\nsent_delay = \"0s\"\npage_size = 20",
+    ));
+    eventually("all 30 acknowledged", Duration::from_secs(60), || async { acked(&s.sandbox).await == 30 }).await;
+    // The lost polls really happened (their notifications were flipped to SENT unseen).
+    let lost = s.sandbox.ledger("kind=request&provider=ripplenet").await;
+    assert!(lost.iter().filter(|e| e["endpoint"] == "ripplenet.poll_new" && e["status"] == 0).count() >= 2);
+    let sweeps = lost.iter().filter(|e| e["endpoint"] == "ripplenet.poll_sent" && e["status"] == 200).count();
+    assert!(sweeps >= 1);
+    let (_broker, records) = read(s.broker, s.topic.clone(), 30).await;
+    let ids: HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
+    for uuid in &created {
+        assert!(ids.contains(id_of(uuid).as_str()), "{uuid} missing from Kafka");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_notification_goes_to_the_dlq_after_max_attempts_then_is_acked() {
+    let s = setup().await;
+    let body = json!({"notifications": [{"notification_type": "NOTIFY_ACCEPT", "notification_payload": {"payment_status": "ACCEPTED"}}]});
+    let r = s.sandbox.http.post(s.sandbox.url("/_sandbox/ripplenet/notifications")).json(&body).send().await;
+    let poison: Value = r.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default();
+    let uuid = poison["uuids"][0].as_str().unwrap_or_default().to_owned();
+    s.sandbox.create(5).await;
+    let _bridge = Paybridge::start(&config(&s, FAST));
+    eventually("the poison notification acknowledged", Duration::from_secs(60), || async {
+        acked(&s.sandbox).await == 6
+    })
+    .await;
+
+    let (broker, dead) = read(s.broker, s.dlq.clone(), 1).await;
+    assert_eq!(dead.len(), 1);
+    let record = &dead[0];
+    assert_eq!(record.key.as_deref(), Some(format!("ripplenet/{ACCOUNT}/{uuid}").as_str()));
+    let reason = record.header("paybridge_dlq_reason").unwrap_or_default();
+    assert!(reason.contains("payment_id") && reason.contains("3 attempts"), "{reason}");
+    assert_eq!(record.json()["uuid"], uuid.as_str(), "the untouched notification");
+    // Exactly max_attempts processing failures before the DLQ.
+    let polls_of_poison =
+        s.sandbox.ledger("kind=ack&provider=ripplenet").await.iter().filter(|a| a["id"] == uuid.as_str()).count();
+    assert_eq!(polls_of_poison, 1);
+    let (_broker, events) = read(broker, s.topic.clone(), 5).await;
+    let unique: HashSet<&str> = events.iter().filter_map(|r| r.header("ce_id")).collect();
+    assert_eq!(unique.len(), 5, "the good ones are published normally");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_answer_200_only_after_commit_dedupe_and_503_while_the_broker_is_down() {
+    let mut s = setup().await;
+    // Pollers idle (one poll at start, then an hour): the webhooks do the work.
+    let bridge = Paybridge::start(&config(
+        &s,
+        "new_interval = \"1h\"\nsent_interval = \"1h\"\n[sources.webhook]\nenabled = true\npath = \"/hooks/rn\"\ncommit_timeout = \"2s\"",
+    ));
+    let hook = format!("{}/hooks/rn", bridge.intake());
+    let http = reqwest::Client::new();
+    let created = s.sandbox.create(2).await;
+
+    // Two concurrent duplicates of one webhook: both 200, one event.
+    let post = |id: &str| http.post(&hook).json(&json!({"msg_id": id})).send();
+    let (a, b) = tokio::join!(post(&created[0]), post(&created[0]));
+    assert_eq!(a.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    assert_eq!(b.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    let stats_now = stats(&s.sandbox).await;
+    assert_eq!(stats_now["ACK"], 1, "acknowledged before the 200");
+    let (broker, records) = read(s.broker, s.topic.clone(), 2).await;
+    s.broker = broker;
+    let mine: Vec<&Record> =
+        records.iter().filter(|r| r.header("ce_id") == Some(id_of(&created[0]).as_str())).collect();
+    assert_eq!(mine.len(), 1, "committed before the 200, once");
+
+    // Malformed bodies and unknown ids.
+    for bad in ["{}", "not json", "{\"msg_id\": \"nope\"}"] {
+        let r = http.post(&hook).header("content-type", "application/json").body(bad).send().await;
+        assert_eq!(r.map(|r| r.status()).ok(), Some(StatusCode::BAD_REQUEST), "{bad}");
+    }
+    let big = format!("{{\"msg_id\": \"{}\", \"pad\": \"{}\"}}", created[1], "x".repeat(5000));
+    let r = http.post(&hook).header("content-type", "application/json").body(big).send().await;
+    assert_eq!(r.map(|r| r.status()).ok(), Some(StatusCode::PAYLOAD_TOO_LARGE));
+    let r = post("00000000-0000-0000-0000-00000000abcd").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap_or_default()["status"], "unknown msg_id");
+
+    // Broker down: 503 within the commit timeout, nothing acked.
+    s.broker.stop();
+    let started = std::time::Instant::now();
+    let r = post(&created[1]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(stats(&s.sandbox).await["ACK"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_backlog_polls_are_never_closer_than_the_intervals() {
+    let s = setup().await;
+    s.sandbox.create(3).await;
+    let _bridge =
+        Paybridge::start(&config(&s, "new_interval = \"400ms\"\nsent_interval = \"700ms\"\nsent_delay = \"10m\""));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let requests = s.sandbox.ledger("kind=request&provider=ripplenet").await;
+    for (endpoint, interval_ms) in [("ripplenet.poll_new", 400), ("ripplenet.poll_sent", 700)] {
+        let times: Vec<i64> = requests
+            .iter()
+            .filter(|e| e["endpoint"] == endpoint)
+            .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok())
+            .map(|t| t.timestamp_millis())
+            .collect();
+        assert!(times.len() >= 4, "{endpoint}: {times:?}");
+        for pair in times.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= interval_ms,
+                "{endpoint} polled {} ms apart (interval {interval_ms} ms)",
+                pair[1] - pair[0]
+            );
+        }
+    }
+    assert_eq!(acked(&s.sandbox).await, 3);
+}

@@ -1,0 +1,107 @@
+//! `paybridge run` as a child process with a given config; stopped with SIGTERM on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Paybridge {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+    pub admin_port: u16,
+    pub intake_port: u16,
+}
+
+impl Paybridge {
+    /// Writes `config` (with `{admin}` and `{intake}` replaced by free ports) and starts
+    /// `paybridge run`. Does not wait.
+    pub fn spawn(config: &str) -> Self {
+        let admin_port = super::free_port();
+        let intake_port = super::free_port();
+        let text = config.replace("{admin}", &admin_port.to_string()).replace("{intake}", &intake_port.to_string());
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path: PathBuf = dir.path().join("paybridge.toml");
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_paybridge"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "paybridge=debug,info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start paybridge: {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
+            });
+        }
+        Self { child, log, _dir: dir, admin_port, intake_port }
+    }
+
+    /// Starts and waits for "paybridge started".
+    pub fn start(config: &str) -> Self {
+        let p = Self::spawn(config);
+        p.wait_for_log("paybridge started", Duration::from_secs(30));
+        p
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
+    }
+
+    pub fn wait_for_log(&self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.log().contains(needle) {
+            assert!(Instant::now() < deadline, "paybridge never logged {needle:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn intake(&self) -> String {
+        format!("http://127.0.0.1:{}", self.intake_port)
+    }
+
+    pub fn stop(&mut self) -> Option<i32> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        None
+    }
+}
+
+impl Drop for Paybridge {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// Waits until `check` is true, polling every 100 ms; panics with `what` after `limit`.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
