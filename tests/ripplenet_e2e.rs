@@ -58,7 +58,6 @@ account = "{ACCOUNT}"
 base_url = "{base}"
 ack_batch_size = 40
 max_attempts = 3
-backoff_max = "1s"
 {source_extra}
 
 [sources.auth]
@@ -74,7 +73,8 @@ audience = "urn:ripplenet:sandbox"
     )
 }
 
-const FAST: &str = "new_interval = \"200ms\"\nsent_interval = \"500ms\"\nsent_delay = \"0s\"\npage_size = 100";
+const FAST: &str =
+    "new_interval = \"200ms\"\nsent_interval = \"500ms\"\nsent_delay = \"0s\"\npage_size = 100\nbackoff_max = \"1s\"";
 
 async fn stats(sb: &Sandbox) -> Value {
     sb.http
@@ -169,7 +169,7 @@ async fn lost_new_poll_responses_are_recovered_by_the_sent_sweeper() {
     let created = s.sandbox.create(30).await;
     let _bridge = Paybridge::start(&config(
         &s,
-        "new_interval = \"200ms\"\nsent_interval = \"1s\"\nsent_delay = \"0s\"\npage_size = 20",
+        "new_interval = \"200ms\"\nsent_interval = \"1s\"\nsent_delay = \"0s\"\npage_size = 20\nbackoff_max = \"1s\"",
     ));
     eventually("all 30 acknowledged", Duration::from_secs(60), || async { acked(&s.sandbox).await == 30 }).await;
     // The lost polls really happened (their notifications were flipped to SENT unseen).
@@ -285,4 +285,80 @@ async fn without_backlog_polls_are_never_closer_than_the_intervals() {
         }
     }
     assert_eq!(acked(&s.sandbox).await, 3);
+}
+
+async fn requests(sb: &Sandbox, endpoint: &str) -> Vec<(i64, u64)> {
+    sb.ledger("kind=request&provider=ripplenet")
+        .await
+        .iter()
+        .filter(|e| e["endpoint"] == endpoint)
+        .filter_map(|e| {
+            let at = chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok()?;
+            Some((at.timestamp_millis(), e["status"].as_u64().unwrap_or(0)))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_cached_refreshed_once_on_401_and_never_logged() {
+    let s = setup().await;
+    let secret = "S3cret-Never-In-Logs-42";
+    let settings: Value = s
+        .sandbox
+        .http
+        .get(s.sandbox.url("/_sandbox/ripplenet/settings"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    let mut settings = settings;
+    settings["client_secret"] = json!(secret);
+    let r = s.sandbox.http.put(s.sandbox.url("/_sandbox/ripplenet/settings")).json(&settings).send().await;
+    assert_eq!(r.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    // The secret reaches paybridge through the environment, as in production.
+    let text = config(&s, FAST).replace("${RN_SECRET:-sandbox-secret}", "${RN_SECRET}");
+    let bridge = Paybridge::spawn_with_env(&text, &[("RN_SECRET", secret)]);
+    bridge.wait_for_log("paybridge started", Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let tokens = requests(&s.sandbox, "ripplenet.token").await;
+    assert_eq!(tokens.len(), 1, "one token for many polls: {tokens:?}");
+    assert!(requests(&s.sandbox, "ripplenet.poll_new").await.len() >= 4);
+
+    // Revoked tokens: the next call gets 401, refreshes once, and succeeds.
+    let r = s.sandbox.http.post(s.sandbox.url("/_sandbox/tokens/expire")).send().await;
+    assert_eq!(r.map(|r| r.status()).ok(), Some(StatusCode::NO_CONTENT));
+    s.sandbox.create(3).await;
+    eventually("the 3 new notifications acknowledged after the refresh", Duration::from_secs(30), || async {
+        acked(&s.sandbox).await == 3
+    })
+    .await;
+    let tokens = requests(&s.sandbox, "ripplenet.token").await;
+    assert_eq!(tokens.len(), 2, "exactly one refresh: {tokens:?}");
+    assert!(requests(&s.sandbox, "ripplenet.poll_new").await.iter().any(|(_, status)| *status == 401));
+    assert!(!bridge.log().contains(secret), "the client secret appeared in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_backs_off_and_honours_retry_after() {
+    let s = setup().await;
+    let fault =
+        json!({"endpoint": "ripplenet.poll_new", "action": "status", "status": 429, "retry_after": 3, "times": 1});
+    assert_eq!(s.sandbox.control("/_sandbox/faults", fault).await, StatusCode::CREATED);
+    let fault = json!({"endpoint": "ripplenet.poll_new", "action": "status", "status": 503, "times": 1});
+    assert_eq!(s.sandbox.control("/_sandbox/faults", fault).await, StatusCode::CREATED);
+    let _bridge =
+        Paybridge::start(&config(&s, "new_interval = \"100ms\"\nsent_interval = \"1h\"\nbackoff_max = \"60s\""));
+    eventually("polling recovered", Duration::from_secs(30), || async {
+        requests(&s.sandbox, "ripplenet.poll_new").await.iter().any(|(_, status)| *status == 200)
+    })
+    .await;
+    let polls = requests(&s.sandbox, "ripplenet.poll_new").await;
+    let statuses: Vec<u64> = polls.iter().map(|(_, st)| *st).take(3).collect();
+    assert_eq!(statuses, [429, 503, 200]);
+    let gaps: Vec<i64> = polls.windows(2).take(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(gaps[0] >= 3000, "Retry-After: 3 honoured: {gaps:?}");
+    // The 429 was the first failure; the 503 is the second: 4 s ±20%.
+    assert!((3200 - 50..=4800 + 500).contains(&gaps[1]), "second consecutive failure waits ~4 s: {gaps:?}");
 }

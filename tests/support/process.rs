@@ -18,6 +18,11 @@ impl Paybridge {
     /// Writes `config` (with `{admin}` and `{intake}` replaced by free ports) and starts
     /// `paybridge run`. Does not wait.
     pub fn spawn(config: &str) -> Self {
+        Self::spawn_with_env(config, &[])
+    }
+
+    /// [`Paybridge::spawn`] with extra environment variables.
+    pub fn spawn_with_env(config: &str, env: &[(&str, &str)]) -> Self {
         let admin_port = super::free_port();
         let intake_port = super::free_port();
         let text = config.replace("{admin}", &admin_port.to_string()).replace("{intake}", &intake_port.to_string());
@@ -28,6 +33,7 @@ impl Paybridge {
             .args(["run", "--config"])
             .arg(&path)
             .env("RUST_LOG", "paybridge=debug,info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
