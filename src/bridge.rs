@@ -29,10 +29,8 @@ pub struct Bridge {
     config: Config,
     sink: KafkaSink,
     pipeline: Pipeline,
-    metrics: Arc<Metrics>,
     health: Arc<Health>,
     admin_addr: SocketAddr,
-    intake_addr: Option<SocketAddr>,
     stop_sources: CancellationToken,
     stop_intake: CancellationToken,
     stop_background: CancellationToken,
@@ -101,7 +99,7 @@ impl Bridge {
 
         let stop_intake = CancellationToken::new();
         let (intake, intake_addr) = if hooks.is_empty() {
-            (None, None)
+            (None, None::<SocketAddr>)
         } else {
             let wanted = config.intake.listen.0;
             let listener = tokio::net::TcpListener::bind(wanted).await.map_err(|source| RunError::Bind {
@@ -123,10 +121,8 @@ impl Bridge {
             config,
             sink,
             pipeline,
-            metrics,
             health,
             admin_addr,
-            intake_addr,
             stop_sources,
             stop_intake,
             stop_background,
@@ -141,18 +137,9 @@ impl Bridge {
         self.pipeline.submitter()
     }
 
-    pub fn metrics(&self) -> Arc<Metrics> {
-        self.metrics.clone()
-    }
-
     /// Where the admin server listens (useful with port 0).
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
-    }
-
-    /// Where the webhook intake listens, when a source has webhooks.
-    pub fn intake_addr(&self) -> Option<SocketAddr> {
-        self.intake_addr
     }
 
     /// Ordered shutdown within `shutdown.timeout`: readiness off; pollers and intake stop

@@ -45,6 +45,7 @@ pub struct Metrics {
     ack_invalid: Family<SourceLabels, Counter>,
     webhook_unknown: Family<SourceLabels, Counter>,
     processing_failures: Family<SourceLabels, Counter>,
+    webhook_rejected: Family<SourceLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -71,6 +72,12 @@ impl Metrics {
         let ack_invalid = Family::<SourceLabels, Counter>::default();
         let webhook_unknown = Family::<SourceLabels, Counter>::default();
         let processing_failures = Family::<SourceLabels, Counter>::default();
+        let webhook_rejected = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "webhook_rejected",
+            "Webhook calls refused as malformed (400) or too large (413)",
+            webhook_rejected.clone(),
+        );
         registry.register(
             "ack_invalid",
             "Acknowledgements the provider refused as invalid (logged, not retried)",
@@ -127,6 +134,7 @@ impl Metrics {
             ack_invalid,
             webhook_unknown,
             processing_failures,
+            webhook_rejected,
         }
     }
 
@@ -183,6 +191,10 @@ impl Metrics {
 
     pub fn processing_failure(&self, source: &str) {
         self.processing_failures.get_or_create(&Self::labels(source)).inc();
+    }
+
+    pub fn webhook_rejected(&self, source: &str) {
+        self.webhook_rejected.get_or_create(&Self::labels(source)).inc();
     }
 
     pub fn set_pipeline_depth(&self, depth: usize) {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -47,11 +48,20 @@ fn answer(status: StatusCode, message: &str) -> Response {
 /// `POST {path}` with `{"msg_id": "<uuid>"}`: fetch, publish, acknowledge, then 200.
 /// 400 for a malformed body, 200 for an unknown msg_id (so RippleNet does not retry 12
 /// times for nothing), 503 when the event is not committed within `commit_timeout`.
-async fn ripplenet_webhook(State(source): State<Arc<Ripplenet>>, body: Bytes) -> Response {
+async fn ripplenet_webhook(State(source): State<Arc<Ripplenet>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            source.webhook_rejected();
+            return rejection.into_response();
+        }
+    };
     let Ok(payload) = serde_json::from_slice::<ThinPayload>(&body) else {
+        source.webhook_rejected();
         return answer(StatusCode::BAD_REQUEST, "the body must be JSON {\"msg_id\": \"<uuid>\"}");
     };
     let Ok(msg_id) = Uuid::parse_str(payload.msg_id.trim()) else {
+        source.webhook_rejected();
         return answer(StatusCode::BAD_REQUEST, "msg_id must be a UUID");
     };
     let mut outcome = source.webhook(msg_id).await;

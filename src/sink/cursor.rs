@@ -8,8 +8,6 @@
 //! - exactly-once (`kafka.exactly_once`): events and cursor in one Kafka transaction, see
 //!   [`super::transaction`].
 
-use std::time::Duration;
-
 use chrono::Utc;
 use rdkafka::producer::FutureProducer;
 use tokio::time::Instant;
@@ -113,6 +111,3 @@ impl CursorCommitter {
         result
     }
 }
-
-/// How long a transactional start-up probe may take.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(15);

@@ -207,11 +207,6 @@ impl KafkaSink {
     pub fn metadata_reachable(&self, timeout: Duration) -> bool {
         self.producer.client().fetch_metadata(None, timeout).is_ok_and(|m| !m.brokers().is_empty())
     }
-
-    /// Records waiting in the local producer queue (including in-flight ones).
-    pub fn in_flight(&self) -> i32 {
-        self.producer.in_flight_count()
-    }
 }
 
 /// Sends one record, waiting (backpressure) while the local queue is full, until `deadline`.

@@ -94,6 +94,11 @@ impl Ripplenet {
         &self.config
     }
 
+    /// Counts a webhook call refused before processing (malformed or too large).
+    pub fn webhook_rejected(&self) {
+        self.ctx.metrics.webhook_rejected(&self.config.name);
+    }
+
     /// Starts poller_new and poller_sent.
     pub fn spawn(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
         tasks.spawn(self.clone().poll_loop(Poller::New));
