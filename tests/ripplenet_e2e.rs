@@ -368,3 +368,19 @@ async fn throttling_backs_off_and_honours_retry_after() {
     // The 429 was the first failure; the 503 is the second: 4 s ±20%.
     assert!((3200 - 50..=4800 + 500).contains(&gaps[1]), "second consecutive failure waits ~4 s: {gaps:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_acks_are_counted_not_looped_and_the_sweeper_finishes_the_job() {
+    let s = setup().await;
+    let fault = json!({"endpoint": "ripplenet.ack_batch", "action": "ack_invalid", "times": 1});
+    assert_eq!(s.sandbox.control("/_sandbox/faults", fault).await, StatusCode::CREATED);
+    s.sandbox.create(10).await;
+    let bridge = Paybridge::start(&config(&s, FAST));
+    eventually("all 10 acknowledged", Duration::from_secs(30), || async { acked(&s.sandbox).await == 10 }).await;
+    let metrics =
+        support::http_get(([127, 0, 0, 1], bridge.admin_port).into(), "/metrics").map(|m| m.2).unwrap_or_default();
+    assert!(metrics.contains("paybridge_ack_invalid_total{source=\"rn\"} 10"), "{metrics}");
+    // The refused batch was not re-sent in a loop: two ack calls in all (refused, then the sweeper's).
+    let acks = requests(&s.sandbox, "ripplenet.ack_batch").await;
+    assert_eq!(acks.len(), 2, "{acks:?}");
+}

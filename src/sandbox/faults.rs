@@ -15,6 +15,8 @@ pub enum FaultAction {
     LostResponse,
     /// Deliver each webhook twice.
     DuplicateWebhook,
+    /// RippleNet batch ack: answer every uuid in `invalid_uuid_list` and acknowledge none.
+    AckInvalid,
     /// Delay each webhook by a random 0..ms, so a burst arrives out of order.
     OutOfOrderWebhook { ms: u64 },
     /// Checkout receive with autoAck=true: the messages come back but are listed in
@@ -69,9 +71,10 @@ impl TryFrom<FaultRuleWire> for FaultRule {
             ("lost_response", None, None) => FaultAction::LostResponse,
             ("duplicate_webhook", None, None) => FaultAction::DuplicateWebhook,
             ("auto_ack_failed", None, None) => FaultAction::AutoAckFailed,
+            ("ack_invalid", None, None) => FaultAction::AckInvalid,
             (other, _, _) => {
                 return Err(format!(
-                    "unknown action {other:?} (or extra fields): use status, latency, reset, lost_response, duplicate_webhook, out_of_order_webhook or auto_ack_failed"
+                    "unknown action {other:?} (or extra fields): use status, latency, reset, lost_response, duplicate_webhook, out_of_order_webhook, auto_ack_failed or ack_invalid"
                 ));
             }
         };
@@ -106,6 +109,7 @@ impl From<FaultRule> for FaultRuleWire {
             FaultAction::LostResponse => "lost_response",
             FaultAction::DuplicateWebhook => "duplicate_webhook",
             FaultAction::AutoAckFailed => "auto_ack_failed",
+            FaultAction::AckInvalid => "ack_invalid",
             FaultAction::OutOfOrderWebhook { ms } => {
                 w.ms = Some(ms);
                 "out_of_order_webhook"

@@ -38,6 +38,10 @@ impl Endpoint {
                 s.lock().pending_auto_ack_failure = true;
                 Ok(false)
             }
+            Some(FaultAction::AckInvalid) => {
+                s.lock().pending_ack_invalid = true;
+                Ok(false)
+            }
             Some(FaultAction::Latency { ms }) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(false)

@@ -174,6 +174,11 @@ async fn ack_batch(State(s): State<SandboxState>, headers: HeaderMap, body: Byte
     let result = {
         let mut inner = s.lock();
         let now = inner.now();
+        if std::mem::take(&mut inner.pending_ack_invalid) {
+            let body = json!({"notification_ack_list": [], "invalid_uuid_list": request.uuids});
+            drop(inner);
+            return endpoint.finish(&s, None, Json(body).into_response(), lost);
+        }
         let result = inner.ripplenet.ack_batch(&request.uuids, now);
         for uuid in &result.acked {
             inner.ledger.record(
