@@ -109,8 +109,17 @@ fn id_of(uuid: &str) -> String {
 async fn a_thousand_notifications_go_new_to_kafka_to_ack_and_no_ack_precedes_its_commit() {
     let s = setup().await;
     let created = s.sandbox.create(1000).await;
-    let _bridge = Paybridge::start(&config(&s, FAST));
-    eventually("all 1000 acknowledged", Duration::from_secs(90), || async { acked(&s.sandbox).await == 1000 }).await;
+    // A long new_interval: only "full page → poll again at once" drains 10 pages quickly.
+    let _bridge = Paybridge::start(&config(
+        &s,
+        "new_interval = \"30s\"\nsent_interval = \"30s\"\nsent_delay = \"10m\"\npage_size = 100",
+    ));
+    eventually("all 1000 acknowledged", Duration::from_secs(25), || async { acked(&s.sandbox).await == 1000 }).await;
+    let polls = requests(&s.sandbox, "ripplenet.poll_new").await;
+    assert!(polls.len() >= 11, "10 full pages and one short one: {polls:?}");
+    for pair in polls.windows(2).take(10) {
+        assert!(pair[1].0 - pair[0].0 < 30_000, "a full page is followed by an immediate poll: {polls:?}");
+    }
 
     let acks = s.sandbox.ledger("kind=ack&provider=ripplenet").await;
     let (_broker, records) = read(s.broker, s.topic.clone(), 1000).await;
