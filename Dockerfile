@@ -5,6 +5,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Cargo.toml declares the benchmark target; its file must exist for the manifest to load.
+COPY benches ./benches
 RUN cargo build --release --locked --bin paybridge
 
 FROM debian:bookworm-slim
