@@ -52,6 +52,22 @@ fn parse(headers: &HeaderMap, body: &Bytes) -> Option<TokenRequest> {
     Some(request)
 }
 
+/// A token endpoint: the endpoint's fault, then [`issue`], then the ledger.
+pub async fn token_endpoint(
+    s: &SandboxState,
+    endpoint: super::guard::Endpoint,
+    expected: &Expected<'_>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let lost = match endpoint.before(s).await {
+        Ok(lost) => lost,
+        Err(r) => return r,
+    };
+    let response = issue(s, expected, headers, body);
+    endpoint.finish(s, None, response, lost)
+}
+
 /// Issues a token, or answers the RFC 6749 error.
 pub fn issue(s: &SandboxState, expected: &Expected<'_>, headers: &HeaderMap, body: &Bytes) -> Response {
     let Some(r) = parse(headers, body) else {

@@ -43,11 +43,6 @@ fn bad(detail: &str) -> Response {
 }
 
 async fn token(State(s): State<SandboxState>, headers: HeaderMap, body: Bytes) -> Response {
-    let endpoint = endpoint("payments_direct.token");
-    let lost = match endpoint.before(&s).await {
-        Ok(lost) => lost,
-        Err(r) => return r,
-    };
     let scenario = s.lock().scenario.payments_direct.clone();
     let expected = oauth::Expected {
         provider: PROVIDER,
@@ -57,8 +52,7 @@ async fn token(State(s): State<SandboxState>, headers: HeaderMap, body: Bytes) -
         ttl: scenario.token_ttl.get(),
         scope: "pos:payments:read",
     };
-    let response = oauth::issue(&s, &expected, &headers, &body);
-    endpoint.finish(&s, None, response, lost)
+    oauth::token_endpoint(&s, endpoint("payments_direct.token"), &expected, &headers, &body).await
 }
 
 async fn token_test(State(s): State<SandboxState>, headers: HeaderMap) -> Response {

@@ -37,11 +37,6 @@ pub fn routes() -> Router<SandboxState> {
 }
 
 async fn token(State(s): State<SandboxState>, headers: HeaderMap, body: Bytes) -> Response {
-    let endpoint = endpoint("ripplenet.token");
-    let lost = match endpoint.before(&s).await {
-        Ok(lost) => lost,
-        Err(r) => return r,
-    };
     let scenario = s.lock().scenario.ripplenet.clone();
     let expected = oauth::Expected {
         provider: PROVIDER,
@@ -51,8 +46,7 @@ async fn token(State(s): State<SandboxState>, headers: HeaderMap, body: Bytes) -
         ttl: scenario.token_ttl.get(),
         scope: "orchestration",
     };
-    let response = oauth::issue(&s, &expected, &headers, &body);
-    endpoint.finish(&s, None, response, lost)
+    oauth::token_endpoint(&s, endpoint("ripplenet.token"), &expected, &headers, &body).await
 }
 
 const fn endpoint(name: &'static str) -> Endpoint {

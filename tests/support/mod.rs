@@ -214,37 +214,20 @@ impl Broker {
 
     /// Reads every record of `topic` up to the high watermarks at call time.
     pub fn read_to_end(&self, topic: &str, limit: Duration) -> Vec<Record> {
-        let consumer: BaseConsumer = self
-            .client_config()
-            .set("group.id", unique_topic("reader"))
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .unwrap_or_else(|e| panic!("consumer: {e}"));
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("metadata for {topic}: {e}"));
-        let mut assignment = TopicPartitionList::new();
-        let mut expected = 0i64;
-        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap_or((0, 0));
-            expected += high - low;
-            let _ = assignment.add_partition_offset(topic, p.id(), Offset::Beginning);
-        }
-        consumer.assign(&assignment).unwrap_or_else(|e| panic!("assign: {e}"));
-        let deadline = Instant::now() + limit;
-        let mut records = Vec::new();
-        while (records.len() as i64) < expected && Instant::now() < deadline {
-            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-                records.push(Record::from(message.detach()));
-            }
-        }
-        records
+        let (consumer, records_in_topic) = self.reader(topic);
+        Self::drain(&consumer, usize::try_from(records_in_topic).unwrap_or(0), limit)
     }
 
     /// Reads every record of `topic` from the beginning with an independent consumer
     /// (partitions assigned directly) until `expected` arrived or `limit` passed.
     pub fn read_all(&self, topic: &str, expected: usize, limit: Duration) -> Vec<Record> {
+        let (consumer, _) = self.reader(topic);
+        Self::drain(&consumer, expected, limit)
+    }
+
+    /// A consumer assigned to every partition of `topic` from the beginning, and the number
+    /// of records the topic holds now.
+    fn reader(&self, topic: &str) -> (BaseConsumer, i64) {
         let consumer: BaseConsumer = self
             .client_config()
             .set("group.id", unique_topic("reader"))
@@ -256,12 +239,17 @@ impl Broker {
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .unwrap_or_else(|e| panic!("metadata for {topic}: {e}"));
         let mut assignment = TopicPartitionList::new();
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                let _ = assignment.add_partition_offset(topic, p.id(), Offset::Beginning);
-            }
+        let mut records = 0i64;
+        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap_or((0, 0));
+            records += high - low;
+            let _ = assignment.add_partition_offset(topic, p.id(), Offset::Beginning);
         }
         consumer.assign(&assignment).unwrap_or_else(|e| panic!("assign: {e}"));
+        (consumer, records)
+    }
+
+    fn drain(consumer: &BaseConsumer, expected: usize, limit: Duration) -> Vec<Record> {
         let deadline = Instant::now() + limit;
         let mut records = Vec::new();
         while records.len() < expected && Instant::now() < deadline {
