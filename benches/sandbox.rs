@@ -26,6 +26,19 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(18_999)
 }
 
+/// The JSON answer of a request; the benchmark stops on any failure.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+    response.json().await.unwrap_or_else(|e| panic!("not JSON: {e}"))
+}
+
+/// A client-credentials token from one of the sandbox's token endpoints.
+async fn token(http: &reqwest::Client, url: &str, audience: &str) -> String {
+    let body = json!({"client_id": "sandbox-client", "client_secret": "sandbox-secret",
+                      "audience": audience, "grant_type": "client_credentials"});
+    json_of(http.post(url).json(&body)).await["access_token"].as_str().unwrap_or_default().to_owned()
+}
+
 #[tokio::main]
 async fn main() {
     let port = free_port();
@@ -57,23 +70,8 @@ async fn main() {
     post("/_sandbox/checkout/messages", json!({"count": PENDING})).await.ok();
     let seeding = seed.elapsed();
 
-    let token_of = |v: Value| v["access_token"].as_str().unwrap_or_default().to_owned();
-    let rn_token = token_of(
-        post("/oauth/token", json!({"client_id": "sandbox-client", "client_secret": "sandbox-secret", "audience": "urn:ripplenet:sandbox", "grant_type": "client_credentials"}))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default(),
-    );
-    let pd_token = token_of(
-        post("/v2/oauth/token", json!({"client_id": "sandbox-client", "client_secret": "sandbox-secret", "audience": "urn:ripplexcurrent-test:sandbox", "grant_type": "client_credentials"}))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default(),
-    );
+    let rn_token = token(&http, &format!("{base}/oauth/token"), "urn:ripplenet:sandbox").await;
+    let pd_token = token(&http, &format!("{base}/v2/oauth/token"), "urn:ripplexcurrent-test:sandbox").await;
 
     let mut rows = Vec::new();
     let timed = |samples: &mut Vec<Duration>, t: Instant| samples.push(t.elapsed());
@@ -84,15 +82,11 @@ async fn main() {
     let mut uuids = Vec::new();
     loop {
         let t = Instant::now();
-        let page: Value = http
-            .get(format!("{base}/v4/orchestration/payment/notification?status=NEW&size=100"))
-            .bearer_auth(&rn_token)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default();
+        let page = json_of(
+            http.get(format!("{base}/v4/orchestration/payment/notification?status=NEW&size=100"))
+                .bearer_auth(&rn_token),
+        )
+        .await;
         timed(&mut new_polls, t);
         let items = page.as_array().cloned().unwrap_or_default();
         if items.is_empty() {
@@ -137,16 +131,7 @@ async fn main() {
         let body = json!({"filter": {"filterRangeType": "PAYMENT_STATUS_LAST_UPDATED", "afterTimestamp": "2000-01-01T00:00:00Z", "beforeTimestamp": "2100-01-01T00:00:00Z"},
                           "sort": {"sortField": "lastStateUpdatedAt", "sortDirection": "ASC"}, "page": page});
         let t = Instant::now();
-        let v: Value = http
-            .post(format!("{base}/v3/payments/filter"))
-            .bearer_auth(&pd_token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default();
+        let v = json_of(http.post(format!("{base}/v3/payments/filter")).bearer_auth(&pd_token).json(&body)).await;
         timed(&mut searches, t);
         found += v["data"].as_array().map(Vec::len).unwrap_or(0);
         match v["page"]["lastPageToken"].as_str() {

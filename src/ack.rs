@@ -96,10 +96,6 @@ pub fn ack_pair(ids: Vec<Uuid>) -> (AckHandle, Completer) {
 }
 
 impl AckHandle {
-    pub fn ids(&self) -> &[Uuid] {
-        &self.ids
-    }
-
     /// Waits for the outcome. A completer dropped without an outcome means Retry.
     pub async fn outcome(self) -> BatchOutcome {
         match self.rx.await {
@@ -119,10 +115,6 @@ impl AckHandle {
 }
 
 impl Completer {
-    pub fn ids(&self) -> &[Uuid] {
-        &self.ids
-    }
-
     /// Resolves the handle with one outcome per event, in order. Missing outcomes are Retry.
     pub fn complete(self, outcomes: Vec<Outcome>) {
         let mut outcomes = outcomes.into_iter();

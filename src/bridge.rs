@@ -30,7 +30,6 @@ pub struct Bridge {
     sink: KafkaSink,
     pipeline: Pipeline,
     health: Arc<Health>,
-    admin_addr: SocketAddr,
     stop_sources: CancellationToken,
     stop_intake: CancellationToken,
     stop_background: CancellationToken,
@@ -122,7 +121,6 @@ impl Bridge {
             sink,
             pipeline,
             health,
-            admin_addr,
             stop_sources,
             stop_intake,
             stop_background,
@@ -135,11 +133,6 @@ impl Bridge {
 
     pub fn submitter(&self) -> Submitter {
         self.pipeline.submitter()
-    }
-
-    /// Where the admin server listens (useful with port 0).
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
     }
 
     /// Ordered shutdown within `shutdown.timeout`: readiness off; pollers and intake stop

@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::ack::{BatchOutcome, Outcome};
+use crate::ack::Outcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
@@ -148,11 +148,12 @@ impl Metrics {
     }
 
     /// A batch resolved after `latency`.
-    pub fn batch_resolved(&self, source: &str, outcome: &BatchOutcome, latency: Duration) {
+    pub fn batch_resolved(&self, source: &str, outcomes: &[Outcome], latency: Duration) {
         let labels = Self::labels(source);
-        let delivered = outcome.count(|o| *o == Outcome::Delivered) as u64;
-        let rejected = outcome.count(|o| matches!(o, Outcome::Rejected(_))) as u64;
-        let retried = outcome.count(|o| matches!(o, Outcome::Retry(_))) as u64;
+        let count = |pred: fn(&Outcome) -> bool| outcomes.iter().filter(|o| pred(o)).count() as u64;
+        let delivered = count(|o| *o == Outcome::Delivered);
+        let rejected = count(|o| matches!(o, Outcome::Rejected(_)));
+        let retried = count(|o| matches!(o, Outcome::Retry(_)));
         self.published.get_or_create(&labels).inc_by(delivered);
         self.rejected.get_or_create(&labels).inc_by(rejected);
         self.retried.get_or_create(&labels).inc_by(retried);

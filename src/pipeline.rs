@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::ack::{AckHandle, BatchOutcome, Completer, EventOutcome, Outcome, ack_pair};
+use crate::ack::{AckHandle, Completer, Outcome, ack_pair};
 use crate::event::CanonicalEvent;
 use crate::metrics::Metrics;
 use crate::sink::kafka::KafkaSink;
@@ -142,19 +142,11 @@ async fn run_worker(
 async fn publish(sink: KafkaSink, delivery_deadline: Duration, batch: Batch, metrics: Arc<Metrics>) {
     let deadline = Instant::now() + delivery_deadline;
     let outcomes = sink.publish_batch(&batch.events, deadline).await;
-    let resolved = BatchOutcome {
-        events: batch
-            .events
-            .iter()
-            .zip(&outcomes)
-            .map(|(e, o)| EventOutcome { id: e.id, outcome: o.clone() })
-            .collect(),
-    };
-    metrics.batch_resolved(&batch.source, &resolved, batch.submitted.elapsed());
+    metrics.batch_resolved(&batch.source, &outcomes, batch.submitted.elapsed());
     tracing::debug!(
         source = %batch.source,
         events = batch.events.len(),
-        delivered = resolved.count(|o| *o == Outcome::Delivered),
+        delivered = outcomes.iter().filter(|o| **o == Outcome::Delivered).count(),
         "batch resolved"
     );
     batch.completer.complete(outcomes);

@@ -77,14 +77,7 @@ const FAST: &str =
     "new_interval = \"200ms\"\nsent_interval = \"500ms\"\nsent_delay = \"0s\"\npage_size = 100\nbackoff_max = \"1s\"";
 
 async fn stats(sb: &Sandbox) -> Value {
-    sb.http
-        .get(sb.url("/_sandbox/ripplenet/stats"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default()
+    sb.stats().await
 }
 
 async fn acked(sb: &Sandbox) -> u64 {
@@ -318,17 +311,7 @@ async fn requests(sb: &Sandbox, endpoint: &str) -> Vec<(i64, u64)> {
 async fn tokens_are_cached_refreshed_once_on_401_and_never_logged() {
     let s = setup().await;
     let secret = "S3cret-Never-In-Logs-42";
-    let settings: Value = s
-        .sandbox
-        .http
-        .get(s.sandbox.url("/_sandbox/ripplenet/settings"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
-    let mut settings = settings;
+    let mut settings = s.sandbox.get_json("/_sandbox/ripplenet/settings", None).await;
     settings["client_secret"] = json!(secret);
     let r = s.sandbox.http.put(s.sandbox.url("/_sandbox/ripplenet/settings")).json(&settings).send().await;
     assert_eq!(r.map(|r| r.status()).ok(), Some(StatusCode::OK));

@@ -289,15 +289,7 @@ async fn auto_ack_and_injected_auto_ack_failures() {
 async fn period_query_returns_every_message_acked_or_not_in_pages() {
     let keys = rsa_keys();
     let (sb, token) = start(&keys, |_| {}).await;
-    let clock: Value = sb
-        .http
-        .get(sb.url("/_sandbox/clock"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
+    let clock = sb.get_json("/_sandbox/clock", None).await;
     let start_at = clock["now"].as_str().unwrap_or_default().to_owned();
     let ids = create(&sb, 5, None).await;
     receive(&sb, &token, "autoAck=true&maxNumberMessages=2").await;

@@ -1,12 +1,12 @@
 //! `paybridge sandbox` as a process.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
-}
+use support::{free_port, http_get};
 
 #[test]
 fn sandbox_starts_with_a_scenario_and_serves() {
@@ -26,12 +26,8 @@ fn sandbox_starts_with_a_scenario_and_serves() {
     assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
     // Ready means answering: the scenario's 25 initial notifications are there.
     let stats = loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            use std::io::{Read, Write};
-            let _ = write!(stream, "GET /_sandbox/ripplenet/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut raw = String::new();
-            let _ = stream.read_to_string(&mut raw);
-            break raw;
+        if let Ok((200, _, body)) = http_get(([127, 0, 0, 1], port).into(), "/_sandbox/ripplenet/stats") {
+            break body;
         }
         assert!(started.elapsed() < Duration::from_secs(10), "sandbox never answered");
         std::thread::sleep(Duration::from_millis(20));

@@ -3,7 +3,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -11,7 +10,7 @@ use paybridge::sandbox::Scenario;
 use paybridge::sandbox::payments_direct_store::TimeField;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::sandbox::Sandbox;
+use support::sandbox::{Hook, Sandbox};
 
 fn window_search(after: &str, before: &str, size: u64, token: Option<&str>) -> Value {
     let mut page = json!({"size": size});
@@ -26,16 +25,7 @@ fn window_search(after: &str, before: &str, size: u64, token: Option<&str>) -> V
 }
 
 async fn clock(sb: &Sandbox) -> String {
-    let v: Value = sb
-        .http
-        .get(sb.url("/_sandbox/clock"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
-    v["now"].as_str().unwrap_or_default().to_owned()
+    sb.get_json("/_sandbox/clock", None).await["now"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
@@ -127,16 +117,7 @@ async fn lifecycle_state_time_history_and_failure_details() {
     let returned: Value = get(ids[0].clone()).await.json().await.unwrap_or_default();
     assert!(returned["errors"][0]["description"].is_string(), "RETURNED carries errors[]: {returned}");
 
-    let states: Value = sb
-        .http
-        .get(sb.url(&format!("/v3/payments/{}/states", ids[0])))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
+    let states = sb.get_json(&format!("/v3/payments/{}/states", ids[0]), Some(&token)).await;
     let path: Vec<&str> = states["stateTransitions"]
         .as_array()
         .map(|a| a.iter().filter_map(|t| t["updatedTo"].as_str()).collect())
@@ -200,16 +181,7 @@ async fn cursor_search_pages_cover_the_window_exactly_once_on_both_paths() {
     }
 
     // Both ends are inclusive.
-    let p: Value = sb
-        .http
-        .get(sb.url(&format!("/v3/payments/{}", ids[5])))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
+    let p = sb.get_json(&format!("/v3/payments/{}", ids[5]), Some(&token)).await;
     let at = p["lastStateUpdatedAt"].as_str().unwrap_or_default().to_owned();
     let v: Value = sb
         .post_json(&token, "/v3/payments/filter", window_search(&at, &at, 100, None))
@@ -280,25 +252,9 @@ async fn faults_use_payments_direct_bodies() {
 
 #[tokio::test]
 async fn state_transition_webhooks_and_advance() {
-    let received: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
-    let app = {
-        let received = received.clone();
-        axum::Router::new().route(
-            "/pd",
-            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-                let received = received.clone();
-                async move {
-                    received.lock().unwrap_or_else(|p| p.into_inner()).push(body);
-                    axum::http::StatusCode::NO_CONTENT
-                }
-            }),
-        )
-    };
-    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-    let hook_addr = hook.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move { axum::serve(hook, app).await });
+    let hook = Hook::start(|_, _| 204).await;
     let mut scenario = Scenario::default();
-    scenario.payments_direct.callback_url = Some(format!("http://{hook_addr}/pd"));
+    scenario.payments_direct.callback_url = Some(hook.url.clone());
     let sb = Sandbox::start(scenario).await;
     let ids = sb.pd_create(4).await;
     // Three steps of the happy path: INITIATED → VALIDATING → TRANSFERRING → COMPLETED.
@@ -307,18 +263,10 @@ async fn state_transition_webhooks_and_advance() {
             sb.http.post(sb.url("/_sandbox/payments_direct/advance")).send().await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.json::<Value>().await.unwrap_or_default()["moved"], 4);
     }
-    let stats: Value = sb
-        .http
-        .get(sb.url("/_sandbox/payments_direct/stats"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
+    let stats = sb.get_json("/_sandbox/payments_direct/stats", None).await;
     assert_eq!(stats["COMPLETED"], 4);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let hooks = received.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let hooks = hook.received();
     assert_eq!(hooks.len(), 12, "one webhook per transition");
     assert!(hooks.iter().all(|h| h["eventType"] == "PAYMENT_STATE_TRANSITION" && h["id"].is_string()));
     for id in &ids {

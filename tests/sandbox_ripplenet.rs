@@ -2,13 +2,12 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paybridge::sandbox::Scenario;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::sandbox::Sandbox;
+use support::sandbox::{Hook, Sandbox};
 
 const BASE: &str = "/v4/orchestration/payment/notification";
 
@@ -236,40 +235,31 @@ async fn no_answer(result: reqwest::Result<reqwest::Response>) -> bool {
 
 #[tokio::test]
 async fn webhooks_are_retried_until_a_2xx_and_at_most_12_times() {
-    let received: Arc<Mutex<Vec<(String, u16)>>> = Arc::new(Mutex::new(Vec::new()));
     // A callback that fails the first two deliveries of every message, then accepts.
-    let app = {
-        let received = received.clone();
-        axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-                let received = received.clone();
-                async move {
-                    let msg_id = body["msg_id"].as_str().unwrap_or_default().to_owned();
-                    let mut log = received.lock().unwrap_or_else(|p| p.into_inner());
-                    let attempts = log.iter().filter(|(m, _)| *m == msg_id).count();
-                    let status = if attempts < 2 { 500 } else { 200 };
-                    log.push((msg_id, status));
-                    axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK)
-                }
-            }),
-        )
-    };
-    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-    let hook_addr = hook.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move { axum::serve(hook, app).await });
-
+    let hook = Hook::start(|before, body| {
+        let attempts = before.iter().filter(|b| b["msg_id"] == body["msg_id"]).count();
+        if attempts < 2 { 500 } else { 200 }
+    })
+    .await;
     let mut scenario = Scenario::default();
-    scenario.ripplenet.callback_url = Some(format!("http://{hook_addr}/hook"));
+    scenario.ripplenet.callback_url = Some(hook.url.clone());
     scenario.ripplenet.webhook_retry_interval = paybridge::config::HumanDuration::from_millis(50);
     let sb = Sandbox::start(scenario).await;
     let created = sb.create(2).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let log = received.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let log = hook.received();
     for id in &created {
-        let attempts: Vec<u16> = log.iter().filter(|(m, _)| m == id).map(|(_, s)| *s).collect();
-        assert_eq!(attempts, vec![500, 500, 200], "retried after non-2xx, stopped at the first 2xx");
+        let attempts = log.iter().filter(|b| b["msg_id"] == id.as_str()).count();
+        assert_eq!(attempts, 3, "retried after two 500s, stopped at the first 2xx");
     }
+    let statuses: Vec<u64> = sb
+        .ledger("kind=webhook")
+        .await
+        .iter()
+        .filter(|e| e["id"] == created[0].as_str())
+        .filter_map(|e| e["status"].as_u64())
+        .collect();
+    assert_eq!(statuses, [500, 500, 200]);
 
     // A callback that never answers 2xx gets 1 + 12 attempts, no more.
     let mut scenario = Scenario::default();
@@ -285,25 +275,9 @@ async fn webhooks_are_retried_until_a_2xx_and_at_most_12_times() {
 
 #[tokio::test]
 async fn duplicate_webhook_fault_delivers_twice() {
-    let count = Arc::new(Mutex::new(0usize));
-    let app = {
-        let count = count.clone();
-        axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move || {
-                let count = count.clone();
-                async move {
-                    *count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-                    axum::http::StatusCode::OK
-                }
-            }),
-        )
-    };
-    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-    let hook_addr = hook.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move { axum::serve(hook, app).await });
+    let hook = Hook::accepting().await;
     let mut scenario = Scenario::default();
-    scenario.ripplenet.callback_url = Some(format!("http://{hook_addr}/hook"));
+    scenario.ripplenet.callback_url = Some(hook.url.clone());
     let sb = Sandbox::start(scenario).await;
     assert_eq!(
         sb.control("/_sandbox/faults", json!({"endpoint": "ripplenet.webhook", "action": "duplicate_webhook"})).await,
@@ -311,7 +285,7 @@ async fn duplicate_webhook_fault_delivers_twice() {
     );
     sb.create(3).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(*count.lock().unwrap_or_else(|p| p.into_inner()), 6);
+    assert_eq!(hook.received().len(), 6);
 }
 
 #[tokio::test]

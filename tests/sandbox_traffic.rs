@@ -2,16 +2,15 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paybridge::sandbox::Scenario;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::sandbox::Sandbox;
+use support::sandbox::{Hook, Sandbox};
 
 async fn stats(sb: &Sandbox, path: &str) -> Value {
-    sb.http.get(sb.url(path)).send().await.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default()
+    sb.get_json(path, None).await
 }
 
 #[tokio::test]
@@ -41,32 +40,15 @@ async fn the_generator_creates_traffic_at_the_given_rates_until_stopped() {
 
 #[tokio::test]
 async fn out_of_order_webhooks_arrive_shuffled() {
-    let received: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-    let app = {
-        let received = received.clone();
-        axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-                let received = received.clone();
-                async move {
-                    let id = body["msg_id"].as_str().unwrap_or_default().to_owned();
-                    received.lock().unwrap_or_else(|p| p.into_inner()).push(id);
-                    axum::http::StatusCode::OK
-                }
-            }),
-        )
-    };
-    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-    let hook_addr = hook.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move { axum::serve(hook, app).await });
+    let hook = Hook::accepting().await;
     let mut scenario = Scenario::default();
-    scenario.ripplenet.callback_url = Some(format!("http://{hook_addr}/hook"));
+    scenario.ripplenet.callback_url = Some(hook.url.clone());
     let sb = Sandbox::start(scenario).await;
     let fault = json!({"endpoint": "ripplenet.webhook", "action": "out_of_order_webhook", "ms": 400});
     assert_eq!(sb.control("/_sandbox/faults", fault).await, StatusCode::CREATED);
     let created = sb.create(20).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let got = received.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let got: Vec<String> = hook.received().iter().filter_map(|b| b["msg_id"].as_str().map(str::to_owned)).collect();
     let mut sorted = got.clone();
     sorted.sort();
     let mut expected = created.clone();

@@ -6,7 +6,7 @@
 //! `PAYBRIDGE_KAFKA__PROPERTIES__SASL_PASSWORD` sets `sasl.password`. Variables without
 //! `__` (such as `PAYBRIDGE_CONFIG`) are not overrides.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -109,14 +109,22 @@ fn child_mut<'a>(node: &'a mut Value, segment: &Segment, next_is_index: bool) ->
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string of `doc`; `$$` is a literal `$`.
-pub fn interpolate(doc: &mut Value, env: &BTreeMap<String, String>, errors: &mut Vec<ConfigError>) {
+/// Returns the JSON pointers of the strings that read a variable: their values may be
+/// secrets and are never echoed in errors.
+pub fn interpolate(doc: &mut Value, env: &BTreeMap<String, String>, errors: &mut Vec<ConfigError>) -> BTreeSet<String> {
+    let mut expanded_at = BTreeSet::new();
     walk_strings(doc, &mut Vec::new(), &mut |path, text| match expand(text, env) {
-        Ok(expanded) => Some(expanded),
+        Ok(expanded) if expanded != text => {
+            expanded_at.insert(path.iter().map(|s| format!("/{}", s.pointer_token())).collect());
+            Some(expanded)
+        }
+        Ok(_) => None,
         Err(message) => {
             errors.push(ConfigError::new(display_path(path), message));
             None
         }
     });
+    expanded_at
 }
 
 fn walk_strings(node: &mut Value, path: &mut Vec<Segment>, visit: &mut dyn FnMut(&[Segment], &str) -> Option<String>) {

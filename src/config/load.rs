@@ -1,6 +1,6 @@
 //! Loading: TOML text + environment → validated [`Config`], or every error with its key path.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
@@ -124,8 +124,8 @@ pub fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Config, Config
 
     let mut errors = Vec::new();
     let from_env = apply_overrides(&mut doc, env, &mut errors);
-    interpolate(&mut doc, env, &mut errors);
-    errors.extend(schema_errors(&mut doc, &from_env));
+    let interpolated = interpolate(&mut doc, env, &mut errors);
+    errors.extend(schema_errors(&mut doc, &from_env, &interpolated));
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -137,7 +137,11 @@ pub fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Config, Config
 
 /// Validates `doc` against the config schema. Strings that came from environment
 /// variables are first turned into the type the schema expects at their key.
-fn schema_errors(doc: &mut Value, from_env: &BTreeMap<String, String>) -> Vec<ConfigError> {
+fn schema_errors(
+    doc: &mut Value,
+    from_env: &BTreeMap<String, String>,
+    interpolated: &BTreeSet<String>,
+) -> Vec<ConfigError> {
     let schema = config_schema();
     let validator = match jsonschema::validator_for(&schema) {
         Ok(v) => v,
@@ -183,8 +187,14 @@ fn schema_errors(doc: &mut Value, from_env: &BTreeMap<String, String>) -> Vec<Co
                 "missing required key".to_owned()
             }
             ValidationErrorKind::Pattern { pattern } if pattern == DURATION_PATTERN => {
-                let shown = error.instance().as_str().unwrap_or_default();
-                format!("invalid duration {shown:?}; use e.g. \"500ms\", \"30s\", \"10m\", \"1h 30m\"")
+                // Echo the value only when it was written in the file: one read from the
+                // environment might be a secret wired to the wrong key.
+                let literal = !from_env.contains_key(&pointer) && !interpolated.contains(&pointer);
+                let shown = match error.instance().as_str() {
+                    Some(v) if literal => format!(" {v:?}"),
+                    _ => String::new(),
+                };
+                format!("invalid duration{shown}; use e.g. \"500ms\", \"30s\", \"10m\", \"1h 30m\"")
             }
             ValidationErrorKind::Pattern { pattern } if pattern == LISTEN_PATTERN => {
                 "invalid listen address; use IP:port, e.g. \"0.0.0.0:8080\" or \"[::]:8080\"".to_owned()

@@ -338,12 +338,11 @@ impl SourceConfig {
 
     /// The account that scopes event ids and keys (defaults to the name).
     pub fn account(&self) -> &str {
-        let account = match self {
-            SourceConfig::Ripplenet(s) => &s.account,
-            SourceConfig::Checkout(s) => &s.account,
-            SourceConfig::PaymentsDirect(s) => &s.account,
-        };
-        account.as_deref().unwrap_or(self.name())
+        match self {
+            SourceConfig::Ripplenet(s) => s.account(),
+            SourceConfig::Checkout(s) => s.account(),
+            SourceConfig::PaymentsDirect(s) => s.account(),
+        }
     }
 
     /// The webhook path of this source, when its webhook is enabled.
@@ -446,6 +445,13 @@ macro_rules! source_struct {
             #[schemars(length(min = 1))]
             pub account: Option<String>,
             $($(#[$fdoc])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// The account that scopes event ids and keys: `account`, or the name.
+            pub fn account(&self) -> &str {
+                self.account.as_deref().unwrap_or(&self.name)
+            }
         }
     };
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-pub use identity::{NAMESPACE, UpstreamIdentity, canonical_time, event_id, kafka_key};
+pub use identity::{NAMESPACE, UpstreamIdentity, event_id, kafka_key};
 pub use state::{CanonicalState, FraudCheckResult};
 
 /// CloudEvents `datacontenttype` of every event.

@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use rand::Rng;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -62,12 +63,12 @@ struct AssertionClaims {
 
 async fn token(State(s): State<SandboxState>, body: Bytes) -> Response {
     let endpoint = endpoint("checkout.token");
-    let lost = match endpoint.before(&s).await {
-        Ok(lost) => lost,
+    let pass = match endpoint.before(&s).await {
+        Ok(pass) => pass,
         Err(r) => return r,
     };
     let response = issue_token(&s, &body);
-    endpoint.finish(&s, None, response, lost)
+    endpoint.finish(&s, None, response, pass.lost)
 }
 
 fn issue_token(s: &SandboxState, body: &Bytes) -> Response {
@@ -155,8 +156,8 @@ async fn receive(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let endpoint = endpoint("checkout.receive");
-    let lost = match endpoint.guarded(&s, &headers).await {
-        Ok(lost) => lost,
+    let pass = match endpoint.guarded(&s, &headers).await {
+        Ok(pass) => pass,
         Err(r) => return r,
     };
     if let Some(r) = merchant_headers(&s, &headers) {
@@ -190,38 +191,35 @@ async fn receive(
     // Long poll: wait up to timeoutMs for something to deliver.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout);
     let (messages, failed) = loop {
-        let delivered = deliver(&s, max, auto_ack);
+        let auto_ack_fails = pass.fault == Some(super::faults::FaultAction::AutoAckFailed);
+        let delivered = deliver(&s, max, auto_ack, auto_ack_fails);
         if !delivered.0.is_empty() || tokio::time::Instant::now() >= deadline {
             break delivered;
         }
         tokio::time::sleep(Duration::from_millis(20).min(deadline - tokio::time::Instant::now())).await;
     };
     let body = json!({"messages": messages, "autoAckFailedMessages": failed});
-    endpoint.finish(&s, None, Json(body).into_response(), lost)
+    endpoint.finish(&s, None, Json(body).into_response(), pass.lost)
 }
 
 /// One receive attempt: (messages, autoAckFailedMessages).
-fn deliver(s: &SandboxState, max: usize, auto_ack: bool) -> (Vec<Value>, Vec<Value>) {
+fn deliver(s: &SandboxState, max: usize, auto_ack: bool, auto_ack_fails: bool) -> (Vec<Value>, Vec<Value>) {
     let mut inner = s.lock();
     let now = inner.now();
     let scenario = inner.scenario.checkout.clone();
     let visibility =
         chrono::Duration::from_std(scenario.visibility_timeout.get()).unwrap_or(chrono::Duration::seconds(30));
     let retention = chrono::Duration::from_std(scenario.retention.get()).unwrap_or(chrono::Duration::days(30));
-    let mut handles = Vec::with_capacity(max);
-    for _ in 0..max {
+    // A receipt handle is drawn only for a message actually delivered.
+    let super::state::Inner { checkout, rng, .. } = &mut *inner;
+    let deliveries = checkout.receive(max, now, visibility, retention, || {
         let mut bytes = [0u8; 48];
-        for chunk in bytes.chunks_mut(4) {
-            let r = inner.rng_u32().to_le_bytes();
-            chunk.copy_from_slice(&r[..chunk.len()]);
-        }
-        handles.push(format!("AQEB{}", base64::engine::general_purpose::STANDARD.encode(bytes)));
-    }
-    let mut handles = handles.into_iter();
-    let deliveries = inner.checkout.receive(max, now, visibility, retention, || handles.next().unwrap_or_default());
+        rng.fill_bytes(&mut bytes);
+        format!("AQEB{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+    });
     let mut failed = Vec::new();
     if auto_ack && !deliveries.is_empty() {
-        if std::mem::take(&mut inner.pending_auto_ack_failure) {
+        if auto_ack_fails {
             failed = deliveries
                 .iter()
                 .map(|d| json!({"messageId": d.message_id.to_string(), "receiptHandle": d.receipt_handle}))
@@ -258,8 +256,8 @@ struct AckInfo {
 
 async fn ack(State(s): State<SandboxState>, headers: HeaderMap, body: Bytes) -> Response {
     let endpoint = endpoint("checkout.ack");
-    let lost = match endpoint.guarded(&s, &headers).await {
-        Ok(lost) => lost,
+    let pass = match endpoint.guarded(&s, &headers).await {
+        Ok(pass) => pass,
         Err(r) => return r,
     };
     if let Some(r) = merchant_headers(&s, &headers) {
@@ -280,7 +278,7 @@ async fn ack(State(s): State<SandboxState>, headers: HeaderMap, body: Bytes) -> 
         failed
     };
     let failed: Vec<Value> = failed.into_iter().map(|id| json!({"messageIdentifier": id})).collect();
-    endpoint.finish(&s, None, Json(json!({"ackFailedMessages": failed})).into_response(), lost)
+    endpoint.finish(&s, None, Json(json!({"ackFailedMessages": failed})).into_response(), pass.lost)
 }
 
 fn period(q: &HashMap<String, String>, name: &str) -> Result<DateTime<Utc>, String> {
@@ -294,8 +292,8 @@ async fn query(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let endpoint = endpoint("checkout.query");
-    let lost = match endpoint.guarded(&s, &headers).await {
-        Ok(lost) => lost,
+    let pass = match endpoint.guarded(&s, &headers).await {
+        Ok(pass) => pass,
         Err(r) => return r,
     };
     if let Some(r) = merchant_headers(&s, &headers) {
@@ -324,7 +322,7 @@ async fn query(
     if more && let Some(map) = body.as_object_mut() {
         map.insert("nextPageToken".into(), Value::String(encode_page_token(offset + size)));
     }
-    endpoint.finish(&s, None, Json(body).into_response(), lost)
+    endpoint.finish(&s, None, Json(body).into_response(), pass.lost)
 }
 
 fn encode_page_token(offset: usize) -> String {

@@ -80,10 +80,6 @@ impl CheckoutStore {
         self.messages.iter().filter(|m| !m.acked).count()
     }
 
-    pub fn get(&self, id: &Uuid) -> Option<&Message> {
-        self.messages.iter().find(|m| &m.id == id)
-    }
-
     /// Up to `max` visible, unacked messages younger than `retention`, oldest first. Each
     /// gets a fresh receipt handle from `receipt` and is hidden for `visibility`.
     pub fn receive(

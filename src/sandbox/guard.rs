@@ -12,6 +12,14 @@ use super::ledger::EntryKind;
 use super::oauth;
 use super::state::SandboxState;
 
+/// What the guard let through: whether to lose the response after applying the request,
+/// and a fault only the endpoint's own handler can act on (`auto_ack_failed`, `ack_invalid`).
+#[derive(Clone, Debug, Default)]
+pub struct Pass {
+    pub lost: bool,
+    pub fault: Option<FaultAction>,
+}
+
 /// One endpoint of one provider.
 #[derive(Clone, Copy)]
 pub struct Endpoint {
@@ -28,23 +36,20 @@ impl Endpoint {
         inner.ledger.record(now, EntryKind::Request, self.provider, id, Some(self.name.into()), Some(status));
     }
 
-    /// Applies the endpoint's fault. Ok(true): apply the request, then lose the response.
-    pub async fn before(&self, s: &SandboxState) -> Result<bool, Response> {
+    /// Applies the endpoint's fault: answers for it (status, reset), waits (latency), or
+    /// passes it on to the handler (lost response and endpoint-specific faults).
+    pub async fn before(&self, s: &SandboxState) -> Result<Pass, Response> {
         let fault = s.lock().faults.take(self.name);
         match fault {
-            None | Some(FaultAction::DuplicateWebhook) | Some(FaultAction::OutOfOrderWebhook { .. }) => Ok(false),
-            // Only the Checkout receive endpoint acts on it; put it back for that handler.
-            Some(FaultAction::AutoAckFailed) => {
-                s.lock().pending_auto_ack_failure = true;
-                Ok(false)
+            None | Some(FaultAction::DuplicateWebhook) | Some(FaultAction::OutOfOrderWebhook { .. }) => {
+                Ok(Pass::default())
             }
-            Some(FaultAction::AckInvalid) => {
-                s.lock().pending_ack_invalid = true;
-                Ok(false)
+            Some(action @ (FaultAction::AutoAckFailed | FaultAction::AckInvalid)) => {
+                Ok(Pass { lost: false, fault: Some(action) })
             }
             Some(FaultAction::Latency { ms }) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok(false)
+                Ok(Pass::default())
             }
             Some(FaultAction::Status { status, retry_after }) => {
                 self.record(s, None, status);
@@ -54,13 +59,13 @@ impl Endpoint {
                 self.record(s, None, 0);
                 Err(errors::dropped_connection())
             }
-            Some(FaultAction::LostResponse) => Ok(true),
+            Some(FaultAction::LostResponse) => Ok(Pass { lost: true, fault: None }),
         }
     }
 
     /// [`Endpoint::before`], then a valid bearer token of this provider is required.
-    pub async fn guarded(&self, s: &SandboxState, headers: &HeaderMap) -> Result<bool, Response> {
-        let lost = self.before(s).await?;
+    pub async fn guarded(&self, s: &SandboxState, headers: &HeaderMap) -> Result<Pass, Response> {
+        let pass = self.before(s).await?;
         let valid = s.lock().token_valid(self.provider, oauth::bearer(headers));
         if !valid {
             self.record(s, None, 401);
@@ -71,7 +76,7 @@ impl Endpoint {
                 "missing, invalid or expired access token",
             ));
         }
-        Ok(lost)
+        Ok(pass)
     }
 
     /// Records the request and returns the response (or drops it, for a lost response).

@@ -60,12 +60,12 @@ pub async fn token_endpoint(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
-    let lost = match endpoint.before(s).await {
-        Ok(lost) => lost,
+    let pass = match endpoint.before(s).await {
+        Ok(pass) => pass,
         Err(r) => return r,
     };
     let response = issue(s, expected, headers, body);
-    endpoint.finish(s, None, response, lost)
+    endpoint.finish(s, None, response, pass.lost)
 }
 
 /// Issues a token, or answers the RFC 6749 error.

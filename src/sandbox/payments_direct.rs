@@ -88,8 +88,8 @@ async fn one(
     endpoint: Endpoint,
     render: impl Fn(&Payment, super::payments_direct_store::TimeField) -> Value,
 ) -> Response {
-    let lost = match endpoint.guarded(s, headers).await {
-        Ok(lost) => lost,
+    let pass = match endpoint.guarded(s, headers).await {
+        Ok(pass) => pass,
         Err(r) => return r,
     };
     let Ok(id) = Uuid::parse_str(raw) else {
@@ -104,7 +104,7 @@ async fn one(
         Some(v) => Json(v).into_response(),
         None => errors::payments_direct(StatusCode::NOT_FOUND, "USR_002", "The requested resource could not be found."),
     };
-    endpoint.finish(s, Some(id.to_string()), response, lost)
+    endpoint.finish(s, Some(id.to_string()), response, pass.lost)
 }
 
 async fn search_filter(State(s): State<SandboxState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -117,19 +117,19 @@ async fn search_seed(State(s): State<SandboxState>, headers: HeaderMap, body: By
     let creating = serde_json::from_slice::<Value>(&body).ok().is_some_and(|v| v.get("quoteId").is_some());
     let endpoint = endpoint("payments_direct.search");
     if creating {
-        let lost = match endpoint.guarded(&s, &headers).await {
-            Ok(lost) => lost,
+        let pass = match endpoint.guarded(&s, &headers).await {
+            Ok(pass) => pass,
             Err(r) => return r,
         };
         let r = bad("payment creation is not simulated; create payments with POST /_sandbox/payments_direct/payments");
-        return endpoint.finish(&s, None, r, lost);
+        return endpoint.finish(&s, None, r, pass.lost);
     }
     search(&s, &headers, &body, endpoint).await
 }
 
 async fn search(s: &SandboxState, headers: &HeaderMap, body: &Bytes, endpoint: Endpoint) -> Response {
-    let lost = match endpoint.guarded(s, headers).await {
-        Ok(lost) => lost,
+    let pass = match endpoint.guarded(s, headers).await {
+        Ok(pass) => pass,
         Err(r) => return r,
     };
     let request: Value = if body.is_empty() {
@@ -159,7 +159,7 @@ async fn search(s: &SandboxState, headers: &HeaderMap, body: &Bytes, endpoint: E
         });
         json!({"data": data, "filter": request.get("filter").cloned().unwrap_or(json!({})), "sort": sort, "page": page_info})
     };
-    endpoint.finish(s, None, Json(response).into_response(), lost)
+    endpoint.finish(s, None, Json(response).into_response(), pass.lost)
 }
 
 fn sort_name(f: SortField) -> &'static str {

@@ -60,8 +60,8 @@ async fn poll(State(s): State<SandboxState>, headers: HeaderMap, Query(q): Query
         Some("SENT") => "ripplenet.poll_sent",
         _ => "ripplenet.poll",
     });
-    let lost = match endpoint.guarded(&s, &headers).await {
-        Ok(lost) => lost,
+    let pass = match endpoint.guarded(&s, &headers).await {
+        Ok(pass) => pass,
         Err(r) => return r,
     };
     let size = match q.get("size").map(|v| v.parse::<usize>()) {
@@ -93,7 +93,7 @@ async fn poll(State(s): State<SandboxState>, headers: HeaderMap, Query(q): Query
             }
         }
     };
-    endpoint.finish(&s, None, Json(Value::Array(page)).into_response(), lost)
+    endpoint.finish(&s, None, Json(Value::Array(page)).into_response(), pass.lost)
 }
 
 fn not_a_uuid(s: &SandboxState, endpoint: Endpoint, raw: &str) -> Response {
@@ -103,8 +103,8 @@ fn not_a_uuid(s: &SandboxState, endpoint: Endpoint, raw: &str) -> Response {
 
 async fn get_one(State(s): State<SandboxState>, headers: HeaderMap, Path(raw): Path<String>) -> Response {
     let endpoint = endpoint("ripplenet.get");
-    let lost = match endpoint.guarded(&s, &headers).await {
-        Ok(lost) => lost,
+    let pass = match endpoint.guarded(&s, &headers).await {
+        Ok(pass) => pass,
         Err(r) => return r,
     };
     let Ok(uuid) = Uuid::parse_str(&raw) else {
@@ -115,13 +115,13 @@ async fn get_one(State(s): State<SandboxState>, headers: HeaderMap, Path(raw): P
         Some(n) => Json(n).into_response(),
         None => errors::ripplenet(StatusCode::NOT_FOUND, "E0404", "notification not found"),
     };
-    endpoint.finish(&s, Some(uuid.to_string()), response, lost)
+    endpoint.finish(&s, Some(uuid.to_string()), response, pass.lost)
 }
 
 async fn ack_one(State(s): State<SandboxState>, headers: HeaderMap, Path(raw): Path<String>) -> Response {
     let endpoint = endpoint("ripplenet.ack");
-    let lost = match endpoint.guarded(&s, &headers).await {
-        Ok(lost) => lost,
+    let pass = match endpoint.guarded(&s, &headers).await {
+        Ok(pass) => pass,
         Err(r) => return r,
     };
     let Ok(uuid) = Uuid::parse_str(&raw) else {
@@ -147,7 +147,7 @@ async fn ack_one(State(s): State<SandboxState>, headers: HeaderMap, Path(raw): P
         Ok(n) => Json(n).into_response(),
         Err(AckError::NotFound) => errors::ripplenet(StatusCode::NOT_FOUND, "E0404", "notification not found"),
     };
-    endpoint.finish(&s, Some(uuid.to_string()), response, lost)
+    endpoint.finish(&s, Some(uuid.to_string()), response, pass.lost)
 }
 
 #[derive(Deserialize)]
@@ -157,8 +157,8 @@ struct AckBatchBody {
 
 async fn ack_batch(State(s): State<SandboxState>, headers: HeaderMap, body: Bytes) -> Response {
     let endpoint = endpoint("ripplenet.ack_batch");
-    let lost = match endpoint.guarded(&s, &headers).await {
-        Ok(lost) => lost,
+    let pass = match endpoint.guarded(&s, &headers).await {
+        Ok(pass) => pass,
         Err(r) => return r,
     };
     let Ok(request) = serde_json::from_slice::<AckBatchBody>(&body) else {
@@ -168,10 +168,10 @@ async fn ack_batch(State(s): State<SandboxState>, headers: HeaderMap, body: Byte
     let result = {
         let mut inner = s.lock();
         let now = inner.now();
-        if std::mem::take(&mut inner.pending_ack_invalid) {
+        if pass.fault == Some(super::faults::FaultAction::AckInvalid) {
             let body = json!({"notification_ack_list": [], "invalid_uuid_list": request.uuids});
             drop(inner);
-            return endpoint.finish(&s, None, Json(body).into_response(), lost);
+            return endpoint.finish(&s, None, Json(body).into_response(), pass.lost);
         }
         let result = inner.ripplenet.ack_batch(&request.uuids, now);
         for uuid in &result.acked {
@@ -188,7 +188,7 @@ async fn ack_batch(State(s): State<SandboxState>, headers: HeaderMap, body: Byte
     };
     let acked: Vec<String> = result.acked.iter().map(Uuid::to_string).collect();
     let body = json!({"notification_ack_list": acked, "invalid_uuid_list": result.invalid});
-    endpoint.finish(&s, None, Json(body).into_response(), lost)
+    endpoint.finish(&s, None, Json(body).into_response(), pass.lost)
 }
 
 /// The lifecycle the generator walks each payment through.

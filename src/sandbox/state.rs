@@ -28,10 +28,6 @@ pub struct Inner {
     pub rng: StdRng,
     pub scenario: Scenario,
     pub checkout: super::checkout_store::CheckoutStore,
-    /// Set by an `auto_ack_failed` fault for the next Checkout receive.
-    pub pending_auto_ack_failure: bool,
-    /// Set by an `ack_invalid` fault for the next RippleNet batch ack.
-    pub pending_ack_invalid: bool,
     /// Checkout client assertions already used (`jti`), refused when replayed.
     pub used_assertions: std::collections::HashSet<String>,
     /// Notifications created before the server started, whose webhooks are still to send.
@@ -91,8 +87,6 @@ impl SandboxState {
             scenario,
             initial_webhooks: Vec::new(),
             checkout: Default::default(),
-            pending_auto_ack_failure: false,
-            pending_ack_invalid: false,
             used_assertions: Default::default(),
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();

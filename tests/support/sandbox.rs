@@ -61,14 +61,7 @@ impl Sandbox {
     }
 
     pub async fn stats(&self) -> Value {
-        self.http
-            .get(self.url("/_sandbox/ripplenet/stats"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default()
+        self.get_json("/_sandbox/ripplenet/stats", None).await
     }
 
     pub async fn control(&self, path: &str, body: Value) -> StatusCode {
@@ -76,8 +69,17 @@ impl Sandbox {
     }
 
     pub async fn ledger(&self, query: &str) -> Vec<Value> {
-        let r = self.http.get(self.url(&format!("/_sandbox/ledger?{query}"))).send().await;
-        r.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default()
+        serde_json::from_value(self.get_json(&format!("/_sandbox/ledger?{query}"), None).await).unwrap_or_default()
+    }
+
+    /// GET `path` (with a bearer token when given) and parse the JSON answer.
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> Value {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        response.json().await.unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
     }
 
     /// A Payments Direct access token (JSON body).
@@ -110,5 +112,46 @@ impl Sandbox {
 
     pub async fn post_json(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
         self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// A local webhook receiver: records every JSON body it is sent and answers the status
+/// `respond` picks from the bodies received before this one and the body itself.
+pub struct Hook {
+    pub url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Hook {
+    pub async fn start(respond: fn(&[Value], &Value) -> u16) -> Self {
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+        let app = {
+            let received = received.clone();
+            axum::Router::new().route(
+                "/hook",
+                axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                    let received = received.clone();
+                    async move {
+                        let mut log = received.lock().unwrap_or_else(|p| p.into_inner());
+                        let status = respond(&log, &body);
+                        log.push(body);
+                        axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK)
+                    }
+                }),
+            )
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url: format!("http://{addr}/hook"), received }
+    }
+
+    /// Answers 200 to everything.
+    pub async fn accepting() -> Self {
+        Self::start(|_, _| 200).await
+    }
+
+    pub fn received(&self) -> Vec<Value> {
+        self.received.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

@@ -12,10 +12,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use self::api::RipplenetApi;
+use self::api::{ApiError, RipplenetApi};
 use super::{SourceContext, pause};
 use crate::config::RipplenetSource;
-use crate::event::CanonicalEvent;
+use crate::event::{CanonicalEvent, Provider, kafka_key};
 use crate::http::backoff::Backoff;
 use crate::normalize::ripplenet::notification;
 
@@ -41,7 +41,6 @@ pub enum WebhookOutcome {
 
 pub struct Ripplenet {
     config: RipplenetSource,
-    account: String,
     api: RipplenetApi,
     ctx: SourceContext,
     /// Failed processing attempts per notification uuid (in memory; reset on restart).
@@ -72,12 +71,10 @@ impl Drop for Claim<'_> {
 impl Ripplenet {
     pub fn new(config: RipplenetSource, ctx: SourceContext) -> Result<Arc<Self>, reqwest::Error> {
         let api = RipplenetApi::new(&config, ctx.metrics.clone())?;
-        let account = config.account.clone().unwrap_or_else(|| config.name.clone());
         ctx.health.register_source(&health_name(&config.name, Poller::New), config.new_interval.get());
         ctx.health.register_source(&health_name(&config.name, Poller::Sent), config.sent_interval.get());
         Ok(Arc::new(Self {
             config,
-            account,
             api,
             ctx,
             attempts: Mutex::new(HashMap::new()),
@@ -131,6 +128,9 @@ impl Ripplenet {
                     }
                 }
                 Err(e) => {
+                    if matches!(e, ApiError::Malformed(_)) {
+                        self.ctx.metrics.processing_failure(&self.config.name);
+                    }
                     let wait = backoff.next(e.retry_after());
                     tracing::warn!(source = %self.config.name, poller = status, error = %e, wait_ms = wait.as_millis() as u64, "poll failed");
                     if pause(&stop, wait).await {
@@ -176,7 +176,7 @@ impl Ripplenet {
                 tracing::warn!(source = %self.config.name, "notification without a uuid: cannot be acknowledged, skipped");
                 continue;
             };
-            match notification(&self.account, &raw, now) {
+            match notification(self.config.account(), &raw, now) {
                 Ok(event) => {
                     events.push(event);
                     uuids.push(uuid);
@@ -244,7 +244,8 @@ impl Ripplenet {
         if count < self.config.max_attempts {
             return false;
         }
-        let key = format!("ripplenet/{}/{uuid}", self.account);
+        // The payment is unknown (that is the problem), so the notification keys it.
+        let key = kafka_key(Provider::Ripplenet, self.config.account(), uuid);
         let reason = format!("{reason} (after {count} attempts)");
         match self.ctx.sink.dead_letter(&key, raw, &self.config.name, &reason).await {
             Ok(()) => {
@@ -303,7 +304,7 @@ impl Ripplenet {
                 return WebhookOutcome::NotCommitted(format!("cannot fetch the notification: {e}"));
             }
         };
-        let event = match notification(&self.account, &raw, Utc::now()) {
+        let event = match notification(self.config.account(), &raw, Utc::now()) {
             Ok(event) => event,
             Err(e) => {
                 if self.failed_attempt(&uuid, &raw, &format!("cannot normalize: {e}")).await {
