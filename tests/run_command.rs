@@ -2,11 +2,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::process::Paybridge;
 use support::{Broker, unique_topic};
 
 fn write_config(dir: &std::path::Path, broker: &Broker, topic: &str, dlq: &str, extra: &str) -> std::path::PathBuf {
@@ -39,33 +38,25 @@ fn paybridge(config: &std::path::Path) -> Command {
     command
 }
 
+/// A config for `paybridge run` with the admin and intake ports left to the process helper.
+fn run_config(broker: &Broker, topic: &str, dlq: &str, extra_sections: &str) -> String {
+    format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{topic}\"\ndlq_topic = \"{dlq}\"\n\
+         topic_replication_factor = 1\nmetadata_timeout = \"5s\"\n\
+         [admin]\nlisten = \"127.0.0.1:{{admin}}\"\n[intake]\nlisten = \"127.0.0.1:{{intake}}\"\n{extra_sections}",
+        broker.bootstrap()
+    )
+}
+
 #[test]
 fn run_starts_and_exits_0_on_sigterm() {
     let broker = Broker::start();
     let topic = broker.new_topic("run", 1);
     let dlq = broker.new_topic("run-dlq", 1);
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let admin_port = support::free_port();
-    let config = write_config_admin(dir.path(), &broker, &topic, &dlq, "", admin_port);
+    // No RUST_LOG: "paybridge started" must appear at the default level.
+    let mut bridge = Paybridge::start_default_log(&run_config(&broker, &topic, &dlq, ""));
 
-    let mut child = paybridge(&config).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{e}"));
-    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut log = Vec::new();
-    while !log.iter().any(|l: &String| l.contains("paybridge started")) {
-        assert!(Instant::now() < deadline, "never started:\n{}", log.join("\n"));
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            log.push(line);
-        }
-    }
-
-    let admin: std::net::SocketAddr = ([127, 0, 0, 1], admin_port).into();
+    let admin: std::net::SocketAddr = ([127, 0, 0, 1], bridge.admin_port).into();
     let get = |path| support::http_get(admin, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
     assert_eq!(get("/healthz").0, 200);
     let (status, _, body) = get("/readyz");
@@ -74,17 +65,9 @@ fn run_starts_and_exits_0_on_sigterm() {
     assert_eq!(status, 200);
     assert!(metrics.contains("paybridge_pipeline_depth 0"), "{metrics}");
 
-    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    assert!(sent.is_ok_and(|s| s.success()));
-    let stopped_by = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        assert!(Instant::now() < stopped_by, "did not exit within 10 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(0));
+    let started = Instant::now();
+    assert_eq!(bridge.stop(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(10), "did not exit within 10 s of SIGTERM");
 }
 
 #[test]
@@ -161,36 +144,10 @@ fn sigterm_with_the_broker_gone_still_exits_within_the_shutdown_deadline() {
     let mut broker = Broker::start();
     let topic = broker.new_topic("gone", 1);
     let dlq = broker.new_topic("gone-dlq", 1);
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let config = write_config(dir.path(), &broker, &topic, &dlq, "");
-    let text = std::fs::read_to_string(&config).unwrap_or_default() + "[shutdown]\ntimeout = \"3s\"\n";
-    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
-    let mut child = paybridge(&config).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{e}"));
-    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "never started");
-        if rx.recv_timeout(Duration::from_millis(200)).is_ok_and(|l| l.contains("paybridge started")) {
-            break;
-        }
-    }
+    let mut bridge = Paybridge::start(&run_config(&broker, &topic, &dlq, "[shutdown]\ntimeout = \"3s\"\n"));
     broker.stop();
     std::thread::sleep(Duration::from_millis(500));
-    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    assert!(sent.is_ok_and(|s| s.success()));
     let started = Instant::now();
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(8), "did not exit within the 3 s deadline (+ margin)");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(bridge.stop(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(8), "did not exit within the 3 s deadline (+ margin)");
 }

@@ -23,16 +23,32 @@ impl Paybridge {
 
     /// [`Paybridge::spawn`] with extra environment variables.
     pub fn spawn_with_env(config: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_inner(config, env, Some("paybridge=debug,info"))
+    }
+
+    /// Starts without RUST_LOG, so the config's own log level applies, and waits for
+    /// "paybridge started".
+    pub fn start_default_log(config: &str) -> Self {
+        let p = Self::spawn_inner(config, &[], None);
+        p.wait_for_log("paybridge started", Duration::from_secs(30));
+        p
+    }
+
+    fn spawn_inner(config: &str, env: &[(&str, &str)], rust_log: Option<&str>) -> Self {
         let admin_port = super::free_port();
         let intake_port = super::free_port();
         let text = config.replace("{admin}", &admin_port.to_string()).replace("{intake}", &intake_port.to_string());
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path: PathBuf = dir.path().join("paybridge.toml");
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_paybridge"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_paybridge"));
+        match rust_log {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        let mut child = command
             .args(["run", "--config"])
             .arg(&path)
-            .env("RUST_LOG", "paybridge=debug,info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -74,6 +90,7 @@ impl Paybridge {
         format!("http://127.0.0.1:{}", self.intake_port)
     }
 
+    /// Sends SIGTERM and waits (at most 30 s) for the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(30);
