@@ -75,6 +75,13 @@ impl Bridge {
         }
         health.broker_reachable();
         let checker = tokio::spawn(check_broker(sink.clone(), health.clone(), stop_background.clone()));
+        let fatal = sink.fatal_watch().clone();
+        let (fatal_health, fatal_metrics) = (health.clone(), metrics.clone());
+        tokio::spawn(async move {
+            let reason = fatal.fatal().await;
+            fatal_health.set_fatal(&reason);
+            fatal_metrics.producer_fatal();
+        });
 
         let stop_sources = CancellationToken::new();
         let ctx = SourceContext {
@@ -89,7 +96,7 @@ impl Bridge {
         for source in &config.sources {
             if let SourceConfig::Ripplenet(cfg) = source {
                 let ripplenet = Ripplenet::new(cfg.clone(), ctx.clone()).map_err(RunError::Http)?;
-                ripplenet.spawn(&mut sources);
+                ripplenet.spawn(&mut sources, config.pipeline.capacity);
                 if let Some(path) = source.webhook_path() {
                     hooks.push((path, ripplenet));
                 }
@@ -135,9 +142,36 @@ impl Bridge {
         self.pipeline.submitter()
     }
 
-    /// Ordered shutdown within `shutdown.timeout`: readiness off; pollers and intake stop
-    /// taking work; in-flight batches get until the deadline (the rest resolve Retry and are
-    /// not acknowledged); the producer flushes in the remaining time; the admin server stops.
+    /// The event sink (tests raise producer errors through it).
+    pub fn sink(&self) -> &KafkaSink {
+        &self.sink
+    }
+
+    /// Runs until `shutdown` is cancelled, or until the producer reports a fatal error
+    /// (readiness fails with its reason at once); then shuts down in order. A fatal error
+    /// is returned, so the process exits non-zero and its supervisor restarts it.
+    pub async fn run_until(self, shutdown: &CancellationToken) -> Result<(), RunError> {
+        let fatal = self.sink.fatal_watch().clone();
+        let failure = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            reason = fatal.fatal() => Some(reason),
+        };
+        if let Some(reason) = &failure {
+            self.health.set_fatal(reason);
+            tracing::error!(%reason, "stopping: the producer cannot publish any more");
+        }
+        self.shutdown().await;
+        match failure {
+            Some(reason) => Err(RunError::ProducerFatal(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Ordered shutdown within `shutdown.timeout`: readiness off; pollers and intake take no
+    /// new pages or webhooks; the pages and webhooks already taken finish publishing and
+    /// acknowledge what the broker confirmed; then the pipeline closes (what is still
+    /// unconfirmed resolves Retry and is not acknowledged) and the producer flushes in the
+    /// remaining time; the admin server stops last.
     pub async fn shutdown(mut self) {
         tracing::info!("shutting down");
         self.health.set_shutting_down();
@@ -145,19 +179,21 @@ impl Bridge {
         let deadline = tokio::time::Instant::now() + timeout;
         self.stop_sources.cancel();
         self.stop_intake.cancel();
-        self.pipeline.shutdown(timeout).await;
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let joined = tokio::time::timeout(remaining, async {
-            while self.sources.join_next().await.is_some() {}
+        let settled = tokio::time::timeout_at(deadline, async {
             if let Some(intake) = self.intake.take() {
                 let _ = intake.await;
             }
+            while self.sources.join_next().await.is_some() {}
         })
         .await;
-        if joined.is_err() {
-            tracing::warn!("sources did not stop before the deadline; abandoning them");
+        if settled.is_err() {
+            tracing::warn!(
+                "sources did not settle before the deadline; abandoning them (unacknowledged notifications are delivered again)"
+            );
             self.sources.abort_all();
         }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.pipeline.shutdown(remaining).await;
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let sink = self.sink;
         match tokio::task::spawn_blocking(move || sink.flush(remaining)).await {

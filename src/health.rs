@@ -26,6 +26,7 @@ pub struct Health {
     broker_ok_at: Mutex<Option<Instant>>,
     sources: Mutex<BTreeMap<String, SourceState>>,
     shutting_down: AtomicBool,
+    fatal: Mutex<Option<String>>,
 }
 
 /// What /readyz answers.
@@ -48,6 +49,7 @@ impl Health {
             broker_ok_at: Mutex::new(None),
             sources: Mutex::new(BTreeMap::new()),
             shutting_down: AtomicBool::new(false),
+            fatal: Mutex::new(None),
         }
     }
 
@@ -74,6 +76,13 @@ impl Health {
         }
     }
 
+    /// Something that cannot heal happened (a fatal producer error): never ready again.
+    pub fn set_fatal(&self, reason: &str) {
+        if let Ok(mut fatal) = self.fatal.lock() {
+            fatal.get_or_insert_with(|| reason.to_owned());
+        }
+    }
+
     pub fn set_shutting_down(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
@@ -81,6 +90,11 @@ impl Health {
     pub fn readiness(&self) -> Readiness {
         let now = Instant::now();
         let mut problems = Vec::new();
+        if let Ok(fatal) = self.fatal.lock()
+            && let Some(reason) = fatal.as_ref()
+        {
+            problems.push(reason.clone());
+        }
         if self.shutting_down.load(Ordering::SeqCst) {
             problems.push("shutting down".to_owned());
         }
@@ -134,6 +148,9 @@ mod tests {
         assert!(!health.readiness().ready, "a stale broker check makes it unready");
 
         health.broker_reachable();
+        health.set_fatal("fatal Kafka producer error: fenced");
+        let r = health.readiness();
+        assert!(!r.ready && r.problems[0].contains("fenced"), "{r:?}");
         health.set_shutting_down();
         assert!(!health.readiness().ready);
     }

@@ -30,19 +30,20 @@ pub enum RunError {
     Http(reqwest::Error),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    ProducerFatal(String),
     #[error("source {name:?} (kind {kind}) is configured, but this build does not implement that provider yet")]
     UnsupportedSource { name: String, kind: event::Provider },
 }
 
-/// Runs the bridge until `shutdown` is cancelled (see [`bridge::Bridge`]).
+/// Runs the bridge until `shutdown` is cancelled or the producer fails fatally (see
+/// [`bridge::Bridge`]).
 pub async fn run(config: config::Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let Some(bridge) = bridge::Bridge::start(config, &shutdown).await? else {
         tracing::info!("stopped before the brokers answered");
         return Ok(());
     };
-    shutdown.cancelled().await;
-    bridge.shutdown().await;
-    Ok(())
+    bridge.run_until(&shutdown).await
 }
 
 /// [`run`] until SIGTERM or SIGINT.

@@ -46,6 +46,8 @@ pub struct Metrics {
     webhook_unknown: Family<SourceLabels, Counter>,
     processing_failures: Family<SourceLabels, Counter>,
     webhook_rejected: Family<SourceLabels, Counter>,
+    ack_failed: Family<SourceLabels, Counter>,
+    producer_fatal: Gauge,
 }
 
 impl Default for Metrics {
@@ -73,6 +75,18 @@ impl Metrics {
         let webhook_unknown = Family::<SourceLabels, Counter>::default();
         let processing_failures = Family::<SourceLabels, Counter>::default();
         let webhook_rejected = Family::<SourceLabels, Counter>::default();
+        let ack_failed = Family::<SourceLabels, Counter>::default();
+        let producer_fatal = Gauge::default();
+        registry.register(
+            "ack_failed",
+            "Notifications whose acknowledgement call failed (kept and retried with backoff)",
+            ack_failed.clone(),
+        );
+        registry.register(
+            "producer_fatal",
+            "1 when the Kafka producer hit a fatal error (the process exits for a restart)",
+            producer_fatal.clone(),
+        );
         registry.register(
             "webhook_rejected",
             "Webhook calls refused as malformed (400) or too large (413)",
@@ -135,6 +149,8 @@ impl Metrics {
             webhook_unknown,
             processing_failures,
             webhook_rejected,
+            ack_failed,
+            producer_fatal,
         }
     }
 
@@ -184,6 +200,19 @@ impl Metrics {
 
     pub fn ack_invalid(&self, source: &str, n: usize) {
         self.ack_invalid.get_or_create(&Self::labels(source)).inc_by(n as u64);
+    }
+
+    pub fn ack_failed(&self, source: &str, n: usize) {
+        self.ack_failed.get_or_create(&Self::labels(source)).inc_by(n as u64);
+    }
+
+    /// A source wrote a payload that cannot become an event to the DLQ (confirmed).
+    pub fn dead_lettered(&self) {
+        self.dlq.inc();
+    }
+
+    pub fn producer_fatal(&self) {
+        self.producer_fatal.set(1);
     }
 
     pub fn webhook_unknown(&self, source: &str) {

@@ -411,6 +411,9 @@ const fn default_sent_delay() -> HumanDuration {
 const fn default_page_size() -> usize {
     100
 }
+const fn default_pages_in_flight() -> usize {
+    8
+}
 const fn default_ack_batch_size() -> usize {
     100
 }
@@ -478,12 +481,19 @@ source_struct! {
         #[serde(default = "default_page_size")]
         #[schemars(range(min = 1, max = 1000))]
         pub page_size: usize,
-        /// UUIDs per batch acknowledgement call.
+        /// Pages each poller may have in flight (being published or acknowledged) while it
+        /// reads on; also bounded by `pipeline.capacity` / `page_size`.
+        #[serde(default = "default_pages_in_flight")]
+        #[schemars(range(min = 1, max = 1000))]
+        pub pages_in_flight: usize,
+        /// UUIDs per batch acknowledgement call (acknowledgements of pages and webhooks that
+        /// settle close together share calls).
         #[serde(default = "default_ack_batch_size")]
         #[schemars(range(min = 1, max = 1000))]
         pub ack_batch_size: usize,
-        /// A notification that fails processing (normalization or fetch) this many times goes
-        /// to the DLQ and is then acknowledged, so it stops cycling.
+        /// A notification whose fetched content cannot be normalized this many times goes to
+        /// the DLQ (untouched) and is acknowledged once the DLQ confirmed it, so it stops
+        /// cycling. A failure to fetch never counts: it is retried, never acknowledged.
         #[serde(default = "default_max_attempts")]
         #[schemars(range(min = 1))]
         pub max_attempts: u32,

@@ -1,4 +1,5 @@
 //! Talking to provider APIs: OAuth2 token cache, backoff with Retry-After.
 
 pub mod backoff;
+pub mod body;
 pub mod oauth;

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::sources::ripplenet::{Ripplenet, WebhookOutcome};
+use crate::sources::ripplenet::{Ripplenet, WebhookOutcome, webhook_outcome};
 
 /// Largest webhook body accepted (RippleNet's thin payload is ~60 bytes).
 pub const MAX_BODY: usize = 4096;
@@ -45,7 +45,8 @@ fn answer(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "status": message }))).into_response()
 }
 
-/// `POST {path}` with `{"msg_id": "<uuid>"}`: fetch, publish, acknowledge, then 200.
+/// `POST {path}` with `{"msg_id": "<uuid>"}`: 200 once its event is committed (the
+/// acknowledgement follows, batched with others).
 /// 400 for a malformed body, 200 for an unknown msg_id (so RippleNet does not retry 12
 /// times for nothing), 503 when the event is not committed within `commit_timeout`.
 async fn ripplenet_webhook(State(source): State<Arc<Ripplenet>>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -64,10 +65,14 @@ async fn ripplenet_webhook(State(source): State<Arc<Ripplenet>>, body: Result<By
         source.webhook_rejected();
         return answer(StatusCode::BAD_REQUEST, "msg_id must be a UUID");
     };
-    let mut outcome = source.webhook(msg_id).await;
-    let limit = source.config().webhook.commit_timeout.get();
-    let result = tokio::time::timeout(limit, outcome.wait_for(Option::is_some)).await;
-    match result.ok().and_then(|r| r.ok()).and_then(|o| o.clone()) {
+    let outcome = match source.webhook(msg_id) {
+        Err(known) => Some(known),
+        Ok(waiter) => {
+            let limit = source.config().webhook.commit_timeout.get();
+            tokio::time::timeout(limit, webhook_outcome(waiter)).await.ok()
+        }
+    };
+    match outcome {
         Some(WebhookOutcome::Committed) => answer(StatusCode::OK, "committed"),
         Some(WebhookOutcome::Unknown) => answer(StatusCode::OK, "unknown msg_id"),
         Some(WebhookOutcome::NotCommitted(reason)) => {

@@ -174,20 +174,19 @@ async fn ack_batch(State(s): State<SandboxState>, headers: HeaderMap, body: Byte
             return endpoint.finish(&s, None, Json(body).into_response(), pass.lost);
         }
         let result = inner.ripplenet.ack_batch(&request.uuids, now);
-        for uuid in &result.acked {
+        for notification in &result.acked {
             inner.ledger.record(
                 now,
                 EntryKind::Ack,
                 PROVIDER,
-                Some(uuid.to_string()),
+                notification["uuid"].as_str().map(str::to_owned),
                 Some(endpoint.name.into()),
                 None,
             );
         }
         result
     };
-    let acked: Vec<String> = result.acked.iter().map(Uuid::to_string).collect();
-    let body = json!({"notification_ack_list": acked, "invalid_uuid_list": result.invalid});
+    let body = json!({"notification_ack_list": result.acked, "invalid_uuid_list": result.invalid});
     endpoint.finish(&s, None, Json(body).into_response(), pass.lost)
 }
 

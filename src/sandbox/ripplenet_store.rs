@@ -69,7 +69,8 @@ impl Notification {
 /// What a batch ack answered.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchAck {
-    pub acked: Vec<Uuid>,
+    /// The acknowledged notifications (as RippleNet answers them).
+    pub acked: Vec<Value>,
     pub invalid: Vec<String>,
 }
 
@@ -175,9 +176,9 @@ impl RipplenetStore {
     pub fn ack_batch(&mut self, uuids: &[String], now: DateTime<Utc>) -> BatchAck {
         let mut result = BatchAck::default();
         for raw in uuids {
-            match Uuid::parse_str(raw) {
-                Ok(uuid) if self.ack(&uuid, now).is_ok() => result.acked.push(uuid),
-                _ => result.invalid.push(raw.clone()),
+            match Uuid::parse_str(raw).ok().and_then(|uuid| self.ack(&uuid, now).ok()) {
+                Some(notification) => result.acked.push(notification),
+                None => result.invalid.push(raw.clone()),
             }
         }
         result
@@ -245,7 +246,10 @@ mod tests {
         assert_eq!(store.ack(&Uuid::from_u128(9), t0).err(), Some(AckError::NotFound));
         let batch =
             store.ack_batch(&[Uuid::from_u128(3).to_string(), "nope".into(), Uuid::from_u128(7).to_string()], t0);
-        assert_eq!(batch.acked, vec![Uuid::from_u128(3)]);
+        assert_eq!(
+            batch.acked.iter().map(|n| n["uuid"].clone()).collect::<Vec<_>>(),
+            vec![json!(Uuid::from_u128(3).to_string())]
+        );
         assert_eq!(batch.invalid.len(), 2);
         assert_eq!(store.count(Status::Sent), 0);
     }

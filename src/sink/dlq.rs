@@ -7,6 +7,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::time::Instant;
 
+use super::fatal::FatalWatch;
 use super::kafka::{EventRecord, SendError, await_delivery, headers_of, producer_config, send_waiting};
 use crate::config::KafkaConfig;
 
@@ -24,15 +25,15 @@ const DLQ_MAX_MESSAGE_BYTES: &str = "1000000000";
 
 #[derive(Clone)]
 pub struct DlqWriter {
-    producer: FutureProducer,
+    producer: FutureProducer<FatalWatch>,
     topic: String,
 }
 
 impl DlqWriter {
-    pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaError> {
+    pub fn new(kafka: &KafkaConfig, fatal: FatalWatch) -> Result<Self, KafkaError> {
         let mut config = producer_config(kafka);
         config.set("message.max.bytes", DLQ_MAX_MESSAGE_BYTES).set("compression.type", "zstd");
-        Ok(Self { producer: config.create()?, topic: kafka.dlq_topic.clone() })
+        Ok(Self { producer: config.create_with_context(fatal)?, topic: kafka.dlq_topic.clone() })
     }
 
     /// Writes `record` unchanged, its headers plus the DLQ headers, and waits for the

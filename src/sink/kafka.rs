@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientConfig, ClientContext};
 use tokio::time::Instant;
 
 use super::errors::{ErrorClass, classify, error_code_name};
+use super::fatal::FatalWatch;
 use crate::ack::Outcome;
 use crate::config::KafkaConfig;
 use crate::event::{CLOUDEVENTS_CONTENT_TYPE, CanonicalEvent};
@@ -106,7 +107,8 @@ impl SendError {
 /// The Kafka side of the bridge: the event producer and the DLQ producer.
 #[derive(Clone)]
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: FutureProducer<FatalWatch>,
+    fatal: FatalWatch,
     dlq: super::dlq::DlqWriter,
     topic: String,
     delivery_timeout: Duration,
@@ -114,10 +116,12 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = producer_config(kafka).create()?;
+        let fatal = FatalWatch::default();
+        let producer: FutureProducer<FatalWatch> = producer_config(kafka).create_with_context(fatal.clone())?;
         Ok(Self {
             producer,
-            dlq: super::dlq::DlqWriter::new(kafka)?,
+            dlq: super::dlq::DlqWriter::new(kafka, fatal.clone())?,
+            fatal,
             topic: kafka.topic.clone(),
             delivery_timeout: kafka.delivery_timeout.get(),
         })
@@ -125,6 +129,27 @@ impl KafkaSink {
 
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// Latches the producers' first fatal error (see [`FatalWatch`]).
+    pub fn fatal_watch(&self) -> &FatalWatch {
+        &self.fatal
+    }
+
+    /// Raises a fatal error in the event producer as librdkafka would (its test hook), so
+    /// tests can prove that a fatal error fails readiness and stops the process.
+    #[doc(hidden)]
+    pub fn raise_fatal_error_for_tests(&self, reason: &str) {
+        let Ok(reason) = std::ffi::CString::new(reason) else { return };
+        // SAFETY: the client pointer is valid for the producer's lifetime, and
+        // rd_kafka_test_fatal_error only reads the NUL-terminated reason during the call.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                self.producer.client().native_ptr(),
+                rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR__FENCED,
+                reason.as_ptr(),
+            );
+        }
     }
 
     /// Publishes a batch: every record is enqueued first (many in flight), then the
@@ -210,8 +235,8 @@ impl KafkaSink {
 }
 
 /// Sends one record, waiting (backpressure) while the local queue is full, until `deadline`.
-pub(crate) async fn send_waiting(
-    producer: &FutureProducer,
+pub(crate) async fn send_waiting<C: ClientContext + 'static>(
+    producer: &FutureProducer<C>,
     topic: &str,
     record: &EventRecord,
     headers: OwnedHeaders,

@@ -3,6 +3,7 @@
 pub mod cursor;
 pub mod dlq;
 pub mod errors;
+pub mod fatal;
 pub mod kafka;
 pub mod state;
 pub mod topics;

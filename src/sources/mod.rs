@@ -2,6 +2,7 @@
 //! events to the pipeline, and acknowledges upstream only what the broker confirmed.
 
 pub mod ripplenet;
+pub mod runtime;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,19 +1,24 @@
 //! The RippleNet v4 notification endpoints, with bearer tokens (refreshed once on 401),
-//! error classes for the pollers' backoff, and a metric per call.
+//! bounded answers, error classes for the backoff, and a metric per call.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::RipplenetSource;
 use crate::http::backoff::parse_retry_after;
+use crate::http::body::{array_prefix, read_limited};
 use crate::http::oauth::{TokenCache, TokenError};
 use crate::metrics::Metrics;
+use crate::sources::runtime::UpstreamFailure;
 
 const NOTIFICATIONS: &str = "/v4/orchestration/payment/notification";
+/// Room per notification when reading a page; a page is read up to `size` times this.
+pub const MAX_NOTIFICATION_BYTES: usize = 64 * 1024;
+/// Largest answer read from the single-notification and acknowledgement endpoints.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +26,7 @@ pub enum ApiError {
     /// 429, 5xx or no answer: back off (Retry-After when the server sent one) and try again.
     #[error("RippleNet is unavailable ({detail})")]
     Retryable { detail: String, retry_after: Option<Duration> },
-    /// Any other refusal (400, 403, …): will not succeed by itself; logged, retried slowly.
+    /// Any other refusal (400, 403, 404 on a collection, …): will not succeed by itself.
     #[error("RippleNet refused the request: {status} {detail}")]
     Refused { status: u16, detail: String },
     #[error("cannot get an access token: {0}")]
@@ -30,22 +35,67 @@ pub enum ApiError {
     Malformed(String),
 }
 
-impl ApiError {
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
+impl From<ApiError> for UpstreamFailure {
+    fn from(e: ApiError) -> Self {
+        let retry_after = match &e {
             ApiError::Retryable { retry_after, .. } => *retry_after,
             _ => None,
-        }
+        };
+        Self { malformed: matches!(e, ApiError::Malformed(_)), retry_after, detail: e.to_string() }
     }
 }
 
-/// What a batch acknowledgement answered.
-#[derive(Debug, Default, Deserialize)]
+/// What a batch acknowledgement answered: `{"notification_ack_list": [notifications],
+/// "invalid_uuid_list": [uuids]}`.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct AckResult {
-    #[serde(default)]
-    pub notification_ack_list: Vec<String>,
-    #[serde(default)]
-    pub invalid_uuid_list: Vec<String>,
+    /// The uuids of the acknowledged notifications.
+    pub acked: Vec<String>,
+    pub invalid: Vec<String>,
+}
+
+impl AckResult {
+    /// Parses the documented shape. The acknowledged entries are notifications (their
+    /// `uuid`) or, as some deployments answer, bare uuid strings.
+    pub fn parse(body: &Value) -> Result<Self, String> {
+        let Some(list) = body.get("notification_ack_list").and_then(Value::as_array) else {
+            return Err("no notification_ack_list array".into());
+        };
+        let acked = list
+            .iter()
+            .map(|entry| match entry {
+                Value::String(uuid) => Some(uuid.clone()),
+                other => other.get("uuid").and_then(Value::as_str).map(str::to_owned),
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or("a notification_ack_list entry is neither a notification nor a uuid")?;
+        let invalid = match body.get("invalid_uuid_list") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or("an invalid_uuid_list entry is not a string")?,
+            Some(_) => return Err("invalid_uuid_list is not an array".into()),
+        };
+        Ok(Self { acked, invalid })
+    }
+}
+
+/// One answer: its status and body (cut at the read limit).
+struct Answer {
+    status: StatusCode,
+    body: Vec<u8>,
+    truncated: bool,
+}
+
+impl Answer {
+    fn json(&self) -> Result<Value, ApiError> {
+        if self.truncated {
+            return Err(ApiError::Malformed("the answer is larger than paybridge reads".into()));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::Malformed(format!("not JSON: {e}")))
+    }
 }
 
 pub struct RipplenetApi {
@@ -68,15 +118,16 @@ impl RipplenetApi {
         })
     }
 
-    /// One authorized call: a 401 refreshes the token once and retries. Returns the status
-    /// and the JSON body (Null when empty or not JSON).
+    /// One authorized call: a 401 refreshes the token once and retries. 429 and 5xx are
+    /// Retryable; other statuses are returned for the endpoint to judge.
     async fn call(
         &self,
         method: Method,
         path: &str,
         endpoint: &str,
         body: Option<&Value>,
-    ) -> Result<(StatusCode, Value), ApiError> {
+        limit: usize,
+    ) -> Result<Answer, ApiError> {
         for attempt in 0..2 {
             let token = self.tokens.token().await?;
             let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(token);
@@ -101,66 +152,71 @@ impl RipplenetApi {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
-            let bytes = match response.bytes().await {
-                Ok(b) => b,
-                Err(e) => {
-                    return Err(ApiError::Retryable {
-                        detail: format!("answer cut off: {}", e.without_url()),
-                        retry_after: None,
-                    });
-                }
-            };
-            let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let (body, truncated) = read_limited(response, limit).await.map_err(|e| ApiError::Retryable {
+                detail: format!("answer cut off: {}", e.without_url()),
+                retry_after: None,
+            })?;
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                 return Err(ApiError::Retryable { detail: status.to_string(), retry_after });
             }
-            if status.is_success() || status == StatusCode::NOT_FOUND {
-                return Ok((status, json));
-            }
-            let detail = json.get("detail").and_then(Value::as_str).unwrap_or_default().to_owned();
-            return Err(ApiError::Refused { status: status.as_u16(), detail });
+            return Ok(Answer { status, body, truncated });
         }
         Err(ApiError::Refused { status: 401, detail: "the token was refused even after a refresh".into() })
     }
 
-    /// `GET …/notification?status=…&size=…[&delay_time=…]`: a page, oldest first.
+    fn refused(answer: &Answer) -> ApiError {
+        let detail = serde_json::from_slice::<Value>(&answer.body)
+            .ok()
+            .and_then(|v| v.get("detail").or_else(|| v.get("message")).and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default();
+        ApiError::Refused { status: answer.status.as_u16(), detail }
+    }
+
+    /// `GET …/notification?status=…&size=…[&delay_time=…]`: a page, oldest first. At most
+    /// `size` notifications are taken even when the provider sends more (the rest stay SENT
+    /// for the sweeper), and the answer is read up to `size` × [`MAX_NOTIFICATION_BYTES`].
     pub async fn poll(&self, status: &str, size: usize, delay_minutes: Option<u64>) -> Result<Vec<Value>, ApiError> {
         let mut path = format!("{NOTIFICATIONS}?status={status}&size={size}");
         if let Some(minutes) = delay_minutes {
             path.push_str(&format!("&delay_time={minutes}"));
         }
         let endpoint = format!("GET notification?status={status}");
-        match self.call(Method::GET, &path, &endpoint, None).await? {
-            (StatusCode::NOT_FOUND, _) => {
-                Err(ApiError::Refused { status: 404, detail: "notification endpoint not found".into() })
-            }
-            (_, Value::Array(items)) => Ok(items),
-            (_, other) => Err(ApiError::Malformed(format!("expected a JSON array, got {}", kind(&other)))),
+        let limit = size.saturating_mul(MAX_NOTIFICATION_BYTES);
+        let answer = self.call(Method::GET, &path, &endpoint, None, limit).await?;
+        if !answer.status.is_success() {
+            return Err(Self::refused(&answer));
         }
+        let items = array_prefix(&answer.body, size).map_err(ApiError::Malformed)?;
+        if answer.truncated && items.is_empty() {
+            return Err(ApiError::Malformed(format!("no complete notification within {limit} bytes")));
+        }
+        Ok(items)
     }
 
     /// `GET …/notification/{uuid}`; None when RippleNet does not know it (404).
     pub async fn get(&self, uuid: &str) -> Result<Option<Value>, ApiError> {
-        match self.call(Method::GET, &format!("{NOTIFICATIONS}/{uuid}"), "GET notification/{uuid}", None).await? {
-            (StatusCode::NOT_FOUND, _) => Ok(None),
-            (_, v @ Value::Object(_)) => Ok(Some(v)),
-            (_, other) => Err(ApiError::Malformed(format!("expected a notification object, got {}", kind(&other)))),
+        let path = format!("{NOTIFICATIONS}/{uuid}");
+        let answer = self.call(Method::GET, &path, "GET notification/{uuid}", None, MAX_ANSWER_BYTES).await?;
+        match answer.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => match answer.json()? {
+                v @ Value::Object(_) => Ok(Some(v)),
+                other => Err(ApiError::Malformed(format!("expected a notification object, got {}", kind(&other)))),
+            },
+            _ => Err(Self::refused(&answer)),
         }
     }
 
-    /// `PUT …/notification/ack` with `{"uuids": [...]}`.
+    /// `PUT …/notification/ack` with `{"uuids": [...]}`. A 404 or an answer that is not the
+    /// documented shape is a failure, never an empty success.
     pub async fn ack(&self, uuids: &[String]) -> Result<AckResult, ApiError> {
         let body = serde_json::json!({ "uuids": uuids });
-        let (_, json) =
-            self.call(Method::PUT, &format!("{NOTIFICATIONS}/ack"), "PUT notification/ack", Some(&body)).await?;
-        serde_json::from_value(json).map_err(|e| ApiError::Malformed(format!("ack answer: {e}")))
-    }
-
-    /// `PUT …/notification/{uuid}/ack`. Ok(false) when RippleNet does not know the uuid.
-    pub async fn ack_one(&self, uuid: &str) -> Result<bool, ApiError> {
-        let (status, _) =
-            self.call(Method::PUT, &format!("{NOTIFICATIONS}/{uuid}/ack"), "PUT notification/{uuid}/ack", None).await?;
-        Ok(status != StatusCode::NOT_FOUND)
+        let path = format!("{NOTIFICATIONS}/ack");
+        let answer = self.call(Method::PUT, &path, "PUT notification/ack", Some(&body), MAX_ANSWER_BYTES).await?;
+        if !answer.status.is_success() {
+            return Err(Self::refused(&answer));
+        }
+        AckResult::parse(&answer.json()?).map_err(|e| ApiError::Malformed(format!("acknowledgement answer: {e}")))
     }
 }
 
@@ -172,5 +228,33 @@ fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_documented_ack_answer_parses_with_notifications_or_uuids() {
+        let doc =
+            json!({"notification_ack_list": [{"uuid": "a", "notification_status": "ACK"}], "invalid_uuid_list": ["b"]});
+        assert_eq!(AckResult::parse(&doc), Ok(AckResult { acked: vec!["a".into()], invalid: vec!["b".into()] }));
+        let bare = json!({"notification_ack_list": ["a"]});
+        assert_eq!(AckResult::parse(&bare), Ok(AckResult { acked: vec!["a".into()], invalid: vec![] }));
+    }
+
+    #[test]
+    fn other_ack_answers_are_failures() {
+        for body in [
+            json!({}),
+            json!([]),
+            json!(null),
+            json!({"notification_ack_list": [1]}),
+            json!({"notification_ack_list": [], "invalid_uuid_list": "x"}),
+        ] {
+            assert!(AckResult::parse(&body).is_err(), "{body}");
+        }
     }
 }

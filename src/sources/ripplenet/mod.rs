@@ -1,23 +1,33 @@
-//! The RippleNet v4 source (seeds 000, 002, 004): poller_new, poller_sent, batch ack after
-//! commit, a retry limit that ends in the DLQ, and thin-payload webhooks.
+//! The RippleNet v4 source (seeds 000, 002, 004) on the source runtime: poller_new reads the
+//! NEW queue with pages in flight, poller_sent sweeps SENT notifications nobody holds, and
+//! thin-payload webhooks `{"msg_id"}` are served by a NEW read when one is due (many
+//! webhooks, one call) or fetched by id. Acknowledgements follow commits, batched.
+//!
+//! A notification is acknowledged only when its event is in Kafka, or when its fetched
+//! content cannot be normalized `max_attempts` times and the untouched payload is confirmed
+//! in the DLQ. A failure to fetch is never a reason to acknowledge.
 
 pub mod api;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::{Value, json};
-use tokio::sync::watch;
+use serde_json::Value;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use self::api::{ApiError, RipplenetApi};
-use super::{SourceContext, pause};
+use super::SourceContext;
+use super::runtime::acker::{AckCalls, AckReply, AckReport, Acker, AckerSettings};
+use super::runtime::ledger::{Claim, Ledger, LedgerLimits, Settlement, Waiter, settlement};
+use super::runtime::{LoopSettings, PageReader, PageReport, PollSignals, Polled, UpstreamFailure, poll_loop};
 use crate::config::RipplenetSource;
 use crate::event::{CanonicalEvent, Provider, kafka_key};
-use crate::http::backoff::Backoff;
 use crate::normalize::ripplenet::notification;
+
+/// How long a webhook waits for a NEW read to bring its notification before fetching it by id.
+pub const WEBHOOK_READ_WAIT: Duration = Duration::from_millis(10);
 
 /// Which poller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,47 +49,68 @@ pub enum WebhookOutcome {
     NotCommitted(String),
 }
 
-pub struct Ripplenet {
-    config: RipplenetSource,
-    api: RipplenetApi,
-    ctx: SourceContext,
-    /// Failed processing attempts per notification uuid (in memory; reset on restart).
-    attempts: Mutex<HashMap<String, u32>>,
-    /// Webhooks being processed, so duplicates wait for the same outcome.
-    in_flight: Mutex<HashMap<Uuid, watch::Receiver<Option<WebhookOutcome>>>>,
-    /// Notifications being processed by a poller or a webhook right now; the others skip
-    /// them (the sweeper would otherwise re-publish what poller_new is still publishing).
-    claimed: Mutex<HashSet<String>>,
-}
-
-/// Releases claimed uuids when dropped.
-struct Claim<'a> {
-    set: &'a Mutex<HashSet<String>>,
-    uuids: Vec<String>,
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut set) = self.set.lock() {
-            for uuid in &self.uuids {
-                set.remove(uuid);
-            }
+impl From<Settlement> for WebhookOutcome {
+    fn from(s: Settlement) -> Self {
+        match s {
+            Settlement::Committed => WebhookOutcome::Committed,
+            Settlement::Unknown => WebhookOutcome::Unknown,
+            Settlement::NotCommitted(reason) => WebhookOutcome::NotCommitted(reason),
         }
     }
 }
 
+pub struct Ripplenet {
+    config: RipplenetSource,
+    api: Arc<RipplenetApi>,
+    ctx: SourceContext,
+    ledger: Arc<Ledger>,
+    acker: Acker,
+    acker_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// poller_new's signals: webhooks ask it for an early read.
+    new_reads: Arc<PollSignals>,
+}
+
+/// A claimed notification and its content.
+type Item = (Claim, Value);
+
+/// The batch acknowledgement endpoint, for the acker.
+struct AckEndpoint(Arc<RipplenetApi>);
+
+impl AckCalls for AckEndpoint {
+    async fn ack(&self, ids: Vec<String>) -> Result<AckReply, UpstreamFailure> {
+        let result = self.0.ack(&ids).await?;
+        // What RippleNet neither acknowledged nor listed as invalid counts as refused too.
+        let acked: std::collections::HashSet<String> = result.acked.iter().map(|u| u.to_ascii_lowercase()).collect();
+        let refused = ids.into_iter().filter(|id| !acked.contains(id)).collect();
+        Ok(AckReply { refused })
+    }
+}
+
+/// The ledger's key of a notification uuid: lower-case, so `ABC…` and `abc…` are one.
+pub fn ledger_key(uuid: &str) -> String {
+    uuid.trim().to_ascii_lowercase()
+}
+
 impl Ripplenet {
     pub fn new(config: RipplenetSource, ctx: SourceContext) -> Result<Arc<Self>, reqwest::Error> {
-        let api = RipplenetApi::new(&config, ctx.metrics.clone())?;
+        let api = Arc::new(RipplenetApi::new(&config, ctx.metrics.clone())?);
         ctx.health.register_source(&health_name(&config.name, Poller::New), config.new_interval.get());
         ctx.health.register_source(&health_name(&config.name, Poller::Sent), config.sent_interval.get());
+        let settings = AckerSettings {
+            source: config.name.clone(),
+            batch_size: config.ack_batch_size,
+            backoff_max: config.backoff_max.get(),
+        };
+        let (acker, acker_task) =
+            Acker::start(Arc::new(AckEndpoint(api.clone())), settings, ctx.metrics.clone(), ctx.stop.clone());
         Ok(Arc::new(Self {
             config,
             api,
             ctx,
-            attempts: Mutex::new(HashMap::new()),
-            in_flight: Mutex::new(HashMap::new()),
-            claimed: Mutex::new(HashSet::new()),
+            ledger: Ledger::new(LedgerLimits::default()),
+            acker,
+            acker_task: std::sync::Mutex::new(Some(acker_task)),
+            new_reads: Arc::new(PollSignals::default()),
         }))
     }
 
@@ -96,250 +127,222 @@ impl Ripplenet {
         self.ctx.metrics.webhook_rejected(&self.config.name);
     }
 
-    /// Starts poller_new and poller_sent.
-    pub fn spawn(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
-        tasks.spawn(self.clone().poll_loop(Poller::New));
-        tasks.spawn(self.clone().poll_loop(Poller::Sent));
-    }
-
-    async fn poll_loop(self: Arc<Self>, which: Poller) {
-        let mut backoff = Backoff::new(self.config.backoff_max.get());
-        let (status, interval, delay) = match which {
-            Poller::New => ("NEW", self.config.new_interval.get(), None),
-            Poller::Sent => {
-                ("SENT", self.config.sent_interval.get(), Some(self.config.sent_delay.get().as_secs() / 60))
-            }
-        };
-        let stop = self.ctx.stop.clone();
-        while !stop.is_cancelled() {
-            match self.api.poll(status, self.config.page_size, delay).await {
-                Ok(page) => {
-                    backoff.reset();
-                    self.ctx.health.polled(&health_name(&self.config.name, which));
-                    self.ctx.metrics.polled(&self.config.name);
-                    let full = page.len() >= self.config.page_size;
-                    if !page.is_empty() {
-                        tracing::debug!(source = %self.config.name, poller = status, notifications = page.len(), "polled");
-                        self.process(page).await;
-                    }
-                    // A full page means a backlog: poll again at once.
-                    if !full && pause(&stop, interval).await {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    if matches!(e, ApiError::Malformed(_)) {
-                        self.ctx.metrics.processing_failure(&self.config.name);
-                    }
-                    let wait = backoff.next(e.retry_after());
-                    tracing::warn!(source = %self.config.name, poller = status, error = %e, wait_ms = wait.as_millis() as u64, "poll failed");
-                    if pause(&stop, wait).await {
-                        break;
-                    }
-                }
-            }
-        }
-        tracing::debug!(source = %self.config.name, poller = status, "poller stopped");
-    }
-
-    /// Claims the uuids nobody else is processing; the others are left out.
-    fn claim<'a>(&'a self, wanted: impl IntoIterator<Item = String>) -> Claim<'a> {
-        let mut uuids = Vec::new();
-        if let Ok(mut set) = self.claimed.lock() {
-            for uuid in wanted {
-                if set.insert(uuid.clone()) {
-                    uuids.push(uuid);
-                }
-            }
-        }
-        Claim { set: &self.claimed, uuids }
-    }
-
-    /// Normalizes a page, publishes it, and acknowledges what the broker confirmed.
-    async fn process(&self, page: Vec<Value>) {
-        let wanted = page.iter().filter_map(|n| n.get("uuid").and_then(Value::as_str)).map(str::to_owned);
-        let claim = self.claim(wanted);
-        let page: Vec<Value> = page
-            .into_iter()
-            .filter(|n| match n.get("uuid").and_then(Value::as_str) {
-                Some(uuid) => claim.uuids.iter().any(|c| c == uuid),
-                None => true,
-            })
-            .collect();
-        let now = Utc::now();
-        let mut events: Vec<CanonicalEvent> = Vec::with_capacity(page.len());
-        let mut uuids: Vec<String> = Vec::with_capacity(page.len());
-        let mut to_ack: Vec<String> = Vec::new();
-        for raw in page {
-            let Some(uuid) = raw.get("uuid").and_then(Value::as_str).map(str::to_owned) else {
-                self.ctx.metrics.processing_failure(&self.config.name);
-                tracing::warn!(source = %self.config.name, "notification without a uuid: cannot be acknowledged, skipped");
-                continue;
+    /// Starts poller_new and poller_sent; `tasks` also ends with the acker, after the last
+    /// acknowledgement of the pages read before the stop.
+    pub fn spawn(self: &Arc<Self>, tasks: &mut JoinSet<()>, pipeline_capacity: usize) {
+        for which in [Poller::New, Poller::Sent] {
+            let (interval, signals) = match which {
+                Poller::New => (self.config.new_interval.get(), Some(self.new_reads.clone())),
+                Poller::Sent => (self.config.sent_interval.get(), None),
             };
+            let window = self.config.pages_in_flight.min(pipeline_capacity / self.config.page_size.max(1)).max(1);
+            let settings = LoopSettings {
+                source: self.config.name.clone(),
+                health_name: health_name(&self.config.name, which),
+                interval,
+                page_size: self.config.page_size,
+                window,
+                backoff_max: self.config.backoff_max.get(),
+            };
+            let reader = Arc::new(Reader { source: self.clone(), which });
+            tasks.spawn(poll_loop(reader, settings, self.ctx.clone(), signals));
+        }
+        let acker_task = self.acker_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = acker_task {
+            tasks.spawn(async move {
+                let _ = task.await;
+            });
+        }
+    }
+
+    /// Normalizes claimed notifications, publishes them, and acknowledges what the broker
+    /// confirmed (or what went to the DLQ after `max_attempts`).
+    async fn settle(&self, items: Vec<Item>) -> PageReport {
+        let now = Utc::now();
+        let mut events: Vec<CanonicalEvent> = Vec::with_capacity(items.len());
+        let mut claims: Vec<Claim> = Vec::with_capacity(items.len());
+        let mut to_ack: Vec<Claim> = Vec::new();
+        for (claim, raw) in items {
             match notification(self.config.account(), &raw, now) {
                 Ok(event) => {
                     events.push(event);
-                    uuids.push(uuid);
+                    claims.push(claim);
                 }
-                Err(e) => {
-                    if self.failed_attempt(&uuid, &raw, &format!("cannot normalize: {e}")).await {
-                        to_ack.push(uuid);
-                    }
-                }
+                Err(e) => to_ack.extend(self.poison(claim, &raw, &format!("cannot normalize: {e}")).await),
             }
         }
         if !events.is_empty() {
             match self.ctx.submitter.submit(&self.config.name, events).await {
                 Ok(handle) => {
                     let outcome = handle.outcome().await;
-                    for i in outcome.settled_indexes() {
-                        to_ack.push(uuids[i].clone());
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(source = %self.config.name, error = %e, "batch not submitted; left for redelivery")
-                }
-            }
-        }
-        self.ack(to_ack).await;
-    }
-
-    /// Acknowledges in chunks of `ack_batch_size`; invalid uuids are logged and counted.
-    async fn ack(&self, uuids: Vec<String>) {
-        for chunk in uuids.chunks(self.config.ack_batch_size) {
-            match self.api.ack(chunk).await {
-                Ok(result) => {
-                    self.ctx.metrics.acked(&self.config.name, result.notification_ack_list.len());
-                    if !result.invalid_uuid_list.is_empty() {
-                        self.ctx.metrics.ack_invalid(&self.config.name, result.invalid_uuid_list.len());
-                        tracing::warn!(source = %self.config.name, invalid = ?result.invalid_uuid_list, "RippleNet refused to acknowledge these uuids");
-                    }
-                    if let Ok(mut attempts) = self.attempts.lock() {
-                        for uuid in chunk {
-                            attempts.remove(uuid);
+                    for (mut claim, event) in claims.into_iter().zip(outcome.events) {
+                        if event.outcome.is_settled() {
+                            claim.committed();
+                            to_ack.push(claim);
+                        } else {
+                            claim.not_committed(&format!("{:?}", event.outcome));
                         }
                     }
                 }
-                // The events are in Kafka; poller_sent will see these again and ack them then.
                 Err(e) => {
-                    tracing::warn!(source = %self.config.name, error = %e, n = chunk.len(), "acknowledgement failed; poller_sent will retry")
+                    tracing::warn!(source = %self.config.name, error = %e, "batch not submitted; left for redelivery");
+                    for claim in claims {
+                        claim.not_committed(&e.to_string());
+                    }
                 }
             }
         }
+        self.ack(to_ack).await
     }
 
-    /// Counts a failed processing attempt. At `max_attempts` the payload goes to the DLQ;
-    /// true when it is there (so the notification may be acknowledged).
-    async fn failed_attempt(&self, uuid: &str, raw: &Value, reason: &str) -> bool {
-        self.ctx.metrics.processing_failure(&self.config.name);
-        let count = match self.attempts.lock() {
-            Ok(mut attempts) => {
-                let n = attempts.entry(uuid.to_owned()).or_insert(0);
-                *n += 1;
-                *n
+    /// Acknowledges settled claims in requests of up to `ack_batch_size` (the acker
+    /// coalesces them with others). A page whose acknowledgement failed, or was refused for
+    /// everything, reports the failure so its poller backs off.
+    async fn ack(&self, claims: Vec<Claim>) -> PageReport {
+        if claims.is_empty() {
+            return PageReport::default();
+        }
+        let mut requests = Vec::new();
+        let mut claims = claims.into_iter().peekable();
+        while claims.peek().is_some() {
+            let chunk: Vec<Claim> = claims.by_ref().take(self.config.ack_batch_size.max(1)).collect();
+            requests.push(self.acker.ack(chunk));
+        }
+        let mut report = PageReport::default();
+        let mut refused = 0;
+        for result in futures_util::future::join_all(requests).await {
+            match result {
+                AckReport::Acked { acked, refused: r } => {
+                    report.acked += acked;
+                    refused += r;
+                }
+                AckReport::Failed(failure) => report.ack_failure = Some(failure),
             }
-            Err(_) => 1,
-        };
+        }
+        if report.ack_failure.is_none() && report.acked == 0 && refused > 0 {
+            report.ack_failure =
+                Some(UpstreamFailure::new(format!("RippleNet refused all {refused} acknowledgements")));
+        }
+        report
+    }
+
+    /// A notification whose content cannot be normalized: counted; at `max_attempts` its
+    /// untouched payload goes to the DLQ. Returns the claim to acknowledge once the DLQ
+    /// confirmed it; otherwise the claim is released (the provider delivers it again).
+    async fn poison(&self, claim: Claim, raw: &Value, reason: &str) -> Option<Claim> {
+        self.ctx.metrics.processing_failure(&self.config.name);
+        let uuid = claim.id().to_owned();
+        let count = self.ledger.failed_attempt(&uuid);
         tracing::warn!(source = %self.config.name, uuid, attempt = count, max = self.config.max_attempts, reason, "notification failed");
         if count < self.config.max_attempts {
-            return false;
+            claim.not_committed(reason);
+            return None;
         }
         // The payment is unknown (that is the problem), so the notification keys it.
-        let key = kafka_key(Provider::Ripplenet, self.config.account(), uuid);
+        let key = kafka_key(Provider::Ripplenet, self.config.account(), &uuid);
         let reason = format!("{reason} (after {count} attempts)");
         match self.ctx.sink.dead_letter(&key, raw, &self.config.name, &reason).await {
             Ok(()) => {
+                self.ctx.metrics.dead_lettered();
                 tracing::warn!(source = %self.config.name, uuid, "notification sent to the DLQ after max_attempts; acknowledging it");
-                true
+                let mut claim = claim;
+                claim.committed();
+                Some(claim)
             }
             Err(e) => {
                 tracing::warn!(source = %self.config.name, uuid, error = %e, "DLQ refused the notification; it stays upstream");
-                false
+                claim.not_committed(&format!("the DLQ did not confirm it: {e}"));
+                None
             }
         }
     }
 
-    /// Handles a webhook `{"msg_id"}`: duplicates in flight share one outcome.
-    pub async fn webhook(self: &Arc<Self>, msg_id: Uuid) -> watch::Receiver<Option<WebhookOutcome>> {
-        let mut in_flight = match self.in_flight.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(rx) = in_flight.get(&msg_id) {
-            return rx.clone();
+    /// Handles a webhook `{"msg_id"}` and returns a waiter on its settlement. Work goes on in
+    /// the background even when the caller stops waiting; duplicates share one settlement.
+    pub fn webhook(self: &Arc<Self>, msg_id: Uuid) -> Result<Waiter, WebhookOutcome> {
+        let uuid = ledger_key(&msg_id.to_string());
+        if self.ledger.recently_committed(&uuid) {
+            return Err(WebhookOutcome::Committed);
         }
-        let (tx, rx) = watch::channel(None);
-        in_flight.insert(msg_id, rx.clone());
-        drop(in_flight);
+        if self.ledger.is_held(&uuid) {
+            return Ok(self.ledger.want(&uuid));
+        }
+        // Ask poller_new for a read first: when many webhooks arrive, one read serves them.
+        let waiter = self.ledger.want(&uuid);
         let me = self.clone();
-        tokio::spawn(async move {
-            let outcome = me.process_webhook(msg_id).await;
-            let _ = tx.send(Some(outcome));
-            if let Ok(mut in_flight) = me.in_flight.lock() {
-                in_flight.remove(&msg_id);
-            }
-        });
-        rx
+        tokio::spawn(async move { me.fetch_for_webhook(uuid).await });
+        Ok(waiter)
     }
 
-    async fn process_webhook(&self, msg_id: Uuid) -> WebhookOutcome {
-        let uuid = msg_id.to_string();
-        let claim = self.claim([uuid.clone()]);
-        if claim.uuids.is_empty() {
-            // A poller is publishing it right now; RippleNet will retry the webhook.
-            return WebhookOutcome::NotCommitted("being processed by a poller".into());
-        }
+    async fn fetch_for_webhook(self: Arc<Self>, uuid: String) {
+        let mut reads = self.new_reads.reads();
+        let before = *reads.borrow_and_update();
+        self.new_reads.wake();
+        let _ = tokio::time::timeout(WEBHOOK_READ_WAIT, reads.wait_for(|n| *n > before)).await;
+        // Claimed by that read (or by anybody meanwhile): its holder settles it for us.
+        let Ok(claim) = self.ledger.claim(&uuid) else { return };
         let raw = match self.api.get(&uuid).await {
             Ok(Some(raw)) => raw,
             Ok(None) => {
                 self.ctx.metrics.webhook_unknown(&self.config.name);
                 tracing::info!(source = %self.config.name, msg_id = %uuid, "webhook for an unknown notification; answered 200");
-                return WebhookOutcome::Unknown;
+                claim.unknown();
+                return;
             }
             Err(e) => {
-                let placeholder = json!({ "msg_id": uuid });
-                if self.failed_attempt(&uuid, &placeholder, &format!("cannot fetch: {e}")).await {
-                    return self.ack_webhook(&uuid).await;
+                // Never a reason to acknowledge: answer 503 and let RippleNet call again.
+                if matches!(e, ApiError::Malformed(_)) {
+                    self.ctx.metrics.processing_failure(&self.config.name);
                 }
-                return WebhookOutcome::NotCommitted(format!("cannot fetch the notification: {e}"));
+                tracing::warn!(source = %self.config.name, msg_id = %uuid, error = %e, "cannot fetch the webhook's notification; answered 503");
+                claim.not_committed(&format!("cannot fetch the notification: {e}"));
+                return;
             }
         };
-        let event = match notification(self.config.account(), &raw, Utc::now()) {
-            Ok(event) => event,
-            Err(e) => {
-                if self.failed_attempt(&uuid, &raw, &format!("cannot normalize: {e}")).await {
-                    return self.ack_webhook(&uuid).await;
-                }
-                return WebhookOutcome::NotCommitted(format!("cannot normalize: {e}"));
+        self.settle(vec![(claim, raw)]).await;
+    }
+}
+
+/// poller_new or poller_sent as a page reader.
+struct Reader {
+    source: Arc<Ripplenet>,
+    which: Poller,
+}
+
+impl PageReader for Reader {
+    type Page = Vec<Item>;
+
+    async fn read(&self) -> Result<Polled<Vec<Item>>, UpstreamFailure> {
+        let config = &self.source.config;
+        let (status, delay) = match self.which {
+            Poller::New => ("NEW", None),
+            Poller::Sent => ("SENT", Some(config.sent_delay.get().as_secs() / 60)),
+        };
+        let page = self.source.api.poll(status, config.page_size, delay).await?;
+        let read = page.len();
+        let mut items = Vec::with_capacity(read);
+        for raw in page {
+            let Some(uuid) = raw.get("uuid").and_then(Value::as_str).map(ledger_key) else {
+                self.source.ctx.metrics.processing_failure(&config.name);
+                tracing::warn!(source = %config.name, "notification without a uuid: cannot be acknowledged, skipped");
+                continue;
+            };
+            // What somebody else holds is theirs (the sweeper skips pages in flight).
+            if let Ok(claim) = self.source.ledger.claim(&uuid) {
+                items.push((claim, raw));
             }
-        };
-        let outcome = match self.ctx.submitter.submit(&self.config.name, vec![event]).await {
-            Ok(handle) => handle.outcome().await,
-            Err(e) => return WebhookOutcome::NotCommitted(e.to_string()),
-        };
-        match outcome.events.first().map(|e| &e.outcome) {
-            Some(o) if o.is_settled() => self.ack_webhook(&uuid).await,
-            Some(o) => WebhookOutcome::NotCommitted(format!("{o:?}")),
-            None => WebhookOutcome::NotCommitted("no outcome".into()),
         }
+        Ok(Polled { claimed: items.len(), page: items, read })
     }
 
-    /// Acknowledges a committed webhook notification. A failed ack still answers 200: the
-    /// event is committed, and poller_sent acknowledges it later.
-    async fn ack_webhook(&self, uuid: &str) -> WebhookOutcome {
-        match self.api.ack_one(uuid).await {
-            Ok(_) => {
-                self.ctx.metrics.acked(&self.config.name, 1);
-                if let Ok(mut attempts) = self.attempts.lock() {
-                    attempts.remove(uuid);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(source = %self.config.name, uuid, error = %e, "acknowledgement failed; poller_sent will retry")
-            }
-        }
-        WebhookOutcome::Committed
+    async fn settle(self: Arc<Self>, page: Vec<Item>) -> PageReport {
+        self.source.settle(page).await
     }
+}
+
+/// Waits for a webhook's settlement.
+pub async fn webhook_outcome(waiter: Waiter) -> WebhookOutcome {
+    settlement(waiter).await.into()
 }
 
 /// The readiness name of a poller.

@@ -1,0 +1,228 @@
+//! The source runtime every source is built on, so the delivery rules live once:
+//!
+//! - a poll loop with several pages in flight ([`poll_loop`]): it keeps reading while earlier
+//!   pages are being published, up to a window; it reads again at once only after a full page
+//!   that brought new work, and backs off (Retry-After clamped) after failed reads and failed
+//!   or refused acknowledgements;
+//! - acknowledgements that follow commits ([`acker`]): batched, coalesced, retried;
+//! - the in-flight [`ledger`]: nothing is processed twice at once, webhooks wait for a
+//!   notification already in flight, attempt counts are bounded.
+//!
+//! On stop the loop reads no more pages; the pages already read finish publishing and
+//! acknowledge what the broker confirmed.
+
+pub mod acker;
+pub mod ledger;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use super::{SourceContext, pause};
+use crate::http::backoff::Backoff;
+
+/// A failed upstream call (transport, 429/5xx, refusal, unexpected answer).
+#[derive(Debug, Clone)]
+pub struct UpstreamFailure {
+    pub detail: String,
+    /// The server's Retry-After, if it sent one (clamped by the backoff).
+    pub retry_after: Option<Duration>,
+    /// The answer was not what the provider documents (counted as a processing failure).
+    pub malformed: bool,
+}
+
+impl UpstreamFailure {
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self { detail: detail.into(), retry_after: None, malformed: false }
+    }
+}
+
+/// One read of a provider queue or sweep.
+pub struct Polled<P> {
+    /// The work claimed by this read (what others have in flight is left out).
+    pub page: P,
+    /// Items the provider returned.
+    pub read: usize,
+    /// Items claimed for this page: new work. A full page with none is no progress.
+    pub claimed: usize,
+}
+
+/// What became of a page once it was published and acknowledged.
+#[derive(Debug, Default)]
+pub struct PageReport {
+    /// Items acknowledged upstream.
+    pub acked: usize,
+    /// The acknowledgement failed or was refused for everything: back off before reading on.
+    pub ack_failure: Option<UpstreamFailure>,
+}
+
+/// A provider endpoint read page by page: a queue (RippleNet NEW, Checkout receive) or a
+/// sweep (RippleNet SENT).
+pub trait PageReader: Send + Sync + 'static {
+    type Page: Send + 'static;
+    /// Reads one page and claims its items in the ledger.
+    fn read(&self) -> impl Future<Output = Result<Polled<Self::Page>, UpstreamFailure>> + Send;
+    /// Publishes a claimed page and acknowledges what the broker confirmed.
+    fn settle(self: Arc<Self>, page: Self::Page) -> impl Future<Output = PageReport> + Send;
+}
+
+/// How one poll loop runs.
+#[derive(Clone, Debug)]
+pub struct LoopSettings {
+    /// The source name (metrics, logs).
+    pub source: String,
+    /// The readiness name of this loop.
+    pub health_name: String,
+    /// Wait between reads when there is no backlog.
+    pub interval: Duration,
+    /// A read that returns this many items is full (a backlog).
+    pub page_size: usize,
+    /// Most pages being published at once.
+    pub window: usize,
+    pub backoff_max: Duration,
+}
+
+/// Lets webhooks ask a queue loop for an early read and learn when it happened.
+#[derive(Debug)]
+pub struct PollSignals {
+    wake: Notify,
+    reads: watch::Sender<u64>,
+}
+
+impl Default for PollSignals {
+    fn default() -> Self {
+        Self { wake: Notify::new(), reads: watch::channel(0).0 }
+    }
+}
+
+impl PollSignals {
+    /// Asks the loop to read now instead of waiting for its interval.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Reads completed so far (their items claimed).
+    pub fn reads(&self) -> watch::Receiver<u64> {
+        self.reads.subscribe()
+    }
+}
+
+/// Backoff state of a loop: read failures and acknowledgement failures both count.
+struct Pace {
+    backoff: Backoff,
+    /// The last page's acknowledgement failed: wait a backoff step before each read until a
+    /// page acknowledges again.
+    acks_failing: bool,
+}
+
+impl Pace {
+    fn absorb(&mut self, report: Result<PageReport, tokio::task::JoinError>, source: &str) {
+        let report = match report {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::error!(source, error = %e, "a page task failed");
+                return;
+            }
+        };
+        match report.ack_failure {
+            Some(failure) => {
+                if !self.acks_failing {
+                    tracing::warn!(source, error = %failure.detail, "acknowledgements failing; reading backs off");
+                }
+                self.acks_failing = true;
+            }
+            None => self.acks_failing = false,
+        }
+    }
+}
+
+/// Reads pages from `reader` until `ctx.stop`, with up to `settings.window` pages being
+/// published at once, then lets the pages already read finish (publish and acknowledge).
+pub async fn poll_loop<R: PageReader>(
+    reader: Arc<R>,
+    settings: LoopSettings,
+    ctx: SourceContext,
+    signals: Option<Arc<PollSignals>>,
+) {
+    let stop = ctx.stop.clone();
+    let source = settings.source.as_str();
+    let mut pace = Pace { backoff: Backoff::new(settings.backoff_max), acks_failing: false };
+    let mut pages: JoinSet<PageReport> = JoinSet::new();
+    'reading: while !stop.is_cancelled() {
+        while let Some(done) = pages.try_join_next() {
+            pace.absorb(done, source);
+        }
+        while pages.len() >= settings.window.max(1) {
+            tokio::select! {
+                _ = stop.cancelled() => break 'reading,
+                Some(done) = pages.join_next() => pace.absorb(done, source),
+            }
+        }
+        if pace.acks_failing {
+            let wait = pace.backoff.next(None);
+            tracing::debug!(source, loop_name = %settings.health_name, wait_ms = wait.as_millis() as u64, "acknowledgements failing; waiting before the next read");
+            if pause(&stop, wait).await {
+                break;
+            }
+            while let Some(done) = pages.try_join_next() {
+                pace.absorb(done, source);
+            }
+        }
+        match reader.read().await {
+            Ok(polled) => {
+                ctx.health.polled(&settings.health_name);
+                ctx.metrics.polled(source);
+                if !pace.acks_failing {
+                    pace.backoff.reset();
+                }
+                let progress = polled.claimed > 0;
+                let full = polled.read >= settings.page_size;
+                if progress {
+                    tracing::debug!(source, loop_name = %settings.health_name, read = polled.read, claimed = polled.claimed, in_flight = pages.len(), "page read");
+                    pages.spawn(reader.clone().settle(polled.page));
+                }
+                if let Some(signals) = &signals {
+                    signals.reads.send_modify(|n| *n += 1);
+                }
+                // A full page that brought new work means a backlog: read on at once.
+                if full && progress {
+                    continue;
+                }
+                let woken = signals.as_ref().map(|s| &s.wake);
+                if idle(&stop, settings.interval, woken).await {
+                    break;
+                }
+            }
+            Err(failure) => {
+                if failure.malformed {
+                    ctx.metrics.processing_failure(source);
+                }
+                let wait = pace.backoff.next(failure.retry_after);
+                tracing::warn!(source, loop_name = %settings.health_name, error = %failure.detail, wait_ms = wait.as_millis() as u64, "read failed");
+                if pause(&stop, wait).await {
+                    break;
+                }
+            }
+        }
+    }
+    // Stopping: the pages already read finish publishing and acknowledge what was confirmed.
+    while let Some(done) = pages.join_next().await {
+        pace.absorb(done, source);
+    }
+    tracing::debug!(source, loop_name = %settings.health_name, "poll loop stopped");
+}
+
+/// Waits `interval`, or until woken or stopped. True when stopped.
+async fn idle(stop: &tokio_util::sync::CancellationToken, interval: Duration, woken: Option<&Notify>) -> bool {
+    match woken {
+        Some(notify) => tokio::select! {
+            _ = stop.cancelled() => true,
+            _ = tokio::time::sleep(interval) => stop.is_cancelled(),
+            _ = notify.notified() => stop.is_cancelled(),
+        },
+        None => pause(stop, interval).await,
+    }
+}
