@@ -21,6 +21,8 @@ use crate::{RunError, admin, intake};
 
 /// How often the broker's metadata is checked for /readyz.
 const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the producers are asked for a fatal error besides after each error event.
+const FATAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait between start-up attempts while the brokers are unreachable.
 const STARTUP_RETRY_MAX: Duration = Duration::from_secs(30);
 
@@ -75,12 +77,16 @@ impl Bridge {
         }
         health.broker_reachable();
         let checker = tokio::spawn(check_broker(sink.clone(), health.clone(), stop_background.clone()));
-        let fatal = sink.fatal_watch().clone();
-        let (fatal_health, fatal_metrics) = (health.clone(), metrics.clone());
+        let (fatal_sink, fatal_health, fatal_metrics) = (sink.clone(), health.clone(), metrics.clone());
+        let fatal_stop = stop_background.clone();
         tokio::spawn(async move {
-            let reason = fatal.fatal().await;
-            fatal_health.set_fatal(&reason);
-            fatal_metrics.producer_fatal();
+            tokio::select! {
+                reason = fatal_sink.watch_fatal(FATAL_CHECK_INTERVAL) => {
+                    fatal_health.set_fatal(&reason);
+                    fatal_metrics.producer_fatal();
+                }
+                _ = fatal_stop.cancelled() => {}
+            }
         });
 
         let stop_sources = CancellationToken::new();

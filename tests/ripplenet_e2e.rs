@@ -6,97 +6,11 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use paybridge::event::{UpstreamIdentity, event_id};
-use paybridge::sandbox::Scenario;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::Record;
 use support::process::{Paybridge, eventually};
-use support::sandbox::Sandbox;
-use support::{Broker, Record};
-
-const ACCOUNT: &str = "acme";
-
-struct Setup {
-    broker: Broker,
-    sandbox: Sandbox,
-    topic: String,
-    dlq: String,
-}
-
-async fn setup() -> Setup {
-    let broker = Broker::start();
-    let topic = broker.new_topic("rn-events", 3);
-    let dlq = broker.new_topic("rn-dlq", 1);
-    let sandbox = Sandbox::start(Scenario::default()).await;
-    Setup { broker, sandbox, topic, dlq }
-}
-
-/// A config for `paybridge run` against the setup; `source_extra` is appended to the source.
-fn config(s: &Setup, source_extra: &str) -> String {
-    format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-topic = "{topic}"
-dlq_topic = "{dlq}"
-delivery_timeout = "5s"
-metadata_timeout = "3s"
-
-[admin]
-listen = "127.0.0.1:{{admin}}"
-
-[intake]
-listen = "127.0.0.1:{{intake}}"
-
-[shutdown]
-timeout = "5s"
-
-[[sources]]
-kind = "ripplenet"
-name = "rn"
-account = "{ACCOUNT}"
-base_url = "{base}"
-ack_batch_size = 40
-max_attempts = 3
-{source_extra}
-
-[sources.auth]
-token_url = "{base}/oauth/token"
-client_id = "sandbox-client"
-client_secret = "${{RN_SECRET:-sandbox-secret}}"
-audience = "urn:ripplenet:sandbox"
-"#,
-        bootstrap = s.broker.bootstrap(),
-        topic = s.topic,
-        dlq = s.dlq,
-        base = s.sandbox.url(""),
-    )
-}
-
-const FAST: &str =
-    "new_interval = \"200ms\"\nsent_interval = \"500ms\"\nsent_delay = \"0s\"\npage_size = 100\nbackoff_max = \"1s\"";
-
-async fn stats(sb: &Sandbox) -> Value {
-    sb.stats().await
-}
-
-async fn acked(sb: &Sandbox) -> u64 {
-    stats(sb).await["ACK"].as_u64().unwrap_or(0)
-}
-
-/// Every record of `topic` (duplicates included: at-least-once may publish an id twice).
-async fn read(broker: Broker, topic: String, _at_least: usize) -> (Broker, Vec<Record>) {
-    tokio::task::spawn_blocking(move || {
-        let records = broker.read_to_end(&topic, Duration::from_secs(30));
-        (broker, records)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn id_of(uuid: &str) -> String {
-    event_id(ACCOUNT, &UpstreamIdentity::RipplenetNotification(uuid.to_owned())).to_string()
-}
+use support::ripplenet::{ACCOUNT, FAST, acked, config, id_of, read, requests, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_notifications_go_new_to_kafka_to_ack_and_no_ack_precedes_its_commit() {
@@ -115,7 +29,7 @@ async fn a_thousand_notifications_go_new_to_kafka_to_ack_and_no_ack_precedes_its
     }
 
     let acks = s.sandbox.ledger("kind=ack&provider=ripplenet").await;
-    let (_broker, records) = read(s.broker, s.topic.clone(), 1000).await;
+    let (_broker, records) = read(s.broker, s.topic.clone()).await;
     // Every uuid's event id is in Kafka; remember when each was first written.
     let mut written: HashMap<String, i64> = HashMap::new();
     for r in &records {
@@ -156,7 +70,7 @@ async fn with_the_broker_down_at_start_nothing_is_acked_until_it_returns() {
         acked(&s.sandbox).await == 50
     })
     .await;
-    let (_broker, records) = read(s.broker, s.topic.clone(), 50).await;
+    let (_broker, records) = read(s.broker, s.topic.clone()).await;
     let ids: HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
     for uuid in &created {
         assert!(ids.contains(id_of(uuid).as_str()));
@@ -179,7 +93,7 @@ async fn lost_new_poll_responses_are_recovered_by_the_sent_sweeper() {
     assert!(lost.iter().filter(|e| e["endpoint"] == "ripplenet.poll_new" && e["status"] == 0).count() >= 2);
     let sweeps = lost.iter().filter(|e| e["endpoint"] == "ripplenet.poll_sent" && e["status"] == 200).count();
     assert!(sweeps >= 1);
-    let (_broker, records) = read(s.broker, s.topic.clone(), 30).await;
+    let (_broker, records) = read(s.broker, s.topic.clone()).await;
     let ids: HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
     for uuid in &created {
         assert!(ids.contains(id_of(uuid).as_str()), "{uuid} missing from Kafka");
@@ -200,7 +114,7 @@ async fn a_poison_notification_goes_to_the_dlq_after_max_attempts_then_is_acked(
     })
     .await;
 
-    let (broker, dead) = read(s.broker, s.dlq.clone(), 1).await;
+    let (broker, dead) = read(s.broker, s.dlq.clone()).await;
     assert_eq!(dead.len(), 1);
     let record = &dead[0];
     assert_eq!(record.key.as_deref(), Some(format!("ripplenet/{ACCOUNT}/{uuid}").as_str()));
@@ -211,7 +125,7 @@ async fn a_poison_notification_goes_to_the_dlq_after_max_attempts_then_is_acked(
     let polls_of_poison =
         s.sandbox.ledger("kind=ack&provider=ripplenet").await.iter().filter(|a| a["id"] == uuid.as_str()).count();
     assert_eq!(polls_of_poison, 1);
-    let (_broker, events) = read(broker, s.topic.clone(), 5).await;
+    let (_broker, events) = read(broker, s.topic.clone()).await;
     let unique: HashSet<&str> = events.iter().filter_map(|r| r.header("ce_id")).collect();
     assert_eq!(unique.len(), 5, "the good ones are published normally");
 }
@@ -226,27 +140,33 @@ async fn webhooks_answer_200_only_after_commit_dedupe_and_503_while_the_broker_i
     ));
     let hook = format!("{}/hooks/rn", bridge.intake());
     let http = reqwest::Client::new();
-    let created = s.sandbox.create(2).await;
+    let created = s.sandbox.create(1).await;
 
-    // Two concurrent duplicates of one webhook: both 200, one event.
+    // Two concurrent duplicates of one webhook: both 200, one event, then one acknowledgement.
     let post = |id: &str| http.post(&hook).json(&json!({"msg_id": id})).send();
     let (a, b) = tokio::join!(post(&created[0]), post(&created[0]));
     assert_eq!(a.map(|r| r.status()).ok(), Some(StatusCode::OK));
     assert_eq!(b.map(|r| r.status()).ok(), Some(StatusCode::OK));
-    let stats_now = stats(&s.sandbox).await;
-    assert_eq!(stats_now["ACK"], 1, "acknowledged before the 200");
-    let (broker, records) = read(s.broker, s.topic.clone(), 2).await;
+    eventually("the webhook's notification acknowledged", Duration::from_secs(5), || async {
+        acked(&s.sandbox).await == 1
+    })
+    .await;
+    let (broker, records) = read(s.broker, s.topic.clone()).await;
     s.broker = broker;
     let mine: Vec<&Record> =
         records.iter().filter(|r| r.header("ce_id") == Some(id_of(&created[0]).as_str())).collect();
     assert_eq!(mine.len(), 1, "committed before the 200, once");
+    // A late duplicate of a committed webhook costs nothing upstream.
+    let calls_before = s.sandbox.ledger("kind=request&provider=ripplenet").await.len();
+    assert_eq!(post(&created[0]).await.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    assert_eq!(s.sandbox.ledger("kind=request&provider=ripplenet").await.len(), calls_before);
 
     // Malformed bodies and unknown ids.
     for bad in ["{}", "not json", "{\"msg_id\": \"nope\"}"] {
         let r = http.post(&hook).header("content-type", "application/json").body(bad).send().await;
         assert_eq!(r.map(|r| r.status()).ok(), Some(StatusCode::BAD_REQUEST), "{bad}");
     }
-    let big = format!("{{\"msg_id\": \"{}\", \"pad\": \"{}\"}}", created[1], "x".repeat(5000));
+    let big = format!("{{\"msg_id\": \"{}\", \"pad\": \"{}\"}}", created[0], "x".repeat(5000));
     let r = http.post(&hook).header("content-type", "application/json").body(big).send().await;
     assert_eq!(r.map(|r| r.status()).ok(), Some(StatusCode::PAYLOAD_TOO_LARGE));
     let metrics =
@@ -260,12 +180,14 @@ async fn webhooks_answer_200_only_after_commit_dedupe_and_503_while_the_broker_i
     assert_eq!(r.json::<Value>().await.unwrap_or_default()["status"], "unknown msg_id");
 
     // Broker down: 503 within the commit timeout, nothing acked.
+    let created = s.sandbox.create(1).await;
     s.broker.stop();
     let started = std::time::Instant::now();
-    let r = post(&created[1]).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = post(&created[0]).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(stats(&s.sandbox).await["ACK"], 1);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(s.sandbox.stats().await["ACK"], 1, "nothing acknowledged after the delivery timeout either");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,18 +215,6 @@ async fn without_backlog_polls_are_never_closer_than_the_intervals() {
         }
     }
     assert_eq!(acked(&s.sandbox).await, 3);
-}
-
-async fn requests(sb: &Sandbox, endpoint: &str) -> Vec<(i64, u64)> {
-    sb.ledger("kind=request&provider=ripplenet")
-        .await
-        .iter()
-        .filter(|e| e["endpoint"] == endpoint)
-        .filter_map(|e| {
-            let at = chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok()?;
-            Some((at.timestamp_millis(), e["status"].as_u64().unwrap_or(0)))
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,6 +52,10 @@ impl DlqWriter {
         await_delivery(delivery, deadline).await.map(|_| ())
     }
 
+    pub fn fatal_error(&self) -> Option<(rdkafka::error::RDKafkaErrorCode, String)> {
+        self.producer.client().fatal_error()
+    }
+
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.flush(timeout)
     }

@@ -136,6 +136,26 @@ impl KafkaSink {
         &self.fatal
     }
 
+    /// A fatal error of the event or the DLQ producer, as librdkafka holds it.
+    pub fn fatal_error(&self) -> Option<String> {
+        let fatal = self.producer.client().fatal_error().or_else(|| self.dlq.fatal_error())?;
+        Some(format!("fatal Kafka producer error ({:?}): {}", fatal.0, fatal.1))
+    }
+
+    /// Watches for fatal producer errors until one happens; then latches it in the
+    /// [`FatalWatch`] and returns its reason. Checks after every librdkafka error event, and
+    /// every `every` in case one was missed.
+    pub async fn watch_fatal(&self, every: Duration) -> String {
+        loop {
+            if let Some(reason) = self.fatal_error() {
+                tracing::error!(%reason, "nothing more can be published");
+                self.fatal.latch(reason.clone());
+                return reason;
+            }
+            let _ = tokio::time::timeout(every, self.fatal.poked()).await;
+        }
+    }
+
     /// Raises a fatal error in the event producer as librdkafka would (its test hook), so
     /// tests can prove that a fatal error fails readiness and stops the process.
     #[doc(hidden)]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod ripplenet;
 pub mod sandbox;
 
 use std::net::TcpListener;

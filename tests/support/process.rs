@@ -90,6 +90,11 @@ impl Paybridge {
         format!("http://127.0.0.1:{}", self.intake_port)
     }
 
+    /// The process id (for /proc readings such as peak RSS).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and waits (at most 30 s) for the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
