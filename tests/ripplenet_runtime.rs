@@ -14,11 +14,13 @@ use support::ripplenet::{acked, acked_uuids, clear_faults, config, fault, id_of,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_whose_fetch_fails_is_never_acknowledged_while_nothing_of_it_is_in_kafka() {
     let s = setup().await;
-    let bridge = Paybridge::start(&config(
+    let text = config(
         &s,
-        "new_interval = \"1h\"\nsent_interval = \"1h\"\nsent_delay = \"10m\"\nmax_attempts = 1\n\
+        "new_interval = \"1h\"\nsent_interval = \"1h\"\nsent_delay = \"10m\"\n\
          [sources.webhook]\nenabled = true\npath = \"/hooks/rn\"\ncommit_timeout = \"2s\"",
-    ));
+    );
+    // max_attempts = 1: before the fix, one failed fetch put a placeholder in the DLQ and acked.
+    let bridge = Paybridge::start(&text.replace("max_attempts = 3", "max_attempts = 1"));
     let created = s.sandbox.create(1).await;
     // Read it as a lost NEW poll would: it is SENT now, so only a fetch by id can bring it.
     let token = s.sandbox.token().await;

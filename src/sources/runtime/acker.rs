@@ -113,41 +113,54 @@ async fn run<C: AckCalls>(
 ) {
     let batch = settings.batch_size.max(1);
     let mut backoff = Backoff::new(settings.backoff_max);
-    // Requests whose call failed, oldest first; they go before new ones.
+    // Requests whose call failed, oldest first; they go before new ones after the pause.
     let mut retry: VecDeque<Request> = VecDeque::new();
     let mut queued: VecDeque<Request> = VecDeque::new();
     let mut running: JoinSet<(Call, Result<AckReply, UpstreamFailure>)> = JoinSet::new();
+    // After a failed call: no calls until then; new requests are told at once and kept.
+    let mut paused: Option<(tokio::time::Instant, UpstreamFailure)> = None;
     let mut open = true;
     let mut last_try_done = false;
     loop {
-        // Take what arrived without waiting; linger briefly when a call would not be full.
         while let Ok(request) = rx.try_recv() {
             queued.push_back(request);
         }
-        let pending = retry.iter().chain(queued.iter()).map(|r| r.claims.len()).sum::<usize>();
-        if open && pending > 0 && pending < batch && running.is_empty() {
-            tokio::time::sleep(LINGER).await;
-            while let Ok(request) = rx.try_recv() {
-                queued.push_back(request);
-            }
-        }
         let stopping = stop.is_cancelled();
-        if stopping && !retry.is_empty() && !last_try_done {
+        if stopping && !last_try_done {
             // One more try of what failed before, without waiting for the backoff.
             last_try_done = true;
-            queued.extend(retry.drain(..));
+            paused = None;
+            queued = retry.drain(..).chain(queued.drain(..)).collect();
         }
-        while running.len() < CONCURRENT_CALLS {
-            let Some(call) = next_call(&mut queued, batch) else { break };
-            let calls = calls.clone();
-            running.spawn(async move {
-                let result = calls.ack(call.ids()).await;
-                (call, result)
-            });
+        if let Some((_, failure)) = &paused {
+            for mut request in queued.drain(..) {
+                if let Some(report) = request.report.take() {
+                    let _ = report.send(AckReport::Failed(failure.clone()));
+                }
+                retry.push_back(request);
+            }
+        } else {
+            // Linger briefly when a call would not be full and none is in flight.
+            let pending = queued.iter().map(|r| r.claims.len()).sum::<usize>();
+            if open && pending > 0 && pending < batch && running.is_empty() {
+                tokio::time::sleep(LINGER).await;
+                while let Ok(request) = rx.try_recv() {
+                    queued.push_back(request);
+                }
+            }
+            while running.len() < CONCURRENT_CALLS {
+                let Some(call) = next_call(&mut queued, batch) else { break };
+                let calls = calls.clone();
+                running.spawn(async move {
+                    let result = calls.ack(call.ids()).await;
+                    (call, result)
+                });
+            }
         }
         if !open && running.is_empty() && queued.is_empty() && (retry.is_empty() || stopping) {
             break;
         }
+        let resume_at = paused.as_ref().map(|(at, _)| *at);
         tokio::select! {
             request = rx.recv(), if open => match request {
                 Some(request) => queued.push_back(request),
@@ -171,17 +184,15 @@ async fn run<C: AckCalls>(
                             }
                             retry.push_back(request);
                         }
-                        // Wait out the backoff (new requests queue meanwhile). When stopping,
-                        // what failed stays in `retry` for the one last try.
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = stop.cancelled() => {}
-                        }
                         if !stop.is_cancelled() {
-                            queued = retry.drain(..).chain(queued.drain(..)).collect();
+                            paused = Some((tokio::time::Instant::now() + wait, failure));
                         }
                     }
                 }
+            },
+            _ = sleep_until(resume_at), if resume_at.is_some() => {
+                paused = None;
+                queued = retry.drain(..).chain(queued.drain(..)).collect();
             },
             _ = stop.cancelled(), if !stopping => {}
         }
@@ -189,6 +200,13 @@ async fn run<C: AckCalls>(
     let left: usize = retry.iter().chain(queued.iter()).map(|r| r.claims.len()).sum();
     if left > 0 {
         tracing::warn!(source = %settings.source, notifications = left, "stopping with unacknowledged notifications; their events are in Kafka and the provider delivers them again");
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
