@@ -338,6 +338,10 @@ impl PageReader for Reader {
     async fn settle(self: Arc<Self>, page: Vec<Item>) -> PageReport {
         self.source.settle(page).await
     }
+
+    fn acks_failing(&self) -> bool {
+        self.source.acker.failing()
+    }
 }
 
 /// Waits for a webhook's settlement.

@@ -53,6 +53,7 @@ struct Request {
 #[derive(Clone)]
 pub struct Acker {
     tx: mpsc::UnboundedSender<Request>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Settings of one source's acker.
@@ -74,8 +75,15 @@ impl Acker {
         stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(calls, settings, metrics, rx, stop));
-        (Self { tx }, task)
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn(run(calls, settings, metrics, rx, stop, failing.clone()));
+        (Self { tx, failing }, task)
+    }
+
+    /// True while acknowledgements fail (the acker is backing off): every poller of the
+    /// source backs off too, since what it reads could not be acknowledged either.
+    pub fn failing(&self) -> bool {
+        self.failing.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Hands settled claims over for acknowledgement; resolves with the report of the first
@@ -110,6 +118,7 @@ async fn run<C: AckCalls>(
     metrics: Arc<Metrics>,
     mut rx: mpsc::UnboundedReceiver<Request>,
     stop: CancellationToken,
+    failing: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let batch = settings.batch_size.max(1);
     let mut backoff = Backoff::new(settings.backoff_max);
@@ -171,6 +180,7 @@ async fn run<C: AckCalls>(
                 match result {
                     Ok(reply) => {
                         backoff.reset();
+                        failing.store(false, std::sync::atomic::Ordering::Relaxed);
                         finish(call, &reply, &settings.source, &metrics);
                     }
                     Err(failure) => {
@@ -184,6 +194,7 @@ async fn run<C: AckCalls>(
                             }
                             retry.push_back(request);
                         }
+                        failing.store(true, std::sync::atomic::Ordering::Relaxed);
                         if !stop.is_cancelled() {
                             paused = Some((tokio::time::Instant::now() + wait, failure));
                         }

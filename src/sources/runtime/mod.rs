@@ -67,6 +67,10 @@ pub trait PageReader: Send + Sync + 'static {
     fn read(&self) -> impl Future<Output = Result<Polled<Self::Page>, UpstreamFailure>> + Send;
     /// Publishes a claimed page and acknowledges what the broker confirmed.
     fn settle(self: Arc<Self>, page: Self::Page) -> impl Future<Output = PageReport> + Send;
+    /// True while the source's acknowledgements fail: the loop backs off before reading.
+    fn acks_failing(&self) -> bool {
+        false
+    }
 }
 
 /// How one poll loop runs.
@@ -161,7 +165,7 @@ pub async fn poll_loop<R: PageReader>(
                 Some(done) = pages.join_next() => pace.absorb(done, source),
             }
         }
-        if pace.acks_failing {
+        if pace.acks_failing || reader.acks_failing() {
             let wait = pace.backoff.next(None);
             tracing::debug!(source, loop_name = %settings.health_name, wait_ms = wait.as_millis() as u64, "acknowledgements failing; waiting before the next read");
             if pause(&stop, wait).await {
@@ -175,7 +179,7 @@ pub async fn poll_loop<R: PageReader>(
             Ok(polled) => {
                 ctx.health.polled(&settings.health_name);
                 ctx.metrics.polled(source);
-                if !pace.acks_failing {
+                if !pace.acks_failing && !reader.acks_failing() {
                     pace.backoff.reset();
                 }
                 let progress = polled.claimed > 0;
