@@ -264,13 +264,13 @@ impl Ripplenet {
         if self.ledger.recently_committed(&uuid) {
             return Err(WebhookOutcome::Committed);
         }
-        if self.ledger.is_held(&uuid) {
-            return Ok(self.ledger.want(&uuid));
+        let (waiter, held) = self.ledger.want(&uuid);
+        if !held {
+            // Nobody works it: ask poller_new for a read first (when many webhooks arrive, one
+            // read serves them), then fetch by id what it did not bring.
+            let me = self.clone();
+            tokio::spawn(async move { me.fetch_for_webhook(uuid).await });
         }
-        // Ask poller_new for a read first: when many webhooks arrive, one read serves them.
-        let waiter = self.ledger.want(&uuid);
-        let me = self.clone();
-        tokio::spawn(async move { me.fetch_for_webhook(uuid).await });
         Ok(waiter)
     }
 

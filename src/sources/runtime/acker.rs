@@ -142,12 +142,7 @@ async fn run<C: AckCalls>(
             queued = retry.drain(..).chain(queued.drain(..)).collect();
         }
         if let Some((_, failure)) = &paused {
-            for mut request in queued.drain(..) {
-                if let Some(report) = request.report.take() {
-                    let _ = report.send(AckReport::Failed(failure.clone()));
-                }
-                retry.push_back(request);
-            }
+            keep_failed(queued.drain(..), failure, &mut retry);
         } else {
             // Linger briefly when a call would not be full and none is in flight.
             let pending = queued.iter().map(|r| r.claims.len()).sum::<usize>();
@@ -188,12 +183,7 @@ async fn run<C: AckCalls>(
                         metrics.ack_failed(&settings.source, ids);
                         let wait = backoff.next(failure.retry_after);
                         tracing::warn!(source = %settings.source, error = %failure.detail, ids, wait_ms = wait.as_millis() as u64, "acknowledgement failed; kept and retried after the backoff");
-                        for mut request in call.requests {
-                            if let Some(report) = request.report.take() {
-                                let _ = report.send(AckReport::Failed(failure.clone()));
-                            }
-                            retry.push_back(request);
-                        }
+                        keep_failed(call.requests.into_iter(), &failure, &mut retry);
                         failing.store(true, std::sync::atomic::Ordering::Relaxed);
                         if !stop.is_cancelled() {
                             paused = Some((tokio::time::Instant::now() + wait, failure));
@@ -211,6 +201,16 @@ async fn run<C: AckCalls>(
     let left: usize = retry.iter().chain(queued.iter()).map(|r| r.claims.len()).sum();
     if left > 0 {
         tracing::warn!(source = %settings.source, notifications = left, "stopping with unacknowledged notifications; their events are in Kafka and the provider delivers them again");
+    }
+}
+
+/// Tells each request (once) that its call failed and keeps it for the retry.
+fn keep_failed(requests: impl Iterator<Item = Request>, failure: &UpstreamFailure, retry: &mut VecDeque<Request>) {
+    for mut request in requests {
+        if let Some(report) = request.report.take() {
+            let _ = report.send(AckReport::Failed(failure.clone()));
+        }
+        retry.push_back(request);
     }
 }
 

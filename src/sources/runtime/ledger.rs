@@ -153,18 +153,15 @@ impl Ledger {
     /// Watches `id` without claiming it: whoever claims it next (a queue read, say)
     /// settles it for this waiter too. The waiter must claim it itself if nobody does
     /// ([`Ledger::claim`] takes a wanted entry over), so no wanted entry is left behind.
-    pub fn want(&self, id: &str) -> Waiter {
+    /// Also says, under the same lock, whether somebody holds it now (then its holder
+    /// settles it; otherwise the caller must make sure somebody claims it).
+    pub fn want(&self, id: &str) -> (Waiter, bool) {
         let mut inner = self.lock();
         let entry = inner
             .in_flight
             .entry(id.to_owned())
             .or_insert_with(|| Entry { held: false, settlement: watch::channel(None).0 });
-        entry.settlement.subscribe()
-    }
-
-    /// Whether `id` is held by somebody right now.
-    pub fn is_held(&self, id: &str) -> bool {
-        self.lock().in_flight.get(id).is_some_and(|e| e.held)
+        (entry.settlement.subscribe(), entry.held)
     }
 
     /// Whether `id`'s event was committed recently (a late duplicate webhook needs no work).
@@ -222,7 +219,7 @@ impl Claim {
 
     /// A waiter on this claim's own settlement.
     pub fn waiter(&self) -> Waiter {
-        self.ledger.want(&self.id)
+        self.ledger.want(&self.id).0
     }
 
     fn release(&mut self, settlement: Settlement) {
@@ -311,10 +308,10 @@ mod tests {
     #[tokio::test]
     async fn a_wanted_notification_is_settled_by_whoever_claims_it() {
         let l = ledger();
-        let waiter = l.want("a");
-        assert!(!l.is_held("a"));
+        let (waiter, held) = l.want("a");
+        assert!(!held);
         let mut claim = l.claim("a").unwrap_or_else(|_| panic!("a wanted entry can be claimed"));
-        assert!(l.is_held("a"));
+        assert!(l.want("a").1, "held now");
         claim.committed();
         assert_eq!(settlement(waiter).await, Settlement::Committed);
         let mine = l.claim("b").unwrap_or_else(|_| panic!("free"));
