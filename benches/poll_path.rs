@@ -18,7 +18,7 @@ use paybridge::sink::kafka::EventRecord;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 use support::process::Paybridge;
-use support::ripplenet::{Setup, config, setup};
+use support::ripplenet::{Setup, config, requests, setup};
 
 const CALLERS: usize = 32;
 
@@ -33,6 +33,58 @@ fn peak_rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 
+/// CPU seconds (user + system) a process has used so far; 0 when it is gone.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the last ')'.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; 100 Hz.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds used by the broker, paybridge and this process (sandbox, load generator).
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    broker: f64,
+    bridge: f64,
+    bench: f64,
+}
+
+impl Cpu {
+    fn now(broker: Option<u32>, bridge: Option<u32>) -> Self {
+        Cpu {
+            broker: broker.map(cpu_seconds).unwrap_or_default(),
+            bridge: bridge.map(cpu_seconds).unwrap_or_default(),
+            bench: cpu_seconds(std::process::id()),
+        }
+    }
+
+    /// CPU milliseconds per 1,000 events since `start`, by process.
+    fn per_thousand(self, start: Cpu, events: usize) -> String {
+        let k = events as f64 / 1000.0;
+        format!(
+            "broker {:.0} ms, paybridge {:.0} ms, sandbox+bench {:.0} ms",
+            (self.broker - start.broker) * 1e3 / k,
+            (self.bridge - start.bridge) * 1e3 / k,
+            (self.bench - start.bench) * 1e3 / k
+        )
+    }
+}
+
+/// With `PAYBRIDGE_BENCH_PERF=FILE`, records a `perf` profile of paybridge while it drains
+/// the poll-path backlog (`perf report -i FILE` reads it).
+fn profile(pid: u32) -> Option<std::process::Child> {
+    let out = std::env::var("PAYBRIDGE_BENCH_PERF").ok()?;
+    let child = std::process::Command::new("perf")
+        .args(["record", "-F", "999", "-g", "-o", &out, "-p", &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    child.map_err(|e| eprintln!("perf: {e}")).ok()
+}
+
 /// An event record like the ones paybridge publishes for the sandbox's notifications.
 async fn sample_record(s: &Setup, uuid: &str) -> EventRecord {
     let token = s.sandbox.token().await;
@@ -44,7 +96,8 @@ async fn sample_record(s: &Setup, uuid: &str) -> EventRecord {
 
 /// The ceiling: N records of `sample`'s size through a raw idempotent acks=all producer,
 /// all in flight, then every delivery awaited. Records/s.
-async fn raw_producer(s: &Setup, topic: &str, sample: &EventRecord, n: usize) -> f64 {
+/// `in_flight`: max.in.flight.requests.per.connection (librdkafka's default is 5).
+async fn raw_producer(s: &Setup, topic: &str, sample: &EventRecord, n: usize, in_flight: u32) -> f64 {
     let producer: FutureProducer = s
         .broker
         .client_config()
@@ -52,8 +105,12 @@ async fn raw_producer(s: &Setup, topic: &str, sample: &EventRecord, n: usize) ->
         .set("enable.idempotence", "true")
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
+        .set("max.in.flight.requests.per.connection", in_flight.to_string())
         .create()
         .unwrap_or_else(|e| panic!("{e}"));
+    // Warm up: connect, learn the partition leaders and the producer id, outside the timing.
+    let warm = FutureRecord::to(topic).key(&sample.key).payload(&sample.value).headers(sample.owned_headers());
+    let _ = producer.send(warm, Duration::from_secs(30)).await;
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(n);
     for i in 0..n {
@@ -108,14 +165,29 @@ async fn main() {
     let s = setup().await;
     let created = s.sandbox.create(n).await;
     let sample = sample_record(&s, &created[0]).await;
-    let raw_topic = s.broker.new_topic("bench-raw", 3);
-    let ceiling = raw_producer(&s, &raw_topic, &sample, n).await;
+    let broker_pid = s.broker.pid();
+    // The ceiling with librdkafka's default in-flight limit (5) and with paybridge's (2).
+    let raw_default = raw_producer(&s, &s.broker.new_topic("bench-raw", 3), &sample, n, 5).await;
+    let cpu = Cpu::now(broker_pid, None);
+    let raw_two = raw_producer(&s, &s.broker.new_topic("bench-raw", 3), &sample, n, 2).await;
+    let ceiling_cpu = Cpu::now(broker_pid, None).per_thousand(cpu, n);
 
     // Poll path: defaults (page 100, ack batch 100, pages in flight 8), pollers every minute:
     // only "full page → read on" drains the backlog.
-    let bridge = Paybridge::start(&config(&s, "").replace("ack_batch_size = 40\n", ""));
-    let drained = wait_acked(&s, n as u64, Duration::from_secs(300)).await;
-    let poll_rate = n as f64 / drained.as_secs_f64();
+    let cpu = Cpu::now(broker_pid, None);
+    let bridge = Paybridge::start_default_log(&config(&s, "").replace("ack_batch_size = 40\n", ""));
+    let cpu = Cpu { bridge: cpu_seconds(bridge.pid()), ..cpu };
+    let profiler = profile(bridge.pid());
+    wait_acked(&s, n as u64, Duration::from_secs(300)).await;
+    let poll_cpu = Cpu::now(broker_pid, Some(bridge.pid())).per_thousand(cpu, n);
+    if let Some(mut perf) = profiler {
+        let _ = std::process::Command::new("kill").args(["-INT", &perf.id().to_string()]).status();
+        let _ = perf.wait();
+    }
+    // From the first NEW read to the last acknowledgement, as the sandbox saw them.
+    let first_read = requests(&s.sandbox, "ripplenet.poll_new").await.first().map(|r| r.0).unwrap_or_default();
+    let last_ack = requests(&s.sandbox, "ripplenet.ack_batch").await.last().map(|r| r.0).unwrap_or_default();
+    let poll_rate = n as f64 / ((last_ack - first_read).max(1) as f64 / 1e3);
     let poll_calls = calls(&s).await;
     let poll_rss = peak_rss_mib(bridge.pid());
     drop(bridge);
@@ -123,10 +195,11 @@ async fn main() {
     // Webhooks: a fresh backlog, pollers running, 32 callers.
     let before = calls(&s).await;
     let hooks = s.sandbox.create(n).await;
-    let mut bridge = Paybridge::start(
+    let mut bridge = Paybridge::start_default_log(
         &config(&s, "[sources.webhook]\nenabled = true\npath = \"/hooks/rn\"").replace("ack_batch_size = 40\n", ""),
     );
     let url = format!("{}/hooks/rn", bridge.intake());
+    let cpu = Cpu::now(broker_pid, Some(bridge.pid()));
     let queue = Arc::new(std::sync::Mutex::new(hooks.into_iter()));
     let http = reqwest::Client::new();
     let started = Instant::now();
@@ -159,6 +232,7 @@ async fn main() {
         }
     }
     let answered = started.elapsed();
+    let hook_cpu = Cpu::now(broker_pid, Some(bridge.pid())).per_thousand(cpu, n);
     let hook_rate = n as f64 / answered.as_secs_f64();
     latencies.sort();
     wait_acked(&s, 2 * n as u64, Duration::from_secs(120)).await;
@@ -166,6 +240,11 @@ async fn main() {
     let hook_calls = total(&after) - total(&before);
     let hook_rss = peak_rss_mib(bridge.pid());
     bridge.stop();
+    // The ceiling again (a broker that slowed down with a larger SQLite file shows); the
+    // ratios use the best of the four runs.
+    let raw_default_after = raw_producer(&s, &s.broker.new_topic("bench-raw", 3), &sample, n, 5).await;
+    let raw_two_after = raw_producer(&s, &s.broker.new_topic("bench-raw", 3), &sample, n, 2).await;
+    let ceiling = [raw_default, raw_two, raw_default_after, raw_two_after].into_iter().fold(0.0, f64::max);
 
     let ok = statuses.get(&200).copied().unwrap_or(0);
     println!("# Poll-path benchmark\n");
@@ -175,7 +254,9 @@ async fn main() {
     );
     println!("| scenario | events/s | × ceiling | upstream calls / event | peak RSS MiB |");
     println!("| --- | --- | --- | --- | --- |");
-    println!("| raw librdkafka producer (idempotent, acks=all): the ceiling | {ceiling:.0} | 1.00 | – | – |");
+    println!(
+        "| raw librdkafka producer (idempotent, acks=all): the ceiling, best of four runs | {ceiling:.0} | 1.00 | – | – |"
+    );
     println!(
         "| RippleNet poll path, backlog drained incl. acks | {poll_rate:.0} | {:.2} | {:.3} | {poll_rss:.1} |",
         poll_rate / ceiling,
@@ -191,6 +272,12 @@ async fn main() {
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         percentile(&latencies, 0.999)
+    );
+    println!(
+        "\nRaw producer runs (records/s): before the scenarios {raw_default:.0} with max.in.flight 5, {raw_two:.0} with 2; after them {raw_default_after:.0} and {raw_two_after:.0}."
+    );
+    println!(
+        "\nCPU per 1,000 events (2 cores = 2,000 ms per second): raw producer (in-flight 2): {ceiling_cpu}; poll path: {poll_cpu}; webhooks: {hook_cpu}."
     );
     let mut by_endpoint: Vec<_> = poll_calls.into_iter().collect();
     by_endpoint.sort();

@@ -156,3 +156,34 @@ async fn sigterm_with_pages_in_flight_acknowledges_what_was_confirmed() {
         assert!(ids.contains(id_of(&uuid).as_str()), "{uuid} acknowledged but not in Kafka");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_ignores_size_cannot_make_a_page_grow_and_the_rest_is_swept() {
+    let s = setup().await;
+    let created = s.sandbox.create(300).await;
+    // The next NEW poll answers all 300 (flipping them to SENT) although paybridge asks for 100.
+    fault(&s.sandbox, json!({"endpoint": "ripplenet.poll_new", "action": "ignore_size", "times": 1})).await;
+    let bridge = Paybridge::start(&config(
+        &s,
+        "new_interval = \"200ms\"\nsent_interval = \"300ms\"\nsent_delay = \"1m\"\npage_size = 100\nbackoff_max = \"1s\"",
+    ));
+    eventually("the first page acknowledged", Duration::from_secs(20), || async { acked(&s.sandbox).await == 100 })
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stats = s.sandbox.stats().await;
+    assert_eq!((stats["NEW"].as_u64(), stats["SENT"].as_u64(), stats["ACK"].as_u64()), (Some(0), Some(200), Some(100)));
+    let polls = requests(&s.sandbox, "ripplenet.poll_new").await;
+    assert_eq!(polls[0].1, 200, "the oversized page was answered");
+
+    // The 200 paybridge left unread are SENT: the sweeper takes them once sent_delay has passed.
+    assert_eq!(s.sandbox.control("/_sandbox/clock/advance", json!({"seconds": 120})).await, StatusCode::OK);
+    eventually("the rest swept and acknowledged", Duration::from_secs(20), || async { acked(&s.sandbox).await == 300 })
+        .await;
+    let (_broker, records) = read(s.broker, s.topic.clone()).await;
+    let ids: HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
+    for uuid in &created {
+        assert!(ids.contains(id_of(uuid).as_str()), "{uuid} missing");
+    }
+    assert_eq!(records.len(), 300, "each notification published once");
+    drop(bridge);
+}

@@ -22,6 +22,9 @@ pub enum FaultAction {
     /// Checkout receive with autoAck=true: the messages come back but are listed in
     /// `autoAckFailedMessages` and stay unacknowledged.
     AutoAckFailed,
+    /// RippleNet polls: answer up to `MAX_PAGE_SIZE` items whatever `size` asked for (a
+    /// provider that ignores the page size).
+    IgnoreSize,
 }
 
 /// A fault on one endpoint, for the next `times` requests (or all, when absent).
@@ -72,9 +75,10 @@ impl TryFrom<FaultRuleWire> for FaultRule {
             ("duplicate_webhook", None, None) => FaultAction::DuplicateWebhook,
             ("auto_ack_failed", None, None) => FaultAction::AutoAckFailed,
             ("ack_invalid", None, None) => FaultAction::AckInvalid,
+            ("ignore_size", None, None) => FaultAction::IgnoreSize,
             (other, _, _) => {
                 return Err(format!(
-                    "unknown action {other:?} (or extra fields): use status, latency, reset, lost_response, duplicate_webhook, out_of_order_webhook, auto_ack_failed or ack_invalid"
+                    "unknown action {other:?} (or extra fields): use status, latency, reset, lost_response, duplicate_webhook, out_of_order_webhook, auto_ack_failed, ack_invalid or ignore_size"
                 ));
             }
         };
@@ -110,6 +114,7 @@ impl From<FaultRule> for FaultRuleWire {
             FaultAction::DuplicateWebhook => "duplicate_webhook",
             FaultAction::AutoAckFailed => "auto_ack_failed",
             FaultAction::AckInvalid => "ack_invalid",
+            FaultAction::IgnoreSize => "ignore_size",
             FaultAction::OutOfOrderWebhook { ms } => {
                 w.ms = Some(ms);
                 "out_of_order_webhook"

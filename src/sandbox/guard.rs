@@ -13,7 +13,7 @@ use super::oauth;
 use super::state::SandboxState;
 
 /// What the guard let through: whether to lose the response after applying the request,
-/// and a fault only the endpoint's own handler can act on (`auto_ack_failed`, `ack_invalid`).
+/// and a fault only the endpoint's own handler can act on (`auto_ack_failed`, `ack_invalid`, `ignore_size`).
 #[derive(Clone, Debug, Default)]
 pub struct Pass {
     pub lost: bool,
@@ -44,7 +44,7 @@ impl Endpoint {
             None | Some(FaultAction::DuplicateWebhook) | Some(FaultAction::OutOfOrderWebhook { .. }) => {
                 Ok(Pass::default())
             }
-            Some(action @ (FaultAction::AutoAckFailed | FaultAction::AckInvalid)) => {
+            Some(action @ (FaultAction::AutoAckFailed | FaultAction::AckInvalid | FaultAction::IgnoreSize)) => {
                 Ok(Pass { lost: false, fault: Some(action) })
             }
             Some(FaultAction::Latency { ms }) => {

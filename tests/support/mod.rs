@@ -126,6 +126,12 @@ impl Broker {
         }
     }
 
+    /// The broker's process id (for /proc readings such as CPU time in benchmarks).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use self::api::{ApiError, RipplenetApi};
 use super::SourceContext;
-use super::runtime::acker::{AckCalls, AckReply, AckReport, Acker, AckerSettings};
+use super::runtime::acker::{self, AckCalls, AckReply, AckReport, Acker, AckerSettings};
 use super::runtime::ledger::{Claim, Ledger, LedgerLimits, Settlement, Waiter, settlement};
 use super::runtime::{LoopSettings, PageReader, PageReport, PollSignals, Polled, UpstreamFailure, poll_loop};
 use crate::config::RipplenetSource;
@@ -100,6 +100,7 @@ impl Ripplenet {
             source: config.name.clone(),
             batch_size: config.ack_batch_size,
             backoff_max: config.backoff_max.get(),
+            max_kept: acker::MAX_KEPT,
         };
         let (acker, acker_task) =
             Acker::start(Arc::new(AckEndpoint(api.clone())), settings, ctx.metrics.clone(), ctx.stop.clone());

@@ -21,6 +21,11 @@ use crate::metrics::Metrics;
 pub const LINGER: Duration = Duration::from_millis(2);
 /// Acknowledgement calls in flight at once.
 pub const CONCURRENT_CALLS: usize = 4;
+/// At most this many failed acknowledgements are kept for a retry (a long outage with
+/// webhooks still arriving cannot grow the acker without limit). Beyond it a failed
+/// notification is released: its event is in Kafka, the provider still holds it unacknowledged,
+/// and a later sweep publishes it again (same event id) and acknowledges it.
+pub const MAX_KEPT: usize = 50_000;
 
 /// What the provider answered to an acknowledgement call.
 #[derive(Debug, Default)]
@@ -62,6 +67,8 @@ pub struct AckerSettings {
     pub source: String,
     pub batch_size: usize,
     pub backoff_max: Duration,
+    /// See [`MAX_KEPT`].
+    pub max_kept: usize,
 }
 
 impl Acker {
@@ -142,7 +149,7 @@ async fn run<C: AckCalls>(
             queued = retry.drain(..).chain(queued.drain(..)).collect();
         }
         if let Some((_, failure)) = &paused {
-            keep_failed(queued.drain(..), failure, &mut retry);
+            keep_failed(queued.drain(..), failure, &mut retry, &settings);
         } else {
             // Linger briefly when a call would not be full and none is in flight.
             let pending = queued.iter().map(|r| r.claims.len()).sum::<usize>();
@@ -183,7 +190,7 @@ async fn run<C: AckCalls>(
                         metrics.ack_failed(&settings.source, ids);
                         let wait = backoff.next(failure.retry_after);
                         tracing::warn!(source = %settings.source, error = %failure.detail, ids, wait_ms = wait.as_millis() as u64, "acknowledgement failed; kept and retried after the backoff");
-                        keep_failed(call.requests.into_iter(), &failure, &mut retry);
+                        keep_failed(call.requests.into_iter(), &failure, &mut retry, &settings);
                         failing.store(true, std::sync::atomic::Ordering::Relaxed);
                         if !stop.is_cancelled() {
                             paused = Some((tokio::time::Instant::now() + wait, failure));
@@ -204,13 +211,29 @@ async fn run<C: AckCalls>(
     }
 }
 
-/// Tells each request (once) that its call failed and keeps it for the retry.
-fn keep_failed(requests: impl Iterator<Item = Request>, failure: &UpstreamFailure, retry: &mut VecDeque<Request>) {
+/// Tells each request (once) that its call failed and keeps it for the retry, up to
+/// `max_kept` claims; beyond that the request's claims are released (see [`MAX_KEPT`]).
+fn keep_failed(
+    requests: impl Iterator<Item = Request>,
+    failure: &UpstreamFailure,
+    retry: &mut VecDeque<Request>,
+    settings: &AckerSettings,
+) {
+    let mut kept: usize = retry.iter().map(|r| r.claims.len()).sum();
+    let mut released = 0;
     for mut request in requests {
         if let Some(report) = request.report.take() {
             let _ = report.send(AckReport::Failed(failure.clone()));
         }
+        if kept + request.claims.len() > settings.max_kept {
+            released += request.claims.len();
+            continue;
+        }
+        kept += request.claims.len();
         retry.push_back(request);
+    }
+    if released > 0 {
+        tracing::warn!(source = %settings.source, released, kept, "too many unacknowledged notifications kept during an acknowledgement outage; released these: the provider still holds them and a later sweep publishes and acknowledges them again");
     }
 }
 
@@ -281,7 +304,12 @@ mod tests {
 
     fn setup(fail: usize, batch: usize) -> (Arc<Recorder>, Acker, Arc<Ledger>, CancellationToken) {
         let calls = Arc::new(Recorder { calls: Mutex::new(Vec::new()), fail: Mutex::new(fail) });
-        let settings = AckerSettings { source: "t".into(), batch_size: batch, backoff_max: Duration::from_millis(300) };
+        let settings = AckerSettings {
+            source: "t".into(),
+            batch_size: batch,
+            backoff_max: Duration::from_millis(300),
+            max_kept: 5,
+        };
         let stop = CancellationToken::new();
         let (acker, _task) = Acker::start(calls.clone(), settings, Arc::new(Metrics::new()), stop.clone());
         (calls, acker, Ledger::new(LedgerLimits::default()), stop)
@@ -334,6 +362,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_outage_keeps_at_most_max_kept_and_releases_the_rest() {
+        let (calls, acker, ledger, _stop) = setup(usize::MAX, 100);
+        let first = acker.ack(claims(&ledger, &["a", "b", "c"])).await;
+        assert!(matches!(first, AckReport::Failed(_)));
+        // Paused now: new requests are told at once; only 2 more fit under max_kept = 5.
+        let second = acker.ack(claims(&ledger, &["d", "e"])).await;
+        let third = acker.ack(claims(&ledger, &["f"])).await;
+        assert!(matches!((second, third), (AckReport::Failed(_), AckReport::Failed(_))));
+        assert_eq!(ledger.in_flight(), 5, "kept: a..e");
+        assert!(ledger.claim("f").is_ok(), "released: a later sweep can publish and ack it again");
+        assert!(ledger.claim("a").is_err(), "still kept for the retry");
+        assert!(!calls.calls.lock().unwrap_or_else(|p| p.into_inner()).is_empty());
+    }
+
+    #[tokio::test]
     async fn refused_ids_are_released_and_reported() {
         let (_calls, acker, ledger, _stop) = setup(0, 100);
         let report = acker.ack(claims(&ledger, &["good", "bad-1"])).await;
@@ -344,7 +387,12 @@ mod tests {
     #[tokio::test]
     async fn stopping_makes_one_last_try_without_waiting_for_the_backoff() {
         let calls = Arc::new(Recorder { calls: Mutex::new(Vec::new()), fail: Mutex::new(1) });
-        let settings = AckerSettings { source: "t".into(), batch_size: 10, backoff_max: Duration::from_secs(60) };
+        let settings = AckerSettings {
+            source: "t".into(),
+            batch_size: 10,
+            backoff_max: Duration::from_secs(60),
+            max_kept: MAX_KEPT,
+        };
         let stop = CancellationToken::new();
         let (acker, task) = Acker::start(calls.clone(), settings, Arc::new(Metrics::new()), stop.clone());
         let ledger = Ledger::new(LedgerLimits::default());
