@@ -73,6 +73,17 @@ impl Cpu {
     }
 }
 
+/// The tests' config at default settings (their ack batch of 40 removed). To explore settings,
+/// `PAYBRIDGE_BENCH_SOURCE` adds lines to the source (e.g. `pages_in_flight = 4`) and
+/// `PAYBRIDGE_BENCH_KAFKA` to `[kafka]` (e.g. `properties = { "linger.ms" = "20" }`).
+fn bench_config(s: &Setup, source_extra: &str) -> String {
+    let source = std::env::var("PAYBRIDGE_BENCH_SOURCE").unwrap_or_default();
+    let kafka = std::env::var("PAYBRIDGE_BENCH_KAFKA").unwrap_or_default();
+    config(s, &format!("{source}\n{source_extra}"))
+        .replace("ack_batch_size = 40\n", "")
+        .replace("[kafka]\n", &format!("[kafka]\n{kafka}\n"))
+}
+
 /// With `PAYBRIDGE_BENCH_PERF=FILE`, records a `perf` profile of paybridge while it drains
 /// the poll-path backlog (`perf report -i FILE` reads it).
 fn profile(pid: u32) -> Option<std::process::Child> {
@@ -175,7 +186,7 @@ async fn main() {
     // Poll path: defaults (page 100, ack batch 100, pages in flight 8), pollers every minute:
     // only "full page → read on" drains the backlog.
     let cpu = Cpu::now(broker_pid, None);
-    let bridge = Paybridge::start_default_log(&config(&s, "").replace("ack_batch_size = 40\n", ""));
+    let bridge = Paybridge::start_default_log(&bench_config(&s, ""));
     let cpu = Cpu { bridge: cpu_seconds(bridge.pid()), ..cpu };
     let profiler = profile(bridge.pid());
     wait_acked(&s, n as u64, Duration::from_secs(300)).await;
@@ -195,9 +206,8 @@ async fn main() {
     // Webhooks: a fresh backlog, pollers running, 32 callers.
     let before = calls(&s).await;
     let hooks = s.sandbox.create(n).await;
-    let mut bridge = Paybridge::start_default_log(
-        &config(&s, "[sources.webhook]\nenabled = true\npath = \"/hooks/rn\"").replace("ack_batch_size = 40\n", ""),
-    );
+    let mut bridge =
+        Paybridge::start_default_log(&bench_config(&s, "[sources.webhook]\nenabled = true\npath = \"/hooks/rn\""));
     let url = format!("{}/hooks/rn", bridge.intake());
     let cpu = Cpu::now(broker_pid, Some(bridge.pid()));
     let queue = Arc::new(std::sync::Mutex::new(hooks.into_iter()));
