@@ -25,6 +25,15 @@ fn loaded(text: &str, vars: &[(&str, &str)]) -> Config {
 
 const MINIMAL: &str = "[kafka]\nbootstrap_servers = \"localhost:9092\"\n";
 
+/// A Checkout source named `name` with only its required keys.
+fn checkout(name: &str) -> String {
+    format!(
+        "[[sources]]\nkind = \"checkout\"\nname = \"{name}\"\nbase_url = \"https://checkout.example/v1\"\n\
+         merchant_id = \"m1\"\n[sources.auth]\ntoken_url = \"https://idp.example/token\"\nclient_id = \"c\"\n\
+         resource = \"r\"\nprivate_key_path = \"/k.pem\"\nkey_id = \"AB\"\n"
+    )
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -114,7 +123,7 @@ fn defaults_are_sensible() {
 
 #[test]
 fn environment_overrides_every_kind_of_key() {
-    let text = format!("{MINIMAL}[[sources]]\nkind = \"checkout\"\nname = \"c1\"\n");
+    let text = format!("{MINIMAL}{}", checkout("c1"));
     let c = loaded(
         &text,
         &[
@@ -191,16 +200,15 @@ fn source_mistakes_point_inside_the_source() {
     let text = format!(
         "{MINIMAL}[[sources]]\nkind = \"ripplenet\"\nname = \"Bad Name\"\nextra = 1\n\
          [[sources]]\nkind = \"carrier_pigeon\"\nname = \"p\"\n\
-         [[sources]]\nkind = \"checkout\"\nname = \"dup\"\n[[sources]]\nkind = \"payments_direct\"\nname = \"dup\"\n"
+         {}[[sources]]\nkind = \"payments_direct\"\nname = \"dup\"\n",
+        checkout("dup")
     );
     let list = errors(&text, &[]);
     assert!(list.iter().any(|e| e.starts_with("sources[0].name: invalid name")), "{list:?}");
     assert!(list.iter().any(|e| e.starts_with("sources[0].extra: unknown key")), "{list:?}");
     assert!(list.iter().any(|e| e.starts_with("sources[1].kind: must be one of")), "{list:?}");
     // Duplicate names are a semantic check, reported once the shape is right.
-    let dup = format!(
-        "{MINIMAL}[[sources]]\nkind = \"checkout\"\nname = \"dup\"\n[[sources]]\nkind = \"payments_direct\"\nname = \"dup\"\n"
-    );
+    let dup = format!("{MINIMAL}{}[[sources]]\nkind = \"payments_direct\"\nname = \"dup\"\n", checkout("dup"));
     let list = errors(&dup, &[]);
     assert_eq!(list, vec!["sources[1].name: duplicate source name \"dup\" (also sources[0])"]);
 }
@@ -232,4 +240,37 @@ fn every_shipped_config_file_is_valid() {
             panic!("{rel} is not valid: {e}");
         }
     }
+}
+
+#[test]
+fn checkout_defaults_and_an_auto_ack_key_is_refused_with_the_reason() {
+    let c = loaded(&format!("{MINIMAL}{}", checkout("c1")), &[]);
+    let Some(paybridge::config::SourceConfig::Checkout(src)) = c.sources.first() else { panic!("{:?}", c.sources) };
+    assert_eq!((src.max_messages, src.timeout.get().as_secs()), (10, 20));
+    assert_eq!(src.receive_path, "/checkout/notifications/receive");
+    assert_eq!(src.ack_path, "/checkout/notifications/ack");
+    assert_eq!(src.history_path, "/checkout/notifications");
+    for key in ["auto_ack = true", "autoAck = true", "auto-ack-enabled = true"] {
+        let text = format!("{MINIMAL}{}", checkout("c1")).replacen("merchant_id", &format!("{key}\nmerchant_id"), 1);
+        let list = errors(&text, &[]);
+        assert!(
+            list.iter().any(|e| e.starts_with("sources[0].")
+                && e.contains("autoAck is not supported")
+                && e.contains("before the broker")),
+            "{key}: {list:?}"
+        );
+    }
+}
+
+#[test]
+fn a_checkout_source_needs_exactly_one_signing_key_and_valid_urls() {
+    let both = format!("{MINIMAL}{}", checkout("c1")).replace("key_id", "private_key = \"pem\"\nkey_id");
+    let list = errors(&both, &[]);
+    assert_eq!(list, vec!["sources[0].auth: set one of private_key_path and private_key, not both"]);
+    let none = format!("{MINIMAL}{}", checkout("c1")).replace("private_key_path = \"/k.pem\"\n", "");
+    let list = errors(&none, &[]);
+    assert!(list.iter().any(|e| e.starts_with("sources[0].auth: the signing key is missing")), "{list:?}");
+    let bad_url = format!("{MINIMAL}{}", checkout("c1")).replace("https://checkout.example/v1", "https://exa mple");
+    let list = errors(&bad_url, &[]);
+    assert!(list.iter().any(|e| e.starts_with("sources[0].base_url: not a valid URL")), "{list:?}");
 }

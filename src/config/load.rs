@@ -178,7 +178,8 @@ fn schema_errors(
                 for key in unexpected {
                     let mut path = segments.clone();
                     path.push(Segment::Key(key.clone()));
-                    out.push(ConfigError::new(display_path(&path), "unknown key"));
+                    let message = if super::is_auto_ack_key(key) { super::AUTO_ACK_REFUSED } else { "unknown key" };
+                    out.push(ConfigError::new(display_path(&path), message));
                 }
                 continue;
             }

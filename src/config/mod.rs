@@ -3,6 +3,7 @@
 //!
 //! Loading is a pure function of (text, environment): see [`load`].
 
+mod checkout;
 mod duration;
 mod env;
 mod listen;
@@ -17,6 +18,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use checkout::{AUTO_ACK_REFUSED, CheckoutSource, JwtClient, is_auto_ack_key};
 pub use duration::{DURATION_PATTERN, HumanDuration};
 pub use listen::ListenAddr;
 pub use load::{ConfigError, ConfigErrors, load, load_file};
@@ -507,11 +509,6 @@ source_struct! {
         #[serde(default)]
         pub webhook: WebhookConfig,
     }
-}
-
-source_struct! {
-    /// `kind = "checkout"`: J.P. Morgan Checkout notifications.
-    CheckoutSource {}
 }
 
 source_struct! {

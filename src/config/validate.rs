@@ -76,6 +76,12 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
         }
     }
 
+    for (i, source) in config.sources.iter().enumerate() {
+        if let super::SourceConfig::Checkout(c) = source {
+            errors.extend(checkout_errors(i, c));
+        }
+    }
+
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, source) in config.sources.iter().enumerate() {
         if let Some(first) = seen.insert(source.name(), i) {
@@ -84,6 +90,33 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
                 format!("duplicate source name {:?} (also sources[{first}])", source.name()),
             ));
         }
+    }
+    errors
+}
+
+fn checkout_errors(i: usize, c: &super::CheckoutSource) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for (key, url) in [("base_url", &c.base_url), ("auth.token_url", &c.auth.token_url)] {
+        if reqwest::Url::parse(url).is_err() {
+            errors.push(ConfigError::new(format!("sources[{i}].{key}"), "not a valid URL"));
+        }
+    }
+    match (&c.auth.private_key_path, &c.auth.private_key) {
+        (Some(_), Some(_)) => errors.push(ConfigError::new(
+            format!("sources[{i}].auth"),
+            "set one of private_key_path and private_key, not both",
+        )),
+        (None, None) => errors.push(ConfigError::new(
+            format!("sources[{i}].auth"),
+            "the signing key is missing: set private_key_path (a PEM file) or private_key (the PEM itself)",
+        )),
+        _ => {}
+    }
+    if c.auth.assertion_ttl.get().as_secs() < 10 {
+        errors.push(ConfigError::new(format!("sources[{i}].auth.assertion_ttl"), "must be at least 10s"));
+    }
+    if c.request_timeout.get().is_zero() {
+        errors.push(ConfigError::new(format!("sources[{i}].request_timeout"), "must be greater than zero"));
     }
     errors
 }
