@@ -2,44 +2,14 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use paybridge::sandbox::Scenario;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::keys::{Keys, rsa_keys};
 use support::sandbox::Sandbox;
-
-struct Keys {
-    _dir: tempfile::TempDir,
-    private_pem: Vec<u8>,
-    public_file: PathBuf,
-}
-
-fn rsa_keys() -> Keys {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let private = dir.path().join("key.pem");
-    let public = dir.path().join("pub.pem");
-    let ok = Command::new("openssl")
-        .args(["genrsa", "-out"])
-        .arg(&private)
-        .arg("2048")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(ok, "openssl genrsa");
-    let ok = Command::new("openssl")
-        .args(["rsa", "-pubout", "-in"])
-        .arg(&private)
-        .arg("-out")
-        .arg(&public)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(ok, "openssl rsa -pubout");
-    let private_pem = std::fs::read(&private).unwrap_or_default();
-    Keys { _dir: dir, private_pem, public_file: public }
-}
 
 fn assertion(keys: &Keys, claims: Value) -> String {
     let key = EncodingKey::from_rsa_pem(&keys.private_pem).unwrap_or_else(|e| panic!("{e}"));

@@ -2,4 +2,5 @@
 
 pub mod backoff;
 pub mod body;
+pub mod jwt;
 pub mod oauth;

@@ -15,8 +15,15 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub async fn start(scenario: Scenario) -> Self {
+        Self::start_with(|_| scenario).await
+    }
+
+    /// Starts with the scenario `scenario_for` makes from the sandbox's base URL (for
+    /// settings that must name the sandbox itself, such as an assertion audience).
+    pub async fn start_with(scenario_for: impl FnOnce(&str) -> Scenario) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let scenario = scenario_for(&format!("http://{addr}"));
         let stop = CancellationToken::new();
         tokio::spawn(sandbox::serve(listener, sandbox::state(7, scenario), stop.clone()));
         Self { addr, http: Client::new(), _stop: stop.drop_guard() }
