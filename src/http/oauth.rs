@@ -109,7 +109,7 @@ impl TokenCache {
             Grant::PrivateKeyJwt(signer) => {
                 let assertion = signer.sign().map_err(|e| TokenError::Assertion(e.to_string()))?;
                 let form = signer.form(&assertion);
-                let body = serde_urlencoded::to_string(&form).map_err(|e| TokenError::Assertion(e.to_string()))?;
+                let body = serde_urlencoded::to_string(form).map_err(|e| TokenError::Assertion(e.to_string()))?;
                 request.header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(body)
             }
         };
