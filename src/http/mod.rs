@@ -2,5 +2,6 @@
 
 pub mod backoff;
 pub mod body;
+pub mod client;
 pub mod jwt;
 pub mod oauth;

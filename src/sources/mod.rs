@@ -1,6 +1,7 @@
 //! Notification sources: each polls (or is called by) one provider, submits normalized
 //! events to the pipeline, and acknowledges upstream only what the broker confirmed.
 
+pub mod checkout;
 pub mod ripplenet;
 pub mod runtime;
 

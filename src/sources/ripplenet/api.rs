@@ -8,11 +8,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::config::RipplenetSource;
-use crate::http::backoff::parse_retry_after;
-use crate::http::body::{array_prefix, read_limited};
-use crate::http::oauth::{TokenCache, TokenError};
+use crate::http::body::array_prefix;
+use crate::http::client::{Answer, ApiClient, Call};
+use crate::http::oauth::TokenCache;
 use crate::metrics::Metrics;
-use crate::sources::runtime::UpstreamFailure;
 
 const NOTIFICATIONS: &str = "/v4/orchestration/payment/notification";
 /// Room per notification when reading a page; a page is read up to `size` times this.
@@ -20,30 +19,7 @@ pub const MAX_NOTIFICATION_BYTES: usize = 64 * 1024;
 /// Largest answer read from the single-notification and acknowledgement endpoints.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
-/// Why a call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// 429, 5xx or no answer: back off (Retry-After when the server sent one) and try again.
-    #[error("RippleNet is unavailable ({detail})")]
-    Retryable { detail: String, retry_after: Option<Duration> },
-    /// Any other refusal (400, 403, 404 on a collection, …): will not succeed by itself.
-    #[error("RippleNet refused the request: {status} {detail}")]
-    Refused { status: u16, detail: String },
-    #[error("cannot get an access token: {0}")]
-    Token(#[from] TokenError),
-    #[error("RippleNet answered something unexpected: {0}")]
-    Malformed(String),
-}
-
-impl From<ApiError> for UpstreamFailure {
-    fn from(e: ApiError) -> Self {
-        let retry_after = match &e {
-            ApiError::Retryable { retry_after, .. } => *retry_after,
-            _ => None,
-        };
-        Self { malformed: matches!(e, ApiError::Malformed(_)), retry_after, detail: e.to_string() }
-    }
-}
+pub use crate::http::client::ApiError;
 
 /// What a batch acknowledgement answered: `{"notification_ack_list": [notifications],
 /// "invalid_uuid_list": [uuids]}`.
@@ -82,44 +58,31 @@ impl AckResult {
     }
 }
 
-/// One answer: its status and body (cut at the read limit).
-struct Answer {
-    status: StatusCode,
-    body: Vec<u8>,
-    truncated: bool,
-}
-
-impl Answer {
-    fn json(&self) -> Result<Value, ApiError> {
-        if self.truncated {
-            return Err(ApiError::Malformed("the answer is larger than paybridge reads".into()));
-        }
-        serde_json::from_slice(&self.body).map_err(|e| ApiError::Malformed(format!("not JSON: {e}")))
-    }
-}
+const PROVIDER: &str = "RippleNet";
 
 pub struct RipplenetApi {
-    http: reqwest::Client,
-    base: String,
-    tokens: TokenCache,
-    metrics: Arc<Metrics>,
-    source: String,
+    client: ApiClient,
+}
+
+/// RippleNet calls carry no headers beyond the token.
+fn no_headers() -> Vec<(&'static str, String)> {
+    Vec::new()
 }
 
 impl RipplenetApi {
     pub fn new(config: &RipplenetSource, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(config.request_timeout.get()).build()?;
-        Ok(Self {
-            tokens: TokenCache::new(http.clone(), config.auth.clone()),
-            http,
-            base: config.base_url.trim_end_matches('/').to_owned(),
+        let auth = config.auth.clone();
+        let client = ApiClient::new(
+            &config.base_url,
+            config.request_timeout.get(),
+            |http| TokenCache::new(http, auth),
             metrics,
-            source: config.name.clone(),
-        })
+            &config.name,
+            PROVIDER,
+        )?;
+        Ok(Self { client })
     }
 
-    /// One authorized call: a 401 refreshes the token once and retries. 429 and 5xx are
-    /// Retryable; other statuses are returned for the endpoint to judge.
     async fn call(
         &self,
         method: Method,
@@ -128,48 +91,12 @@ impl RipplenetApi {
         body: Option<&Value>,
         limit: usize,
     ) -> Result<Answer, ApiError> {
-        for attempt in 0..2 {
-            let token = self.tokens.token().await?;
-            let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(token);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = match request.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    self.metrics.upstream_request(&self.source, endpoint, "error");
-                    return Err(ApiError::Retryable { detail: e.without_url().to_string(), retry_after: None });
-                }
-            };
-            let status = response.status();
-            self.metrics.upstream_request(&self.source, endpoint, status.as_str());
-            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
-                self.tokens.invalidate().await;
-                continue;
-            }
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            let (body, truncated) = read_limited(response, limit).await.map_err(|e| ApiError::Retryable {
-                detail: format!("answer cut off: {}", e.without_url()),
-                retry_after: None,
-            })?;
-            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                return Err(ApiError::Retryable { detail: status.to_string(), retry_after });
-            }
-            return Ok(Answer { status, body, truncated });
-        }
-        Err(ApiError::Refused { status: 401, detail: "the token was refused even after a refresh".into() })
+        let call = Call { method, path, endpoint, body, headers: &no_headers, limit, extra_timeout: Duration::ZERO };
+        self.client.call(call).await
     }
 
     fn refused(answer: &Answer) -> ApiError {
-        let detail = serde_json::from_slice::<Value>(&answer.body)
-            .ok()
-            .and_then(|v| v.get("detail").or_else(|| v.get("message")).and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or_default();
-        ApiError::Refused { status: answer.status.as_u16(), detail }
+        answer.refused(PROVIDER)
     }
 
     /// `GET …/notification?status=…&size=…[&delay_time=…]`: a page, oldest first. At most

@@ -1,0 +1,211 @@
+//! One authorized provider call, the same for every source: a bearer token (refreshed once
+//! on 401), extra headers, an answer read up to a limit, 429/5xx classed as retryable (with
+//! the server's Retry-After), a metric per call, and the provider's error body turned into
+//! a short detail for logs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use super::backoff::parse_retry_after;
+use super::body::read_limited;
+use super::oauth::{TokenCache, TokenError};
+use crate::metrics::Metrics;
+use crate::sources::runtime::UpstreamFailure;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 429, 5xx or no answer: back off (Retry-After when the server sent one) and try again.
+    #[error("{provider} is unavailable ({detail})")]
+    Retryable { provider: &'static str, detail: String, retry_after: Option<Duration> },
+    /// Any other refusal (400, 403, 404 on a collection, …): will not succeed by itself.
+    #[error("{provider} refused the request: {status} {detail}")]
+    Refused { provider: &'static str, status: u16, detail: String },
+    #[error("cannot get an access token: {0}")]
+    Token(#[from] TokenError),
+    #[error("the provider answered something unexpected: {0}")]
+    Malformed(String),
+}
+
+impl From<ApiError> for UpstreamFailure {
+    fn from(e: ApiError) -> Self {
+        let retry_after = match &e {
+            ApiError::Retryable { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        Self { malformed: matches!(e, ApiError::Malformed(_)), retry_after, detail: e.to_string() }
+    }
+}
+
+/// One answer: its status and body (cut at the read limit).
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+    pub truncated: bool,
+}
+
+impl Answer {
+    pub fn json(&self) -> Result<Value, ApiError> {
+        if self.truncated {
+            return Err(ApiError::Malformed("the answer is larger than paybridge reads".into()));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::Malformed(format!("not JSON: {e}")))
+    }
+
+    /// The refusal this (non-2xx) answer stands for, with the provider's own words.
+    pub fn refused(&self, provider: &'static str) -> ApiError {
+        ApiError::Refused { provider, status: self.status.as_u16(), detail: error_detail(&self.body) }
+    }
+}
+
+/// The message of a provider error body: RippleNet's `{detail}`, gRPC-style `{code, message}`,
+/// J.P. Morgan's `{title, httpStatus, context[...]}`, OAuth's `{error, error_description}`.
+/// Empty when the body is none of these. Cut to 300 characters.
+pub fn error_detail(body: &[u8]) -> String {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else { return String::new() };
+    let text = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(code) = v.get("code").filter(|c| c.is_number() || c.is_string()) {
+        parts.push(format!("code {}", code.as_str().map(str::to_owned).unwrap_or_else(|| code.to_string())));
+    }
+    parts.extend(["title", "detail", "message", "error", "error_description"].into_iter().filter_map(text));
+    if let Some(context) = v.get("context").and_then(Value::as_array) {
+        parts.extend(context.iter().map(|c| c.as_str().map(str::to_owned).unwrap_or_else(|| c.to_string())));
+    }
+    parts.join("; ").chars().take(300).collect()
+}
+
+/// A provider API: its base URL, token cache and the source it serves (metrics).
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    tokens: TokenCache,
+    metrics: Arc<Metrics>,
+    source: String,
+    /// The provider's name in errors, e.g. "RippleNet".
+    provider: &'static str,
+    request_timeout: Duration,
+}
+
+/// One request of [`ApiClient::call`].
+pub struct Call<'a> {
+    pub method: Method,
+    /// Path and query under the base URL.
+    pub path: &'a str,
+    /// The endpoint's label in metrics.
+    pub endpoint: &'a str,
+    pub body: Option<&'a Value>,
+    /// Headers made fresh for each attempt (e.g. a new request id).
+    pub headers: &'a (dyn Fn() -> Vec<(&'static str, String)> + Sync),
+    /// The most bytes of the answer read.
+    pub limit: usize,
+    /// Extra time on top of the client's timeout (a long poll).
+    pub extra_timeout: Duration,
+}
+
+impl ApiClient {
+    /// A client for `base_url` whose requests time out after `request_timeout`; `grant`
+    /// makes the token cache (it gets the same HTTP client).
+    pub fn new(
+        base_url: &str,
+        request_timeout: Duration,
+        grant: impl FnOnce(reqwest::Client) -> TokenCache,
+        metrics: Arc<Metrics>,
+        source: &str,
+        provider: &'static str,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder().timeout(request_timeout).build()?;
+        Ok(Self {
+            tokens: grant(http.clone()),
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            metrics,
+            source: source.to_owned(),
+            provider,
+            request_timeout,
+        })
+    }
+
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// One authorized call: a 401 refreshes the token once and retries. 429 and 5xx are
+    /// Retryable; other statuses are returned for the endpoint to judge.
+    pub async fn call(&self, call: Call<'_>) -> Result<Answer, ApiError> {
+        for attempt in 0..2 {
+            let token = self.tokens.token().await?;
+            let url = format!("{}{}", self.base, call.path);
+            let mut request = self.http.request(call.method.clone(), url).bearer_auth(token);
+            for (name, value) in (call.headers)() {
+                request = request.header(name, value);
+            }
+            if !call.extra_timeout.is_zero() {
+                request = request.timeout(call.extra_timeout + self.request_timeout);
+            }
+            if let Some(body) = call.body {
+                request = request.json(body);
+            }
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.metrics.upstream_request(&self.source, call.endpoint, "error");
+                    return Err(self.retryable(e.without_url().to_string(), None));
+                }
+            };
+            let status = response.status();
+            self.metrics.upstream_request(&self.source, call.endpoint, status.as_str());
+            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
+                self.tokens.invalidate().await;
+                continue;
+            }
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let (body, truncated) = read_limited(response, call.limit)
+                .await
+                .map_err(|e| self.retryable(format!("answer cut off: {}", e.without_url()), None))?;
+            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                let detail = match error_detail(&body) {
+                    d if d.is_empty() => status.to_string(),
+                    d => format!("{status}: {d}"),
+                };
+                return Err(self.retryable(detail, retry_after));
+            }
+            return Ok(Answer { status, body, truncated });
+        }
+        Err(ApiError::Refused {
+            provider: self.provider,
+            status: 401,
+            detail: "the token was refused even after a refresh".into(),
+        })
+    }
+
+    fn retryable(&self, detail: String, retry_after: Option<Duration>) -> ApiError {
+        ApiError::Retryable { provider: self.provider, detail, retry_after }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_detail;
+
+    #[test]
+    fn provider_error_bodies_become_a_short_detail() {
+        assert_eq!(
+            error_detail(br#"{"code": 3, "message": "bad maxNumberMessages"}"#),
+            "code 3; bad maxNumberMessages"
+        );
+        assert_eq!(
+            error_detail(br#"{"title": "Forbidden", "httpStatus": 403, "context": ["Invalid JWT"]}"#),
+            "Forbidden; Invalid JWT"
+        );
+        assert_eq!(error_detail(br#"{"detail": "notification not found"}"#), "notification not found");
+        assert_eq!(error_detail(b"<html>oops</html>"), "");
+    }
+}
