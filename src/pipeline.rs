@@ -140,14 +140,18 @@ async fn run_worker(
 }
 
 async fn publish(sink: KafkaSink, delivery_deadline: Duration, batch: Batch, metrics: Arc<Metrics>) {
+    let Batch { source, submitted, events, completer, _permit: permit } = batch;
     let deadline = Instant::now() + delivery_deadline;
-    let outcomes = sink.publish_batch(&batch.events, deadline).await;
-    metrics.batch_resolved(&batch.source, &outcomes, batch.submitted.elapsed());
+    let outcomes = sink.publish_batch(&events, deadline).await;
+    metrics.batch_resolved(&source, &outcomes, submitted.elapsed());
     tracing::debug!(
-        source = %batch.source,
-        events = batch.events.len(),
+        source = %source,
+        events = events.len(),
         delivered = outcomes.iter().filter(|o| **o == Outcome::Delivered).count(),
         "batch resolved"
     );
-    batch.completer.complete(outcomes);
+    // The events leave the pipeline before their handle resolves, so whoever awaited it
+    // sees the capacity (and the depth gauge) already given back.
+    drop(permit);
+    completer.complete(outcomes);
 }
