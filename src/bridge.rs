@@ -16,6 +16,7 @@ use crate::pipeline::{Pipeline, PipelineSettings, Submitter};
 use crate::sink::kafka::KafkaSink;
 use crate::sink::topics::{TopicError, ensure_topics, required_topics};
 use crate::sources::SourceContext;
+use crate::sources::checkout::Checkout;
 use crate::sources::ripplenet::Ripplenet;
 use crate::{RunError, admin, intake};
 
@@ -46,8 +47,16 @@ impl Bridge {
     /// a missing topic is an error), then starts the producer, pipeline, sources and intake.
     /// None when `stop` is cancelled during the wait.
     pub async fn start(config: Config, stop: &CancellationToken) -> Result<Option<Self>, RunError> {
-        if let Some(source) = config.sources.iter().find(|s| !matches!(s, SourceConfig::Ripplenet(_))) {
+        if let Some(source) = config.sources.iter().find(|s| matches!(s, SourceConfig::PaymentsDirect(_))) {
             return Err(RunError::UnsupportedSource { name: source.name().to_owned(), kind: source.provider() });
+        }
+        // A signing key that cannot be used stops the start at once, not after the broker wait.
+        for source in &config.sources {
+            if let SourceConfig::Checkout(cfg) = source
+                && let Err(e) = crate::http::jwt::AssertionSigner::from_config(&cfg.auth)
+            {
+                return Err(RunError::SourceStart { name: cfg.name.clone(), reason: e.to_string() });
+            }
         }
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new());
@@ -100,12 +109,20 @@ impl Bridge {
         let mut sources = JoinSet::new();
         let mut hooks = Vec::new();
         for source in &config.sources {
-            if let SourceConfig::Ripplenet(cfg) = source {
-                let ripplenet = Ripplenet::new(cfg.clone(), ctx.clone()).map_err(RunError::Http)?;
-                ripplenet.spawn(&mut sources, config.pipeline.capacity);
-                if let Some(path) = source.webhook_path() {
-                    hooks.push((path, ripplenet));
+            match source {
+                SourceConfig::Ripplenet(cfg) => {
+                    let ripplenet = Ripplenet::new(cfg.clone(), ctx.clone()).map_err(RunError::Http)?;
+                    ripplenet.spawn(&mut sources, config.pipeline.capacity);
+                    if let Some(path) = source.webhook_path() {
+                        hooks.push((path, ripplenet));
+                    }
                 }
+                SourceConfig::Checkout(cfg) => {
+                    let checkout = Checkout::new(cfg.clone(), ctx.clone())
+                        .map_err(|e| RunError::SourceStart { name: cfg.name.clone(), reason: e.to_string() })?;
+                    checkout.spawn(&mut sources, config.pipeline.capacity);
+                }
+                SourceConfig::PaymentsDirect(_) => {}
             }
         }
 

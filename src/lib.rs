@@ -32,6 +32,8 @@ pub enum RunError {
     Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
     #[error("{0}")]
     ProducerFatal(String),
+    #[error("source {name:?} cannot start: {reason}")]
+    SourceStart { name: String, reason: String },
     #[error("source {name:?} (kind {kind}) is configured, but this build does not implement that provider yet")]
     UnsupportedSource { name: String, kind: event::Provider },
 }

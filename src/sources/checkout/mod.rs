@@ -1,5 +1,162 @@
-//! J.P. Morgan Checkout notifications (receive/ack message queue). So far the API client
-//! (private_key_jwt tokens, receive with autoAck=false, ack by messageIdentifier, the period
-//! query); the source on the runtime follows.
+//! The J.P. Morgan Checkout source (seed 001) on the source runtime: receives (long polls,
+//! always `autoAck=false`) with several in flight, each delivery claimed by its `messageId`
+//! so a redelivered copy is never processed twice at once, and acknowledgements by
+//! `messageIdentifier` after the broker confirmed the events, batched.
 
 pub mod api;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use self::api::{CheckoutApi, StartError};
+use super::SourceContext;
+use super::runtime::acker::{self, AckCalls, AckReply, Acker, AckerSettings};
+use super::runtime::ledger::{Ledger, LedgerLimits};
+use super::runtime::settle::{Item, Settler};
+use super::runtime::{LoopSettings, PageReader, PageReport, Polled, UpstreamFailure, poll_loop};
+use crate::config::CheckoutSource;
+use crate::event::Provider;
+use crate::normalize::checkout::message;
+
+/// The pause between receives that did not fill a page (a receive itself waits up to
+/// `timeout` for messages, so this only guards against a provider that ignores `timeoutMs`).
+pub const RECEIVE_GAP: std::time::Duration = std::time::Duration::from_millis(100);
+
+pub struct Checkout {
+    config: CheckoutSource,
+    api: Arc<CheckoutApi>,
+    ctx: SourceContext,
+    settler: Settler,
+    acker_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The acknowledgement endpoint, for the acker: `ackFailedMessages` are refused ids
+/// (released; the provider delivers them again, with the same event id).
+struct AckEndpoint(Arc<CheckoutApi>);
+
+impl AckCalls for AckEndpoint {
+    async fn ack(&self, ids: Vec<String>) -> Result<AckReply, UpstreamFailure> {
+        let refused = self.0.ack(&ids).await?;
+        Ok(AckReply { refused })
+    }
+}
+
+impl Checkout {
+    /// Reads the signing key: a key that cannot be read or parsed stops the start.
+    pub fn new(config: CheckoutSource, ctx: SourceContext) -> Result<Arc<Self>, StartError> {
+        let api = Arc::new(CheckoutApi::new(&config, ctx.metrics.clone())?);
+        // Readiness: a receive may wait `timeout` for messages, plus the request itself.
+        ctx.health.register_source(&config.name, config.timeout.get() + config.request_timeout.get());
+        let settings = AckerSettings {
+            source: config.name.clone(),
+            batch_size: config.ack_batch_size,
+            backoff_max: config.backoff_max.get(),
+            max_kept: acker::MAX_KEPT,
+        };
+        let (acker, acker_task) =
+            Acker::start(Arc::new(AckEndpoint(api.clone())), settings, ctx.metrics.clone(), ctx.stop.clone());
+        let settler = Settler {
+            source: config.name.clone(),
+            account: config.account().to_owned(),
+            provider: Provider::Checkout,
+            provider_name: "J.P. Morgan Checkout",
+            max_attempts: config.max_attempts,
+            ack_batch_size: config.ack_batch_size,
+            normalize: |account, raw, now| message(account, raw, now).map_err(|e| e.to_string()),
+            ctx: ctx.clone(),
+            ledger: Ledger::new(LedgerLimits::default()),
+            acker,
+        };
+        Ok(Arc::new(Self { config, api, ctx, settler, acker_task: std::sync::Mutex::new(Some(acker_task)) }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Starts the receive loop; `tasks` also ends with the acker, after the last
+    /// acknowledgement of what was received before the stop.
+    pub fn spawn(self: &Arc<Self>, tasks: &mut JoinSet<()>, pipeline_capacity: usize) {
+        let page_size = self.config.max_messages.max(1);
+        let settings = LoopSettings {
+            source: self.config.name.clone(),
+            health_name: self.config.name.clone(),
+            interval: RECEIVE_GAP,
+            page_size,
+            window: self.config.pages_in_flight.min(pipeline_capacity / page_size).max(1),
+            backoff_max: self.config.backoff_max.get(),
+        };
+        tasks.spawn(poll_loop(Arc::new(Reader { source: self.clone() }), settings, self.ctx.clone(), None));
+        let acker_task = self.acker_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = acker_task {
+            tasks.spawn(async move {
+                let _ = task.await;
+            });
+        }
+    }
+}
+
+/// The ledger's key of a message: its `messageId` as the provider wrote it (the ack sends it
+/// back unchanged as `messageIdentifier`).
+fn message_key(raw: &Value) -> Option<String> {
+    raw.pointer("/messageInfo/messageId")
+        .or_else(|| raw.get("messageId"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
+/// The receive loop as a page reader.
+struct Reader {
+    source: Arc<Checkout>,
+}
+
+impl PageReader for Reader {
+    type Page = Vec<Item>;
+
+    async fn read(&self) -> Result<Polled<Vec<Item>>, UpstreamFailure> {
+        let received = self.source.api.receive().await?;
+        let read = received.len();
+        let mut items = Vec::with_capacity(read);
+        for raw in received {
+            let Some(id) = message_key(&raw) else {
+                self.source.ctx.metrics.processing_failure(&self.source.config.name);
+                tracing::warn!(source = %self.source.config.name, "message without messageInfo.messageId: cannot be acknowledged, skipped");
+                continue;
+            };
+            // A redelivered copy of a message still in flight is that message's: skip it.
+            if let Ok(claim) = self.source.settler.ledger.claim(&id) {
+                items.push((claim, raw));
+            }
+        }
+        Ok(Polled { claimed: items.len(), page: items, read })
+    }
+
+    async fn settle(self: Arc<Self>, page: Vec<Item>) -> PageReport {
+        self.source.settler.settle(page).await
+    }
+
+    fn acks_failing(&self) -> bool {
+        self.source.settler.acker.failing()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message_key;
+    use serde_json::json;
+
+    #[test]
+    fn a_message_is_keyed_by_its_message_id() {
+        assert_eq!(
+            message_key(&json!({"messageInfo": {"messageId": " m-1 ", "receiptHandle": "h"}})),
+            Some("m-1".into())
+        );
+        assert_eq!(message_key(&json!({"messageId": "m-2"})), Some("m-2".into()));
+        assert_eq!(message_key(&json!({"messageInfo": {"receiptHandle": "h"}})), None);
+        assert_eq!(message_key(&json!({"messageInfo": {"messageId": ""}})), None);
+    }
+}

@@ -12,18 +12,18 @@ pub mod api;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use serde_json::Value;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use self::api::{ApiError, RipplenetApi};
 use super::SourceContext;
-use super::runtime::acker::{self, AckCalls, AckReply, AckReport, Acker, AckerSettings};
-use super::runtime::ledger::{Claim, Ledger, LedgerLimits, Settlement, Waiter, settlement};
+use super::runtime::acker::{self, AckCalls, AckReply, Acker, AckerSettings};
+use super::runtime::ledger::{Ledger, LedgerLimits, Settlement, Waiter, settlement};
+use super::runtime::settle::{Item, Settler};
 use super::runtime::{LoopSettings, PageReader, PageReport, PollSignals, Polled, UpstreamFailure, poll_loop};
 use crate::config::RipplenetSource;
-use crate::event::{CanonicalEvent, Provider, kafka_key};
+use crate::event::Provider;
 use crate::normalize::ripplenet::notification;
 
 /// How long a webhook waits for a NEW read to bring its notification before fetching it by id.
@@ -63,15 +63,11 @@ pub struct Ripplenet {
     config: RipplenetSource,
     api: Arc<RipplenetApi>,
     ctx: SourceContext,
-    ledger: Arc<Ledger>,
-    acker: Acker,
+    settler: Settler,
     acker_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// poller_new's signals: webhooks ask it for an early read.
     new_reads: Arc<PollSignals>,
 }
-
-/// A claimed notification and its content.
-type Item = (Claim, Value);
 
 /// The batch acknowledgement endpoint, for the acker.
 struct AckEndpoint(Arc<RipplenetApi>);
@@ -104,12 +100,23 @@ impl Ripplenet {
         };
         let (acker, acker_task) =
             Acker::start(Arc::new(AckEndpoint(api.clone())), settings, ctx.metrics.clone(), ctx.stop.clone());
+        let settler = Settler {
+            source: config.name.clone(),
+            account: config.account().to_owned(),
+            provider: Provider::Ripplenet,
+            provider_name: "RippleNet",
+            max_attempts: config.max_attempts,
+            ack_batch_size: config.ack_batch_size,
+            normalize: |account, raw, now| notification(account, raw, now).map_err(|e| e.to_string()),
+            ctx: ctx.clone(),
+            ledger: Ledger::new(LedgerLimits::default()),
+            acker,
+        };
         Ok(Arc::new(Self {
             config,
             api,
             ctx,
-            ledger: Ledger::new(LedgerLimits::default()),
-            acker,
+            settler,
             acker_task: std::sync::Mutex::new(Some(acker_task)),
             new_reads: Arc::new(PollSignals::default()),
         }))
@@ -156,116 +163,14 @@ impl Ripplenet {
         }
     }
 
-    /// Normalizes claimed notifications, publishes them, and acknowledges what the broker
-    /// confirmed (or what went to the DLQ after `max_attempts`).
-    async fn settle(&self, items: Vec<Item>) -> PageReport {
-        let now = Utc::now();
-        let mut events: Vec<CanonicalEvent> = Vec::with_capacity(items.len());
-        let mut claims: Vec<Claim> = Vec::with_capacity(items.len());
-        let mut to_ack: Vec<Claim> = Vec::new();
-        for (claim, raw) in items {
-            match notification(self.config.account(), &raw, now) {
-                Ok(event) => {
-                    events.push(event);
-                    claims.push(claim);
-                }
-                Err(e) => to_ack.extend(self.poison(claim, &raw, &format!("cannot normalize: {e}")).await),
-            }
-        }
-        if !events.is_empty() {
-            match self.ctx.submitter.submit(&self.config.name, events).await {
-                Ok(handle) => {
-                    let outcome = handle.outcome().await;
-                    for (mut claim, event) in claims.into_iter().zip(outcome.events) {
-                        if event.outcome.is_settled() {
-                            claim.committed();
-                            to_ack.push(claim);
-                        } else {
-                            claim.not_committed(&format!("{:?}", event.outcome));
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(source = %self.config.name, error = %e, "batch not submitted; left for redelivery");
-                    for claim in claims {
-                        claim.not_committed(&e.to_string());
-                    }
-                }
-            }
-        }
-        self.ack(to_ack).await
-    }
-
-    /// Acknowledges settled claims in requests of up to `ack_batch_size` (the acker
-    /// coalesces them with others). A page whose acknowledgement failed, or was refused for
-    /// everything, reports the failure so its poller backs off.
-    async fn ack(&self, claims: Vec<Claim>) -> PageReport {
-        if claims.is_empty() {
-            return PageReport::default();
-        }
-        let mut requests = Vec::new();
-        let mut claims = claims.into_iter().peekable();
-        while claims.peek().is_some() {
-            let chunk: Vec<Claim> = claims.by_ref().take(self.config.ack_batch_size.max(1)).collect();
-            requests.push(self.acker.ack(chunk));
-        }
-        let mut report = PageReport::default();
-        let mut refused = 0;
-        for result in futures_util::future::join_all(requests).await {
-            match result {
-                AckReport::Acked { acked, refused: r } => {
-                    report.acked += acked;
-                    refused += r;
-                }
-                AckReport::Failed(failure) => report.ack_failure = Some(failure),
-            }
-        }
-        if report.ack_failure.is_none() && report.acked == 0 && refused > 0 {
-            report.ack_failure =
-                Some(UpstreamFailure::new(format!("RippleNet refused all {refused} acknowledgements")));
-        }
-        report
-    }
-
-    /// A notification whose content cannot be normalized: counted; at `max_attempts` its
-    /// untouched payload goes to the DLQ. Returns the claim to acknowledge once the DLQ
-    /// confirmed it; otherwise the claim is released (the provider delivers it again).
-    async fn poison(&self, claim: Claim, raw: &Value, reason: &str) -> Option<Claim> {
-        self.ctx.metrics.processing_failure(&self.config.name);
-        let uuid = claim.id().to_owned();
-        let count = self.ledger.failed_attempt(&uuid);
-        tracing::warn!(source = %self.config.name, uuid, attempt = count, max = self.config.max_attempts, reason, "notification failed");
-        if count < self.config.max_attempts {
-            claim.not_committed(reason);
-            return None;
-        }
-        // The payment is unknown (that is the problem), so the notification keys it.
-        let key = kafka_key(Provider::Ripplenet, self.config.account(), &uuid);
-        let reason = format!("{reason} (after {count} attempts)");
-        match self.ctx.sink.dead_letter(&key, raw, &self.config.name, &reason).await {
-            Ok(()) => {
-                self.ctx.metrics.dead_lettered();
-                tracing::warn!(source = %self.config.name, uuid, "notification sent to the DLQ after max_attempts; acknowledging it");
-                let mut claim = claim;
-                claim.committed();
-                Some(claim)
-            }
-            Err(e) => {
-                tracing::warn!(source = %self.config.name, uuid, error = %e, "DLQ refused the notification; it stays upstream");
-                claim.not_committed(&format!("the DLQ did not confirm it: {e}"));
-                None
-            }
-        }
-    }
-
     /// Handles a webhook `{"msg_id"}` and returns a waiter on its settlement. Work goes on in
     /// the background even when the caller stops waiting; duplicates share one settlement.
     pub fn webhook(self: &Arc<Self>, msg_id: Uuid) -> Result<Waiter, WebhookOutcome> {
         let uuid = ledger_key(&msg_id.to_string());
-        if self.ledger.recently_committed(&uuid) {
+        if self.settler.ledger.recently_committed(&uuid) {
             return Err(WebhookOutcome::Committed);
         }
-        let (waiter, held) = self.ledger.want(&uuid);
+        let (waiter, held) = self.settler.ledger.want(&uuid);
         if !held {
             // Nobody works it: ask poller_new for a read first (when many webhooks arrive, one
             // read serves them), then fetch by id what it did not bring.
@@ -281,7 +186,7 @@ impl Ripplenet {
         self.new_reads.wake();
         let _ = tokio::time::timeout(WEBHOOK_READ_WAIT, reads.wait_for(|n| *n > before)).await;
         // Claimed by that read (or by anybody meanwhile): its holder settles it for us.
-        let Ok(claim) = self.ledger.claim(&uuid) else { return };
+        let Ok(claim) = self.settler.ledger.claim(&uuid) else { return };
         let raw = match self.api.get(&uuid).await {
             Ok(Some(raw)) => raw,
             Ok(None) => {
@@ -300,7 +205,7 @@ impl Ripplenet {
                 return;
             }
         };
-        self.settle(vec![(claim, raw)]).await;
+        self.settler.settle(vec![(claim, raw)]).await;
     }
 }
 
@@ -329,7 +234,7 @@ impl PageReader for Reader {
                 continue;
             };
             // What somebody else holds is theirs (the sweeper skips pages in flight).
-            if let Ok(claim) = self.source.ledger.claim(&uuid) {
+            if let Ok(claim) = self.source.settler.ledger.claim(&uuid) {
                 items.push((claim, raw));
             }
         }
@@ -337,11 +242,11 @@ impl PageReader for Reader {
     }
 
     async fn settle(self: Arc<Self>, page: Vec<Item>) -> PageReport {
-        self.source.settle(page).await
+        self.source.settler.settle(page).await
     }
 
     fn acks_failing(&self) -> bool {
-        self.source.acker.failing()
+        self.source.settler.acker.failing()
     }
 }
 

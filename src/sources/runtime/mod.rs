@@ -13,6 +13,7 @@
 
 pub mod acker;
 pub mod ledger;
+pub mod settle;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,0 +1,139 @@
+//! Settling claimed items, the same for every source: normalize, publish, and acknowledge
+//! what the broker confirmed; an item whose content cannot be normalized `max_attempts`
+//! times goes to the DLQ untouched and is acknowledged once the DLQ confirmed it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::acker::{AckReport, Acker};
+use super::ledger::{Claim, Ledger};
+use super::{PageReport, UpstreamFailure};
+use crate::event::{CanonicalEvent, Provider, kafka_key};
+use crate::sources::SourceContext;
+
+/// A claimed item and its raw content.
+pub type Item = (Claim, Value);
+
+/// How a source turns raw content into an event.
+pub type Normalize = fn(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result<CanonicalEvent, String>;
+
+/// One source's settling: its ledger, acker and limits.
+pub struct Settler {
+    pub source: String,
+    pub account: String,
+    pub provider: Provider,
+    /// The provider's name in messages, e.g. "RippleNet".
+    pub provider_name: &'static str,
+    pub max_attempts: u32,
+    pub ack_batch_size: usize,
+    pub normalize: Normalize,
+    pub ctx: SourceContext,
+    pub ledger: Arc<Ledger>,
+    pub acker: Acker,
+}
+
+impl Settler {
+    /// Normalizes claimed items, publishes them, and acknowledges what the broker confirmed
+    /// (or what went to the DLQ after `max_attempts`).
+    pub async fn settle(&self, items: Vec<Item>) -> PageReport {
+        let now = Utc::now();
+        let mut events: Vec<CanonicalEvent> = Vec::with_capacity(items.len());
+        let mut claims: Vec<Claim> = Vec::with_capacity(items.len());
+        let mut to_ack: Vec<Claim> = Vec::new();
+        for (claim, raw) in items {
+            match (self.normalize)(&self.account, &raw, now) {
+                Ok(event) => {
+                    events.push(event);
+                    claims.push(claim);
+                }
+                Err(e) => to_ack.extend(self.poison(claim, &raw, &format!("cannot normalize: {e}")).await),
+            }
+        }
+        if !events.is_empty() {
+            match self.ctx.submitter.submit(&self.source, events).await {
+                Ok(handle) => {
+                    let outcome = handle.outcome().await;
+                    for (mut claim, event) in claims.into_iter().zip(outcome.events) {
+                        if event.outcome.is_settled() {
+                            claim.committed();
+                            to_ack.push(claim);
+                        } else {
+                            claim.not_committed(&format!("{:?}", event.outcome));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(source = %self.source, error = %e, "batch not submitted; left for redelivery");
+                    for claim in claims {
+                        claim.not_committed(&e.to_string());
+                    }
+                }
+            }
+        }
+        self.ack(to_ack).await
+    }
+
+    /// Acknowledges settled claims in requests of up to `ack_batch_size` (the acker
+    /// coalesces them with others). A page whose acknowledgement failed, or was refused for
+    /// everything, reports the failure so its poller backs off.
+    pub async fn ack(&self, claims: Vec<Claim>) -> PageReport {
+        if claims.is_empty() {
+            return PageReport::default();
+        }
+        let mut requests = Vec::new();
+        let mut claims = claims.into_iter().peekable();
+        while claims.peek().is_some() {
+            let chunk: Vec<Claim> = claims.by_ref().take(self.ack_batch_size.max(1)).collect();
+            requests.push(self.acker.ack(chunk));
+        }
+        let mut report = PageReport::default();
+        let mut refused = 0;
+        for result in futures_util::future::join_all(requests).await {
+            match result {
+                AckReport::Acked { acked, refused: r } => {
+                    report.acked += acked;
+                    refused += r;
+                }
+                AckReport::Failed(failure) => report.ack_failure = Some(failure),
+            }
+        }
+        if report.ack_failure.is_none() && report.acked == 0 && refused > 0 {
+            report.ack_failure =
+                Some(UpstreamFailure::new(format!("{} refused all {refused} acknowledgements", self.provider_name)));
+        }
+        report
+    }
+
+    /// An item whose content cannot be normalized: counted; at `max_attempts` its untouched
+    /// payload goes to the DLQ. Returns the claim to acknowledge once the DLQ confirmed it;
+    /// otherwise the claim is released (the provider delivers it again).
+    pub async fn poison(&self, claim: Claim, raw: &Value, reason: &str) -> Option<Claim> {
+        self.ctx.metrics.processing_failure(&self.source);
+        let id = claim.id().to_owned();
+        let count = self.ledger.failed_attempt(&id);
+        tracing::warn!(source = %self.source, id, attempt = count, max = self.max_attempts, reason, "notification failed");
+        if count < self.max_attempts {
+            claim.not_committed(reason);
+            return None;
+        }
+        // The payment is unknown (that is the problem), so the notification keys it.
+        let key = kafka_key(self.provider, &self.account, &id);
+        let reason = format!("{reason} (after {count} attempts)");
+        match self.ctx.sink.dead_letter(&key, raw, &self.source, &reason).await {
+            Ok(()) => {
+                self.ctx.metrics.dead_lettered();
+                tracing::warn!(source = %self.source, id, "notification sent to the DLQ after max_attempts; acknowledging it");
+                let mut claim = claim;
+                claim.committed();
+                Some(claim)
+            }
+            Err(e) => {
+                tracing::warn!(source = %self.source, id, error = %e, "DLQ refused the notification; it stays upstream");
+                claim.not_committed(&format!("the DLQ did not confirm it: {e}"));
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The Checkout source end to end: the sandbox's queue, a real broker, `paybridge run` as a
+//! process. Messages of every kind reach Kafka and are acknowledged after their commit,
+//! never with autoAck; a key that cannot be used stops the start, named.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use paybridge::sandbox::Scenario;
+use serde_json::{Value, json};
+use support::keys::{Keys, rsa_keys};
+use support::process::{Paybridge, eventually};
+use support::sandbox::Sandbox;
+use support::{Broker, Record};
+
+const TOKEN_PATH: &str = "/am/oauth2/alpha/access_token";
+
+async fn sandbox(keys: &Keys) -> Sandbox {
+    Sandbox::start_with(|base| {
+        let mut scenario = Scenario::default();
+        scenario.checkout.client_public_key_file = Some(keys.public_file.clone());
+        scenario.checkout.audience = format!("{base}{TOKEN_PATH}");
+        scenario
+    })
+    .await
+}
+
+fn config(broker: &Broker, topic: &str, dlq: &str, sb: &Sandbox, key_path: &str) -> String {
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+topic = "{topic}"
+dlq_topic = "{dlq}"
+delivery_timeout = "5s"
+metadata_timeout = "3s"
+
+[admin]
+listen = "127.0.0.1:{{admin}}"
+
+[shutdown]
+timeout = "5s"
+
+[[sources]]
+kind = "checkout"
+name = "co"
+account = "merchant-001"
+base_url = "{base}"
+merchant_id = "sandbox-merchant"
+receive_path = "/notifications/receive"
+ack_path = "/notifications/ack"
+history_path = "/notifications"
+timeout = "1s"
+backoff_max = "1s"
+
+[sources.auth]
+token_url = "{base}{TOKEN_PATH}"
+client_id = "sandbox-checkout-client"
+resource = "JPMC:URI:RS-TEST"
+private_key_path = "{key_path}"
+key_id = "0123456789ABCDEF0123456789ABCDEF01234567"
+"#,
+        bootstrap = broker.bootstrap(),
+        base = sb.url(""),
+    )
+}
+
+async fn create(sb: &Sandbox, count: usize, kind: &str) -> Vec<String> {
+    let r = sb.http.post(sb.url("/_sandbox/checkout/messages")).json(&json!({"count": count, "kind": kind})).send();
+    let v: Value = match r.await {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(e) => panic!("{e}"),
+    };
+    v["messageIds"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_owned)).collect()
+}
+
+async fn unacked(sb: &Sandbox) -> u64 {
+    let r = sb.http.get(sb.url("/_sandbox/checkout/stats")).send().await;
+    let v: Value = match r {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => Value::Null,
+    };
+    v["unacked"].as_u64().unwrap_or(u64::MAX)
+}
+
+async fn read(broker: Broker, topic: String, expected: usize) -> (Broker, Vec<Record>) {
+    tokio::task::spawn_blocking(move || {
+        let records = broker.read_all(&topic, expected, Duration::from_secs(30));
+        (broker, records)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_of_every_kind_reach_kafka_and_are_acknowledged_after_commit_never_auto() {
+    let keys = rsa_keys();
+    let sb = sandbox(&keys).await;
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("co-events", 3), broker.new_topic("co-dlq", 1));
+    let mut created = Vec::new();
+    for kind in ["order", "profile", "token"] {
+        created.extend(create(&sb, 100, kind).await);
+    }
+    let bridge = Paybridge::start(&config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string()));
+    eventually("all 300 acknowledged", Duration::from_secs(60), || async { unacked(&sb).await == 0 }).await;
+
+    let acks = sb.ledger("kind=ack&provider=checkout").await;
+    assert!(acks.iter().all(|a| a["endpoint"] == "checkout.ack"), "never autoAck: {:?}", acks.first());
+    let acked: HashSet<String> = acks.iter().filter_map(|a| a["id"].as_str().map(str::to_owned)).collect();
+    assert_eq!(acked, created.iter().cloned().collect::<HashSet<_>>());
+
+    let (_broker, records) = read(broker, topic, 300).await;
+    let ids: HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
+    assert_eq!(ids.len(), 300, "one event per message");
+    let types: HashSet<String> = records.iter().filter_map(|r| r.json()["type"].as_str().map(str::to_owned)).collect();
+    assert!(types.len() >= 3, "order, profile and token events: {types:?}");
+    let text = support::ripplenet::metrics(bridge.admin_port);
+    assert!(text.contains("paybridge_events_acked_total{source=\"co\"} 300"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_cannot_be_read_stops_the_start_and_is_named() {
+    let keys = rsa_keys();
+    let sb = sandbox(&keys).await;
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("co-events", 1), broker.new_topic("co-dlq", 1));
+    let mut bridge = Paybridge::spawn(&config(&broker, &topic, &dlq, &sb, "/nonexistent/checkout-key.pem"));
+    bridge.wait_for_log("cannot start", Duration::from_secs(20));
+    let code = bridge.stop();
+    assert!(code.is_some_and(|c| c != 0), "exit code {code:?}:\n{}", bridge.log());
+    assert!(bridge.log().contains("/nonexistent/checkout-key.pem"), "{}", bridge.log());
+}
