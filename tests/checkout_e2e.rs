@@ -7,6 +7,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use paybridge::event::{UpstreamIdentity, event_id};
 use paybridge::sandbox::Scenario;
 use serde_json::{Value, json};
 use support::keys::{Keys, rsa_keys};
@@ -17,8 +18,13 @@ use support::{Broker, Record};
 const TOKEN_PATH: &str = "/am/oauth2/alpha/access_token";
 
 async fn sandbox(keys: &Keys) -> Sandbox {
+    sandbox_with(keys, |_| {}).await
+}
+
+async fn sandbox_with(keys: &Keys, tweak: impl FnOnce(&mut Scenario)) -> Sandbox {
     Sandbox::start_with(|base| {
         let mut scenario = Scenario::default();
+        tweak(&mut scenario);
         scenario.checkout.client_public_key_file = Some(keys.public_file.clone());
         scenario.checkout.audience = format!("{base}{TOKEN_PATH}");
         scenario
@@ -131,4 +137,36 @@ async fn a_key_that_cannot_be_read_stops_the_start_and_is_named() {
     let code = bridge.stop();
     assert!(code.is_some_and(|c| c != 0), "exit code {code:?}:\n{}", bridge.log());
     assert!(bridge.log().contains("/nonexistent/checkout-key.pem"), "{}", bridge.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_redelivered_while_its_ack_fails_keeps_its_event_id_and_is_acknowledged_once_acks_work() {
+    let keys = rsa_keys();
+    // Unacknowledged messages come back after 1 s; the acknowledgements fail for a while.
+    let sb =
+        sandbox_with(&keys, |s| s.checkout.visibility_timeout = paybridge::config::HumanDuration::from_secs(1)).await;
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("co-events", 3), broker.new_topic("co-dlq", 1));
+    let created: HashSet<String> = create(&sb, 50, "order").await.into_iter().collect();
+    let fault = json!({"endpoint": "checkout.ack", "action": "status", "status": 503, "times": 3});
+    assert_eq!(sb.control("/_sandbox/faults", fault).await, reqwest::StatusCode::CREATED);
+    let bridge = Paybridge::start(&config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string()));
+    eventually("all 50 acknowledged after the ack outage", Duration::from_secs(60), || async {
+        unacked(&sb).await == 0
+    })
+    .await;
+    let receives = sb.ledger("kind=request&provider=checkout").await;
+    let failed_acks = receives.iter().filter(|e| e["endpoint"] == "checkout.ack" && e["status"] == 503).count();
+    assert_eq!(failed_acks, 3, "the outage happened");
+
+    let (_broker, records) = read(broker, topic, 50).await;
+    let ids: HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
+    assert_eq!(ids.len(), 50, "one event id per message, whatever the deliveries");
+    let expected: HashSet<String> = created
+        .iter()
+        .map(|m| event_id("merchant-001", &UpstreamIdentity::CheckoutMessage(m.clone())).to_string())
+        .collect();
+    assert_eq!(ids, expected.iter().map(String::as_str).collect::<HashSet<_>>(), "the ids come from messageId");
+    let text = support::ripplenet::metrics(bridge.admin_port);
+    assert!(text.contains("paybridge_ack_failed_total{source=\"co\"}"), "ack failures are counted:\n{text}");
 }
