@@ -141,6 +141,19 @@ async fn merchant_and_request_headers_are_required_with_grpc_style_errors() {
         .send()
         .await;
     assert_eq!(r.map(|r| r.status()).ok(), Some(StatusCode::BAD_REQUEST));
+    // A 36-character UUID as requestId is refused: at most 22 characters.
+    let r = sb
+        .http
+        .get(sb.url("/notifications/receive"))
+        .bearer_auth(&token)
+        .header("merchantId", "sandbox-merchant")
+        .header("requestId", "5ce2c433-a96d-48d0-8857-02637a60abf4")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap_or_default();
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("at most 22")), "{body}");
     let r = sb
         .http
         .get(sb.url("/notifications/receive"))

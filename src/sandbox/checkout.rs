@@ -31,6 +31,8 @@ pub const PROVIDER: &str = "checkout";
 pub const MAX_TIMEOUT_MS: u64 = 20_000;
 pub const MAX_MESSAGES: usize = 100;
 pub const DEFAULT_MESSAGES: usize = 10;
+/// The longest `requestId` J.P. Morgan accepts.
+pub const MAX_REQUEST_ID_CHARS: usize = 22;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 pub fn routes(scenario: &CheckoutScenario) -> Router<SandboxState> {
@@ -141,8 +143,13 @@ fn merchant_headers(s: &SandboxState, headers: &HeaderMap) -> Option<Response> {
     let Some(merchant) = header("merchantId") else {
         return Some(invalid("missing header merchantId"));
     };
-    if header("requestId").is_none() {
-        return Some(invalid("missing header requestId"));
+    match header("requestId") {
+        None => return Some(invalid("missing header requestId")),
+        // J.P. Morgan refuses longer ones (a 36-character UUID included).
+        Some(id) if id.chars().count() > MAX_REQUEST_ID_CHARS => {
+            return Some(invalid(&format!("requestId must be at most {MAX_REQUEST_ID_CHARS} characters")));
+        }
+        Some(_) => {}
     }
     if merchant != s.lock().scenario.checkout.merchant_id {
         return Some(errors::grpc(StatusCode::FORBIDDEN, "merchantId does not match this client"));
