@@ -170,3 +170,41 @@ async fn a_message_redelivered_while_its_ack_fails_keeps_its_event_id_and_is_ack
     let text = support::ripplenet::metrics(bridge.admin_port);
     assert!(text.contains("paybridge_ack_failed_total{source=\"co\"}"), "ack failures are counted:\n{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_failed_messages_are_acknowledged_again_and_what_keeps_failing_is_counted() {
+    let keys = rsa_keys();
+    let sb = sandbox(&keys).await;
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("co-events", 3), broker.new_topic("co-dlq", 1));
+    create(&sb, 20, "token").await;
+    // The first ack lists every message in ackFailedMessages: the retry acknowledges them.
+    let fault = json!({"endpoint": "checkout.ack", "action": "ack_invalid", "times": 1});
+    assert_eq!(sb.control("/_sandbox/faults", fault).await, reqwest::StatusCode::CREATED);
+    let bridge = Paybridge::start(&config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string()));
+    eventually("all 20 acknowledged", Duration::from_secs(30), || async { unacked(&sb).await == 0 }).await;
+    let calls: Vec<u64> = sb
+        .ledger("kind=request&provider=checkout")
+        .await
+        .iter()
+        .filter(|e| e["endpoint"] == "checkout.ack")
+        .filter_map(|e| e["status"].as_u64())
+        .collect();
+    assert!(calls.len() >= 2, "the failed ones were acknowledged again: {calls:?}");
+    let text = support::ripplenet::metrics(bridge.admin_port);
+    assert!(
+        !text.contains("paybridge_ack_invalid_total{source=\"co\"}")
+            || text.contains("paybridge_ack_invalid_total{source=\"co\"} 0"),
+        "{text}"
+    );
+
+    // Always failing: after the retries they are counted and left to redelivery, not acked.
+    create(&sb, 5, "order").await;
+    let fault = json!({"endpoint": "checkout.ack", "action": "ack_invalid"});
+    assert_eq!(sb.control("/_sandbox/faults", fault).await, reqwest::StatusCode::CREATED);
+    eventually("the refusals counted", Duration::from_secs(30), || async {
+        support::ripplenet::metrics(bridge.admin_port).contains("paybridge_ack_invalid_total{source=\"co\"} 5")
+    })
+    .await;
+    assert_eq!(unacked(&sb).await, 5, "nothing acknowledged by the retries");
+}

@@ -275,6 +275,11 @@ async fn ack(State(s): State<SandboxState>, headers: HeaderMap, body: Bytes) -> 
         return endpoint.finish(&s, None, r, false);
     };
     let ids: Vec<String> = request.message_infos.into_iter().map(|m| m.message_identifier).collect();
+    if pass.fault == Some(super::faults::FaultAction::AckInvalid) {
+        // The fault: every message is listed as failed and none is acknowledged.
+        let failed: Vec<Value> = ids.iter().map(|id| json!({"messageIdentifier": id})).collect();
+        return endpoint.finish(&s, None, Json(json!({"ackFailedMessages": failed})).into_response(), pass.lost);
+    }
     let failed = {
         let mut inner = s.lock();
         let now = inner.now();

@@ -32,14 +32,36 @@ pub struct Checkout {
     acker_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-/// The acknowledgement endpoint, for the acker: `ackFailedMessages` are refused ids
-/// (released; the provider delivers them again, with the same event id).
+/// How many more times the ids listed in `ackFailedMessages` are acknowledged again.
+pub const ACK_FAILED_RETRIES: u32 = 2;
+/// The pause before such a retry (doubling).
+pub const ACK_FAILED_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The acknowledgement endpoint, for the acker. Ids listed in `ackFailedMessages` are tried
+/// again [`ACK_FAILED_RETRIES`] times; what still fails is refused: released, and the provider
+/// delivers it again (same event id).
 struct AckEndpoint(Arc<CheckoutApi>);
 
 impl AckCalls for AckEndpoint {
     async fn ack(&self, ids: Vec<String>) -> Result<AckReply, UpstreamFailure> {
-        let refused = self.0.ack(&ids).await?;
-        Ok(AckReply { refused })
+        let mut failed = self.0.ack(&ids).await?;
+        let mut pause = ACK_FAILED_PAUSE;
+        for _ in 0..ACK_FAILED_RETRIES {
+            if failed.is_empty() {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+            failed = match self.0.ack(&failed).await {
+                Ok(still) => still,
+                // The others are acknowledged already: leave these to redelivery.
+                Err(e) => {
+                    tracing::warn!(error = %e, messages = failed.len(), "retrying ackFailedMessages failed; left to redelivery");
+                    failed
+                }
+            };
+        }
+        Ok(AckReply { refused: failed })
     }
 }
 
