@@ -11,23 +11,11 @@ use chrono::{Duration as Days, Utc};
 use paybridge::config::{CheckoutSource, HumanDuration, JwtClient};
 use paybridge::http::client::ApiError;
 use paybridge::metrics::Metrics;
-use paybridge::sandbox::Scenario;
 use paybridge::sources::checkout::api::CheckoutApi;
-use serde_json::{Value, json};
+use serde_json::Value;
+use support::checkout::{TOKEN_PATH, create, sandbox};
 use support::keys::{Keys, rsa_keys};
 use support::sandbox::Sandbox;
-
-const TOKEN_PATH: &str = "/am/oauth2/alpha/access_token";
-
-async fn sandbox(keys: &Keys) -> Sandbox {
-    Sandbox::start_with(|base| {
-        let mut scenario = Scenario::default();
-        scenario.checkout.client_public_key_file = Some(keys.public_file.clone());
-        scenario.checkout.audience = format!("{base}{TOKEN_PATH}");
-        scenario
-    })
-    .await
-}
 
 fn source(sb: &Sandbox, keys: &Keys, merchant_id: &str) -> CheckoutSource {
     let text = format!(
@@ -45,15 +33,6 @@ fn source(sb: &Sandbox, keys: &Keys, merchant_id: &str) -> CheckoutSource {
     source
 }
 
-async fn create(sb: &Sandbox, count: usize) -> Vec<String> {
-    let r = sb.http.post(sb.url("/_sandbox/checkout/messages")).json(&json!({"count": count})).send().await;
-    let v: Value = match r {
-        Ok(r) => r.json().await.unwrap_or_default(),
-        Err(e) => panic!("{e}"),
-    };
-    v["messageIds"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_owned)).collect()
-}
-
 fn message_id(m: &Value) -> String {
     m["messageInfo"]["messageId"].as_str().unwrap_or_default().to_owned()
 }
@@ -62,7 +41,7 @@ fn message_id(m: &Value) -> String {
 async fn receive_never_acknowledges_and_ack_reports_what_failed() {
     let keys = rsa_keys();
     let sb = sandbox(&keys).await;
-    let created: HashSet<String> = create(&sb, 25).await.into_iter().collect();
+    let created: HashSet<String> = create(&sb, 25, None).await.into_iter().collect();
     let api = CheckoutApi::new(&source(&sb, &keys, "sandbox-merchant"), Arc::new(Metrics::new()))
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -88,7 +67,7 @@ async fn receive_never_acknowledges_and_ack_reports_what_failed() {
 async fn the_period_query_walks_every_page() {
     let keys = rsa_keys();
     let sb = sandbox(&keys).await;
-    let created: HashSet<String> = create(&sb, 250).await.into_iter().collect();
+    let created: HashSet<String> = create(&sb, 250, None).await.into_iter().collect();
     let api = CheckoutApi::new(&source(&sb, &keys, "sandbox-merchant"), Arc::new(Metrics::new()))
         .unwrap_or_else(|e| panic!("{e}"));
     let (start, end) = (Utc::now() - Days::days(1), Utc::now() + Days::minutes(1));

@@ -10,12 +10,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use paybridge::config::{HumanDuration, JwtClient, Secret};
 use paybridge::http::jwt::{AssertionSigner, KeyError};
 use paybridge::http::oauth::{Grant, TokenCache};
-use paybridge::sandbox::Scenario;
 use serde_json::Value;
+use support::checkout::TOKEN_PATH;
 use support::keys::{Keys, rsa_keys};
 use support::sandbox::Sandbox;
-
-const TOKEN_PATH: &str = "/am/oauth2/alpha/access_token";
 
 fn client(token_url: &str, keys: &Keys) -> JwtClient {
     JwtClient {
@@ -29,15 +27,9 @@ fn client(token_url: &str, keys: &Keys) -> JwtClient {
     }
 }
 
-/// A sandbox that verifies assertions with `keys` and expects `aud` = its token URL.
+/// The sandbox and its token URL.
 async fn sandbox(keys: &Keys) -> (Sandbox, String) {
-    let sb = Sandbox::start_with(|base| {
-        let mut scenario = Scenario::default();
-        scenario.checkout.client_public_key_file = Some(keys.public_file.clone());
-        scenario.checkout.audience = format!("{base}{TOKEN_PATH}");
-        scenario
-    })
-    .await;
+    let sb = support::checkout::sandbox(keys).await;
     let token_url = sb.url(TOKEN_PATH);
     (sb, token_url)
 }

@@ -8,29 +8,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use paybridge::event::{UpstreamIdentity, event_id};
-use paybridge::sandbox::Scenario;
-use serde_json::{Value, json};
-use support::keys::{Keys, rsa_keys};
+use serde_json::json;
+use support::checkout::{TOKEN_PATH, create, sandbox, sandbox_with, unacked};
+use support::keys::rsa_keys;
 use support::process::{Paybridge, eventually};
 use support::sandbox::Sandbox;
 use support::{Broker, Record};
-
-const TOKEN_PATH: &str = "/am/oauth2/alpha/access_token";
-
-async fn sandbox(keys: &Keys) -> Sandbox {
-    sandbox_with(keys, |_| {}).await
-}
-
-async fn sandbox_with(keys: &Keys, tweak: impl FnOnce(&mut Scenario)) -> Sandbox {
-    Sandbox::start_with(|base| {
-        let mut scenario = Scenario::default();
-        tweak(&mut scenario);
-        scenario.checkout.client_public_key_file = Some(keys.public_file.clone());
-        scenario.checkout.audience = format!("{base}{TOKEN_PATH}");
-        scenario
-    })
-    .await
-}
 
 fn config(broker: &Broker, topic: &str, dlq: &str, sb: &Sandbox, key_path: &str) -> String {
     format!(
@@ -72,24 +55,6 @@ key_id = "0123456789ABCDEF0123456789ABCDEF01234567"
     )
 }
 
-async fn create(sb: &Sandbox, count: usize, kind: &str) -> Vec<String> {
-    let r = sb.http.post(sb.url("/_sandbox/checkout/messages")).json(&json!({"count": count, "kind": kind})).send();
-    let v: Value = match r.await {
-        Ok(r) => r.json().await.unwrap_or_default(),
-        Err(e) => panic!("{e}"),
-    };
-    v["messageIds"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_owned)).collect()
-}
-
-async fn unacked(sb: &Sandbox) -> u64 {
-    let r = sb.http.get(sb.url("/_sandbox/checkout/stats")).send().await;
-    let v: Value = match r {
-        Ok(r) => r.json().await.unwrap_or_default(),
-        Err(_) => Value::Null,
-    };
-    v["unacked"].as_u64().unwrap_or(u64::MAX)
-}
-
 async fn read(broker: Broker, topic: String, expected: usize) -> (Broker, Vec<Record>) {
     tokio::task::spawn_blocking(move || {
         let records = broker.read_all(&topic, expected, Duration::from_secs(30));
@@ -107,7 +72,7 @@ async fn messages_of_every_kind_reach_kafka_and_are_acknowledged_after_commit_ne
     let (topic, dlq) = (broker.new_topic("co-events", 3), broker.new_topic("co-dlq", 1));
     let mut created = Vec::new();
     for kind in ["order", "profile", "token"] {
-        created.extend(create(&sb, 100, kind).await);
+        created.extend(create(&sb, 100, Some(kind)).await);
     }
     let bridge = Paybridge::start(&config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string()));
     eventually("all 300 acknowledged", Duration::from_secs(60), || async { unacked(&sb).await == 0 }).await;
@@ -147,7 +112,7 @@ async fn a_message_redelivered_while_its_ack_fails_keeps_its_event_id_and_is_ack
         sandbox_with(&keys, |s| s.checkout.visibility_timeout = paybridge::config::HumanDuration::from_secs(1)).await;
     let broker = Broker::start();
     let (topic, dlq) = (broker.new_topic("co-events", 3), broker.new_topic("co-dlq", 1));
-    let created: HashSet<String> = create(&sb, 50, "order").await.into_iter().collect();
+    let created: HashSet<String> = create(&sb, 50, Some("order")).await.into_iter().collect();
     let fault = json!({"endpoint": "checkout.ack", "action": "status", "status": 503, "times": 3});
     assert_eq!(sb.control("/_sandbox/faults", fault).await, reqwest::StatusCode::CREATED);
     let bridge = Paybridge::start(&config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string()));
@@ -177,7 +142,7 @@ async fn ack_failed_messages_are_acknowledged_again_and_what_keeps_failing_is_co
     let sb = sandbox(&keys).await;
     let broker = Broker::start();
     let (topic, dlq) = (broker.new_topic("co-events", 3), broker.new_topic("co-dlq", 1));
-    create(&sb, 20, "token").await;
+    create(&sb, 20, Some("token")).await;
     // The first ack lists every message in ackFailedMessages: the retry acknowledges them.
     let fault = json!({"endpoint": "checkout.ack", "action": "ack_invalid", "times": 1});
     assert_eq!(sb.control("/_sandbox/faults", fault).await, reqwest::StatusCode::CREATED);
@@ -199,7 +164,7 @@ async fn ack_failed_messages_are_acknowledged_again_and_what_keeps_failing_is_co
     );
 
     // Always failing: after the retries they are counted and left to redelivery, not acked.
-    create(&sb, 5, "order").await;
+    create(&sb, 5, Some("order")).await;
     let fault = json!({"endpoint": "checkout.ack", "action": "ack_invalid"});
     assert_eq!(sb.control("/_sandbox/faults", fault).await, reqwest::StatusCode::CREATED);
     eventually("the refusals counted", Duration::from_secs(30), || async {

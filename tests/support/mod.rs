@@ -2,6 +2,7 @@
 //! free port with a fresh SQLite file, killed on drop.
 #![allow(dead_code)]
 
+pub mod checkout;
 pub mod keys;
 pub mod process;
 pub mod ripplenet;

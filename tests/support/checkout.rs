@@ -1,0 +1,50 @@
+//! A Checkout sandbox whose token endpoint verifies assertions signed with a test key, and
+//! readers of its queue.
+
+use serde_json::{Value, json};
+
+use super::keys::Keys;
+use super::sandbox::Sandbox;
+use paybridge::sandbox::Scenario;
+
+/// The sandbox's token path (also the assertions' audience, with its base URL).
+pub const TOKEN_PATH: &str = "/am/oauth2/alpha/access_token";
+
+/// A sandbox that verifies assertions with `keys` and expects `aud` = its token URL;
+/// `tweak` changes the scenario further.
+pub async fn sandbox_with(keys: &Keys, tweak: impl FnOnce(&mut Scenario)) -> Sandbox {
+    Sandbox::start_with(|base| {
+        let mut scenario = Scenario::default();
+        tweak(&mut scenario);
+        scenario.checkout.client_public_key_file = Some(keys.public_file.clone());
+        scenario.checkout.audience = format!("{base}{TOKEN_PATH}");
+        scenario
+    })
+    .await
+}
+
+pub async fn sandbox(keys: &Keys) -> Sandbox {
+    sandbox_with(keys, |_| {}).await
+}
+
+/// Creates `count` messages (`kind`: order, profile, token, or mixed when None); their ids.
+pub async fn create(sb: &Sandbox, count: usize, kind: Option<&str>) -> Vec<String> {
+    let mut body = json!({"count": count});
+    if let Some(kind) = kind {
+        body["kind"] = json!(kind);
+    }
+    let v: Value = match sb.http.post(sb.url("/_sandbox/checkout/messages")).json(&body).send().await {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(e) => panic!("{e}"),
+    };
+    v["messageIds"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_owned)).collect()
+}
+
+/// Messages not acknowledged yet.
+pub async fn unacked(sb: &Sandbox) -> u64 {
+    let v: Value = match sb.http.get(sb.url("/_sandbox/checkout/stats")).send().await {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => Value::Null,
+    };
+    v["unacked"].as_u64().unwrap_or(u64::MAX)
+}
