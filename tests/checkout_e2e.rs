@@ -16,21 +16,8 @@ use support::sandbox::Sandbox;
 use support::{Broker, Record};
 
 fn config(broker: &Broker, topic: &str, dlq: &str, sb: &Sandbox, key_path: &str) -> String {
-    format!(
+    let source = format!(
         r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-topic = "{topic}"
-dlq_topic = "{dlq}"
-delivery_timeout = "5s"
-metadata_timeout = "3s"
-
-[admin]
-listen = "127.0.0.1:{{admin}}"
-
-[shutdown]
-timeout = "5s"
-
 [[sources]]
 kind = "checkout"
 name = "co"
@@ -50,9 +37,9 @@ resource = "JPMC:URI:RS-TEST"
 private_key_path = "{key_path}"
 key_id = "0123456789ABCDEF0123456789ABCDEF01234567"
 "#,
-        bootstrap = broker.bootstrap(),
         base = sb.url(""),
-    )
+    );
+    support::base_config(broker, topic, dlq) + &source
 }
 
 async fn read(broker: Broker, topic: String, expected: usize) -> (Broker, Vec<Record>) {

@@ -375,3 +375,28 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16,
         .unwrap_or_default();
     Ok((status, content_type, body.to_owned()))
 }
+
+/// The `[kafka]`, `[admin]`, `[intake]` and `[shutdown]` sections of a test's `paybridge run`
+/// config (ports as `{admin}` and `{intake}`, filled in by [`process::Paybridge`]).
+pub fn base_config(broker: &Broker, topic: &str, dlq: &str) -> String {
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+topic = "{topic}"
+dlq_topic = "{dlq}"
+delivery_timeout = "5s"
+metadata_timeout = "3s"
+
+[admin]
+listen = "127.0.0.1:{{admin}}"
+
+[intake]
+listen = "127.0.0.1:{{intake}}"
+
+[shutdown]
+timeout = "5s"
+"#,
+        bootstrap = broker.bootstrap(),
+    )
+}

@@ -29,24 +29,8 @@ pub async fn setup() -> Setup {
 
 /// A config for `paybridge run` against the setup; `source_extra` is appended to the source.
 pub fn config(s: &Setup, source_extra: &str) -> String {
-    format!(
+    let source = format!(
         r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-topic = "{topic}"
-dlq_topic = "{dlq}"
-delivery_timeout = "5s"
-metadata_timeout = "3s"
-
-[admin]
-listen = "127.0.0.1:{{admin}}"
-
-[intake]
-listen = "127.0.0.1:{{intake}}"
-
-[shutdown]
-timeout = "5s"
-
 [[sources]]
 kind = "ripplenet"
 name = "rn"
@@ -62,11 +46,9 @@ client_id = "sandbox-client"
 client_secret = "${{RN_SECRET:-sandbox-secret}}"
 audience = "urn:ripplenet:sandbox"
 "#,
-        bootstrap = s.broker.bootstrap(),
-        topic = s.topic,
-        dlq = s.dlq,
         base = s.sandbox.url(""),
-    )
+    );
+    super::base_config(&s.broker, &s.topic, &s.dlq) + &source
 }
 
 /// Quick pollers for tests that want the sweeper involved.

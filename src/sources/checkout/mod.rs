@@ -12,9 +12,8 @@ use tokio::task::JoinSet;
 
 use self::api::{CheckoutApi, StartError};
 use super::SourceContext;
-use super::runtime::acker::{self, AckCalls, AckReply, Acker, AckerSettings};
-use super::runtime::ledger::{Ledger, LedgerLimits};
-use super::runtime::settle::{Item, Settler};
+use super::runtime::acker::{AckCalls, AckReply};
+use super::runtime::settle::{Item, Settler, SettlerSettings};
 use super::runtime::{LoopSettings, PageReader, PageReport, Polled, UpstreamFailure, poll_loop};
 use crate::config::CheckoutSource;
 use crate::event::Provider;
@@ -29,7 +28,6 @@ pub struct Checkout {
     api: Arc<CheckoutApi>,
     ctx: SourceContext,
     settler: Settler,
-    acker_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// How many more times the ids listed in `ackFailedMessages` are acknowledged again.
@@ -71,27 +69,18 @@ impl Checkout {
         let api = Arc::new(CheckoutApi::new(&config, ctx.metrics.clone())?);
         // Readiness: a receive may wait `timeout` for messages, plus the request itself.
         ctx.health.register_source(&config.name, config.timeout.get() + config.request_timeout.get());
-        let settings = AckerSettings {
-            source: config.name.clone(),
-            batch_size: config.ack_batch_size,
-            backoff_max: config.backoff_max.get(),
-            max_kept: acker::MAX_KEPT,
-        };
-        let (acker, acker_task) =
-            Acker::start(Arc::new(AckEndpoint(api.clone())), settings, ctx.metrics.clone(), ctx.stop.clone());
-        let settler = Settler {
+        let settings = SettlerSettings {
             source: config.name.clone(),
             account: config.account().to_owned(),
             provider: Provider::Checkout,
             provider_name: "J.P. Morgan Checkout",
             max_attempts: config.max_attempts,
             ack_batch_size: config.ack_batch_size,
+            backoff_max: config.backoff_max.get(),
             normalize: |account, raw, now| message(account, raw, now).map_err(|e| e.to_string()),
-            ctx: ctx.clone(),
-            ledger: Ledger::new(LedgerLimits::default()),
-            acker,
         };
-        Ok(Arc::new(Self { config, api, ctx, settler, acker_task: std::sync::Mutex::new(Some(acker_task)) }))
+        let settler = Settler::start(settings, Arc::new(AckEndpoint(api.clone())), ctx.clone());
+        Ok(Arc::new(Self { config, api, ctx, settler }))
     }
 
     pub fn name(&self) -> &str {
@@ -111,12 +100,7 @@ impl Checkout {
             backoff_max: self.config.backoff_max.get(),
         };
         tasks.spawn(poll_loop(Arc::new(Reader { source: self.clone() }), settings, self.ctx.clone(), None));
-        let acker_task = self.acker_task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = acker_task {
-            tasks.spawn(async move {
-                let _ = task.await;
-            });
-        }
+        self.settler.join_acker(tasks);
     }
 }
 

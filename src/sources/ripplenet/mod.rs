@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use self::api::{ApiError, RipplenetApi};
 use super::SourceContext;
-use super::runtime::acker::{self, AckCalls, AckReply, Acker, AckerSettings};
-use super::runtime::ledger::{Ledger, LedgerLimits, Settlement, Waiter, settlement};
-use super::runtime::settle::{Item, Settler};
+use super::runtime::acker::{AckCalls, AckReply};
+use super::runtime::ledger::{Settlement, Waiter, settlement};
+use super::runtime::settle::{Item, Settler, SettlerSettings};
 use super::runtime::{LoopSettings, PageReader, PageReport, PollSignals, Polled, UpstreamFailure, poll_loop};
 use crate::config::RipplenetSource;
 use crate::event::Provider;
@@ -64,7 +64,6 @@ pub struct Ripplenet {
     api: Arc<RipplenetApi>,
     ctx: SourceContext,
     settler: Settler,
-    acker_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// poller_new's signals: webhooks ask it for an early read.
     new_reads: Arc<PollSignals>,
 }
@@ -92,34 +91,18 @@ impl Ripplenet {
         let api = Arc::new(RipplenetApi::new(&config, ctx.metrics.clone())?);
         ctx.health.register_source(&health_name(&config.name, Poller::New), config.new_interval.get());
         ctx.health.register_source(&health_name(&config.name, Poller::Sent), config.sent_interval.get());
-        let settings = AckerSettings {
-            source: config.name.clone(),
-            batch_size: config.ack_batch_size,
-            backoff_max: config.backoff_max.get(),
-            max_kept: acker::MAX_KEPT,
-        };
-        let (acker, acker_task) =
-            Acker::start(Arc::new(AckEndpoint(api.clone())), settings, ctx.metrics.clone(), ctx.stop.clone());
-        let settler = Settler {
+        let settings = SettlerSettings {
             source: config.name.clone(),
             account: config.account().to_owned(),
             provider: Provider::Ripplenet,
             provider_name: "RippleNet",
             max_attempts: config.max_attempts,
             ack_batch_size: config.ack_batch_size,
+            backoff_max: config.backoff_max.get(),
             normalize: |account, raw, now| notification(account, raw, now).map_err(|e| e.to_string()),
-            ctx: ctx.clone(),
-            ledger: Ledger::new(LedgerLimits::default()),
-            acker,
         };
-        Ok(Arc::new(Self {
-            config,
-            api,
-            ctx,
-            settler,
-            acker_task: std::sync::Mutex::new(Some(acker_task)),
-            new_reads: Arc::new(PollSignals::default()),
-        }))
+        let settler = Settler::start(settings, Arc::new(AckEndpoint(api.clone())), ctx.clone());
+        Ok(Arc::new(Self { config, api, ctx, settler, new_reads: Arc::new(PollSignals::default()) }))
     }
 
     pub fn name(&self) -> &str {
@@ -155,12 +138,7 @@ impl Ripplenet {
             let reader = Arc::new(Reader { source: self.clone(), which });
             tasks.spawn(poll_loop(reader, settings, self.ctx.clone(), signals));
         }
-        let acker_task = self.acker_task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = acker_task {
-            tasks.spawn(async move {
-                let _ = task.await;
-            });
-        }
+        self.settler.join_acker(tasks);
     }
 
     /// Handles a webhook `{"msg_id"}` and returns a waiter on its settlement. Work goes on in
