@@ -3,6 +3,7 @@
 
 pub mod ack;
 pub mod admin;
+pub mod backfill;
 pub mod bridge;
 pub mod config;
 pub mod event;
@@ -59,7 +60,8 @@ pub async fn run_until_signal(config: config::Config) -> Result<(), RunError> {
     run(config, shutdown).await
 }
 
-async fn wait_for_signal() {
+/// Resolves at SIGTERM or SIGINT (Ctrl-C).
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -25,6 +25,28 @@ enum Command {
         #[arg(long, short, env = "PAYBRIDGE_CONFIG")]
         config: PathBuf,
     },
+    /// Publish a Checkout source's notifications of a past period (at most 30 days back)
+    /// with the same event ids the live path gives them. Nothing is acknowledged upstream.
+    Backfill {
+        #[arg(long, short, env = "PAYBRIDGE_CONFIG")]
+        config: PathBuf,
+        /// The source's `name` (kind "checkout").
+        #[arg(long)]
+        source: String,
+        /// Start of the period: RFC 3339 (2026-11-01T08:00:00Z) or a date (2026-11-01, UTC).
+        #[arg(long, value_parser = paybridge::backfill::period::parse_time)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// End of the period (exclusive); default and latest: now.
+        #[arg(long, value_parser = paybridge::backfill::period::parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// The period is read slice by slice, oldest first; a stopped run resumes from the
+        /// start of the slice it was in.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        slice: std::time::Duration,
+        /// Messages per page of the period query (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        page_size: usize,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -94,6 +116,18 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Backfill { config, source, from, to, slice, page_size } => {
+            let loaded = match config::load_file(&config) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprint!("{}: {errors}", config.display());
+                    return ExitCode::from(2);
+                }
+            };
+            init_backfill_tracing(&loaded.log);
+            let request = paybridge::backfill::Request { source, from, to, slice, page_size };
+            backfill(&config, loaded, request)
+        }
         Command::Run { config } => {
             let loaded = match config::load_file(&config) {
                 Ok(c) => c,
@@ -125,9 +159,59 @@ fn init_tracing(log: &config::LogConfig) {
     }
 }
 
+/// Warnings and errors only unless RUST_LOG says otherwise: the progress is the output.
+fn init_backfill_tracing(log: &config::LogConfig) {
+    let quiet = config::LogConfig { level: "warn".into(), ..log.clone() };
+    init_tracing(&quiet);
+}
+
 fn run(config: config::Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     Ok(runtime.block_on(paybridge::run_until_signal(config))?)
+}
+
+/// Runs a backfill; Ctrl-C (or SIGTERM) stops it after the current page is confirmed, a
+/// second one at once. Exit 0 when complete, 130 when stopped, 1 on failure, 2 on bad input.
+fn backfill(path: &std::path::Path, config: config::Config, request: paybridge::backfill::Request) -> ExitCode {
+    use paybridge::backfill::{Ending, SetupError};
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("paybridge backfill: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            paybridge::wait_for_signal().await;
+            eprintln!("stopping after the current page is confirmed (again to quit at once)");
+            trigger.cancel();
+            paybridge::wait_for_signal().await;
+            eprintln!("quitting: the current page may be partly published (same ids when published again)");
+            std::process::exit(130);
+        });
+        paybridge::backfill::run(&config, &request, stop).await
+    });
+    match result {
+        Ok(report) => {
+            print!("{}", report.render(path));
+            match report.ending {
+                Ending::Complete => ExitCode::SUCCESS,
+                Ending::Interrupted => ExitCode::from(130),
+                Ending::Failed(_) => ExitCode::FAILURE,
+            }
+        }
+        Err(e @ SetupError::Input(_)) => {
+            eprintln!("paybridge backfill: {e}");
+            ExitCode::from(2)
+        }
+        Err(e @ SetupError::Unavailable(_)) => {
+            eprintln!("paybridge backfill: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn sandbox(listen: std::net::SocketAddr, seed: u64, scenario: Option<PathBuf>) -> anyhow::Result<()> {

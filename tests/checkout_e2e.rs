@@ -9,38 +9,10 @@ use std::time::Duration;
 
 use paybridge::event::{UpstreamIdentity, event_id};
 use serde_json::json;
-use support::checkout::{TOKEN_PATH, create, sandbox, sandbox_with, unacked};
+use support::checkout::{config, create, sandbox, sandbox_with, unacked};
 use support::keys::rsa_keys;
 use support::process::{Paybridge, eventually};
-use support::sandbox::Sandbox;
 use support::{Broker, Record};
-
-fn config(broker: &Broker, topic: &str, dlq: &str, sb: &Sandbox, key_path: &str) -> String {
-    let source = format!(
-        r#"
-[[sources]]
-kind = "checkout"
-name = "co"
-account = "merchant-001"
-base_url = "{base}"
-merchant_id = "sandbox-merchant"
-receive_path = "/notifications/receive"
-ack_path = "/notifications/ack"
-history_path = "/notifications"
-timeout = "1s"
-backoff_max = "1s"
-
-[sources.auth]
-token_url = "{base}{TOKEN_PATH}"
-client_id = "sandbox-checkout-client"
-resource = "JPMC:URI:RS-TEST"
-private_key_path = "{key_path}"
-key_id = "0123456789ABCDEF0123456789ABCDEF01234567"
-"#,
-        base = sb.url(""),
-    );
-    support::base_config(broker, topic, dlq) + &source
-}
 
 async fn read(broker: Broker, topic: String, expected: usize) -> (Broker, Vec<Record>) {
     tokio::task::spawn_blocking(move || {

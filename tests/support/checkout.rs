@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::Broker;
 use super::keys::Keys;
 use super::sandbox::Sandbox;
 use paybridge::sandbox::Scenario;
@@ -47,4 +48,33 @@ pub async fn unacked(sb: &Sandbox) -> u64 {
         Err(_) => Value::Null,
     };
     v["unacked"].as_u64().unwrap_or(u64::MAX)
+}
+
+/// A `paybridge run` config with one Checkout source `co` (account `merchant-001`) on the
+/// sandbox, signing with the key at `key_path`.
+pub fn config(broker: &Broker, topic: &str, dlq: &str, sb: &Sandbox, key_path: &str) -> String {
+    let source = format!(
+        r#"
+[[sources]]
+kind = "checkout"
+name = "co"
+account = "merchant-001"
+base_url = "{base}"
+merchant_id = "sandbox-merchant"
+receive_path = "/notifications/receive"
+ack_path = "/notifications/ack"
+history_path = "/notifications"
+timeout = "1s"
+backoff_max = "1s"
+
+[sources.auth]
+token_url = "{base}{TOKEN_PATH}"
+client_id = "sandbox-checkout-client"
+resource = "JPMC:URI:RS-TEST"
+private_key_path = "{key_path}"
+key_id = "0123456789ABCDEF0123456789ABCDEF01234567"
+"#,
+        base = sb.url(""),
+    );
+    super::base_config(broker, topic, dlq) + &source
 }

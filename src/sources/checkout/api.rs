@@ -141,7 +141,8 @@ impl CheckoutApi {
         parse_ack_failed(&answer.json()?).map_err(|e| ApiError::Malformed(format!("acknowledgement answer: {e}")))
     }
 
-    /// One page of `GET {history_path}?periodStart=…&periodEnd=…&pageSize=…[&pageToken=…]`.
+    /// One page of `GET {history_path}?periodStart=…&periodEnd=…&pageSize=…[&pageToken=…]`
+    /// (times with nanoseconds, as in the seed: `2023-04-05T00:00:00.000000000Z`).
     /// Items come in `messages` (current) or `messagesResponses` (the seed's sample).
     pub async fn history_page(
         &self,
@@ -152,8 +153,8 @@ impl CheckoutApi {
     ) -> Result<HistoryPage, ApiError> {
         let mut url = reqwest::Url::parse("http://query.invalid/").map_err(|e| ApiError::Malformed(e.to_string()))?;
         url.query_pairs_mut()
-            .append_pair("periodStart", &start.to_rfc3339_opts(SecondsFormat::Secs, true))
-            .append_pair("periodEnd", &end.to_rfc3339_opts(SecondsFormat::Secs, true))
+            .append_pair("periodStart", &start.to_rfc3339_opts(SecondsFormat::Nanos, true))
+            .append_pair("periodEnd", &end.to_rfc3339_opts(SecondsFormat::Nanos, true))
             .append_pair("pageSize", &page_size.to_string());
         if let Some(token) = page_token {
             url.query_pairs_mut().append_pair("pageToken", token);

@@ -106,7 +106,7 @@ impl Checkout {
 
 /// The ledger's key of a message: its `messageId` as the provider wrote it (the ack sends it
 /// back unchanged as `messageIdentifier`).
-fn message_key(raw: &Value) -> Option<String> {
+pub fn message_key(raw: &Value) -> Option<String> {
     raw.pointer("/messageInfo/messageId")
         .or_else(|| raw.get("messageId"))
         .and_then(Value::as_str)
