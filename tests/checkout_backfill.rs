@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use paybridge::event::{UpstreamIdentity, event_id};
+use paybridge::sandbox::scenario::PeriodAnswer;
 use serde_json::json;
-use support::checkout::{config, create, sandbox, unacked};
+use support::checkout::{config, create, sandbox, sandbox_with, unacked};
 use support::keys::rsa_keys;
 use support::{Broker, Record};
 
@@ -212,6 +213,31 @@ async fn a_stopped_backfill_says_how_far_it_got_and_its_resume_command_finishes_
     assert!(stdout.contains("read: 30\n"), "the resumed run reads the whole unfinished slice: {stdout}");
     let (_broker, records) = read(broker, topic, 30 + read_so_far).await;
     assert_eq!(ids(&records), expected_ids(&early));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_without_a_message_id_get_their_content_identity_the_same_on_every_run() {
+    let keys = rsa_keys();
+    let sb = sandbox_with(&keys, |s| s.checkout.period_answer = PeriodAnswer::Seed).await;
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("bf-events", 1), broker.new_topic("bf-dlq", 1));
+    let created = create(&sb, 40, None).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = write_config(dir.path(), &config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string()));
+    let from = ago(10);
+    let args = ["--source", "co", "--from", &from, "--page-size", "15"];
+    for run in 1..=2 {
+        let done = backfill(&path, &args);
+        assert_eq!(done.code, Some(0), "run {run}: {}\n{}", done.stdout, done.stderr);
+        assert!(done.stdout.contains("pages: 3\n") && done.stdout.contains("published: 40\n"), "{}", done.stdout);
+    }
+    let (_broker, records) = read(broker, topic, 80).await;
+    let first: HashSet<String> = ids(&records[..40]);
+    assert_eq!(first.len(), 40, "one id per message");
+    assert_eq!(ids(&records[40..]), first, "the second run gives the same ids");
+    assert!(first.is_disjoint(&expected_ids(&created)), "not a messageId identity: the items have none");
+    let without_id = |r: &Record| r.json()["data"].get("notification_id") == Some(&serde_json::Value::Null);
+    assert!(records.iter().all(without_id), "{:?}", records[0].json());
 }
 
 #[test]

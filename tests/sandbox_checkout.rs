@@ -294,7 +294,7 @@ async fn period_query_returns_every_message_acked_or_not_in_pages() {
             .json()
             .await
             .unwrap_or_default();
-        for m in v["messagesResponses"].as_array().cloned().unwrap_or_default() {
+        for m in v["messages"].as_array().cloned().unwrap_or_default() {
             assert!(m["createdAt"].is_string());
             seen.push(m["messageInfo"]["messageId"].as_str().unwrap_or_default().to_owned());
         }

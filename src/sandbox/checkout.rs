@@ -23,7 +23,7 @@ use super::checkout_store::{Kind, Message};
 use super::errors::{self, Style};
 use super::guard::Endpoint;
 use super::ledger::EntryKind;
-use super::scenario::CheckoutScenario;
+use super::scenario::{CheckoutScenario, PeriodAnswer};
 use super::state::SandboxState;
 
 pub const PROVIDER: &str = "checkout";
@@ -329,8 +329,12 @@ async fn query(
             None => return endpoint.finish(&s, None, invalid("pageToken is not a token this API issued"), false),
         },
     };
-    let (page, more) = s.lock().checkout.query(start, end, offset, size);
-    let mut body = json!({"messagesResponses": page});
+    let shape = s.lock().scenario.checkout.period_answer;
+    let (page, more) = s.lock().checkout.query(start, end, offset, size, shape == PeriodAnswer::Current);
+    let mut body = match shape {
+        PeriodAnswer::Current => json!({"messages": page}),
+        PeriodAnswer::Seed => json!({"messagesResponses": page}),
+    };
     if more && let Some(map) = body.as_object_mut() {
         map.insert("nextPageToken".into(), Value::String(encode_page_token(offset + size)));
     }

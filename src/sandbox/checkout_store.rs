@@ -38,12 +38,14 @@ fn time(t: DateTime<Utc>) -> String {
 }
 
 impl Message {
+    /// The message with `messageInfo{messageId, receiptHandle}` (the handle empty in the
+    /// period query) or, for the seed's period answer, without `messageInfo`.
     fn to_json(&self, receipt: Option<&str>) -> Value {
-        let mut info = json!({"messageId": self.id.to_string()});
-        if let (Some(r), Some(map)) = (receipt, info.as_object_mut()) {
-            map.insert("receiptHandle".into(), Value::String(r.to_owned()));
+        let mut v = json!({"createdAt": time(self.created_at)});
+        if let (Some(r), Some(map)) = (receipt, v.as_object_mut()) {
+            let info = json!({"messageId": self.id.to_string(), "receiptHandle": r});
+            map.insert("messageInfo".into(), info);
         }
-        let mut v = json!({"messageInfo": info, "createdAt": time(self.created_at)});
         if let Some(map) = v.as_object_mut() {
             map.insert(self.kind.field().to_owned(), self.body.clone());
         }
@@ -120,11 +122,20 @@ impl CheckoutStore {
         failed
     }
 
-    /// Every message created in `[start, end)`, acked or not, oldest first, from `offset`.
-    pub fn query(&self, start: DateTime<Utc>, end: DateTime<Utc>, offset: usize, size: usize) -> (Vec<Value>, bool) {
+    /// Every message created in `[start, end)`, acked or not, oldest first, from `offset`;
+    /// with `messageInfo` (an empty receipt handle) when `with_ids`.
+    pub fn query(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        offset: usize,
+        size: usize,
+        with_ids: bool,
+    ) -> (Vec<Value>, bool) {
         let hits: Vec<&Message> =
             self.messages.iter().filter(|m| m.created_at >= start && m.created_at < end).collect();
-        let page = hits.iter().skip(offset).take(size).map(|m| m.to_json(None)).collect();
+        let receipt = with_ids.then_some("");
+        let page = hits.iter().skip(offset).take(size).map(|m| m.to_json(receipt)).collect();
         (page, hits.len() > offset + size)
     }
 }
@@ -199,10 +210,12 @@ mod tests {
             store.insert(message(i, t0 + Duration::seconds(i as i64)));
         }
         store.ack(&[Uuid::from_u128(0).to_string()]);
-        let (page, more) = store.query(t0, t0 + Duration::seconds(4), 0, 3);
+        let (page, more) = store.query(t0, t0 + Duration::seconds(4), 0, 3, true);
         assert_eq!((page.len(), more), (3, true));
-        let (page, more) = store.query(t0, t0 + Duration::seconds(4), 3, 3);
+        let (page, more) = store.query(t0, t0 + Duration::seconds(4), 3, 3, true);
         assert_eq!((page.len(), more), (1, false), "end is exclusive");
-        assert!(page[0]["messageInfo"].get("receiptHandle").is_none());
+        assert_eq!(page[0]["messageInfo"], json!({"messageId": Uuid::from_u128(3).to_string(), "receiptHandle": ""}));
+        let (page, _) = store.query(t0, t0 + Duration::seconds(4), 3, 3, false);
+        assert!(page[0].get("messageInfo").is_none(), "the seed's answer has no messageInfo");
     }
 }

@@ -59,6 +59,21 @@ pub struct CheckoutScenario {
     /// Messages created at start (orders, profiles and tokens mixed).
     #[serde(default)]
     pub initial_messages: usize,
+    /// The shape of the period query's answer.
+    #[serde(default)]
+    pub period_answer: PeriodAnswer,
+}
+
+/// How the period query answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeriodAnswer {
+    /// `{"messages": [...], "nextPageToken"}`, each with `messageInfo{messageId,
+    /// receiptHandle: ""}` (J.P. Morgan's current answer).
+    #[default]
+    Current,
+    /// `{"messagesResponses": [...]}` without `messageInfo` (the seed's older sample).
+    Seed,
 }
 
 impl Default for CheckoutScenario {
@@ -77,6 +92,7 @@ impl Default for CheckoutScenario {
             ack_path: default_ack_path(),
             query_path: default_query_path(),
             initial_messages: 0,
+            period_answer: PeriodAnswer::Current,
         }
     }
 }
