@@ -263,6 +263,28 @@ fn checkout_defaults_and_an_auto_ack_key_is_refused_with_the_reason() {
 }
 
 #[test]
+fn a_known_visibility_timeout_must_hold_the_delivery_timeout_and_an_ack_call() {
+    let with = |visibility: &str| {
+        format!("{MINIMAL}delivery_timeout = \"20s\"\n{}", checkout("c1")).replacen(
+            "merchant_id",
+            &format!("visibility_timeout = \"{visibility}\"\nmerchant_id"),
+            1,
+        )
+    };
+    assert!(load(&with("31s"), &env(&[])).is_ok(), "20s + 10s fits in 31s");
+    let list = errors(&with("30s"), &[]);
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert!(
+        list[0].starts_with("sources[0].visibility_timeout: kafka.delivery_timeout (20s) plus request_timeout (10s)")
+            && list[0].contains("lower kafka.delivery_timeout or request_timeout"),
+        "{list:?}"
+    );
+    let c = loaded(&format!("{MINIMAL}{}", checkout("c1")), &[]);
+    let Some(paybridge::config::SourceConfig::Checkout(src)) = c.sources.first() else { panic!("{:?}", c.sources) };
+    assert!(src.visibility_timeout.is_none(), "unknown unless configured");
+}
+
+#[test]
 fn a_checkout_source_needs_exactly_one_signing_key_and_valid_urls() {
     let both = format!("{MINIMAL}{}", checkout("c1")).replace("key_id", "private_key = \"pem\"\nkey_id");
     let list = errors(&both, &[]);

@@ -75,6 +75,12 @@ pub struct CheckoutSource {
     /// Timeout of each HTTP request; a receive gets `timeout` on top of it.
     #[serde(default = "default_checkout_request_timeout")]
     pub request_timeout: HumanDuration,
+    /// The provider's visibility timeout, when known (J.P. Morgan does not publish it): how
+    /// long a received, unacknowledged message stays hidden before it is delivered again.
+    /// When set, `kafka.delivery_timeout` plus `request_timeout` (publishing, then one
+    /// acknowledgement call) must fit inside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility_timeout: Option<HumanDuration>,
 }
 
 impl CheckoutSource {

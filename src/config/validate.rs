@@ -1,6 +1,7 @@
 //! Checks that span keys or need more than the schema can say.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::load::ConfigError;
 use super::{Config, FORCED_KAFKA_PROPERTIES};
@@ -79,6 +80,7 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
     for (i, source) in config.sources.iter().enumerate() {
         if let super::SourceConfig::Checkout(c) = source {
             errors.extend(checkout_errors(i, c));
+            errors.extend(visibility_errors(i, c, config.kafka.delivery_timeout.get()));
         }
     }
 
@@ -119,6 +121,29 @@ fn checkout_errors(i: usize, c: &super::CheckoutSource) -> Vec<ConfigError> {
         errors.push(ConfigError::new(format!("sources[{i}].request_timeout"), "must be greater than zero"));
     }
     errors
+}
+
+/// A received message must be published and acknowledged before the provider delivers it
+/// again, when its visibility timeout is known.
+fn visibility_errors(i: usize, c: &super::CheckoutSource, delivery_timeout: Duration) -> Vec<ConfigError> {
+    let Some(visibility) = c.visibility_timeout.map(|v| v.get()) else {
+        return Vec::new();
+    };
+    let needed = delivery_timeout + c.request_timeout.get();
+    if needed < visibility {
+        return Vec::new();
+    }
+    vec![ConfigError::new(
+        format!("sources[{i}].visibility_timeout"),
+        format!(
+            "kafka.delivery_timeout ({}) plus request_timeout ({}), the longest from a receive to its \
+             acknowledgement, do not fit inside the visibility timeout ({}): messages would be delivered again \
+             while still being published; lower kafka.delivery_timeout or request_timeout",
+            humantime::format_duration(delivery_timeout),
+            humantime::format_duration(c.request_timeout.get()),
+            humantime::format_duration(visibility)
+        ),
+    )]
 }
 
 fn is_host_port(entry: &str) -> bool {
