@@ -82,6 +82,8 @@ async fn a_message_redelivered_while_its_ack_fails_keeps_its_event_id_and_is_ack
     let receives = sb.ledger("kind=request&provider=checkout").await;
     let failed_acks = receives.iter().filter(|e| e["endpoint"] == "checkout.ack" && e["status"] == 503).count();
     assert_eq!(failed_acks, 3, "the outage happened");
+    let stats = sb.get_json("/_sandbox/checkout/stats", None).await;
+    assert!(stats["redelivered"].as_u64().is_some_and(|n| n > 0), "copies came back meanwhile: {stats}");
 
     let (_broker, records) = read(broker, topic, 50).await;
     let ids: HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
@@ -93,6 +95,42 @@ async fn a_message_redelivered_while_its_ack_fails_keeps_its_event_id_and_is_ack
     assert_eq!(ids, expected.iter().map(String::as_str).collect::<HashSet<_>>(), "the ids come from messageId");
     let text = support::ripplenet::metrics(bridge.admin_port);
     assert!(text.contains("paybridge_ack_failed_total{source=\"co\"}"), "ack failures are counted:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_acknowledgement_is_redelivered_with_a_new_handle_and_only_acknowledged_again() {
+    let keys = rsa_keys();
+    let sb =
+        sandbox_with(&keys, |s| s.checkout.visibility_timeout = paybridge::config::HumanDuration::from_secs(1)).await;
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("co-events", 1), broker.new_topic("co-dlq", 1));
+    let created = create(&sb, 10, Some("order")).await;
+    // The acknowledgement and both its retries list every message in ackFailedMessages.
+    let fault = json!({"endpoint": "checkout.ack", "action": "ack_invalid", "times": 3});
+    assert_eq!(sb.control("/_sandbox/faults", fault).await, reqwest::StatusCode::CREATED);
+    let bridge = Paybridge::start(&config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string()));
+    eventually("all 10 acknowledged after their redelivery", Duration::from_secs(30), || async {
+        unacked(&sb).await == 0
+    })
+    .await;
+    let stats = sb.get_json("/_sandbox/checkout/stats", None).await;
+    assert_eq!(stats["redelivered"], 10, "every message came back after the visibility timeout: {stats}");
+    let text = support::ripplenet::metrics(bridge.admin_port);
+    assert!(text.contains("paybridge_ack_invalid_total{source=\"co\"} 10"), "the refusals are counted:\n{text}");
+    let acks = sb.ledger("kind=ack&provider=checkout").await;
+    assert_eq!(acks.len(), 10, "acknowledged once each, after the redelivery: {acks:?}");
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let records = tokio::task::spawn_blocking(move || broker.read_to_end(&topic, Duration::from_secs(30)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
+    let expected: HashSet<String> = created
+        .iter()
+        .map(|m| event_id("merchant-001", &UpstreamIdentity::CheckoutMessage(m.clone())).to_string())
+        .collect();
+    assert_eq!(ids.len(), 10, "the redelivered copies were not published again: {ids:?}");
+    assert_eq!(ids.into_iter().map(str::to_owned).collect::<HashSet<_>>(), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

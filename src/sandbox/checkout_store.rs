@@ -82,6 +82,12 @@ impl CheckoutStore {
         self.messages.iter().filter(|m| !m.acked).count()
     }
 
+    /// (deliveries in all, messages delivered more than once).
+    pub fn deliveries(&self) -> (u64, usize) {
+        let total = self.messages.iter().map(|m| u64::from(m.deliveries)).sum();
+        (total, self.messages.iter().filter(|m| m.deliveries > 1).count())
+    }
+
     /// Up to `max` visible, unacked messages younger than `retention`, oldest first. Each
     /// gets a fresh receipt handle from `receipt` and is hidden for `visibility`.
     pub fn receive(

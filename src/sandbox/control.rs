@@ -274,7 +274,13 @@ async fn create_messages(State(s): State<SandboxState>, body: Bytes) -> Response
 
 async fn checkout_stats(State(s): State<SandboxState>) -> Json<Value> {
     let inner = s.lock();
-    Json(json!({"total": inner.checkout.len(), "unacked": inner.checkout.unacked()}))
+    let (deliveries, redelivered) = inner.checkout.deliveries();
+    Json(json!({
+        "total": inner.checkout.len(),
+        "unacked": inner.checkout.unacked(),
+        "deliveries": deliveries,
+        "redelivered": redelivered,
+    }))
 }
 
 async fn get_generator(State(s): State<SandboxState>) -> Json<Value> {

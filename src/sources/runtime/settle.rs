@@ -68,13 +68,21 @@ impl Settler {
     }
 
     /// Normalizes claimed items, publishes them, and acknowledges what the broker confirmed
-    /// (or what went to the DLQ after `max_attempts`).
+    /// (or what went to the DLQ after `max_attempts`). An item whose event was committed
+    /// within the ledger's memory (an hour) is acknowledged without being published again.
     pub async fn settle(&self, items: Vec<Item>) -> PageReport {
         let now = Utc::now();
         let mut events: Vec<CanonicalEvent> = Vec::with_capacity(items.len());
         let mut claims: Vec<Claim> = Vec::with_capacity(items.len());
         let mut to_ack: Vec<Claim> = Vec::new();
-        for (claim, raw) in items {
+        for (mut claim, raw) in items {
+            // Delivered again after its event was committed (its acknowledgement was lost
+            // or refused): the broker has it, so it only needs the acknowledgement.
+            if self.ledger.recently_committed(claim.id()) {
+                claim.committed();
+                to_ack.push(claim);
+                continue;
+            }
             match (self.settings.normalize)(&self.settings.account, &raw, now) {
                 Ok(event) => {
                     events.push(event);
