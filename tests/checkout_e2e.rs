@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use paybridge::event::{UpstreamIdentity, event_id};
@@ -24,30 +24,75 @@ async fn read(broker: Broker, topic: String, expected: usize) -> (Broker, Vec<Re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_of_every_kind_reach_kafka_and_are_acknowledged_after_commit_never_auto() {
+async fn a_thousand_messages_of_every_kind_reach_kafka_and_no_ack_precedes_its_commit_nor_is_automatic() {
     let keys = rsa_keys();
     let sb = sandbox(&keys).await;
     let broker = Broker::start();
     let (topic, dlq) = (broker.new_topic("co-events", 3), broker.new_topic("co-dlq", 1));
-    let mut created = Vec::new();
-    for kind in ["order", "profile", "token"] {
-        created.extend(create(&sb, 100, Some(kind)).await);
-    }
+    let created = create(&sb, 1000, None).await;
+    assert_eq!(created.len(), 1000);
     let bridge = Paybridge::start(&config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string()));
-    eventually("all 300 acknowledged", Duration::from_secs(60), || async { unacked(&sb).await == 0 }).await;
+    eventually("all 1000 acknowledged", Duration::from_secs(90), || async { unacked(&sb).await == 0 }).await;
 
+    let stats = sb.get_json("/_sandbox/checkout/stats", None).await;
+    assert_eq!(stats["auto_ack_receives"], 0, "never a receive with autoAck=true: {stats}");
     let acks = sb.ledger("kind=ack&provider=checkout").await;
-    assert!(acks.iter().all(|a| a["endpoint"] == "checkout.ack"), "never autoAck: {:?}", acks.first());
+    assert!(acks.iter().all(|a| a["endpoint"] == "checkout.ack"), "acknowledged by the ack call: {:?}", acks.first());
     let acked: HashSet<String> = acks.iter().filter_map(|a| a["id"].as_str().map(str::to_owned)).collect();
     assert_eq!(acked, created.iter().cloned().collect::<HashSet<_>>());
 
-    let (_broker, records) = read(broker, topic, 300).await;
-    let ids: HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
-    assert_eq!(ids.len(), 300, "one event per message");
+    let (_broker, records) = read(broker, topic, 1000).await;
+    let mut written: HashMap<String, i64> = HashMap::new();
+    for r in &records {
+        if let (Some(id), Some(ts)) = (r.header("ce_id"), r.timestamp) {
+            let at = written.entry(id.to_owned()).or_insert(ts);
+            *at = (*at).min(ts);
+        }
+    }
+    assert_eq!(written.len(), 1000, "one event per message");
+    for ack in &acks {
+        let message = ack["id"].as_str().unwrap_or_default();
+        let id = event_id("merchant-001", &UpstreamIdentity::CheckoutMessage(message.to_owned())).to_string();
+        let at =
+            chrono::DateTime::parse_from_rfc3339(ack["at"].as_str().unwrap_or_default()).map(|t| t.timestamp_millis());
+        let written_at = written.get(&id).copied();
+        assert!(
+            matches!((at, written_at), (Ok(a), Some(w)) if a >= w),
+            "ack of {message} at {at:?} precedes its event's write at {written_at:?}"
+        );
+    }
     let types: HashSet<String> = records.iter().filter_map(|r| r.json()["type"].as_str().map(str::to_owned)).collect();
     assert!(types.len() >= 3, "order, profile and token events: {types:?}");
     let text = support::ripplenet::metrics(bridge.admin_port);
-    assert!(text.contains("paybridge_events_acked_total{source=\"co\"} 300"), "{text}");
+    assert!(text.contains("paybridge_events_acked_total{source=\"co\"} 1000"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_down_at_start_nothing_is_received_or_acked_until_it_returns() {
+    let keys = rsa_keys();
+    let sb = sandbox(&keys).await;
+    let mut broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("co-events", 3), broker.new_topic("co-dlq", 1));
+    let created = create(&sb, 50, None).await;
+    broker.stop();
+    let bridge = Paybridge::spawn(&config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string()));
+    bridge.wait_for_log("brokers unreachable", Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(unacked(&sb).await, 50, "nothing is acknowledged while the broker is down");
+    let stats = sb.get_json("/_sandbox/checkout/stats", None).await;
+    assert_eq!(stats["deliveries"], 0, "nothing is even received: {stats}");
+
+    broker.restart();
+    eventually("all 50 acknowledged after the broker returned", Duration::from_secs(90), || async {
+        unacked(&sb).await == 0
+    })
+    .await;
+    let (_broker, records) = read(broker, topic, 50).await;
+    let ids: HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
+    for message in &created {
+        let id = event_id("merchant-001", &UpstreamIdentity::CheckoutMessage(message.clone())).to_string();
+        assert!(ids.contains(id.as_str()), "{message} is in Kafka");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,6 +176,59 @@ async fn a_refused_acknowledgement_is_redelivered_with_a_new_handle_and_only_ack
         .collect();
     assert_eq!(ids.len(), 10, "the redelivered copies were not published again: {ids:?}");
     assert_eq!(ids.into_iter().map(str::to_owned).collect::<HashSet<_>>(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_kind_is_published_and_a_malformed_message_goes_to_the_dlq_after_max_attempts() {
+    let keys = rsa_keys();
+    let sb =
+        sandbox_with(&keys, |s| s.checkout.visibility_timeout = paybridge::config::HumanDuration::from_secs(1)).await;
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("co-events", 1), broker.new_topic("co-dlq", 1));
+    let good = create(&sb, 5, Some("order")).await;
+    let exact = |notification: &str, body: serde_json::Value| {
+        let request = json!({"count": 1, "notification": notification, "body": body});
+        let sb = &sb;
+        async move {
+            let r = sb.http.post(sb.url("/_sandbox/checkout/messages")).json(&request).send().await;
+            let v: serde_json::Value = r.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default();
+            v["messageIds"][0].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let refund = exact("refundNotification", json!({"status": "REFUND_DONE", "refundId": "R-1"})).await;
+    let broken = exact("orderNotification", json!("not an object")).await;
+    let text = config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string())
+        .replace("backoff_max = \"1s\"", "backoff_max = \"1s\"\nmax_attempts = 2");
+    let bridge = Paybridge::start(&text);
+    eventually("all 7 acknowledged", Duration::from_secs(60), || async { unacked(&sb).await == 0 }).await;
+
+    let (broker, dead) = read(broker, dlq, 1).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].key.as_deref(), Some(format!("checkout/merchant-001/{broken}").as_str()));
+    let reason = dead[0].header("paybridge_dlq_reason").unwrap_or_default();
+    assert!(reason.contains("orderNotification") && reason.contains("2 attempts"), "{reason}");
+    assert_eq!(dead[0].json()["orderNotification"], "not an object", "the untouched message");
+    let stats = sb.get_json("/_sandbox/checkout/stats", None).await;
+    assert!(stats["redelivered"].as_u64().is_some_and(|n| n >= 1), "the broken one was delivered twice: {stats}");
+
+    let (_broker, events) = read(broker, topic, 6).await;
+    assert_eq!(events.len(), 6, "five orders and the unknown kind");
+    let unknown: Vec<&Record> =
+        events.iter().filter(|r| r.header("ce_type") == Some("dev.paybridge.checkout.unknown")).collect();
+    assert_eq!(unknown.len(), 1);
+    let data = &unknown[0].json()["data"];
+    assert_eq!(
+        (data["notification_type"].as_str(), data["payment_id"].as_str()),
+        (Some("refundNotification"), Some(refund.as_str()))
+    );
+    assert_eq!(data["raw"]["refundNotification"]["refundId"], "R-1");
+    let ids: HashSet<&str> = events.iter().filter_map(|r| r.header("ce_id")).collect();
+    for message in good.iter().chain([&refund]) {
+        let id = event_id("merchant-001", &UpstreamIdentity::CheckoutMessage(message.clone())).to_string();
+        assert!(ids.contains(id.as_str()), "{message}");
+    }
+    let text = support::ripplenet::metrics(bridge.admin_port);
+    assert!(text.contains("paybridge_dlq_events_total 1"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

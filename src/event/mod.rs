@@ -62,6 +62,10 @@ pub enum EventType {
     /// A Checkout token notification.
     #[serde(rename = "dev.paybridge.checkout.token_changed")]
     CheckoutTokenChanged,
+    /// A Checkout notification of a kind paybridge does not know (yet): published with its
+    /// raw payload rather than dropped; `data.notification_type` names the kind.
+    #[serde(rename = "dev.paybridge.checkout.unknown")]
+    CheckoutUnknown,
 }
 
 impl EventType {
@@ -70,6 +74,7 @@ impl EventType {
             EventType::PaymentStateChanged => "dev.paybridge.payment.state_changed",
             EventType::CheckoutProfileChanged => "dev.paybridge.checkout.profile_changed",
             EventType::CheckoutTokenChanged => "dev.paybridge.checkout.token_changed",
+            EventType::CheckoutUnknown => "dev.paybridge.checkout.unknown",
         }
     }
 }
@@ -152,6 +157,10 @@ pub struct Amount {
     pub value: String,
     /// ISO 4217 code, when the provider gives one.
     pub currency: Option<String>,
+    /// When given, `value` is in minor units with this many decimals (Checkout
+    /// `totalAmount.decimalCount`: value "1050" with 2 is 10.50). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimal_count: Option<u32>,
 }
 
 /// A Checkout fraud-check result.
@@ -210,7 +219,12 @@ mod tests {
 
     #[test]
     fn event_type_strings_match_serde() {
-        for t in [EventType::PaymentStateChanged, EventType::CheckoutProfileChanged, EventType::CheckoutTokenChanged] {
+        for t in [
+            EventType::PaymentStateChanged,
+            EventType::CheckoutProfileChanged,
+            EventType::CheckoutTokenChanged,
+            EventType::CheckoutUnknown,
+        ] {
             assert_eq!(serde_json::to_value(t).ok(), Some(Value::String(t.as_str().to_owned())));
         }
     }

@@ -14,25 +14,43 @@ use crate::event::{
 /// The notification kinds a message may carry, their event type and the fields that
 /// identify their subject, in order of preference.
 const KINDS: &[(&str, EventType, &[&str])] = &[
-    ("orderNotification", EventType::PaymentStateChanged, &["transactionReferenceNumber", "checkoutReference"]),
+    (
+        "orderNotification",
+        EventType::PaymentStateChanged,
+        &["transactionReferenceNumber", "checkoutReference", "transactionReference", "merchantOrderNumber"],
+    ),
     ("profileNotification", EventType::CheckoutProfileChanged, &["profileId", "profileReference", "id"]),
-    ("tokenNotification", EventType::CheckoutTokenChanged, &["tokenId", "tokenReference", "id"]),
+    (
+        "tokenNotification",
+        EventType::CheckoutTokenChanged,
+        &["tokenId", "tokenReference", "id", "checkoutReference", "token"],
+    ),
 ];
 
 /// Order fields copied into `data.references`.
-const ORDER_REFERENCES: &[&str] = &["transactionReferenceNumber", "checkoutReference"];
+const ORDER_REFERENCES: &[&str] =
+    &["transactionReferenceNumber", "checkoutReference", "transactionReference", "merchantOrderNumber"];
 
 /// One message from `GET /notifications/receive` (with `messageInfo`) or from the
-/// period query `GET /notifications` (possibly without one).
+/// period query `GET /notifications` (possibly without one). A message without a known
+/// notification kind becomes a `dev.paybridge.checkout.unknown` event (it needs a
+/// `messageId` then); a known kind that is not an object is an error.
 pub fn message(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result<CanonicalEvent, NormalizeError> {
     if !raw.is_object() {
         return Err(NormalizeError::NotAnObject);
     }
-    let (kind, event_type, id_fields, body) = KINDS
+    for (kind, _, _) in KINDS {
+        if raw.get(*kind).is_some_and(|b| !b.is_object() && !b.is_null()) {
+            return Err(NormalizeError::WrongType(kind));
+        }
+    }
+    let message_id = opt_str(raw, "/messageInfo/messageId").or_else(|| opt_str(raw, "/messageId"));
+    let Some((kind, event_type, id_fields, body)) = KINDS
         .iter()
         .find_map(|(kind, t, fields)| raw.get(*kind).filter(|b| b.is_object()).map(|b| (*kind, *t, *fields, b)))
-        .ok_or(NormalizeError::Missing("orderNotification|profileNotification|tokenNotification"))?;
-    let message_id = opt_str(raw, "/messageInfo/messageId").or_else(|| opt_str(raw, "/messageId"));
+    else {
+        return unknown_kind(account, raw, message_id, observed_at);
+    };
     let subject = id_fields
         .iter()
         .find_map(|f| opt_str(body, &format!("/{f}")))
@@ -47,19 +65,15 @@ pub fn message(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result
     let auth_only = opt_str(body, "/checkoutIntent").is_some_and(|i| i.to_ascii_uppercase().contains("AUTH_ONLY"));
     let state = CanonicalState::from_checkout(&provider_state, auth_only);
 
-    let amounts = opt_amount(body, "/totalTransactionAmount")
-        .map(|value| Amount {
-            role: "total".into(),
-            value,
-            currency: opt_str(body, "/currency").or_else(|| opt_str(body, "/currencyCode")).map(str::to_owned),
-        })
-        .into_iter()
-        .collect();
-    let references: BTreeMap<String, String> = ORDER_REFERENCES
+    let mut references: BTreeMap<String, String> = ORDER_REFERENCES
         .iter()
         .filter_map(|k| opt_str(body, &format!("/{k}")).map(|v| ((*k).to_owned(), v.to_owned())))
         .collect();
-    let fraud_check = opt_str(body, "/fraudCheckStatus")
+    if let Some(number) = opt_str(raw, "/merchantOrderNumber") {
+        references.entry("merchantOrderNumber".to_owned()).or_insert_with(|| number.to_owned());
+    }
+    let fraud_check = opt_str(body, "/fraudCheckResult/fraudCheckStatus")
+        .or_else(|| opt_str(body, "/fraudCheckStatus"))
         .map(|v| FraudCheck { result: FraudCheckResult::from_checkout(v), provider_value: v.to_owned() });
     let created_at = opt_str(raw, "/createdAt").unwrap_or_default();
 
@@ -83,7 +97,7 @@ pub fn message(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result
         provider_state,
         previous_provider_state: None,
         terminal: state.is_terminal(),
-        amounts,
+        amounts: total_amount(body).into_iter().collect(),
         references,
         fraud_check,
         occurred_at: opt_time(body, "/transactionTimestamp").or_else(|| opt_time(raw, "/createdAt")),
@@ -93,9 +107,70 @@ pub fn message(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result
     Ok(CanonicalEvent::new(event_type, &identity, data))
 }
 
+/// `totalAmount{currencyCode, decimalCount, amount}` (amount in minor units) or the seed's
+/// plain `totalTransactionAmount` string.
+fn total_amount(body: &Value) -> Option<Amount> {
+    if let Some(total) = body.get("totalAmount").filter(|t| t.is_object())
+        && let Some(value) = opt_amount(total, "/amount")
+    {
+        let decimal_count = match total.get("decimalCount") {
+            Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        return Some(Amount {
+            role: "total".into(),
+            value,
+            currency: opt_str(total, "/currencyCode").map(str::to_owned),
+            decimal_count,
+        });
+    }
+    opt_amount(body, "/totalTransactionAmount").map(|value| Amount {
+        role: "total".into(),
+        value,
+        currency: opt_str(body, "/currency").or_else(|| opt_str(body, "/currencyCode")).map(str::to_owned),
+        decimal_count: None,
+    })
+}
+
+/// A message without a known notification kind: published with its raw payload, its kind
+/// (the first `…Notification` field) in `notification_type`, subject = the messageId.
+fn unknown_kind(
+    account: &str,
+    raw: &Value,
+    message_id: Option<&str>,
+    observed_at: DateTime<Utc>,
+) -> Result<CanonicalEvent, NormalizeError> {
+    let message_id = message_id.ok_or(NormalizeError::Missing("messageInfo.messageId"))?;
+    let field = raw.as_object().and_then(|m| m.keys().find(|k| k.ends_with("Notification")).cloned());
+    let provider_state =
+        field.as_deref().and_then(|f| raw.get(f)).and_then(|b| opt_str(b, "/status")).unwrap_or_default().to_owned();
+    let data = PaymentEvent {
+        provider: Provider::Checkout,
+        account: account.to_owned(),
+        notification_id: Some(message_id.to_owned()),
+        notification_type: field,
+        payment_id: message_id.to_owned(),
+        state: CanonicalState::Unknown,
+        previous_state: None,
+        provider_state,
+        previous_provider_state: None,
+        terminal: false,
+        amounts: Vec::new(),
+        references: BTreeMap::new(),
+        fraud_check: None,
+        occurred_at: opt_time(raw, "/createdAt"),
+        observed_at,
+        raw: raw.clone(),
+    };
+    let identity = UpstreamIdentity::CheckoutMessage(message_id.to_owned());
+    Ok(CanonicalEvent::new(EventType::CheckoutUnknown, &identity, data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::event_id;
     use serde_json::json;
 
     fn received(receipt: &str) -> Value {
@@ -122,7 +197,10 @@ mod tests {
         assert_eq!(event.subject, "Q12345-4447-228");
         assert_eq!(event.data.state, CanonicalState::Authorized);
         assert_eq!(event.data.provider_state, "STATUS_SUCCESS");
-        assert_eq!(event.data.amounts, vec![Amount { role: "total".into(), value: "1000".into(), currency: None }]);
+        assert_eq!(
+            event.data.amounts,
+            vec![Amount { role: "total".into(), value: "1000".into(), currency: None, decimal_count: None }]
+        );
         assert_eq!(event.data.fraud_check.as_ref().map(|f| f.result), Some(FraudCheckResult::Approved));
         assert_eq!(event.data.notification_id.as_deref(), Some("da0336dd-77bf-49cb-a2f2-6d46f26dbc07"));
     }
@@ -167,10 +245,72 @@ mod tests {
     }
 
     #[test]
+    fn the_current_order_shape_keeps_total_amount_and_the_nested_fraud_check() {
+        let raw = json!({
+            "messageInfo": {"messageId": "m-9", "receiptHandle": "h"},
+            "createdAt": "2024-05-01T10:00:00.000Z",
+            "merchantOrderNumber": "ORD-77",
+            "orderNotification": {
+                "status": "STATUS_PENDING",
+                "checkoutIntent": "CHECKOUT_INTENT_AUTH_AND_CAPTURE",
+                "transactionReference": "0b5f8ad4-3c1e-4a43-9d53-0a3e5f0e0c11",
+                "totalAmount": {"currencyCode": "USD", "decimalCount": 2, "amount": "1050"},
+                "fraudCheckResult": {"fraudCheckStatus": "FRAUD_CHECK_STATUS_REVIEW", "fraudScore": "12"}
+            }
+        });
+        let event = message("m", &raw, Utc::now()).map_err(|e| e.to_string());
+        let Ok(event) = event else { panic!("{event:?}") };
+        assert_eq!(event.subject, "0b5f8ad4-3c1e-4a43-9d53-0a3e5f0e0c11");
+        assert_eq!(event.data.state, CanonicalState::Pending);
+        assert_eq!(
+            event.data.amounts,
+            vec![Amount {
+                role: "total".into(),
+                value: "1050".into(),
+                currency: Some("USD".into()),
+                decimal_count: Some(2)
+            }]
+        );
+        assert_eq!(event.data.fraud_check.map(|f| f.result), Some(FraudCheckResult::Review));
+        assert_eq!(event.data.references.get("merchantOrderNumber").map(String::as_str), Some("ORD-77"));
+        let serialized = serde_json::to_value(&event.data.amounts).unwrap_or_default();
+        assert_eq!(serialized[0]["decimal_count"], 2);
+        let plain =
+            serde_json::to_value(message("m", &received("h"), Utc::now()).map(|e| e.data.amounts).unwrap_or_default())
+                .unwrap_or_default();
+        assert!(plain[0].get("decimal_count").is_none(), "absent for a plain amount: {plain}");
+    }
+
+    #[test]
+    fn an_unknown_notification_kind_is_published_as_unknown_with_its_payload() {
+        let raw = json!({
+            "messageInfo": {"messageId": "m-5", "receiptHandle": "h"},
+            "createdAt": "2024-05-01T10:00:00.000Z",
+            "refundNotification": {"status": "REFUND_DONE", "refundId": "R-1"}
+        });
+        let event = message("m", &raw, Utc::now()).map_err(|e| e.to_string());
+        let Ok(event) = event else { panic!("{event:?}") };
+        assert_eq!(event.event_type, EventType::CheckoutUnknown);
+        assert_eq!(event.data.notification_type.as_deref(), Some("refundNotification"));
+        assert_eq!((event.subject.as_str(), event.data.state), ("m-5", CanonicalState::Unknown));
+        assert_eq!(event.data.provider_state, "REFUND_DONE");
+        assert_eq!(event.data.raw, raw);
+        assert_eq!(event.id, event_id("m", &UpstreamIdentity::CheckoutMessage("m-5".into())), "the messageId identity");
+        let bare = message("m", &json!({"messageInfo": {"messageId": "m-6"}}), Utc::now());
+        assert_eq!(bare.map(|e| (e.event_type, e.data.notification_type)), Ok((EventType::CheckoutUnknown, None)));
+    }
+
+    #[test]
     fn bad_payloads_are_errors() {
         let now = Utc::now();
         assert_eq!(message("m", &json!(null), now).err(), Some(NormalizeError::NotAnObject));
-        assert!(message("m", &json!({"messageInfo": {"messageId": "x"}}), now).is_err());
         assert!(message("m", &json!({"orderNotification": {}}), now).is_err());
+        let wrong = json!({"messageInfo": {"messageId": "x"}, "orderNotification": "oops"});
+        assert_eq!(message("m", &wrong, now).err(), Some(NormalizeError::WrongType("orderNotification")));
+        let unknown_without_id = json!({"createdAt": "2024-05-01T10:00:00.000Z", "refundNotification": {}});
+        assert_eq!(
+            message("m", &unknown_without_id, now).err(),
+            Some(NormalizeError::Missing("messageInfo.messageId"))
+        );
     }
 }

@@ -45,6 +45,7 @@ pub fn payment(
             role: "source".into(),
             value,
             currency: opt_str(raw, "/originator/sourceCurrency").map(str::to_owned),
+            decimal_count: None,
         });
     }
     if let Some(value) = opt_amount(raw, "/destination/destinationAmount") {
@@ -52,6 +53,7 @@ pub fn payment(
             role: "destination".into(),
             value,
             currency: opt_str(raw, "/destination/destinationCurrency").map(str::to_owned),
+            decimal_count: None,
         });
     }
     let mut references = BTreeMap::new();

@@ -194,6 +194,9 @@ async fn receive(
         Some("true") => true,
         Some(_) => return endpoint.finish(&s, None, invalid("autoAck must be true or false"), false),
     };
+    if auto_ack {
+        s.lock().checkout.auto_ack_receives += 1;
+    }
 
     // Long poll: wait up to timeoutMs for something to deliver.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout);
@@ -357,6 +360,29 @@ const ORDER_STATUSES: &[(&str, &str)] = &[
     ("STATUS_PENDING", "FRAUD_CHECK_STATUS_REVIEW"),
 ];
 
+/// Creates `count` messages whose envelope carries `body` under `field` exactly (an unknown
+/// notification kind, a malformed notification, …).
+pub fn create_exact(s: &SandboxState, count: usize, field: &str, body: &Value) -> Vec<Uuid> {
+    let mut inner = s.lock();
+    let mut created = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id = inner.uuid();
+        let now = inner.now();
+        inner.checkout.insert(Message {
+            id,
+            created_at: now,
+            field: field.to_owned(),
+            body: body.clone(),
+            acked: false,
+            visible_at: now,
+            deliveries: 0,
+        });
+        inner.ledger.record(now, EntryKind::NotificationCreated, PROVIDER, Some(id.to_string()), None, None);
+        created.push(id);
+    }
+    created
+}
+
 /// Creates `count` messages: mostly orders, every fifth a profile and every seventh a
 /// token notification (`kind` forces one kind).
 pub fn create(s: &SandboxState, count: usize, kind: Option<Kind>) -> Vec<Uuid> {
@@ -398,7 +424,7 @@ pub fn create(s: &SandboxState, count: usize, kind: Option<Kind>) -> Vec<Uuid> {
         inner.checkout.insert(Message {
             id,
             created_at: now,
-            kind,
+            field: kind.field().to_owned(),
             body,
             acked: false,
             visible_at: now,

@@ -26,7 +26,8 @@ impl Kind {
 pub struct Message {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
-    pub kind: Kind,
+    /// The envelope's notification field (`orderNotification`, …), holding `body`.
+    pub field: String,
     pub body: Value,
     pub acked: bool,
     pub visible_at: DateTime<Utc>,
@@ -47,7 +48,7 @@ impl Message {
             map.insert("messageInfo".into(), info);
         }
         if let Some(map) = v.as_object_mut() {
-            map.insert(self.kind.field().to_owned(), self.body.clone());
+            map.insert(self.field.clone(), self.body.clone());
         }
         v
     }
@@ -63,6 +64,8 @@ pub struct Delivery {
 #[derive(Default)]
 pub struct CheckoutStore {
     messages: Vec<Message>,
+    /// Receives that asked for `autoAck=true`.
+    pub auto_ack_receives: u64,
 }
 
 impl CheckoutStore {
@@ -154,7 +157,7 @@ mod tests {
         Message {
             id: Uuid::from_u128(i),
             created_at: at,
-            kind: Kind::Order,
+            field: Kind::Order.field().to_owned(),
             body: json!({"status": "STATUS_SUCCESS"}),
             acked: false,
             visible_at: at,

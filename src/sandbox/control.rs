@@ -254,6 +254,12 @@ struct CreateMessages {
     /// `order`, `profile` or `token`; mixed when absent.
     #[serde(default)]
     kind: Option<String>,
+    /// With `body`: the envelope field that carries it (e.g. `refundNotification`).
+    #[serde(default)]
+    notification: Option<String>,
+    /// The notification exactly (any JSON), under `notification`.
+    #[serde(default)]
+    body: Option<Value>,
 }
 
 async fn create_messages(State(s): State<SandboxState>, body: Bytes) -> Response {
@@ -261,6 +267,15 @@ async fn create_messages(State(s): State<SandboxState>, body: Bytes) -> Response
         Ok(r) => r,
         Err(e) => return bad_request(format!("invalid body: {e}")),
     };
+    match (&request.notification, &request.body, &request.kind) {
+        (Some(field), Some(body), None) => {
+            let ids = super::checkout::create_exact(&s, request.count, field, body);
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            return (StatusCode::CREATED, Json(json!({ "messageIds": ids }))).into_response();
+        }
+        (None, None, _) => {}
+        _ => return bad_request("notification and body go together, without kind".to_owned()),
+    }
     let kind = match request.kind.as_deref() {
         None => None,
         Some("order") => Some(super::checkout_store::Kind::Order),
@@ -280,6 +295,7 @@ async fn checkout_stats(State(s): State<SandboxState>) -> Json<Value> {
         "unacked": inner.checkout.unacked(),
         "deliveries": deliveries,
         "redelivered": redelivered,
+        "auto_ack_receives": inner.checkout.auto_ack_receives,
     }))
 }
 
