@@ -3,7 +3,9 @@
 //! of the size paybridge's events have (the ceiling); then `paybridge run` (release build,
 //! default settings) drains a sandbox backlog of N RippleNet notifications including the
 //! acknowledgements; then 32 concurrent callers send webhooks for another backlog while the
-//! pollers run. Prints a Markdown report; bench/REPORT.md keeps the latest one.
+//! pollers run; then a Checkout source drains N messages (receive → Kafka → ack), against a
+//! ceiling measured with records of a Checkout event's size. Prints a Markdown report;
+//! bench/REPORT.md keeps the latest one.
 //!
 //! Run: `cargo bench --bench poll_path` (N = 5000; `PAYBRIDGE_BENCH_N` changes it).
 
@@ -19,6 +21,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 use support::process::Paybridge;
 use support::ripplenet::{Setup, config, requests, setup};
+use support::sandbox::Sandbox;
 
 const CALLERS: usize = 32;
 
@@ -170,6 +173,95 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted.get(i).map(|d| d.as_secs_f64() * 1e3).unwrap_or_default()
 }
 
+/// (time in ms) of each Checkout request to `endpoint`, in order.
+async fn checkout_requests(sb: &Sandbox, endpoint: &str) -> Vec<i64> {
+    sb.ledger("kind=request&provider=checkout")
+        .await
+        .iter()
+        .filter(|e| e["endpoint"] == endpoint)
+        .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok())
+        .map(|t| t.timestamp_millis())
+        .collect()
+}
+
+/// An event record of the size the sandbox's Checkout orders give.
+fn checkout_sample() -> EventRecord {
+    let raw = serde_json::json!({
+        "messageInfo": {"messageId": "8f1d6c1e-6d0c-4a47-9d54-7b1f2a3c4d5e", "receiptHandle": "AQEB"},
+        "createdAt": "2026-11-21T10:00:00.000Z",
+        "orderNotification": {
+            "checkoutIntent": "CHECKOUT_INTENT_AUTH_ONLY",
+            "status": "STATUS_SUCCESS",
+            "transactionReferenceNumber": "Q12345-0001-228",
+            "checkoutReference": "QSA2345",
+            "totalTransactionAmount": "1000",
+            "transactionTimestamp": "2026-11-21T10:00:00.000Z",
+            "fraudCheckStatus": "FRAUD_CHECK_STATUS_APPROVED"
+        }
+    });
+    let event = paybridge::normalize::checkout::message("merchant-001", &raw, chrono::Utc::now())
+        .unwrap_or_else(|e| panic!("sample does not normalize: {e}"));
+    EventRecord::from_event(&event).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The Checkout poll path at default settings (`PAYBRIDGE_BENCH_CHECKOUT` adds source lines),
+/// with its own ceiling (records of a Checkout event's size, best of two runs around it).
+struct CheckoutRun {
+    rate: f64,
+    ceiling: f64,
+    calls_per_event: f64,
+    rss: f64,
+    cpu: String,
+    event_bytes: usize,
+    receives: usize,
+    acks: usize,
+}
+
+async fn checkout_scenario(s: &Setup, n: usize) -> CheckoutRun {
+    let keys = support::keys::rsa_keys();
+    let sb = support::checkout::sandbox(&keys).await;
+    let sample = checkout_sample();
+    let before = raw_producer(s, &s.broker.new_topic("bench-raw", 3), &sample, n, 2).await;
+    let mut left = n;
+    while left > 0 {
+        let batch = left.min(1000);
+        support::checkout::create(&sb, batch, None).await;
+        left -= batch;
+    }
+    let (topic, dlq) = (s.broker.new_topic("bench-co", 3), s.broker.new_topic("bench-co-dlq", 1));
+    let extra = std::env::var("PAYBRIDGE_BENCH_CHECKOUT").unwrap_or_default();
+    let kafka = std::env::var("PAYBRIDGE_BENCH_KAFKA").unwrap_or_default();
+    let text = support::checkout::config(&s.broker, &topic, &dlq, &sb, &keys.private_file.display().to_string())
+        .replace("backoff_max = \"1s\"\n", &format!("backoff_max = \"1s\"\n{extra}\n"))
+        .replace("[kafka]\n", &format!("[kafka]\n{kafka}\n"));
+    let broker_pid = s.broker.pid();
+    let cpu = Cpu::now(broker_pid, None);
+    let bridge = Paybridge::start_default_log(&text);
+    let cpu = Cpu { bridge: cpu_seconds(bridge.pid()), ..cpu };
+    let started = Instant::now();
+    while support::checkout::unacked(&sb).await > 0 {
+        assert!(started.elapsed() < Duration::from_secs(300), "Checkout backlog not drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cpu = Cpu::now(broker_pid, Some(bridge.pid())).per_thousand(cpu, n);
+    let receives = checkout_requests(&sb, "checkout.receive").await;
+    let acks = checkout_requests(&sb, "checkout.ack").await;
+    let span = acks.last().copied().unwrap_or_default() - receives.first().copied().unwrap_or_default();
+    let rss = peak_rss_mib(bridge.pid());
+    drop(bridge);
+    let after = raw_producer(s, &s.broker.new_topic("bench-raw", 3), &sample, n, 2).await;
+    CheckoutRun {
+        rate: n as f64 / (span.max(1) as f64 / 1e3),
+        ceiling: before.max(after),
+        calls_per_event: (receives.len() + acks.len()) as f64 / n as f64,
+        rss,
+        cpu,
+        event_bytes: sample.value.len(),
+        receives: receives.len(),
+        acks: acks.len(),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n: usize = std::env::var("PAYBRIDGE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
@@ -255,6 +347,7 @@ async fn main() {
     let raw_default_after = raw_producer(&s, &s.broker.new_topic("bench-raw", 3), &sample, n, 5).await;
     let raw_two_after = raw_producer(&s, &s.broker.new_topic("bench-raw", 3), &sample, n, 2).await;
     let ceiling = [raw_default, raw_two, raw_default_after, raw_two_after].into_iter().fold(0.0, f64::max);
+    let co = checkout_scenario(&s, n).await;
 
     let ok = statuses.get(&200).copied().unwrap_or(0);
     println!("# Poll-path benchmark\n");
@@ -278,6 +371,17 @@ async fn main() {
         hook_calls as f64 / n as f64
     );
     println!(
+        "| raw producer, records of a Checkout event's size ({} bytes), best of two runs | {:.0} | 1.00 | – | – |",
+        co.event_bytes, co.ceiling
+    );
+    println!(
+        "| Checkout poll path (receive → Kafka → ack), backlog drained incl. acks | {:.0} | {:.2} (of its ceiling) | {:.3} | {:.1} |",
+        co.rate,
+        co.rate / co.ceiling,
+        co.calls_per_event,
+        co.rss
+    );
+    println!(
         "\nWebhooks: {ok} of {n} answered 200 ({statuses:?}); latency p50 {:.1} ms, p99 {:.1} ms, p999 {:.1} ms.",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
@@ -289,6 +393,7 @@ async fn main() {
     println!(
         "\nCPU per 1,000 events (2 cores = 2,000 ms per second): raw producer (in-flight 2): {ceiling_cpu}; poll path: {poll_cpu}; webhooks: {hook_cpu}."
     );
+    println!("Checkout: {} receives and {} ack calls; CPU per 1,000 events: {}.", co.receives, co.acks, co.cpu);
     let mut by_endpoint: Vec<_> = poll_calls.into_iter().collect();
     by_endpoint.sort();
     println!("\nPoll path calls by endpoint: {by_endpoint:?}");

@@ -76,6 +76,33 @@ async fn tokens_are_cached_and_each_request_signs_a_new_assertion() {
     assert_eq!(statuses, [200, 200], "one token request each, both accepted");
 }
 
+#[tokio::test]
+async fn the_token_endpoint_refuses_another_resource_or_kid_and_names_the_problem() {
+    let keys = rsa_keys();
+    let sb = support::checkout::sandbox_with(&keys, |s| {
+        s.checkout.resource = Some("JPMC:URI:RS-PROD".into());
+        s.checkout.key_id = Some("0123456789ABCDEF0123456789ABCDEF01234567".into());
+    })
+    .await;
+    let token_url = sb.url(TOKEN_PATH);
+    let token = |jwt: JwtClient| async move {
+        let signer = AssertionSigner::from_config(&jwt).unwrap_or_else(|e| panic!("{e}"));
+        TokenCache::with_grant(reqwest::Client::new(), Grant::PrivateKeyJwt(signer)).token().await
+    };
+    let wrong_resource = token(client(&token_url, &keys)).await.map_err(|e| e.to_string());
+    assert!(wrong_resource.as_ref().is_err_and(|e| e.contains("invalid_resource")), "{wrong_resource:?}");
+    let mut right = client(&token_url, &keys);
+    right.resource = "JPMC:URI:RS-PROD".into();
+    let mut wrong_kid = right.clone();
+    wrong_kid.key_id = "FFFF".into();
+    let refused = token(wrong_kid).await.map_err(|e| e.to_string());
+    assert!(refused.as_ref().is_err_and(|e| e.contains("kid")), "{refused:?}");
+    let mut wrong_client = right.clone();
+    wrong_client.client_id = "someone-else".into();
+    assert!(token(wrong_client).await.is_err(), "another client id");
+    assert!(token(right).await.is_ok(), "the registered resource and kid");
+}
+
 #[test]
 fn an_unreadable_or_unparsable_key_is_named_never_shown() {
     let keys = rsa_keys();

@@ -13,7 +13,9 @@ use support::sandbox::Sandbox;
 
 fn assertion(keys: &Keys, claims: Value) -> String {
     let key = EncodingKey::from_rsa_pem(&keys.private_pem).unwrap_or_else(|e| panic!("{e}"));
-    encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap_or_else(|e| panic!("{e}"))
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("0123456789ABCDEF0123456789ABCDEF01234567".into());
+    encode(&header, &claims, &key).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn claims(jti: &str) -> Value {
@@ -24,7 +26,7 @@ fn claims(jti: &str) -> Value {
 
 async fn request_token(sb: &Sandbox, jwt: &str) -> reqwest::Response {
     let form = format!(
-        "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={jwt}"
+        "grant_type=client_credentials&client_id=sandbox-checkout-client&resource=JPMC%3AURI%3ARS-TEST&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={jwt}"
     );
     sb.http
         .post(sb.url("/am/oauth2/alpha/access_token"))

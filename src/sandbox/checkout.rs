@@ -54,8 +54,10 @@ fn invalid(message: &str) -> Response {
 #[derive(Deserialize)]
 struct TokenForm {
     grant_type: Option<String>,
+    client_id: Option<String>,
     client_assertion_type: Option<String>,
     client_assertion: Option<String>,
+    resource: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +93,30 @@ fn issue_token(s: &SandboxState, body: &Bytes) -> Response {
         return errors::oauth(StatusCode::BAD_REQUEST, "invalid_request", "client_assertion is required");
     };
     let scenario = s.lock().scenario.checkout.clone();
+    if form.client_id.as_deref() != Some(scenario.client_id.as_str()) {
+        return errors::oauth(StatusCode::UNAUTHORIZED, "invalid_client", "client_id is missing or unknown");
+    }
+    match form.resource.as_deref() {
+        None | Some("") => return errors::oauth(StatusCode::BAD_REQUEST, "invalid_request", "resource is required"),
+        Some(r) if scenario.resource.as_deref().is_some_and(|want| want != r) => {
+            return errors::oauth(
+                StatusCode::BAD_REQUEST,
+                "invalid_resource",
+                "resource is not registered for this client",
+            );
+        }
+        Some(_) => {}
+    }
+    let kid = jsonwebtoken::decode_header(&assertion).ok().and_then(|h| h.kid);
+    match (kid.as_deref(), scenario.key_id.as_deref()) {
+        (None | Some(""), _) => {
+            return errors::oauth(StatusCode::UNAUTHORIZED, "invalid_client", "the assertion header has no kid");
+        }
+        (Some(kid), Some(want)) if kid != want => {
+            return errors::oauth(StatusCode::UNAUTHORIZED, "invalid_client", "kid is not this client's certificate");
+        }
+        _ => {}
+    }
     let pem = match scenario.public_key_pem() {
         Ok(Some(pem)) => pem,
         Ok(None) => {

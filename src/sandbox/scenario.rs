@@ -37,6 +37,12 @@ pub struct CheckoutScenario {
     /// The `aud` client assertions must carry.
     #[serde(default = "default_checkout_audience")]
     pub audience: String,
+    /// The `resource` form field the token endpoint accepts; any non-empty one when unset.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// The `kid` assertion headers must carry; any non-empty one when unset.
+    #[serde(default)]
+    pub key_id: Option<String>,
     /// The `merchantId` header API calls must send.
     #[serde(default = "default_merchant")]
     pub merchant_id: String,
@@ -83,6 +89,8 @@ impl Default for CheckoutScenario {
             client_public_key: None,
             client_public_key_file: None,
             audience: default_checkout_audience(),
+            resource: None,
+            key_id: None,
             merchant_id: default_merchant(),
             token_ttl: default_token_ttl(),
             visibility_timeout: default_visibility(),
