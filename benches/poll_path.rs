@@ -7,7 +7,8 @@
 //! ceiling measured with records of a Checkout event's size. Prints a Markdown report;
 //! bench/REPORT.md keeps the latest one.
 //!
-//! Run: `cargo bench --bench poll_path` (N = 5000; `PAYBRIDGE_BENCH_N` changes it).
+//! Run: `cargo bench --bench poll_path` (N = 5000; `PAYBRIDGE_BENCH_N` changes it;
+//! `PAYBRIDGE_BENCH_ONLY=checkout` runs the Checkout scenario alone).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -266,6 +267,22 @@ async fn checkout_scenario(s: &Setup, n: usize) -> CheckoutRun {
 async fn main() {
     let n: usize = std::env::var("PAYBRIDGE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
     let s = setup().await;
+    // PAYBRIDGE_BENCH_ONLY=checkout: only the Checkout scenario (to explore its settings).
+    if std::env::var("PAYBRIDGE_BENCH_ONLY").is_ok_and(|v| v == "checkout") {
+        let co = checkout_scenario(&s, n).await;
+        println!(
+            "Checkout, N = {n}: {:.0} events/s, ceiling {:.0}, {:.2} ×, {:.3} calls/event ({} receives, {} acks), RSS {:.1} MiB; CPU per 1,000: {}",
+            co.rate,
+            co.ceiling,
+            co.rate / co.ceiling,
+            co.calls_per_event,
+            co.receives,
+            co.acks,
+            co.rss,
+            co.cpu
+        );
+        return;
+    }
     let created = s.sandbox.create(n).await;
     let sample = sample_record(&s, &created[0]).await;
     let broker_pid = s.broker.pid();

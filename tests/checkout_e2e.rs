@@ -68,6 +68,23 @@ async fn a_thousand_messages_of_every_kind_reach_kafka_and_no_ack_precedes_its_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_receives_are_in_flight_by_default_and_one_when_configured() {
+    let keys = rsa_keys();
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("co-events", 1), broker.new_topic("co-dlq", 1));
+    for (extra, want) in [("", 4), ("receivers = 1\n", 1)] {
+        let sb = sandbox(&keys).await;
+        let text = config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string())
+            .replace("timeout = \"1s\"\n", &format!("timeout = \"1s\"\n{extra}"));
+        let _bridge = Paybridge::start(&text);
+        // Idle long polls (1 s each) overlap when there are several receivers.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let stats = sb.get_json("/_sandbox/checkout/stats", None).await;
+        assert_eq!(stats["max_concurrent_receives"], want, "{extra:?}: {stats}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_broker_down_at_start_nothing_is_received_or_acked_until_it_returns() {
     let keys = rsa_keys();
     let sb = sandbox(&keys).await;

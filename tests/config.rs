@@ -250,6 +250,12 @@ fn checkout_defaults_and_an_auto_ack_key_is_refused_with_the_reason() {
     assert_eq!(src.receive_path, "/checkout/notifications/receive");
     assert_eq!(src.ack_path, "/checkout/notifications/ack");
     assert_eq!(src.history_path, "/checkout/notifications");
+    assert_eq!((src.receivers, src.pages_in_flight), (4, 8));
+    for bad in ["receivers = 0", "receivers = 65"] {
+        let text = format!("{MINIMAL}{}", checkout("c1")).replacen("merchant_id", &format!("{bad}\nmerchant_id"), 1);
+        let list = errors(&text, &[]);
+        assert!(list.iter().any(|e| e.starts_with("sources[0].receivers")), "{bad}: {list:?}");
+    }
     for key in ["auto_ack = true", "autoAck = true", "auto-ack-enabled = true"] {
         let text = format!("{MINIMAL}{}", checkout("c1")).replacen("merchant_id", &format!("{key}\nmerchant_id"), 1);
         let list = errors(&text, &[]);

@@ -56,7 +56,13 @@ pub struct CheckoutSource {
     #[serde(default = "default_history_path")]
     #[schemars(regex(pattern = r"^/"))]
     pub history_path: String,
-    /// Receives in flight at once (each delivery goes to one of them).
+    /// Receive calls (long polls) in flight at once; each delivery goes to one of them, and
+    /// a message delivered to two is worked once. More receivers hide the provider's
+    /// round-trip time.
+    #[serde(default = "default_receivers")]
+    #[schemars(range(min = 1, max = 64))]
+    pub receivers: usize,
+    /// Received pages being published at once, per receiver.
     #[serde(default = "default_pages_in_flight")]
     #[schemars(range(min = 1, max = 1000))]
     pub pages_in_flight: usize,
@@ -118,6 +124,9 @@ pub struct JwtClient {
     pub assertion_ttl: HumanDuration,
 }
 
+const fn default_receivers() -> usize {
+    4
+}
 const fn default_max_messages() -> usize {
     10
 }

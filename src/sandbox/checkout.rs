@@ -224,6 +224,7 @@ async fn receive(
         s.lock().checkout.auto_ack_receives += 1;
     }
 
+    let _receiving = Receiving::start(&s);
     // Long poll: wait up to timeoutMs for something to deliver.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout);
     let (messages, failed) = loop {
@@ -236,6 +237,25 @@ async fn receive(
     };
     let body = json!({"messages": messages, "autoAckFailedMessages": failed});
     endpoint.finish(&s, None, Json(body).into_response(), pass.lost)
+}
+
+/// Counts a receive as in progress while it lives (a client that hangs up ends it too).
+struct Receiving(SandboxState);
+
+impl Receiving {
+    fn start(s: &SandboxState) -> Self {
+        let mut inner = s.lock();
+        inner.checkout.receiving += 1;
+        inner.checkout.max_concurrent_receives = inner.checkout.max_concurrent_receives.max(inner.checkout.receiving);
+        Self(s.clone())
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock();
+        inner.checkout.receiving = inner.checkout.receiving.saturating_sub(1);
+    }
 }
 
 /// One receive attempt: (messages, autoAckFailedMessages).

@@ -66,6 +66,9 @@ pub struct CheckoutStore {
     messages: Vec<Message>,
     /// Receives that asked for `autoAck=true`.
     pub auto_ack_receives: u64,
+    /// Receives being answered now, and the most at once so far.
+    pub receiving: usize,
+    pub max_concurrent_receives: usize,
 }
 
 impl CheckoutStore {

@@ -296,6 +296,7 @@ async fn checkout_stats(State(s): State<SandboxState>) -> Json<Value> {
         "deliveries": deliveries,
         "redelivered": redelivered,
         "auto_ack_receives": inner.checkout.auto_ack_receives,
+        "max_concurrent_receives": inner.checkout.max_concurrent_receives,
     }))
 }
 

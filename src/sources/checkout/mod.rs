@@ -87,7 +87,7 @@ impl Checkout {
         &self.config.name
     }
 
-    /// Starts the receive loop; `tasks` also ends with the acker, after the last
+    /// Starts `receivers` receive loops; `tasks` also ends with the acker, after the last
     /// acknowledgement of what was received before the stop.
     pub fn spawn(self: &Arc<Self>, tasks: &mut JoinSet<()>, pipeline_capacity: usize) {
         let page_size = self.config.max_messages.max(1);
@@ -99,7 +99,12 @@ impl Checkout {
             window: self.config.pages_in_flight.min(pipeline_capacity / page_size).max(1),
             backoff_max: self.config.backoff_max.get(),
         };
-        tasks.spawn(poll_loop(Arc::new(Reader { source: self.clone() }), settings, self.ctx.clone(), None));
+        // Several receives in flight: each delivery goes to one of them; the ledger keeps a
+        // redelivered copy from being worked twice at once.
+        let reader = Arc::new(Reader { source: self.clone() });
+        for _ in 0..self.config.receivers.max(1) {
+            tasks.spawn(poll_loop(reader.clone(), settings.clone(), self.ctx.clone(), None));
+        }
         self.settler.join_acker(tasks);
     }
 }
