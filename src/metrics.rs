@@ -24,6 +24,15 @@ pub struct UpstreamLabels {
     pub status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamErrorLabels {
+    pub source: String,
+    pub endpoint: String,
+    pub status: String,
+    /// The provider's own error code (see [`crate::http::client::error_code`]).
+    pub code: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms … ~33 s
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
@@ -40,6 +49,7 @@ pub struct Metrics {
     dlq: Counter,
     publish_latency: Family<SourceLabels, Histogram, fn() -> Histogram>,
     upstream_requests: Family<UpstreamLabels, Counter>,
+    upstream_errors: Family<UpstreamErrorLabels, Counter>,
     pipeline_depth: Gauge,
     last_poll: Family<SourceLabels, Gauge<f64, AtomicU64>>,
     ack_invalid: Family<SourceLabels, Counter>,
@@ -69,6 +79,7 @@ impl Metrics {
             latency_histogram as fn() -> Histogram,
         );
         let upstream_requests = Family::<UpstreamLabels, Counter>::default();
+        let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
         let pipeline_depth = Gauge::default();
         let last_poll = Family::<SourceLabels, Gauge<f64, AtomicU64>>::default();
         let ack_invalid = Family::<SourceLabels, Counter>::default();
@@ -127,6 +138,11 @@ impl Metrics {
             "Requests to provider APIs by endpoint and HTTP status",
             upstream_requests.clone(),
         );
+        registry.register(
+            "upstream_errors",
+            "Provider error answers by endpoint, HTTP status and the provider's own error code",
+            upstream_errors.clone(),
+        );
         registry.register("pipeline_depth", "Events inside the pipeline (queued or in flight)", pipeline_depth.clone());
         registry.register(
             "last_successful_poll_timestamp_seconds",
@@ -143,6 +159,7 @@ impl Metrics {
             dlq,
             publish_latency,
             upstream_requests,
+            upstream_errors,
             pipeline_depth,
             last_poll,
             ack_invalid,
@@ -187,6 +204,18 @@ impl Metrics {
         let labels =
             UpstreamLabels { source: source.to_owned(), endpoint: endpoint.to_owned(), status: status.to_owned() };
         self.upstream_requests.get_or_create(&labels).inc();
+    }
+
+    /// A provider answered an error: `code` is its own error code (gRPC code, OAuth error,
+    /// J.P. Morgan title) or `none`.
+    pub fn upstream_error(&self, source: &str, endpoint: &str, status: &str, code: &str) {
+        let labels = UpstreamErrorLabels {
+            source: source.to_owned(),
+            endpoint: endpoint.to_owned(),
+            status: status.to_owned(),
+            code: code.to_owned(),
+        };
+        self.upstream_errors.get_or_create(&labels).inc();
     }
 
     /// A source finished a poll successfully now.

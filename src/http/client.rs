@@ -78,6 +78,27 @@ pub fn error_detail(body: &[u8]) -> String {
     parts.join("; ").chars().take(300).collect()
 }
 
+/// The provider's own code of an error body, for the `code` label of
+/// `paybridge_upstream_errors_total`: gRPC-style `code` (`3`), OAuth `error`
+/// (`invalid_grant`), RippleNet's `type`/`title`, or J.P. Morgan's `title`; at most 40
+/// characters of letters, digits, space, `_`, `-` and `.`, so the label set stays small.
+/// `none` when the body has none.
+pub fn error_code(body: &[u8]) -> String {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else { return "none".to_owned() };
+    let code = match v.get("code") {
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => ["error", "title", "type"].iter().find_map(|k| v.get(*k).and_then(Value::as_str).map(str::to_owned)),
+    };
+    let clean: String = code
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || " _-.".contains(*c))
+        .take(40)
+        .collect();
+    if clean.trim().is_empty() { "none".to_owned() } else { clean.trim().to_owned() }
+}
+
 /// A provider API: its base URL, token cache and the source it serves (metrics).
 pub struct ApiClient {
     http: reqwest::Client,
@@ -170,6 +191,9 @@ impl ApiClient {
             let (body, truncated) = read_limited(response, call.limit)
                 .await
                 .map_err(|e| self.retryable(format!("answer cut off: {}", e.without_url()), None))?;
+            if !status.is_success() {
+                self.metrics.upstream_error(&self.source, call.endpoint, status.as_str(), &error_code(&body));
+            }
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                 let detail = match error_detail(&body) {
                     d if d.is_empty() => status.to_string(),
@@ -193,7 +217,21 @@ impl ApiClient {
 
 #[cfg(test)]
 mod tests {
-    use super::error_detail;
+    use super::{error_code, error_detail};
+
+    #[test]
+    fn provider_error_codes_are_short_label_values() {
+        assert_eq!(error_code(br#"{"code": 3, "message": "bad maxNumberMessages"}"#), "3");
+        assert_eq!(error_code(br#"{"error": "invalid_grant", "error_description": "x"}"#), "invalid_grant");
+        assert_eq!(
+            error_code(br#"{"title": "Forbidden", "httpStatus": 403, "context": ["Invalid JWT"]}"#),
+            "Forbidden"
+        );
+        let long = error_code(br#"{"title": "<script>\n very long title that goes on and on and on"}"#);
+        assert!(long.len() <= 40 && long.starts_with("script very long title"), "{long}");
+        assert_eq!(error_code(b"<html>oops</html>"), "none");
+        assert_eq!(error_code(br#"{"detail": "no code"}"#), "none");
+    }
 
     #[test]
     fn provider_error_bodies_become_a_short_detail() {
