@@ -157,7 +157,8 @@ async fn a_message_redelivered_while_its_ack_fails_keeps_its_event_id_and_is_ack
     assert_eq!(ids, expected.iter().map(String::as_str).collect::<HashSet<_>>(), "the ids come from messageId");
     let text = support::ripplenet::metrics(bridge.admin_port);
     assert!(text.contains("paybridge_ack_failed_total{source=\"co\"}"), "ack failures are counted:\n{text}");
-    let errors = text.lines().find(|l| l.starts_with("paybridge_upstream_errors_total{") && l.contains("status=\"503\""));
+    let errors =
+        text.lines().find(|l| l.starts_with("paybridge_upstream_errors_total{") && l.contains("status=\"503\""));
     assert!(
         errors.is_some_and(|l| l.contains("endpoint=\"POST notifications/ack\"") && l.ends_with(" 3")),
         "the provider's errors are counted with its code:\n{text}"
