@@ -17,6 +17,7 @@ use crate::sink::kafka::KafkaSink;
 use crate::sink::topics::{TopicError, ensure_topics, required_topics};
 use crate::sources::SourceContext;
 use crate::sources::checkout::Checkout;
+use crate::sources::payments_direct::PaymentsDirect;
 use crate::sources::ripplenet::Ripplenet;
 use crate::{RunError, admin, intake};
 
@@ -47,8 +48,15 @@ impl Bridge {
     /// a missing topic is an error), then starts the producer, pipeline, sources and intake.
     /// None when `stop` is cancelled during the wait.
     pub async fn start(config: Config, stop: &CancellationToken) -> Result<Option<Self>, RunError> {
-        if let Some(source) = config.sources.iter().find(|s| matches!(s, SourceConfig::PaymentsDirect(_))) {
-            return Err(RunError::UnsupportedSource { name: source.name().to_owned(), kind: source.provider() });
+        if let Some(SourceConfig::PaymentsDirect(source)) =
+            config.sources.iter().find(|s| matches!(s, SourceConfig::PaymentsDirect(p) if p.webhook.enabled))
+        {
+            return Err(RunError::SourceStart {
+                name: source.name.clone(),
+                reason: "Payments Direct webhooks are not implemented in this build yet; set webhook.enabled = false \
+                         (the search cycle finds every state change)"
+                    .into(),
+            });
         }
         // A signing key that cannot be used stops the start at once, not after the broker wait.
         for source in &config.sources {
@@ -122,7 +130,12 @@ impl Bridge {
                         .map_err(|e| RunError::SourceStart { name: cfg.name.clone(), reason: e.to_string() })?;
                     checkout.spawn(&mut sources, config.pipeline.capacity);
                 }
-                SourceConfig::PaymentsDirect(_) => {}
+                SourceConfig::PaymentsDirect(cfg) => {
+                    let source = PaymentsDirect::start(cfg.clone(), &config.kafka, ctx.clone())
+                        .await
+                        .map_err(|reason| RunError::SourceStart { name: cfg.name.clone(), reason })?;
+                    source.spawn(&mut sources);
+                }
             }
         }
 

@@ -35,8 +35,6 @@ pub enum RunError {
     ProducerFatal(String),
     #[error("source {name:?} cannot start: {reason}")]
     SourceStart { name: String, reason: String },
-    #[error("source {name:?} (kind {kind}) is configured, but this build does not implement that provider yet")]
-    UnsupportedSource { name: String, kind: event::Provider },
 }
 
 /// Runs the bridge until `shutdown` is cancelled or the producer fails fatally (see

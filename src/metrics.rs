@@ -50,6 +50,8 @@ pub struct Metrics {
     publish_latency: Family<SourceLabels, Histogram, fn() -> Histogram>,
     upstream_requests: Family<UpstreamLabels, Counter>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    source_alert: Family<SourceLabels, Gauge>,
+    enrichment_failed: Family<SourceLabels, Counter>,
     pipeline_depth: Gauge,
     last_poll: Family<SourceLabels, Gauge<f64, AtomicU64>>,
     ack_invalid: Family<SourceLabels, Counter>,
@@ -80,6 +82,8 @@ impl Metrics {
         );
         let upstream_requests = Family::<UpstreamLabels, Counter>::default();
         let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
+        let source_alert = Family::<SourceLabels, Gauge>::default();
+        let enrichment_failed = Family::<SourceLabels, Counter>::default();
         let pipeline_depth = Gauge::default();
         let last_poll = Family::<SourceLabels, Gauge<f64, AtomicU64>>::default();
         let ack_invalid = Family::<SourceLabels, Counter>::default();
@@ -143,6 +147,16 @@ impl Metrics {
             "Provider error answers by endpoint, HTTP status and the provider's own error code",
             upstream_errors.clone(),
         );
+        registry.register(
+            "source_alert",
+            "1 while a source has failed alert_after times in a row (until its next success)",
+            source_alert.clone(),
+        );
+        registry.register(
+            "enrichment_failed",
+            "Events published without their failure details because fetching them kept failing",
+            enrichment_failed.clone(),
+        );
         registry.register("pipeline_depth", "Events inside the pipeline (queued or in flight)", pipeline_depth.clone());
         registry.register(
             "last_successful_poll_timestamp_seconds",
@@ -160,6 +174,8 @@ impl Metrics {
             publish_latency,
             upstream_requests,
             upstream_errors,
+            source_alert,
+            enrichment_failed,
             pipeline_depth,
             last_poll,
             ack_invalid,
@@ -216,6 +232,16 @@ impl Metrics {
             code: code.to_owned(),
         };
         self.upstream_errors.get_or_create(&labels).inc();
+    }
+
+    /// Raises or clears a source's alert.
+    pub fn source_alert(&self, source: &str, on: bool) {
+        self.source_alert.get_or_create(&SourceLabels { source: source.to_owned() }).set(i64::from(on));
+    }
+
+    /// An event went out without its failure details.
+    pub fn enrichment_failed(&self, source: &str) {
+        self.enrichment_failed.get_or_create(&SourceLabels { source: source.to_owned() }).inc();
     }
 
     /// A source finished a poll successfully now.

@@ -34,6 +34,43 @@ fn checkout(name: &str) -> String {
     )
 }
 
+/// A Payments Direct source named `name` with only its required keys.
+fn payments_direct(name: &str) -> String {
+    format!(
+        "[[sources]]\nkind = \"payments_direct\"\nname = \"{name}\"\nbase_url = \"https://api.test.ripple.com\"\n\
+         [sources.auth]\ntoken_url = \"https://api.test.ripple.com/v2/oauth/token\"\nclient_id = \"c\"\n\
+         client_secret = \"s\"\naudience = \"urn:ripplexcurrent-test:acme\"\n"
+    )
+}
+
+#[test]
+fn payments_direct_defaults_and_start_from() {
+    let c = loaded(&format!("{MINIMAL}{}", payments_direct("pd")), &[]);
+    let Some(paybridge::config::SourceConfig::PaymentsDirect(src)) = c.sources.first() else {
+        panic!("{:?}", c.sources)
+    };
+    assert_eq!(src.search_path, "/v3/payments/filter");
+    assert_eq!((src.interval.get().as_secs(), src.max_idle_interval.get().as_secs()), (60, 600));
+    assert_eq!((src.page_size, src.safety_lag.get().as_secs(), src.alert_after), (100, 5, 5));
+    assert!(src.enrich_failures && !src.webhook.enabled);
+    assert_eq!(src.start_from, paybridge::config::StartFrom::Ago(paybridge::config::HumanDuration::from_secs(3600)));
+    let with = |line: &str| {
+        format!("{MINIMAL}{}", payments_direct("pd")).replacen("base_url", &format!("{line}\nbase_url"), 1)
+    };
+    let at = loaded(&with("start_from = \"2026-11-01T00:00:00Z\""), &[]);
+    let Some(paybridge::config::SourceConfig::PaymentsDirect(src)) = at.sources.first() else { panic!() };
+    assert!(matches!(src.start_from, paybridge::config::StartFrom::At(_)));
+    let list = errors(&with("start_from = \"last week\""), &[]);
+    assert_eq!(
+        list,
+        vec![
+            "sources[0].start_from: invalid start_from; use an RFC 3339 time (\"2026-11-01T08:00:00Z\") or a duration ago (\"2h\")"
+        ]
+    );
+    let list = errors(&with("page_size = 101"), &[]);
+    assert!(list.iter().any(|e| e.starts_with("sources[0].page_size")), "{list:?}");
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -208,7 +245,7 @@ fn source_mistakes_point_inside_the_source() {
     assert!(list.iter().any(|e| e.starts_with("sources[0].extra: unknown key")), "{list:?}");
     assert!(list.iter().any(|e| e.starts_with("sources[1].kind: must be one of")), "{list:?}");
     // Duplicate names are a semantic check, reported once the shape is right.
-    let dup = format!("{MINIMAL}{}[[sources]]\nkind = \"payments_direct\"\nname = \"dup\"\n", checkout("dup"));
+    let dup = format!("{MINIMAL}{}{}", checkout("dup"), payments_direct("dup"));
     let list = errors(&dup, &[]);
     assert_eq!(list, vec!["sources[1].name: duplicate source name \"dup\" (also sources[0])"]);
 }

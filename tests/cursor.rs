@@ -103,3 +103,54 @@ async fn exactly_once_refuses_to_start_on_a_broker_without_transactions() {
         Ok(_) => panic!("tansu 0.6.0 has no transactions; exactly-once must refuse to start"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_20000_positions_the_last_one_is_found_within_the_metadata_timeout() {
+    use paybridge::sink::state::{CursorRecord, read_last_cursor};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("cur-events", 1), broker.new_topic("cur-dlq", 1));
+    let state = broker.new_topic("cur-state", 3);
+    let mut kafka = kafka_config_with(&broker, &topic, &dlq, &format!("state_topic = \"{state}\"\n"));
+    kafka.metadata_timeout = paybridge::config::HumanDuration::from_secs(5);
+    let producer: FutureProducer = broker
+        .client_config()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let record = |source: &str, cursor: String| {
+        serde_json::to_vec(&CursorRecord { source: source.into(), cursor, committed_at: chrono::Utc::now() })
+            .unwrap_or_default()
+    };
+    // One early position of another source, then 20,000 of "pd" (a long-running source).
+    let early = record("pd-quiet", "quiet-1".into());
+    let _ = producer.send(FutureRecord::to(&state).key("pd-quiet").payload(&early), Duration::from_secs(10)).await;
+    let mut deliveries = Vec::with_capacity(20_000);
+    for n in 0..20_000 {
+        let value = record("pd", format!("position-{n}"));
+        loop {
+            match producer.send_result(FutureRecord::to(&state).key("pd").payload(&value)) {
+                Ok(d) => break deliveries.push(d),
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    }
+    for d in deliveries {
+        assert!(matches!(d.await, Ok(Ok(_))), "position not written");
+    }
+
+    let timeout = kafka.metadata_timeout.get();
+    let started = std::time::Instant::now();
+    let last = read_last_cursor(&kafka, "pd", timeout).await.unwrap_or_else(|e| panic!("{e}"));
+    let took = started.elapsed();
+    assert_eq!(last.map(|r| r.cursor).as_deref(), Some("position-19999"));
+    assert!(took < timeout, "found in {took:?}, within the metadata timeout {timeout:?}");
+    let quiet = read_last_cursor(&kafka, "pd-quiet", timeout).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(quiet.map(|r| r.cursor).as_deref(), Some("quiet-1"), "an old position is found too");
+    // A source that never committed: the whole topic is read to know it (slow on tansu).
+    let none = read_last_cursor(&kafka, "pd-none", Duration::from_secs(60)).await.map_err(|e| e.to_string());
+    assert_eq!(none.map(|r| r.is_none()), Ok(true));
+}

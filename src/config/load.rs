@@ -197,6 +197,10 @@ fn schema_errors(
                 };
                 format!("invalid duration{shown}; use e.g. \"500ms\", \"30s\", \"10m\", \"1h 30m\"")
             }
+            ValidationErrorKind::Pattern { pattern } if pattern == super::START_FROM_PATTERN => {
+                "invalid start_from; use an RFC 3339 time (\"2026-11-01T08:00:00Z\") or a duration ago (\"2h\")"
+                    .to_owned()
+            }
             ValidationErrorKind::Pattern { pattern } if pattern == LISTEN_PATTERN => {
                 "invalid listen address; use IP:port, e.g. \"0.0.0.0:8080\" or \"[::]:8080\"".to_owned()
             }

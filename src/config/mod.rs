@@ -8,6 +8,7 @@ mod duration;
 mod env;
 mod listen;
 mod load;
+mod payments_direct;
 mod schema;
 mod secret;
 mod validate;
@@ -22,6 +23,7 @@ pub use checkout::{AUTO_ACK_REFUSED, CheckoutSource, JwtClient, is_auto_ack_key}
 pub use duration::{DURATION_PATTERN, HumanDuration};
 pub use listen::ListenAddr;
 pub use load::{ConfigError, ConfigErrors, load, load_file};
+pub use payments_direct::{PaymentsDirectSource, START_FROM_PATTERN, StartFrom};
 pub use schema::config_schema;
 pub use secret::Secret;
 pub use validate::validate;
@@ -509,9 +511,4 @@ source_struct! {
         #[serde(default)]
         pub webhook: WebhookConfig,
     }
-}
-
-source_struct! {
-    /// `kind = "payments_direct"`: Ripple Payments Direct 2.0 payments.
-    PaymentsDirectSource {}
 }

@@ -146,6 +146,11 @@ pub struct PaymentEvent {
     pub observed_at: DateTime<Utc>,
     /// The untouched upstream notification, so nothing is lost in normalization.
     pub raw: Value,
+    /// The provider's failure details: Payments Direct's `errors[]` of a FAILED, DECLINED or
+    /// RETURNED payment (fetched with `GET /v3/payments/{id}`; the search carries none).
+    /// Absent when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<Value>>,
 }
 
 /// An amount exactly as the provider wrote it.

@@ -61,17 +61,33 @@ impl Answer {
     }
 }
 
+/// Payments Direct's `{status, errors}` shapes: the (first) error object inside.
+fn payments_direct_error(v: &Value) -> Option<&Value> {
+    match v.get("errors")? {
+        Value::Array(items) => items.first().filter(|e| e.is_object()),
+        e @ Value::Object(_) => Some(e),
+        _ => None,
+    }
+}
+
 /// The message of a provider error body: RippleNet's `{detail}`, gRPC-style `{code, message}`,
-/// J.P. Morgan's `{title, httpStatus, context[...]}`, OAuth's `{error, error_description}`.
+/// J.P. Morgan's `{title, httpStatus, context[...]}`, OAuth's `{error, error_description}`,
+/// Payments Direct's `{status, errors: [{code, type, title, description}]}` (or one object,
+/// or flat).
 /// Empty when the body is none of these. Cut to 300 characters.
 pub fn error_detail(body: &[u8]) -> String {
     let Ok(v) = serde_json::from_slice::<Value>(body) else { return String::new() };
+    let v = payments_direct_error(&v).unwrap_or(&v);
     let text = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
     let mut parts: Vec<String> = Vec::new();
     if let Some(code) = v.get("code").filter(|c| c.is_number() || c.is_string()) {
         parts.push(format!("code {}", code.as_str().map(str::to_owned).unwrap_or_else(|| code.to_string())));
     }
-    parts.extend(["title", "detail", "message", "error", "error_description"].into_iter().filter_map(text));
+    parts.extend(
+        ["type", "title", "detail", "description", "message", "error", "error_description"]
+            .into_iter()
+            .filter_map(text),
+    );
     if let Some(context) = v.get("context").and_then(Value::as_array) {
         parts.extend(context.iter().map(|c| c.as_str().map(str::to_owned).unwrap_or_else(|| c.to_string())));
     }
@@ -85,6 +101,7 @@ pub fn error_detail(body: &[u8]) -> String {
 /// `none` when the body has none.
 pub fn error_code(body: &[u8]) -> String {
     let Ok(v) = serde_json::from_slice::<Value>(body) else { return "none".to_owned() };
+    let v = payments_direct_error(&v).unwrap_or(&v);
     let code = match v.get("code") {
         Some(Value::Number(n)) => Some(n.to_string()),
         Some(Value::String(s)) => Some(s.clone()),
@@ -245,5 +262,11 @@ mod tests {
         );
         assert_eq!(error_detail(br#"{"detail": "notification not found"}"#), "notification not found");
         assert_eq!(error_detail(b"<html>oops</html>"), "");
+        let nested = br#"{"status": 404, "errors": [{"code": "USR_002", "type": "NOT_FOUND", "title": "Not Found", "description": "no such payment"}]}"#;
+        assert_eq!(error_detail(nested), "code USR_002; NOT_FOUND; Not Found; no such payment");
+        assert_eq!(error_code(nested), "USR_002");
+        let one =
+            br#"{"status": 400, "errors": {"code": "USR_001", "type": "USER_VALIDATION_ERROR", "description": "bad"}}"#;
+        assert_eq!(error_detail(one), "code USR_001; USER_VALIDATION_ERROR; bad");
     }
 }

@@ -103,6 +103,7 @@ pub fn message(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result
         occurred_at: opt_time(body, "/transactionTimestamp").or_else(|| opt_time(raw, "/createdAt")),
         observed_at,
         raw: raw.clone(),
+        errors: None,
     };
     Ok(CanonicalEvent::new(event_type, &identity, data))
 }
@@ -162,6 +163,7 @@ fn unknown_kind(
         occurred_at: opt_time(raw, "/createdAt"),
         observed_at,
         raw: raw.clone(),
+        errors: None,
     };
     let identity = UpstreamIdentity::CheckoutMessage(message_id.to_owned());
     Ok(CanonicalEvent::new(EventType::CheckoutUnknown, &identity, data))

@@ -82,6 +82,7 @@ pub fn payment(
         occurred_at: updated_at,
         observed_at,
         raw: raw.clone(),
+        errors: raw.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty()).cloned(),
     };
     let identity =
         UpstreamIdentity::PaymentsDirectState { payment_id: payment_id.to_owned(), state: provider_state, updated_at };

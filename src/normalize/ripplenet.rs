@@ -48,6 +48,7 @@ pub fn notification(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> R
         occurred_at: opt_time(raw, "/created_at"),
         observed_at,
         raw: raw.clone(),
+        errors: None,
     };
     let identity = UpstreamIdentity::RipplenetNotification(uuid.to_owned());
     Ok(CanonicalEvent::new(EventType::PaymentStateChanged, &identity, data))

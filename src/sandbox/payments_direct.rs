@@ -159,7 +159,9 @@ async fn search(s: &SandboxState, headers: &HeaderMap, body: &Bytes, endpoint: E
         });
         json!({"data": data, "filter": request.get("filter").cloned().unwrap_or(json!({})), "sort": sort, "page": page_info})
     };
-    endpoint.finish(s, None, Json(response).into_response(), pass.lost)
+    // The ledger shows where a page started: after the payment its token points at.
+    let from = query.after_key.as_ref().map(|k| format!("after {}", k.key));
+    endpoint.finish(s, from, Json(response).into_response(), pass.lost)
 }
 
 fn sort_name(f: SortField) -> &'static str {

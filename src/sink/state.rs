@@ -32,8 +32,8 @@ pub enum StateError {
     Internal(String),
 }
 
-/// The last committed cursor of `source`, reading the whole state topic (it is compacted,
-/// so small) with `read_committed`: aborted transactions are never seen.
+/// The last committed cursor of `source`, read back from the end of the state topic with
+/// `read_committed` (aborted transactions are never seen).
 pub async fn read_last_cursor(
     kafka: &KafkaConfig,
     source: &str,
@@ -58,6 +58,14 @@ pub async fn read_last_cursor(
         .map_err(|e| StateError::Internal(e.to_string()))?
 }
 
+/// The first stretch read back from each partition's end; it grows eightfold until the
+/// source's record is found or the partition's start is reached.
+const TAIL: i64 = 64;
+
+/// Reads each partition's tail (not the whole log): a source writes its position after every
+/// page, so however long it has run and whether or not the broker compacts, its latest
+/// record is near the end. Bounded time: the records read are about the records written
+/// since the source's last commit, by every source sharing the topic.
 fn read_blocking(
     config: rdkafka::ClientConfig,
     topic: &str,
@@ -66,43 +74,75 @@ fn read_blocking(
 ) -> Result<Option<CursorRecord>, StateError> {
     let read_error = |source: KafkaError| StateError::Read { topic: topic.to_owned(), source };
     let consumer: BaseConsumer = config.create().map_err(read_error)?;
+    let deadline = std::time::Instant::now() + timeout;
     let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(read_error)?;
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = Vec::new();
+    let mut partitions = Vec::new();
     for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
         let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout).map_err(read_error)?;
         if high > low {
-            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning).map_err(read_error)?;
-            ends.push((partition.id(), high));
+            partitions.push((partition.id(), low, high));
         }
     }
-    if ends.is_empty() {
-        return Ok(None);
+    let mut tail = TAIL;
+    loop {
+        let stretches: Vec<(i32, i64, i64)> =
+            partitions.iter().map(|&(p, low, high)| (p, (high - tail).max(low), high)).collect();
+        let found = read_stretches(&consumer, topic, source, &stretches, deadline).map_err(|e| match e {
+            Stretch::Kafka(e) => read_error(e),
+            Stretch::Timeout => StateError::Timeout { topic: topic.to_owned(), timeout },
+        })?;
+        let whole = partitions.iter().zip(&stretches).all(|(&(_, low, _), &(_, start, _))| start == low);
+        if found.is_some() || whole {
+            return Ok(found);
+        }
+        tail = tail.saturating_mul(8);
     }
-    consumer.assign(&assignment).map_err(read_error)?;
-    let deadline = std::time::Instant::now() + timeout;
-    let mut last: Option<CursorRecord> = None;
-    while std::time::Instant::now() < deadline {
-        let done = ends.iter().all(|(p, high)| {
+}
+
+enum Stretch {
+    Kafka(KafkaError),
+    Timeout,
+}
+
+/// Reads `[start, end)` of each partition; the newest record of `source` among them.
+fn read_stretches(
+    consumer: &BaseConsumer,
+    topic: &str,
+    source: &str,
+    stretches: &[(i32, i64, i64)],
+    deadline: std::time::Instant,
+) -> Result<Option<CursorRecord>, Stretch> {
+    let mut assignment = TopicPartitionList::new();
+    for &(partition, start, _) in stretches {
+        assignment.add_partition_offset(topic, partition, Offset::Offset(start)).map_err(Stretch::Kafka)?;
+    }
+    consumer.assign(&assignment).map_err(Stretch::Kafka)?;
+    let mut newest: Option<CursorRecord> = None;
+    loop {
+        let done = stretches.iter().all(|&(p, _, end)| {
             consumer
                 .position()
                 .ok()
-                .and_then(|pos| pos.find_partition(topic, *p).map(|e| e.offset()))
-                .is_some_and(|o| matches!(o, Offset::Offset(n) if n >= *high))
+                .and_then(|pos| pos.find_partition(topic, p).map(|e| e.offset()))
+                .is_some_and(|o| matches!(o, Offset::Offset(n) if n >= end))
         });
         if done {
-            return Ok(last);
+            return Ok(newest);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Stretch::Timeout);
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) if message.key() == Some(source.as_bytes()) => {
                 // A record that does not parse is skipped: the previous cursor stands.
-                if let Some(record) = message.payload().and_then(|p| serde_json::from_slice::<CursorRecord>(p).ok()) {
-                    last = Some(record);
+                if let Some(record) = message.payload().and_then(|p| serde_json::from_slice::<CursorRecord>(p).ok())
+                    && newest.as_ref().is_none_or(|n| record.committed_at >= n.committed_at)
+                {
+                    newest = Some(record);
                 }
             }
-            Some(Err(e)) => return Err(read_error(e)),
+            Some(Err(e)) => return Err(Stretch::Kafka(e)),
             _ => {}
         }
     }
-    Err(StateError::Timeout { topic: topic.to_owned(), timeout })
 }

@@ -90,7 +90,18 @@ pub async fn create_topics(kafka: &KafkaConfig, topics: &[TopicSpec], timeout: D
         .map(|t| {
             let topic =
                 NewTopic::new(&t.name, kafka.topic_partitions, TopicReplication::Fixed(kafka.topic_replication_factor));
-            if t.compacted { topic.set("cleanup.policy", "compact") } else { topic }
+            if t.compacted {
+                // Compaction that actually runs: segments roll hourly and a segment is cleaned
+                // once a tenth of it is superseded (the defaults, a week and half, leave a
+                // busy position log uncompacted for days).
+                topic
+                    .set("cleanup.policy", "compact")
+                    .set("segment.ms", "3600000")
+                    .set("min.cleanable.dirty.ratio", "0.1")
+                    .set("delete.retention.ms", "86400000")
+            } else {
+                topic
+            }
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(timeout));

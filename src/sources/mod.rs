@@ -2,6 +2,7 @@
 //! events to the pipeline, and acknowledges upstream only what the broker confirmed.
 
 pub mod checkout;
+pub mod payments_direct;
 pub mod ripplenet;
 pub mod runtime;
 

@@ -1,0 +1,162 @@
+//! The Payments Direct 2.0 endpoints a cursor source needs: search by last state update
+//! (`POST /v3/payments/filter`, pages by `lastPageToken`) and one payment
+//! (`GET /v3/payments/{id}`, which carries the failure details the search leaves out).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::config::PaymentsDirectSource;
+use crate::http::client::{ApiClient, ApiError, Call};
+use crate::http::oauth::TokenCache;
+use crate::metrics::Metrics;
+
+pub const PROVIDER: &str = "Ripple Payments Direct";
+/// Room per payment when reading a search page.
+const MAX_PAYMENT_BYTES: usize = 64 * 1024;
+
+/// One page of a search.
+#[derive(Debug, Default)]
+pub struct SearchPage {
+    pub payments: Vec<Value>,
+    /// The token of the next page; None on the window's last page.
+    pub last_page_token: Option<String>,
+}
+
+pub struct PaymentsDirectApi {
+    client: ApiClient,
+    search_path: String,
+    page_size: usize,
+}
+
+fn no_headers() -> Vec<(&'static str, String)> {
+    Vec::new()
+}
+
+impl PaymentsDirectApi {
+    pub fn new(config: &PaymentsDirectSource, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
+        let auth = config.auth.clone();
+        let client = ApiClient::new(
+            &config.base_url,
+            config.request_timeout.get(),
+            |http| TokenCache::new(http, auth),
+            metrics,
+            &config.name,
+            PROVIDER,
+        )?;
+        Ok(Self { client, search_path: config.search_path.clone(), page_size: config.page_size })
+    }
+
+    /// One page of the payments whose state changed in `[after, before]` (both inclusive),
+    /// oldest change first.
+    pub async fn search(
+        &self,
+        after: DateTime<Utc>,
+        before: DateTime<Utc>,
+        page_token: Option<&str>,
+    ) -> Result<SearchPage, ApiError> {
+        let mut page = json!({ "size": self.page_size });
+        if let (Some(token), Some(map)) = (page_token, page.as_object_mut()) {
+            map.insert("lastPageToken".into(), Value::String(token.to_owned()));
+        }
+        let body = json!({
+            "filter": {
+                "filterRangeType": "PAYMENT_STATUS_LAST_UPDATED",
+                "afterTimestamp": after.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "beforeTimestamp": before.to_rfc3339_opts(SecondsFormat::Millis, true),
+            },
+            "sort": { "sortField": "lastStateUpdatedAt", "sortDirection": "ASC" },
+            "page": page,
+        });
+        let call = Call {
+            method: Method::POST,
+            path: &self.search_path,
+            endpoint: "POST payments/filter",
+            body: Some(&body),
+            headers: &no_headers,
+            limit: self.page_size.saturating_mul(MAX_PAYMENT_BYTES),
+            extra_timeout: std::time::Duration::ZERO,
+        };
+        let answer = self.client.call(call).await?;
+        if !answer.status.is_success() {
+            return Err(answer.refused(PROVIDER));
+        }
+        parse_search(&answer.json()?, self.page_size).map_err(|e| ApiError::Malformed(format!("search answer: {e}")))
+    }
+
+    /// `GET /v3/payments/{id}`; None when the provider does not know it (404).
+    pub async fn payment(&self, payment_id: &str) -> Result<Option<Value>, ApiError> {
+        let path = format!("/v3/payments/{}", urlencode(payment_id));
+        let call = Call {
+            method: Method::GET,
+            path: &path,
+            endpoint: "GET payments/{id}",
+            body: None,
+            headers: &no_headers,
+            limit: MAX_PAYMENT_BYTES,
+            extra_timeout: std::time::Duration::ZERO,
+        };
+        let answer = self.client.call(call).await?;
+        if answer.status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !answer.status.is_success() {
+            return Err(answer.refused(PROVIDER));
+        }
+        let body = answer.json()?;
+        if body.is_object() { Ok(Some(body)) } else { Err(ApiError::Malformed("payment: not an object".into())) }
+    }
+}
+
+/// A path segment: ids are UUIDs, but nothing from outside goes into a URL unescaped.
+fn urlencode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `{"data": [...], "page": {"lastPageToken"}}`; at most `page_size` payments are taken.
+fn parse_search(body: &Value, page_size: usize) -> Result<SearchPage, String> {
+    if !body.is_object() {
+        return Err("not an object".into());
+    }
+    let payments = match body.get("data") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.iter().take(page_size).cloned().collect(),
+        Some(_) => return Err("data is not an array".into()),
+    };
+    let last_page_token =
+        body.pointer("/page/lastPageToken").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned);
+    Ok(SearchPage { payments, last_page_token })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_pages_carry_data_and_the_next_token() {
+        let page =
+            parse_search(&json!({"data": [{"a": 1}, {"b": 2}], "page": {"size": 2, "lastPageToken": "t2"}}), 100)
+                .unwrap_or_default();
+        assert_eq!((page.payments.len(), page.last_page_token.as_deref()), (2, Some("t2")));
+        let last = parse_search(&json!({"data": [], "page": {"size": 2}}), 100).unwrap_or_default();
+        assert_eq!((last.payments.len(), last.last_page_token), (0, None));
+        let capped = parse_search(&json!({"data": [1, 2, 3]}), 2).unwrap_or_default();
+        assert_eq!(capped.payments.len(), 2, "never more than page_size");
+        assert!(parse_search(&json!({"data": {}}), 100).is_err());
+        assert!(parse_search(&json!([]), 100).is_err());
+    }
+
+    #[test]
+    fn ids_are_escaped_in_paths() {
+        assert_eq!(urlencode("5ce2c433-a96d-48d0"), "5ce2c433-a96d-48d0");
+        assert_eq!(urlencode("../x y"), "..%2Fx%20y");
+    }
+}

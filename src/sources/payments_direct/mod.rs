@@ -1,0 +1,304 @@
+//! The Ripple Payments Direct 2.0 source (seed 003): cursor search. A cycle fixes
+//! `beforeTimestamp` (now − `safety_lag`), searches `[afterTimestamp, beforeTimestamp]` by
+//! last state update, oldest first, page by page (`lastPageToken`), and commits its position
+//! after each page only once every event of that page is settled; after the last page the
+//! position is the next window's start. A restart in the middle of a window resumes after
+//! the last settled page (or, if the provider refuses that page token, at the window's
+//! start: duplicates, never gaps). A cycle that finds nothing doubles the wait, up to
+//! `max_idle_interval`.
+
+pub mod api;
+pub mod position;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use self::api::{PaymentsDirectApi, SearchPage};
+use self::position::Position;
+use super::{SourceContext, pause};
+use crate::config::{KafkaConfig, PaymentsDirectSource};
+use crate::event::{CanonicalEvent, Provider, kafka_key};
+use crate::http::backoff::Backoff;
+use crate::http::client::ApiError;
+use crate::normalize::payments_direct::{Via, payment};
+use crate::sink::cursor::{CursorCommitter, CursorError};
+
+/// States whose reasons the search leaves out (`GET /v3/payments/{id}` has them).
+const FAILURE_STATES: [&str; 3] = ["FAILED", "DECLINED", "RETURNED"];
+
+/// The source stopped (shutdown) before it could finish what it was doing.
+struct Stopped;
+
+pub struct PaymentsDirect {
+    config: PaymentsDirectSource,
+    api: PaymentsDirectApi,
+    ctx: SourceContext,
+    committer: CursorCommitter,
+    /// Consecutive failed searches (the alert is raised at `alert_after`).
+    failures: AtomicU32,
+}
+
+impl PaymentsDirect {
+    /// Builds the API client and the committer (which, with `kafka.exactly_once`, proves
+    /// the broker has transactions first).
+    pub async fn start(
+        config: PaymentsDirectSource,
+        kafka: &KafkaConfig,
+        ctx: SourceContext,
+    ) -> Result<Arc<Self>, String> {
+        let api = PaymentsDirectApi::new(&config, ctx.metrics.clone()).map_err(|e| e.to_string())?;
+        let committer =
+            CursorCommitter::start(kafka, &config.name, ctx.submitter.clone()).await.map_err(|e| e.to_string())?;
+        // Readiness: the longest quiet time is the idle wait plus a search that backs off.
+        let quiet = config.max_idle_interval.get() + config.backoff_max.get() + config.request_timeout.get();
+        ctx.health.register_source(&config.name, quiet);
+        ctx.metrics.source_alert(&config.name, false);
+        Ok(Arc::new(Self { config, api, ctx, committer, failures: AtomicU32::new(0) }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn spawn(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
+        tasks.spawn(self.clone().run());
+    }
+
+    async fn run(self: Arc<Self>) {
+        let Ok(mut position) = self.load_position().await else { return };
+        tracing::info!(source = %self.config.name, position = %position.encode(), "starting from the committed position");
+        let interval = self.config.interval.get();
+        let mut idle_wait = interval;
+        let mut wait = Duration::ZERO;
+        loop {
+            if pause(&self.ctx.stop, wait).await {
+                return;
+            }
+            match self.cycle(&mut position).await {
+                // Nothing changed: double the wait (up to max_idle_interval).
+                Ok(0) => {
+                    idle_wait = (idle_wait * 2).min(self.config.max_idle_interval.get()).max(interval);
+                    wait = idle_wait;
+                }
+                Ok(_) => {
+                    wait = interval;
+                    idle_wait = interval;
+                }
+                Err(Stopped) => return,
+            }
+        }
+    }
+
+    /// The committed position, or the first run's start; retried while the state topic
+    /// cannot be read.
+    async fn load_position(&self) -> Result<Position, Stopped> {
+        let mut backoff = Backoff::new(self.config.backoff_max.get());
+        loop {
+            let problem = match self.committer.last_cursor().await {
+                Ok(None) => return Ok(Position::at(self.config.start_from.resolve(Utc::now()))),
+                Ok(Some(text)) => match Position::parse(&text) {
+                    Ok(position) => return Ok(position),
+                    Err(e) => format!("the committed position cannot be read ({e}); fix or remove the state record"),
+                },
+                Err(e) => e.to_string(),
+            };
+            let wait = backoff.next(None);
+            tracing::error!(source = %self.config.name, error = %problem, wait_ms = wait.as_millis() as u64, "cannot load the position; nothing is searched");
+            if pause(&self.ctx.stop, wait).await {
+                return Err(Stopped);
+            }
+        }
+    }
+
+    /// Reads the current window (resuming after its last settled page) to its end; the
+    /// number of payments read.
+    async fn cycle(&self, position: &mut Position) -> Result<usize, Stopped> {
+        let (after, before) = match position.before {
+            Some(before) => (position.after, before),
+            None => {
+                let lag = chrono::TimeDelta::from_std(self.config.safety_lag.get()).unwrap_or_default();
+                (position.after, Utc::now() - lag)
+            }
+        };
+        if before <= after {
+            return Ok(0);
+        }
+        let mut read = 0;
+        loop {
+            if self.ctx.stop.is_cancelled() {
+                return Err(Stopped);
+            }
+            let page = match self.search(after, before, position).await? {
+                Some(page) => page,
+                None => {
+                    // The provider refused the saved page token: read the window again.
+                    *position = Position { after, before: Some(before), page_token: None, pages: 0 };
+                    continue;
+                }
+            };
+            read += page.payments.len();
+            let next = match &page.last_page_token {
+                Some(token) => {
+                    Position { after, before: Some(before), page_token: Some(token.clone()), pages: position.pages + 1 }
+                }
+                None => Position::at(before),
+            };
+            let events = self.events(&page.payments).await?;
+            self.commit(events, &next).await?;
+            tracing::debug!(source = %self.config.name, payments = page.payments.len(), position = %next.encode(), "page committed");
+            *position = next;
+            if position.before.is_none() {
+                return Ok(read);
+            }
+        }
+    }
+
+    /// One search page, retried with backoff; None when the provider refused the page
+    /// token of the position (the window must be read from its start).
+    async fn search(
+        &self,
+        after: DateTime<Utc>,
+        before: DateTime<Utc>,
+        position: &Position,
+    ) -> Result<Option<SearchPage>, Stopped> {
+        let mut backoff = Backoff::new(self.config.backoff_max.get());
+        loop {
+            let failure = match self.api.search(after, before, position.page_token.as_deref()).await {
+                Ok(page) => {
+                    self.ctx.health.polled(&self.config.name);
+                    self.ctx.metrics.polled(&self.config.name);
+                    if self.failures.swap(0, Ordering::Relaxed) >= self.config.alert_after {
+                        tracing::info!(source = %self.config.name, "search works again");
+                    }
+                    self.ctx.metrics.source_alert(&self.config.name, false);
+                    return Ok(Some(page));
+                }
+                Err(ApiError::Refused { status: 400 | 404 | 410, detail, .. }) if position.page_token.is_some() => {
+                    tracing::warn!(source = %self.config.name, %detail, pages = position.pages, "the saved page token was refused; reading the window from its start");
+                    return Ok(None);
+                }
+                Err(e) => e,
+            };
+            let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+            if failures >= self.config.alert_after {
+                self.ctx.metrics.source_alert(&self.config.name, true);
+            }
+            let retry_after = match &failure {
+                ApiError::Retryable { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            if matches!(failure, ApiError::Malformed(_)) {
+                self.ctx.metrics.processing_failure(&self.config.name);
+            }
+            let wait = backoff.next(retry_after);
+            tracing::warn!(source = %self.config.name, error = %failure, failures, wait_ms = wait.as_millis() as u64, "search failed; the position stays");
+            if pause(&self.ctx.stop, wait).await {
+                return Err(Stopped);
+            }
+        }
+    }
+
+    /// The page's events, failure details attached; a payment that cannot be normalized
+    /// goes to the DLQ (confirmed) instead, so it never holds the cursor.
+    async fn events(&self, payments: &[Value]) -> Result<Vec<CanonicalEvent>, Stopped> {
+        let now = Utc::now();
+        let mut events = Vec::with_capacity(payments.len());
+        for raw in payments {
+            match payment(self.config.account(), raw, Via::default(), now) {
+                Ok(mut event) => {
+                    if self.config.enrich_failures && FAILURE_STATES.contains(&event.data.provider_state.as_str()) {
+                        event.data.errors = self.failure_details(&event.data.payment_id).await?;
+                    }
+                    events.push(event);
+                }
+                Err(e) => self.dead_letter(raw, &format!("cannot normalize: {e}")).await?,
+            }
+        }
+        Ok(events)
+    }
+
+    /// `errors[]` of `GET /v3/payments/{id}`, retried with backoff up to `alert_after`
+    /// attempts; then the event goes without them (counted), so the cursor is never held.
+    async fn failure_details(&self, payment_id: &str) -> Result<Option<Vec<Value>>, Stopped> {
+        let mut backoff = Backoff::new(self.config.backoff_max.get());
+        for attempt in 1..=self.config.alert_after {
+            match self.api.payment(payment_id).await {
+                Ok(Some(detail)) => {
+                    return Ok(detail.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty()).cloned());
+                }
+                Ok(None) => return Ok(None),
+                Err(e) if attempt < self.config.alert_after => {
+                    let wait = backoff.next(None);
+                    tracing::warn!(source = %self.config.name, payment_id, error = %e, attempt, wait_ms = wait.as_millis() as u64, "failure details not fetched; trying again");
+                    if pause(&self.ctx.stop, wait).await {
+                        return Err(Stopped);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(source = %self.config.name, payment_id, error = %e, "failure details not fetched; publishing without them");
+                    self.ctx.metrics.enrichment_failed(&self.config.name);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn dead_letter(&self, raw: &Value, reason: &str) -> Result<(), Stopped> {
+        self.ctx.metrics.processing_failure(&self.config.name);
+        let id = raw.get("paymentId").and_then(Value::as_str).unwrap_or("unidentified");
+        let key = kafka_key(Provider::PaymentsDirect, self.config.account(), id);
+        let mut backoff = Backoff::new(self.config.backoff_max.get());
+        loop {
+            match self.ctx.sink.dead_letter(&key, raw, &self.config.name, reason).await {
+                Ok(()) => {
+                    self.ctx.metrics.dead_lettered();
+                    tracing::warn!(source = %self.config.name, payment_id = id, reason, "payment sent to the DLQ");
+                    return Ok(());
+                }
+                Err(e) => {
+                    let wait = backoff.next(None);
+                    tracing::warn!(source = %self.config.name, error = %e, wait_ms = wait.as_millis() as u64, "the DLQ did not confirm; the position stays");
+                    if pause(&self.ctx.stop, wait).await {
+                        return Err(Stopped);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes a page's events and commits `next` once all are settled; what the broker
+    /// did not confirm is published again (same ids) until it is, or the source stops.
+    async fn commit(&self, mut events: Vec<CanonicalEvent>, next: &Position) -> Result<(), Stopped> {
+        let cursor = next.encode();
+        let mut backoff = Backoff::new(self.config.backoff_max.get());
+        loop {
+            let outcome = match self.committer.commit(events.clone(), &cursor).await {
+                Ok(outcome) => outcome,
+                Err(CursorError::Closed(_)) => return Err(Stopped),
+                Err(e) => {
+                    tracing::warn!(source = %self.config.name, error = %e, "commit failed");
+                    let wait = backoff.next(None);
+                    if pause(&self.ctx.stop, wait).await {
+                        return Err(Stopped);
+                    }
+                    continue;
+                }
+            };
+            if outcome.cursor_committed {
+                return Ok(());
+            }
+            let settled: Vec<bool> = outcome.batch.events.iter().map(|e| e.outcome.is_settled()).collect();
+            events = events.into_iter().zip(settled).filter(|(_, s)| !s).map(|(e, _)| e).collect();
+            let wait = backoff.next(None);
+            tracing::warn!(source = %self.config.name, unsettled = events.len(), wait_ms = wait.as_millis() as u64, "page not confirmed; the position stays and the page is published again");
+            if pause(&self.ctx.stop, wait).await {
+                return Err(Stopped);
+            }
+        }
+    }
+}

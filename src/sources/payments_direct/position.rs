@@ -1,0 +1,72 @@
+//! A Payments Direct source's position, as the state topic keeps it: where the next window
+//! starts and, while a window is being read, the window itself and the last page settled.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// `afterTimestamp` of the current or next window: everything that changed state before
+    /// it is in Kafka.
+    pub after: DateTime<Utc>,
+    /// The window being read (its fixed `beforeTimestamp`) when the position was committed
+    /// in its middle; None between windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<DateTime<Utc>>,
+    /// The `lastPageToken` that follows the last fully settled page of that window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_token: Option<String>,
+    /// Pages of that window settled so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pages: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Position {
+    /// Between windows: the next one starts at `after`.
+    pub fn at(after: DateTime<Utc>) -> Self {
+        Self { after, before: None, page_token: None, pages: 0 }
+    }
+
+    /// The state record's text (JSON), or a bare RFC 3339 time (`afterTimestamp`) as an
+    /// operator may write one by hand.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Ok(position) = serde_json::from_str::<Position>(text) {
+            return Ok(position);
+        }
+        DateTime::parse_from_rfc3339(text.trim())
+            .map(|t| Self::at(t.with_timezone(&Utc)))
+            .map_err(|_| format!("not a Payments Direct position: {:?}", text.chars().take(200).collect::<String>()))
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| self.after.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+    }
+
+    #[test]
+    fn positions_round_trip_and_a_bare_time_is_a_window_start() {
+        let mid = Position {
+            after: t("2026-11-21T10:00:00Z"),
+            before: Some(t("2026-11-21T10:01:00Z")),
+            page_token: Some("tok5".into()),
+            pages: 5,
+        };
+        assert_eq!(Position::parse(&mid.encode()), Ok(mid));
+        let between = Position::at(t("2026-11-21T10:01:00Z"));
+        assert_eq!(between.encode(), r#"{"after":"2026-11-21T10:01:00Z"}"#);
+        assert_eq!(Position::parse("2026-11-21T10:01:00Z"), Ok(between));
+        assert!(Position::parse("garbage").is_err());
+    }
+}

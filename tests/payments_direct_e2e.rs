@@ -1,0 +1,267 @@
+//! The Payments Direct source end to end: the sandbox's search, a real broker, `paybridge
+//! run` as a process. Every state change in a window reaches Kafka page by page, the
+//! position is committed per page and a restart resumes after the last settled page, failed
+//! payments carry their error details, and idle cycles back off.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use paybridge::event::{UpstreamIdentity, event_id};
+use serde_json::Value;
+use support::process::{Paybridge, eventually};
+use support::sandbox::Sandbox;
+use support::{Broker, Record};
+
+const ACCOUNT: &str = "pd-acct";
+
+struct Setup {
+    sandbox: Sandbox,
+    broker: Broker,
+    topic: String,
+    state: String,
+    config: String,
+}
+
+async fn setup(source_extra: &str) -> Setup {
+    let sandbox = Sandbox::start(paybridge::sandbox::Scenario::default()).await;
+    let broker = Broker::start();
+    let topic = broker.new_topic("pd-events", 3);
+    let dlq = broker.new_topic("pd-dlq", 1);
+    let state = broker.new_topic("pd-state", 1);
+    let source = format!(
+        r#"
+[[sources]]
+kind = "payments_direct"
+name = "pd"
+account = "{ACCOUNT}"
+base_url = "{base}"
+interval = "1s"
+max_idle_interval = "2s"
+safety_lag = "1s"
+start_from = "10m"
+backoff_max = "1s"
+{source_extra}
+
+[sources.auth]
+token_url = "{base}/v2/oauth/token"
+client_id = "sandbox-client"
+client_secret = "sandbox-secret"
+audience = "urn:ripplexcurrent-test:sandbox"
+"#,
+        base = sandbox.url(""),
+    );
+    let config = support::base_config(&broker, &topic, &dlq).replacen(
+        "[kafka]\n",
+        &format!("[kafka]\nstate_topic = \"{state}\"\n"),
+        1,
+    ) + &source;
+    Setup { sandbox, broker, topic, state, config }
+}
+
+/// The searches the sandbox served: (`id`, status) in order; `id` is `after <paymentId>`
+/// for a later page.
+async fn searches(sb: &Sandbox) -> Vec<(Option<String>, u64)> {
+    sb.ledger("kind=request&provider=payments_direct")
+        .await
+        .iter()
+        .filter(|e| e["endpoint"] == "payments_direct.search")
+        .map(|e| (e["id"].as_str().map(str::to_owned), e["status"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
+/// Every (paymentId, state, lastStateUpdatedAt) the sandbox has for `ids` now.
+async fn current_ids(sb: &Sandbox, ids: &[String]) -> HashSet<String> {
+    let token = sb.pd_token().await;
+    let mut out = HashSet::new();
+    for id in ids {
+        let p: Value = sb.get_json(&format!("/v3/payments/{id}"), Some(&token)).await;
+        let state = p["paymentState"].as_str().unwrap_or_default().to_owned();
+        let at = p["lastStateUpdatedAt"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        let identity = UpstreamIdentity::PaymentsDirectState { payment_id: id.clone(), state, updated_at: at };
+        out.insert(event_id(ACCOUNT, &identity).to_string());
+    }
+    out
+}
+
+async fn read(broker: Broker, topic: String, expected: usize) -> (Broker, Vec<Record>) {
+    tokio::task::spawn_blocking(move || {
+        let records = broker.read_all(&topic, expected, Duration::from_secs(30));
+        (broker, records)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The distinct event ids in `topic` once they include `expected` (or after 30 s).
+async fn ids_until(broker: Broker, topic: String, expected: &HashSet<String>) -> (Broker, HashSet<String>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut broker = broker;
+    loop {
+        let t = topic.clone();
+        let (b, records) = tokio::task::spawn_blocking(move || {
+            let records = broker.read_to_end(&t, Duration::from_secs(20));
+            (broker, records)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        broker = b;
+        let found = ids(&records);
+        if expected.is_subset(&found) || std::time::Instant::now() > deadline {
+            return (broker, found);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn ids(records: &[Record]) -> HashSet<String> {
+    records.iter().filter_map(|r| r.header("ce_id").map(str::to_owned)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_size_7_over_100_payments_reads_one_window_of_15_pages_and_publishes_all() {
+    let s = setup("page_size = 7").await;
+    let created = s.sandbox.pd_create(100).await;
+    assert_eq!(created.len(), 100);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the safety lag
+    let _bridge = Paybridge::start(&s.config);
+    let expected = current_ids(&s.sandbox, &created).await;
+    let (_broker, found) = ids_until(s.broker, s.topic.clone(), &expected).await;
+    assert_eq!(found, expected, "every payment's current state, with its deterministic id");
+    let served = searches(&s.sandbox).await;
+    let window: Vec<&(Option<String>, u64)> = served.iter().take(15).collect();
+    assert!(window.iter().all(|(_, status)| *status == 200), "{served:?}");
+    assert!(
+        window[0].0.is_none() && window[1..].iter().all(|(id, _)| id.is_some()),
+        "one window, 15 pages: {served:?}"
+    );
+    assert!(served.get(15).is_none_or(|(id, _)| id.is_none()), "the 16th search starts a new window: {served:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_a_window_resumes_after_the_last_settled_page() {
+    let s = setup("page_size = 7").await;
+    let created = s.sandbox.pd_create(100).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Slow searches: the process is killed while the window is being read.
+    let fault = serde_json::json!({"endpoint": "payments_direct.search", "action": "latency", "ms": 400});
+    assert_eq!(s.sandbox.control("/_sandbox/faults", fault).await, reqwest::StatusCode::CREATED);
+    let mut first = Paybridge::start(&s.config);
+    eventually("six pages served", Duration::from_secs(30), || async { searches(&s.sandbox).await.len() >= 6 }).await;
+    let _ = std::process::Command::new("kill").args(["-KILL", &first.pid().to_string()]).status();
+    let _ = first.stop();
+    let first_run = searches(&s.sandbox).await;
+
+    // The committed position: the window and the pages settled in it.
+    let state_line = format!("state_topic = \"{}\"\n", s.state);
+    let kafka = support::kafka_config_with(&s.broker, &s.topic, "unused-dlq", &state_line);
+    let record = paybridge::sink::state::read_last_cursor(&kafka, "pd", Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no position committed"));
+    let position = paybridge::sources::payments_direct::position::Position::parse(&record.cursor)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let settled = usize::try_from(position.pages).unwrap_or(0);
+    assert!(settled >= 5 && position.before.is_some(), "killed mid-window after page 5 or later: {position:?}");
+
+    support::ripplenet::clear_faults(&s.sandbox).await;
+    let _second = Paybridge::start(&s.config);
+    eventually("the window finished", Duration::from_secs(30), || async {
+        searches(&s.sandbox).await.len() >= first_run.len() + 15 - settled
+    })
+    .await;
+    let served = searches(&s.sandbox).await;
+    // The saved page token points after the last payment of the last settled page.
+    let token = position.page_token.as_deref().unwrap_or_default();
+    let after = paybridge::sandbox::payments_direct_store::PageKey::decode(token).map(|k| format!("after {}", k.key));
+    assert!(after.is_some(), "a sandbox page token: {token}");
+    assert_eq!(
+        served[first_run.len()].0,
+        after,
+        "the restart asked for page {} (after the last settled one), not page 1: {served:?}",
+        settled + 1
+    );
+    let expected = current_ids(&s.sandbox, &created).await;
+    let (_broker, found) = ids_until(s.broker, s.topic.clone(), &expected).await;
+    assert_eq!(found, expected, "nothing missing after the restart (duplicates allowed)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_declined_and_returned_payments_carry_their_error_details() {
+    let s = setup("").await;
+    let created = s.sandbox.pd_create(4).await;
+    let walks: [&[&str]; 4] = [
+        &["VALIDATING", "FAILED"],
+        &["VALIDATING", "DECLINED"],
+        &["VALIDATING", "TRANSFERRING", "COMPLETED", "RETURNED"],
+        &["VALIDATING", "TRANSFERRING", "COMPLETED"],
+    ];
+    for (id, walk) in created.iter().zip(walks) {
+        for to in walk {
+            assert!(s.sandbox.pd_transition(id, to).await.is_success(), "{id} → {to}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let _bridge = Paybridge::start(&s.config);
+    let (_broker, records) = read(s.broker, s.topic.clone(), 4).await;
+    let fetched = s
+        .sandbox
+        .ledger("kind=request&provider=payments_direct")
+        .await
+        .iter()
+        .filter(|e| e["endpoint"] == "payments_direct.get")
+        .count();
+    assert_eq!(fetched, 3, "one GET per failed, declined or returned payment");
+    assert_eq!(ids(&records), current_ids(&s.sandbox, &created).await);
+    for record in &records {
+        let data = &record.json()["data"];
+        let state = data["provider_state"].as_str().unwrap_or_default();
+        let errors = data.get("errors");
+        if state == "COMPLETED" {
+            assert!(errors.is_none(), "no details for a completed payment: {data}");
+        } else {
+            let first = errors.and_then(|e| e.get(0)).cloned().unwrap_or_default();
+            assert!(
+                first["code"].is_string() && first["description"].is_string(),
+                "{state} carries its errors: {data}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cycles_that_find_nothing_double_the_wait_up_to_max_idle_interval() {
+    let s = setup("interval = \"1s\"\nmax_idle_interval = \"4s\"").await;
+    let s = Setup { config: s.config.replace("interval = \"1s\"\nmax_idle_interval = \"2s\"\n", ""), ..s };
+    let _bridge = Paybridge::start(&s.config);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let times: Vec<i64> = s
+        .sandbox
+        .ledger("kind=request&provider=payments_direct")
+        .await
+        .iter()
+        .filter(|e| e["endpoint"] == "payments_direct.search")
+        .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok())
+        .map(|t| t.timestamp_millis())
+        .collect();
+    let gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    // Empty cycles: 2 s, then 4 s (the cap), 4 s, …
+    assert!(gaps.len() >= 2, "{gaps:?}");
+    // (The first cycle also opens the state producer's connection: up to ~1 s more.)
+    assert!((1900..3600).contains(&gaps[0]), "first idle wait doubles the 1 s interval: {gaps:?}");
+    assert!(gaps[1..].iter().all(|g| (3900..5000).contains(g)), "then the 4 s cap: {gaps:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_enabled_are_refused_at_start_until_they_exist() {
+    let s = setup("[sources.webhook]\nenabled = true").await;
+    let mut bridge = Paybridge::spawn(&s.config);
+    bridge.wait_for_log("cannot start", Duration::from_secs(20));
+    let code = bridge.stop();
+    assert!(code.is_some_and(|c| c != 0), "exit code {code:?}:\n{}", bridge.log());
+    assert!(bridge.log().contains("webhook.enabled = false"), "{}", bridge.log());
+}
