@@ -48,16 +48,6 @@ impl Bridge {
     /// a missing topic is an error), then starts the producer, pipeline, sources and intake.
     /// None when `stop` is cancelled during the wait.
     pub async fn start(config: Config, stop: &CancellationToken) -> Result<Option<Self>, RunError> {
-        if let Some(SourceConfig::PaymentsDirect(source)) =
-            config.sources.iter().find(|s| matches!(s, SourceConfig::PaymentsDirect(p) if p.webhook.enabled))
-        {
-            return Err(RunError::SourceStart {
-                name: source.name.clone(),
-                reason: "Payments Direct webhooks are not implemented in this build yet; set webhook.enabled = false \
-                         (the search cycle finds every state change)"
-                    .into(),
-            });
-        }
         // A signing key that cannot be used stops the start at once, not after the broker wait.
         for source in &config.sources {
             if let SourceConfig::Checkout(cfg) = source
@@ -115,14 +105,14 @@ impl Bridge {
             stop: stop_sources.clone(),
         };
         let mut sources = JoinSet::new();
-        let mut hooks = Vec::new();
+        let mut hooks = intake::Hooks::default();
         for source in &config.sources {
             match source {
                 SourceConfig::Ripplenet(cfg) => {
                     let ripplenet = Ripplenet::new(cfg.clone(), ctx.clone()).map_err(RunError::Http)?;
                     ripplenet.spawn(&mut sources, config.pipeline.capacity);
                     if let Some(path) = source.webhook_path() {
-                        hooks.push((path, ripplenet));
+                        hooks.ripplenet.push((path, ripplenet));
                     }
                 }
                 SourceConfig::Checkout(cfg) => {
@@ -131,10 +121,13 @@ impl Bridge {
                     checkout.spawn(&mut sources, config.pipeline.capacity);
                 }
                 SourceConfig::PaymentsDirect(cfg) => {
-                    let source = PaymentsDirect::start(cfg.clone(), &config.kafka, ctx.clone())
+                    let payments_direct = PaymentsDirect::start(cfg.clone(), &config.kafka, ctx.clone())
                         .await
                         .map_err(|reason| RunError::SourceStart { name: cfg.name.clone(), reason })?;
-                    source.spawn(&mut sources);
+                    payments_direct.spawn(&mut sources);
+                    if let Some(path) = source.webhook_path() {
+                        hooks.payments_direct.push((path, payments_direct));
+                    }
                 }
             }
         }

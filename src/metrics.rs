@@ -52,6 +52,7 @@ pub struct Metrics {
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     source_alert: Family<SourceLabels, Gauge>,
     enrichment_failed: Family<SourceLabels, Counter>,
+    webhook_ignored: Family<SourceLabels, Counter>,
     pipeline_depth: Gauge,
     last_poll: Family<SourceLabels, Gauge<f64, AtomicU64>>,
     ack_invalid: Family<SourceLabels, Counter>,
@@ -84,6 +85,7 @@ impl Metrics {
         let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
         let source_alert = Family::<SourceLabels, Gauge>::default();
         let enrichment_failed = Family::<SourceLabels, Counter>::default();
+        let webhook_ignored = Family::<SourceLabels, Counter>::default();
         let pipeline_depth = Gauge::default();
         let last_poll = Family::<SourceLabels, Gauge<f64, AtomicU64>>::default();
         let ack_invalid = Family::<SourceLabels, Counter>::default();
@@ -157,6 +159,11 @@ impl Metrics {
             "Events published without their failure details because fetching them kept failing",
             enrichment_failed.clone(),
         );
+        registry.register(
+            "webhook_ignored",
+            "Webhooks of an event type paybridge does not act on (answered 200)",
+            webhook_ignored.clone(),
+        );
         registry.register("pipeline_depth", "Events inside the pipeline (queued or in flight)", pipeline_depth.clone());
         registry.register(
             "last_successful_poll_timestamp_seconds",
@@ -176,6 +183,7 @@ impl Metrics {
             upstream_errors,
             source_alert,
             enrichment_failed,
+            webhook_ignored,
             pipeline_depth,
             last_poll,
             ack_invalid,
@@ -242,6 +250,11 @@ impl Metrics {
     /// An event went out without its failure details.
     pub fn enrichment_failed(&self, source: &str) {
         self.enrichment_failed.get_or_create(&SourceLabels { source: source.to_owned() }).inc();
+    }
+
+    /// A webhook of an event type paybridge does not act on.
+    pub fn webhook_ignored(&self, source: &str) {
+        self.webhook_ignored.get_or_create(&SourceLabels { source: source.to_owned() }).inc();
     }
 
     /// A source finished a poll successfully now.

@@ -25,6 +25,11 @@ struct Setup {
 }
 
 async fn setup(source_extra: &str) -> Setup {
+    setup_timed("interval = \"1s\"\nmax_idle_interval = \"2s\"", source_extra).await
+}
+
+/// [`setup`] with other `interval` / `max_idle_interval` lines.
+async fn setup_timed(timing: &str, source_extra: &str) -> Setup {
     let sandbox = Sandbox::start(paybridge::sandbox::Scenario::default()).await;
     let broker = Broker::start();
     let topic = broker.new_topic("pd-events", 3);
@@ -37,8 +42,7 @@ kind = "payments_direct"
 name = "pd"
 account = "{ACCOUNT}"
 base_url = "{base}"
-interval = "1s"
-max_idle_interval = "2s"
+{timing}
 safety_lag = "1s"
 start_from = "10m"
 backoff_max = "1s"
@@ -235,8 +239,7 @@ async fn failed_declined_and_returned_payments_carry_their_error_details() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cycles_that_find_nothing_double_the_wait_up_to_max_idle_interval() {
-    let s = setup("interval = \"1s\"\nmax_idle_interval = \"4s\"").await;
-    let s = Setup { config: s.config.replace("interval = \"1s\"\nmax_idle_interval = \"2s\"\n", ""), ..s };
+    let s = setup_timed("interval = \"1s\"\nmax_idle_interval = \"4s\"", "").await;
     let _bridge = Paybridge::start(&s.config);
     tokio::time::sleep(Duration::from_secs(12)).await;
     let times: Vec<i64> = s
@@ -256,12 +259,65 @@ async fn cycles_that_find_nothing_double_the_wait_up_to_max_idle_interval() {
     assert!(gaps[1..].iter().all(|g| (3900..5000).contains(g)), "then the 4 s cap: {gaps:?}");
 }
 
+/// A Payments Direct webhook body as Ripple sends it (the sandbox's shape).
+fn transition(payment_id: &str, state: &str) -> Value {
+    serde_json::json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "eventType": "PAYMENT_STATE_TRANSITION",
+        "eventVersion": 1,
+        "eventData": {"paymentId": payment_id, "paymentState": state}
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_enabled_are_refused_at_start_until_they_exist() {
-    let s = setup("[sources.webhook]\nenabled = true").await;
-    let mut bridge = Paybridge::spawn(&s.config);
-    bridge.wait_for_log("cannot start", Duration::from_secs(20));
-    let code = bridge.stop();
-    assert!(code.is_some_and(|c| c != 0), "exit code {code:?}:\n{}", bridge.log());
-    assert!(bridge.log().contains("webhook.enabled = false"), "{}", bridge.log());
+async fn webhooks_answer_200_after_commit_with_the_search_paths_id_400_when_malformed_503_while_the_broker_is_down() {
+    // Searches once at start, then not for an hour: what arrives later comes by webhook.
+    let mut s = setup_timed(
+        "interval = \"1h\"\nmax_idle_interval = \"1h\"",
+        "[sources.webhook]\nenabled = true\npath = \"/hooks/pd\"\ncommit_timeout = \"2s\"",
+    )
+    .await;
+    let bridge = Paybridge::start(&s.config);
+    let url = format!("{}/hooks/pd", bridge.intake());
+    let created = s.sandbox.pd_create(2).await;
+    for to in ["VALIDATING", "FAILED"] {
+        assert!(s.sandbox.pd_transition(&created[0], to).await.is_success());
+    }
+    let http = reqwest::Client::new();
+    let post = |body: Value| {
+        let (http, url) = (http.clone(), url.clone());
+        async move { http.post(&url).json(&body).send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    assert_eq!(post(transition(&created[0], "FAILED")).await, 200);
+    assert_eq!(post(transition(&created[1], "INITIATED")).await, 200);
+    let expected = current_ids(&s.sandbox, &created).await;
+    let (broker, records) = read(s.broker, s.topic.clone(), 2).await;
+    s.broker = broker;
+    assert_eq!(ids(&records), expected, "the ids the search path gives these states");
+    let failed = records.iter().map(|r| r.json()).find(|v| v["data"]["provider_state"] == "FAILED").unwrap_or_default();
+    assert_eq!(failed["data"]["notification_type"], "PAYMENT_STATE_TRANSITION");
+    assert!(failed["data"]["errors"][0]["code"].is_string(), "failure details: {failed}");
+
+    let unknown = transition(&uuid::Uuid::new_v4().to_string(), "COMPLETED");
+    assert_eq!(post(unknown).await, 200, "a payment the provider does not know: 200, counted");
+    let other = serde_json::json!({"id": "n", "eventType": "QUOTE_EXPIRED", "eventVersion": 1, "eventData": {}});
+    assert_eq!(post(other).await, 200, "another event type: 200, ignored");
+    for bad in [
+        serde_json::json!({"msg_id": "x"}),
+        serde_json::json!({"id": "n", "eventType": "PAYMENT_STATE_TRANSITION", "eventVersion": 1, "eventData": {}}),
+    ] {
+        assert_eq!(post(bad).await, 400);
+    }
+    let text = support::ripplenet::metrics(bridge.admin_port);
+    for line in [
+        "paybridge_webhook_ignored_total{source=\"pd\"} 1",
+        "paybridge_webhook_rejected_total{source=\"pd\"} 2",
+        "paybridge_webhook_unknown_total{source=\"pd\"} 1",
+    ] {
+        assert!(text.contains(line), "{line}:\n{text}");
+    }
+
+    s.broker.stop();
+    assert!(s.sandbox.pd_transition(&created[1], "VALIDATING").await.is_success());
+    assert_eq!(post(transition(&created[1], "VALIDATING")).await, 503, "not committed while the broker is down");
 }

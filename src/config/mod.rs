@@ -355,6 +355,9 @@ impl SourceConfig {
             SourceConfig::Ripplenet(s) if s.webhook.enabled => {
                 Some(s.webhook.path.clone().unwrap_or_else(|| format!("/webhooks/{}", s.name)))
             }
+            SourceConfig::PaymentsDirect(s) if s.webhook.enabled => {
+                Some(s.webhook.path.clone().unwrap_or_else(|| format!("/webhooks/{}", s.name)))
+            }
             _ => None,
         }
     }

@@ -65,7 +65,8 @@ pub struct PaymentsDirectSource {
     #[serde(default = "default_alert_after")]
     #[schemars(range(min = 1))]
     pub alert_after: u32,
-    /// `PAYMENT_STATE_TRANSITION` webhooks on the intake server.
+    /// `PAYMENT_STATE_TRANSITION` webhooks on the intake server: the payment is fetched and
+    /// its current state published; 200 after commit, 503 past `commit_timeout`.
     #[serde(default)]
     pub webhook: WebhookConfig,
 }

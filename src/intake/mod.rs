@@ -17,16 +17,35 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::sources::payments_direct::PaymentsDirect;
+use crate::sources::payments_direct::webhook::{self as pd, Envelope};
 use crate::sources::ripplenet::{Ripplenet, WebhookOutcome, webhook_outcome};
 
-/// Largest webhook body accepted (RippleNet's thin payload is ~60 bytes).
-pub const MAX_BODY: usize = 4096;
+/// Largest webhook body accepted (RippleNet's thin payload is ~60 bytes; a Payments Direct
+/// state transition a few hundred).
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// The webhook-enabled sources, by path.
+#[derive(Default)]
+pub struct Hooks {
+    pub ripplenet: Vec<(String, Arc<Ripplenet>)>,
+    pub payments_direct: Vec<(String, Arc<PaymentsDirect>)>,
+}
+
+impl Hooks {
+    pub fn is_empty(&self) -> bool {
+        self.ripplenet.is_empty() && self.payments_direct.is_empty()
+    }
+}
 
 /// The intake routes of the webhook-enabled sources.
-pub fn router(ripplenet: &[(String, Arc<Ripplenet>)]) -> Router {
+pub fn router(hooks: &Hooks) -> Router {
     let mut router = Router::new();
-    for (path, source) in ripplenet {
+    for (path, source) in &hooks.ripplenet {
         router = router.route(path, post(ripplenet_webhook).with_state(source.clone()));
+    }
+    for (path, source) in &hooks.payments_direct {
+        router = router.route(path, post(payments_direct_webhook).with_state(source.clone()));
     }
     router.layer(DefaultBodyLimit::max(MAX_BODY))
 }
@@ -80,5 +99,44 @@ async fn ripplenet_webhook(State(source): State<Arc<Ripplenet>>, body: Result<By
             answer(StatusCode::SERVICE_UNAVAILABLE, "not committed; retry later")
         }
         None => answer(StatusCode::SERVICE_UNAVAILABLE, "not committed in time; retry later"),
+    }
+}
+
+/// `POST {path}` with a Payments Direct webhook: 400 for anything but the documented
+/// envelope; 200 (counted as ignored) for an event type other than
+/// `PAYMENT_STATE_TRANSITION`; otherwise the payment is fetched and its current state
+/// published: 200 once committed (or when the provider does not know the payment), 503 when
+/// not committed within `commit_timeout`.
+async fn payments_direct_webhook(
+    State(source): State<Arc<PaymentsDirect>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            source.webhook_rejected();
+            return rejection.into_response();
+        }
+    };
+    let (id, payment_id) = match pd::envelope(&body) {
+        Ok(Envelope::StateTransition { id, payment_id }) => (id, payment_id),
+        Ok(Envelope::Other { event_type }) => {
+            source.webhook_ignored(&event_type);
+            return answer(StatusCode::OK, "ignored: not a PAYMENT_STATE_TRANSITION");
+        }
+        Err(reason) => {
+            source.webhook_rejected();
+            return answer(StatusCode::BAD_REQUEST, reason);
+        }
+    };
+    let limit = source.config().webhook.commit_timeout.get();
+    match tokio::time::timeout(limit, source.webhook(&id, &payment_id)).await {
+        Ok(pd::WebhookOutcome::Committed) => answer(StatusCode::OK, "committed"),
+        Ok(pd::WebhookOutcome::Unknown) => answer(StatusCode::OK, "unknown payment"),
+        Ok(pd::WebhookOutcome::NotCommitted(reason)) => {
+            tracing::info!(source = source.name(), %payment_id, %reason, "webhook not committed; answered 503");
+            answer(StatusCode::SERVICE_UNAVAILABLE, "not committed; retry later")
+        }
+        Err(_) => answer(StatusCode::SERVICE_UNAVAILABLE, "not committed in time; retry later"),
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod position;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -63,6 +64,21 @@ impl PaymentsDirect {
 
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    pub fn config(&self) -> &PaymentsDirectSource {
+        &self.config
+    }
+
+    /// A webhook call refused as malformed or too large.
+    pub fn webhook_rejected(&self) {
+        self.ctx.metrics.webhook_rejected(&self.config.name);
+    }
+
+    /// A webhook of another event type (answered 200).
+    pub fn webhook_ignored(&self, event_type: &str) {
+        self.ctx.metrics.webhook_ignored(&self.config.name);
+        tracing::info!(source = %self.config.name, event_type, "webhook of another event type; ignored");
     }
 
     pub fn spawn(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
