@@ -30,6 +30,7 @@ pub fn routes() -> Router<SandboxState> {
         .route("/_sandbox/payments_direct/payments/{id}/transition", post(transition_payment))
         .route("/_sandbox/payments_direct/advance", post(advance_payments))
         .route("/_sandbox/payments_direct/stats", get(payments_stats))
+        .route("/_sandbox/payments_direct/served", get(payments_served))
         .route("/_sandbox/payments_direct/settings", get(get_pd_settings).put(put_pd_settings))
         .route("/_sandbox/checkout/messages", post(create_messages))
         .route("/_sandbox/checkout/stats", get(checkout_stats))
@@ -221,6 +222,17 @@ async fn advance_payments(State(s): State<SandboxState>, body: Bytes) -> Respons
     }
     let moved = payments_direct::advance_all(&s, request.failure_rate);
     Json(json!({ "moved": moved })).into_response()
+}
+
+/// Every (paymentId, paymentState, lastStateUpdatedAt) searches answered with.
+async fn payments_served(State(s): State<SandboxState>) -> Json<Value> {
+    let inner = s.lock();
+    let served: Vec<Value> = inner
+        .served
+        .iter()
+        .map(|(id, state, at)| json!({"paymentId": id, "paymentState": state, "lastStateUpdatedAt": at}))
+        .collect();
+    Json(json!({"served": served, "complete": inner.served.len() < super::state::MAX_SERVED}))
 }
 
 async fn payments_stats(State(s): State<SandboxState>) -> Json<Value> {

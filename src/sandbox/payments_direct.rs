@@ -145,10 +145,22 @@ async fn search(s: &SandboxState, headers: &HeaderMap, body: &Bytes, endpoint: E
         Err(detail) => return endpoint.finish(s, None, bad(&detail), false),
     };
     let response = {
-        let inner = s.lock();
+        let mut inner = s.lock();
         let field = inner.scenario.payments_direct.state_time_field;
         let (page, token) = inner.payments.search(&query);
         let data: Vec<Value> = page.iter().map(|p| p.summary(field)).collect();
+        let served: Vec<(String, String, String)> = page
+            .iter()
+            .map(|p| {
+                let at = p.last_state_updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                (p.id.to_string(), p.state.clone(), at)
+            })
+            .collect();
+        for entry in served {
+            if inner.served.len() < super::state::MAX_SERVED {
+                inner.served.insert(entry);
+            }
+        }
         let mut page_info = json!({"size": query.size});
         if let (Some(t), Some(map)) = (token, page_info.as_object_mut()) {
             map.insert("lastPageToken".into(), Value::String(t.encode()));

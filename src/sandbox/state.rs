@@ -32,7 +32,13 @@ pub struct Inner {
     pub used_assertions: std::collections::HashSet<String>,
     /// Notifications created before the server started, whose webhooks are still to send.
     pub initial_webhooks: Vec<Uuid>,
+    /// Every Payments Direct (paymentId, paymentState, state time) a search answered with,
+    /// for tests that check each of them reached Kafka (at most [`MAX_SERVED`]).
+    pub served: std::collections::BTreeSet<(String, String, String)>,
 }
+
+/// The most search results the sandbox remembers for `/_sandbox/payments_direct/served`.
+pub const MAX_SERVED: usize = 200_000;
 
 impl Inner {
     /// The sandbox time, in whole milliseconds: the precision every response shows, so a
@@ -88,6 +94,7 @@ impl SandboxState {
             initial_webhooks: Vec::new(),
             checkout: Default::default(),
             used_assertions: Default::default(),
+            served: Default::default(),
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         Self { inner: Arc::new(Mutex::new(inner)), http, generator: Arc::new(Mutex::new(None)) }

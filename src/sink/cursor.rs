@@ -67,8 +67,18 @@ impl CursorCommitter {
 
     /// The last committed cursor, or None before the first commit.
     pub async fn last_cursor(&self) -> Result<Option<String>, CursorError> {
-        let record = read_last_cursor(&self.kafka, &self.source, self.kafka.metadata_timeout.get()).await?;
-        Ok(record.map(|r| r.cursor))
+        Ok(self.last_record().await?.map(|r| r.cursor))
+    }
+
+    /// The last committed cursor record (with its commit time), or None before the first.
+    pub async fn last_record(&self) -> Result<Option<CursorRecord>, CursorError> {
+        self.last_record_within(self.kafka.metadata_timeout.get()).await
+    }
+
+    /// [`Self::last_record`], giving the read `timeout` (a source that has not committed
+    /// for long has its position deep in a busy state topic).
+    pub async fn last_record_within(&self, timeout: std::time::Duration) -> Result<Option<CursorRecord>, CursorError> {
+        Ok(read_last_cursor(&self.kafka, &self.source, timeout).await?)
     }
 
     /// Publishes `events` and, only when every one of them is settled, advances the cursor

@@ -110,6 +110,35 @@ impl PaymentsDirectApi {
     }
 }
 
+impl PaymentsDirectApi {
+    /// `GET /v3/payments/{id}/states`: the payment's transitions
+    /// (`{updatedFrom, updatedTo, updatedAt}`), oldest first; empty when it is unknown.
+    pub async fn states(&self, payment_id: &str) -> Result<Vec<Value>, ApiError> {
+        let path = format!("/v3/payments/{}/states", urlencode(payment_id));
+        let call = Call {
+            method: Method::GET,
+            path: &path,
+            endpoint: "GET payments/{id}/states",
+            body: None,
+            headers: &no_headers,
+            limit: MAX_PAYMENT_BYTES,
+            extra_timeout: std::time::Duration::ZERO,
+        };
+        let answer = self.client.call(call).await?;
+        if answer.status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        if !answer.status.is_success() {
+            return Err(answer.refused(PROVIDER));
+        }
+        match answer.json()?.get("stateTransitions") {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => Ok(items.clone()),
+            Some(_) => Err(ApiError::Malformed("states: stateTransitions is not an array".into())),
+        }
+    }
+}
+
 /// A path segment: ids are UUIDs, but nothing from outside goes into a URL unescaped.
 fn urlencode(segment: &str) -> String {
     segment

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod position;
+pub mod recovery;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::task::JoinSet;
 
 use self::api::{PaymentsDirectApi, SearchPage};
 use self::position::Position;
+use self::recovery::Recovery;
 use super::{SourceContext, pause};
 use crate::config::{KafkaConfig, PaymentsDirectSource};
 use crate::event::{CanonicalEvent, Provider, kafka_key};
@@ -42,6 +44,7 @@ pub struct PaymentsDirect {
     committer: CursorCommitter,
     /// Consecutive failed searches (the alert is raised at `alert_after`).
     failures: AtomicU32,
+    kafka_metadata_timeout: Duration,
 }
 
 impl PaymentsDirect {
@@ -59,7 +62,14 @@ impl PaymentsDirect {
         let quiet = config.max_idle_interval.get() + config.backoff_max.get() + config.request_timeout.get();
         ctx.health.register_source(&config.name, quiet);
         ctx.metrics.source_alert(&config.name, false);
-        Ok(Arc::new(Self { config, api, ctx, committer, failures: AtomicU32::new(0) }))
+        Ok(Arc::new(Self {
+            config,
+            api,
+            ctx,
+            committer,
+            failures: AtomicU32::new(0),
+            kafka_metadata_timeout: kafka.metadata_timeout.get(),
+        }))
     }
 
     pub fn name(&self) -> &str {
@@ -86,7 +96,7 @@ impl PaymentsDirect {
     }
 
     async fn run(self: Arc<Self>) {
-        let Ok(mut position) = self.load_position().await else { return };
+        let Ok((mut position, mut recovery)) = self.load_position().await else { return };
         tracing::info!(source = %self.config.name, position = %position.encode(), "starting from the committed position");
         let interval = self.config.interval.get();
         let mut idle_wait = interval;
@@ -95,7 +105,7 @@ impl PaymentsDirect {
             if pause(&self.ctx.stop, wait).await {
                 return;
             }
-            match self.cycle(&mut position).await {
+            match self.cycle(&mut position, &mut recovery).await {
                 // Nothing changed: double the wait (up to max_idle_interval).
                 Ok(0) => {
                     idle_wait = (idle_wait * 2).min(self.config.max_idle_interval.get()).max(interval);
@@ -110,15 +120,27 @@ impl PaymentsDirect {
         }
     }
 
-    /// The committed position, or the first run's start; retried while the state topic
-    /// cannot be read.
-    async fn load_position(&self) -> Result<Position, Stopped> {
+    /// The committed position, or the first run's start, and (after a previous run) the
+    /// recovery of states it may have seen without publishing; retried while the state
+    /// topic cannot be read.
+    async fn load_position(&self) -> Result<(Position, Option<Recovery>), Stopped> {
         let mut backoff = Backoff::new(self.config.backoff_max.get());
+        // Each attempt gets twice the time of the one before (a position deep in a busy
+        // state topic takes longer to reach than the metadata timeout).
+        let mut timeout = self.kafka_metadata_timeout;
         loop {
-            let problem = match self.committer.last_cursor().await {
-                Ok(None) => return Ok(Position::at(self.config.start_from.resolve(Utc::now()))),
-                Ok(Some(text)) => match Position::parse(&text) {
-                    Ok(position) => return Ok(position),
+            let read = self.committer.last_record_within(timeout).await;
+            timeout = (timeout * 2).min(Duration::from_secs(600));
+            let problem = match read {
+                Ok(None) => return Ok((Position::at(self.config.start_from.resolve(Utc::now())), None)),
+                Ok(Some(record)) => match Position::parse(&record.cursor) {
+                    Ok(position) => {
+                        // safety_lag of margin for the provider's clock running behind ours.
+                        let lag = chrono::TimeDelta::from_std(self.config.safety_lag.get()).unwrap_or_default();
+                        let since = record.committed_at - lag;
+                        let recovery = Recovery { from: position.after, since, until: None, done: Default::default() };
+                        return Ok((position, Some(recovery)));
+                    }
                     Err(e) => format!("the committed position cannot be read ({e}); fix or remove the state record"),
                 },
                 Err(e) => e.to_string(),
@@ -133,7 +155,7 @@ impl PaymentsDirect {
 
     /// Reads the current window (resuming after its last settled page) to its end; the
     /// number of payments read.
-    async fn cycle(&self, position: &mut Position) -> Result<usize, Stopped> {
+    async fn cycle(&self, position: &mut Position, recovery: &mut Option<Recovery>) -> Result<usize, Stopped> {
         let (after, before) = match position.before {
             Some(before) => (position.after, before),
             None => {
@@ -164,11 +186,15 @@ impl PaymentsDirect {
                 }
                 None => Position::at(before),
             };
-            let events = self.events(&page.payments).await?;
+            let events = self.events(&page.payments, recovery).await?;
             self.commit(events, &next).await?;
             tracing::debug!(source = %self.config.name, payments = page.payments.len(), position = %next.encode(), "page committed");
             *position = next;
             if position.before.is_none() {
+                if recovery.as_mut().is_some_and(|r| r.window_done(before, Utc::now())) {
+                    let recovered = recovery.take().map(|r| r.done.len()).unwrap_or_default();
+                    tracing::info!(source = %self.config.name, payments = recovered, "caught up with the restart; recovery done");
+                }
                 return Ok(read);
             }
         }
@@ -221,10 +247,21 @@ impl PaymentsDirect {
 
     /// The page's events, failure details attached; a payment that cannot be normalized
     /// goes to the DLQ (confirmed) instead, so it never holds the cursor.
-    async fn events(&self, payments: &[Value]) -> Result<Vec<CanonicalEvent>, Stopped> {
+    async fn events(
+        &self,
+        payments: &[Value],
+        recovery: &mut Option<Recovery>,
+    ) -> Result<Vec<CanonicalEvent>, Stopped> {
         let now = Utc::now();
         let mut events = Vec::with_capacity(payments.len());
         for raw in payments {
+            if let Some(r) = recovery.as_mut()
+                && let Some((id, current)) = r.wants(raw)
+            {
+                let transitions = self.transitions(&id).await?;
+                events.extend(r.events(self.config.account(), raw, &transitions, current, now));
+                r.done.insert(id);
+            }
             match payment(self.config.account(), raw, Via::default(), now) {
                 Ok(mut event) => {
                     if self.config.enrich_failures && FAILURE_STATES.contains(&event.data.provider_state.as_str()) {
@@ -236,6 +273,28 @@ impl PaymentsDirect {
             }
         }
         Ok(events)
+    }
+
+    /// `GET /v3/payments/{id}/states`, retried with backoff up to `alert_after` attempts;
+    /// then none (logged): recovery is best effort, never a reason to hold the cursor.
+    async fn transitions(&self, payment_id: &str) -> Result<Vec<Value>, Stopped> {
+        let mut backoff = Backoff::new(self.config.backoff_max.get());
+        for attempt in 1..=self.config.alert_after {
+            match self.api.states(payment_id).await {
+                Ok(transitions) => return Ok(transitions),
+                Err(e) if attempt < self.config.alert_after => {
+                    let wait = backoff.next(None);
+                    tracing::warn!(source = %self.config.name, payment_id, error = %e, attempt, "state transitions not fetched; trying again");
+                    if pause(&self.ctx.stop, wait).await {
+                        return Err(Stopped);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(source = %self.config.name, payment_id, error = %e, "state transitions not fetched; states it passed through while paybridge was down may be missing");
+                }
+            }
+        }
+        Ok(Vec::new())
     }
 
     /// `errors[]` of `GET /v3/payments/{id}`, retried with backoff up to `alert_after`
