@@ -487,3 +487,26 @@ async fn random_lifecycles_with_two_sigkills_mid_cycle_lose_no_state_and_keep_id
     assert!(inconsistent.is_empty(), "{inconsistent:?}");
     drop(bridge);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_stopped_mid_window_and_the_process_killed_loses_nothing() {
+    let mut s = setup("page_size = 7").await;
+    let created = s.sandbox.pd_create(100).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fault = serde_json::json!({"endpoint": "payments_direct.search", "action": "latency", "ms": 300});
+    assert_eq!(s.sandbox.control("/_sandbox/faults", fault).await, reqwest::StatusCode::CREATED);
+    let mut first = Paybridge::start(&s.config);
+    eventually("four pages served", Duration::from_secs(30), || async { searches(&s.sandbox).await.len() >= 4 }).await;
+    s.broker.stop();
+    // Pages read now cannot be confirmed: the position must stay where the broker left it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = std::process::Command::new("kill").args(["-KILL", &first.pid().to_string()]).status();
+    let _ = first.stop();
+    s.broker.restart();
+    support::ripplenet::clear_faults(&s.sandbox).await;
+
+    let second = Paybridge::start(&s.config);
+    let expected = current_ids(&s.sandbox, &created).await;
+    let (_broker, found) = ids_when_quiet(s.broker, s.topic.clone(), second.admin_port, &expected).await;
+    assert_eq!(found, expected, "every payment is in Kafka after the outage and the kill");
+}
