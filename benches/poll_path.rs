@@ -8,7 +8,8 @@
 //! bench/REPORT.md keeps the latest one.
 //!
 //! Run: `cargo bench --bench poll_path` (N = 5000; `PAYBRIDGE_BENCH_N` changes it;
-//! `PAYBRIDGE_BENCH_ONLY=checkout` runs the Checkout scenario alone).
+//! `PAYBRIDGE_BENCH_ONLY=checkout` or `=payments_direct` runs that scenario alone; the
+//! Payments Direct backlog is `PAYBRIDGE_BENCH_PD_N`, default 10,000).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -263,10 +264,118 @@ async fn checkout_scenario(s: &Setup, n: usize) -> CheckoutRun {
     }
 }
 
+/// The Payments Direct cursor search at default settings draining a backlog of `n` payments
+/// (one window, pages of 100), against a ceiling of records of a payment event's size.
+struct PaymentsDirectRun {
+    rate: f64,
+    ceiling: f64,
+    calls_per_event: f64,
+    rss: f64,
+    cpu: String,
+    event_bytes: usize,
+    searches: usize,
+}
+
+fn published(admin_port: u16, source: &str) -> f64 {
+    support::ripplenet::metrics(admin_port)
+        .lines()
+        .find(|l| l.starts_with(&format!("paybridge_events_published_total{{source=\"{source}\"}}")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn payments_direct_scenario(s: &Setup, n: usize) -> PaymentsDirectRun {
+    let sb = Sandbox::start(paybridge::sandbox::Scenario::default()).await;
+    let mut left = n;
+    while left > 0 {
+        let batch = left.min(1000);
+        sb.pd_create(batch).await;
+        left -= batch;
+    }
+    let token = sb.pd_token().await;
+    let one = sb.post_json(&token, "/v3/payments/filter", serde_json::json!({"page": {"size": 1}})).await;
+    let body: Value = one.json().await.unwrap_or_default();
+    let event = paybridge::normalize::payments_direct::payment(
+        "rpd",
+        &body["data"][0],
+        paybridge::normalize::payments_direct::Via::default(),
+        chrono::Utc::now(),
+    )
+    .unwrap_or_else(|e| panic!("sample does not normalize: {e}"));
+    let sample = EventRecord::from_event(&event).unwrap_or_else(|e| panic!("{e}"));
+    let before = raw_producer(s, &s.broker.new_topic("bench-raw", 3), &sample, n, 2).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (topic, dlq, state) = (
+        s.broker.new_topic("bench-pd", 3),
+        s.broker.new_topic("bench-pd-dlq", 1),
+        s.broker.new_topic("bench-pd-state", 1),
+    );
+    let kafka = std::env::var("PAYBRIDGE_BENCH_KAFKA").unwrap_or_default();
+    let text = support::base_config(&s.broker, &topic, &dlq)
+        .replacen("[kafka]\n", &format!("[kafka]\nstate_topic = \"{state}\"\n{kafka}\n"), 1)
+        .replacen("delivery_timeout = \"5s\"", "delivery_timeout = \"60s\"", 1)
+        + &format!(
+            "\n[[sources]]\nkind = \"payments_direct\"\nname = \"pd\"\nbase_url = \"{base}\"\nsafety_lag = \"1s\"\n\
+             start_from = \"10m\"\n[sources.auth]\ntoken_url = \"{base}/v2/oauth/token\"\nclient_id = \"sandbox-client\"\n\
+             client_secret = \"sandbox-secret\"\naudience = \"urn:ripplexcurrent-test:sandbox\"\n",
+            base = sb.url("")
+        );
+    let broker_pid = s.broker.pid();
+    let cpu = Cpu::now(broker_pid, None);
+    let bridge = Paybridge::start_default_log(&text);
+    let cpu = Cpu { bridge: cpu_seconds(bridge.pid()), ..cpu };
+    let started = Instant::now();
+    while published(bridge.admin_port, "pd") < n as f64 {
+        assert!(started.elapsed() < Duration::from_secs(600), "Payments Direct backlog not drained");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = started.elapsed();
+    let cpu = Cpu::now(broker_pid, Some(bridge.pid())).per_thousand(cpu, n);
+    let searches = sb
+        .ledger("kind=request&provider=payments_direct")
+        .await
+        .iter()
+        .filter(|e| e["endpoint"] == "payments_direct.search")
+        .count();
+    let rss = peak_rss_mib(bridge.pid());
+    drop(bridge);
+    let after = raw_producer(s, &s.broker.new_topic("bench-raw", 3), &sample, n, 2).await;
+    PaymentsDirectRun {
+        rate: n as f64 / took.as_secs_f64(),
+        ceiling: before.max(after),
+        calls_per_event: searches.saturating_sub(1) as f64 / n as f64,
+        rss,
+        cpu,
+        event_bytes: sample.value.len(),
+        searches: searches.saturating_sub(1),
+    }
+}
+
+fn print_payments_direct(pd: &PaymentsDirectRun, n: usize) {
+    println!(
+        "Payments Direct, N = {n} payments ({} bytes per event): {:.0} events/s (start to last publish), ceiling {:.0}, {:.2} ×, {:.3} calls/event ({} searches), RSS {:.1} MiB; CPU per 1,000: {}",
+        pd.event_bytes,
+        pd.rate,
+        pd.ceiling,
+        pd.rate / pd.ceiling,
+        pd.calls_per_event,
+        pd.searches,
+        pd.rss,
+        pd.cpu
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n: usize = std::env::var("PAYBRIDGE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
     let s = setup().await;
+    let pd_n: usize = std::env::var("PAYBRIDGE_BENCH_PD_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    if std::env::var("PAYBRIDGE_BENCH_ONLY").is_ok_and(|v| v == "payments_direct") {
+        let pd = payments_direct_scenario(&s, pd_n).await;
+        print_payments_direct(&pd, pd_n);
+        return;
+    }
     // PAYBRIDGE_BENCH_ONLY=checkout: only the Checkout scenario (to explore its settings).
     if std::env::var("PAYBRIDGE_BENCH_ONLY").is_ok_and(|v| v == "checkout") {
         let co = checkout_scenario(&s, n).await;
@@ -365,6 +474,7 @@ async fn main() {
     let raw_two_after = raw_producer(&s, &s.broker.new_topic("bench-raw", 3), &sample, n, 2).await;
     let ceiling = [raw_default, raw_two, raw_default_after, raw_two_after].into_iter().fold(0.0, f64::max);
     let co = checkout_scenario(&s, n).await;
+    let pd = payments_direct_scenario(&s, pd_n).await;
 
     let ok = statuses.get(&200).copied().unwrap_or(0);
     println!("# Poll-path benchmark\n");
@@ -411,6 +521,7 @@ async fn main() {
         "\nCPU per 1,000 events (2 cores = 2,000 ms per second): raw producer (in-flight 2): {ceiling_cpu}; poll path: {poll_cpu}; webhooks: {hook_cpu}."
     );
     println!("Checkout: {} receives and {} ack calls; CPU per 1,000 events: {}.", co.receives, co.acks, co.cpu);
+    print_payments_direct(&pd, pd_n);
     let mut by_endpoint: Vec<_> = poll_calls.into_iter().collect();
     by_endpoint.sort();
     println!("\nPoll path calls by endpoint: {by_endpoint:?}");
