@@ -363,6 +363,10 @@ async fn webhooks_answer_200_after_commit_with_the_search_paths_id_400_when_malf
         assert!(text.contains(line), "{line}:\n{text}");
     }
 
+    let mut big = transition(&created[1], "INITIATED");
+    big["eventData"]["pad"] = Value::String("x".repeat(20_000));
+    assert_eq!(post(big).await, 413, "more than 16 KiB");
+
     s.broker.stop();
     assert!(s.sandbox.pd_transition(&created[1], "VALIDATING").await.is_success());
     assert_eq!(post(transition(&created[1], "VALIDATING")).await, 503, "not committed while the broker is down");

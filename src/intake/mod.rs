@@ -21,9 +21,10 @@ use crate::sources::payments_direct::PaymentsDirect;
 use crate::sources::payments_direct::webhook::{self as pd, Envelope};
 use crate::sources::ripplenet::{Ripplenet, WebhookOutcome, webhook_outcome};
 
-/// Largest webhook body accepted (RippleNet's thin payload is ~60 bytes; a Payments Direct
-/// state transition a few hundred).
-pub const MAX_BODY: usize = 16 * 1024;
+/// Largest RippleNet webhook body accepted (its thin payload is ~60 bytes).
+pub const MAX_BODY: usize = 4096;
+/// Largest Payments Direct webhook body accepted (a state transition is a few hundred bytes).
+pub const PAYMENTS_DIRECT_MAX_BODY: usize = 16 * 1024;
 
 /// The webhook-enabled sources, by path.
 #[derive(Default)]
@@ -42,12 +43,14 @@ impl Hooks {
 pub fn router(hooks: &Hooks) -> Router {
     let mut router = Router::new();
     for (path, source) in &hooks.ripplenet {
-        router = router.route(path, post(ripplenet_webhook).with_state(source.clone()));
+        let route = post(ripplenet_webhook).layer(DefaultBodyLimit::max(MAX_BODY));
+        router = router.route(path, route.with_state(source.clone()));
     }
     for (path, source) in &hooks.payments_direct {
-        router = router.route(path, post(payments_direct_webhook).with_state(source.clone()));
+        let route = post(payments_direct_webhook).layer(DefaultBodyLimit::max(PAYMENTS_DIRECT_MAX_BODY));
+        router = router.route(path, route.with_state(source.clone()));
     }
-    router.layer(DefaultBodyLimit::max(MAX_BODY))
+    router
 }
 
 /// Serves `router` on `listener` until `stop` is cancelled; in-flight calls finish first.
