@@ -9,7 +9,6 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use paybridge::event::{UpstreamIdentity, event_id};
@@ -17,7 +16,7 @@ use paybridge::sandbox::scenario::PeriodAnswer;
 use serde_json::json;
 use support::checkout::{config, create, sandbox, sandbox_with, unacked};
 use support::keys::rsa_keys;
-use support::{Broker, Record};
+use support::{Broker, Record, read_records as read};
 
 /// What a finished `paybridge backfill` printed.
 struct Finished {
@@ -118,15 +117,6 @@ fn expected_ids(message_ids: &[String]) -> HashSet<String> {
 
 fn ids(records: &[Record]) -> HashSet<String> {
     records.iter().filter_map(|r| r.header("ce_id").map(str::to_owned)).collect()
-}
-
-async fn read(broker: Broker, topic: String, expected: usize) -> (Broker, Vec<Record>) {
-    tokio::task::spawn_blocking(move || {
-        let records = broker.read_all(&topic, expected, Duration::from_secs(30));
-        (broker, records)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

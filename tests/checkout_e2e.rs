@@ -12,16 +12,7 @@ use serde_json::json;
 use support::checkout::{config, create, sandbox, sandbox_with, unacked};
 use support::keys::rsa_keys;
 use support::process::{Paybridge, eventually};
-use support::{Broker, Record};
-
-async fn read(broker: Broker, topic: String, expected: usize) -> (Broker, Vec<Record>) {
-    tokio::task::spawn_blocking(move || {
-        let records = broker.read_all(&topic, expected, Duration::from_secs(30));
-        (broker, records)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
-}
+use support::{Broker, Record, read_records as read};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_messages_of_every_kind_reach_kafka_and_no_ack_precedes_its_commit_nor_is_automatic() {

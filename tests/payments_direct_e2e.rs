@@ -12,7 +12,7 @@ use paybridge::event::{UpstreamIdentity, event_id};
 use serde_json::Value;
 use support::process::{Paybridge, eventually};
 use support::sandbox::Sandbox;
-use support::{Broker, Record};
+use support::{Broker, Record, read_records as read};
 
 const ACCOUNT: &str = "pd-acct";
 
@@ -91,15 +91,6 @@ async fn current_ids(sb: &Sandbox, ids: &[String]) -> HashSet<String> {
         out.insert(event_id(ACCOUNT, &identity).to_string());
     }
     out
-}
-
-async fn read(broker: Broker, topic: String, expected: usize) -> (Broker, Vec<Record>) {
-    tokio::task::spawn_blocking(move || {
-        let records = broker.read_all(&topic, expected, Duration::from_secs(30));
-        (broker, records)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Waits until the source has published something and then nothing more for 3 s (its

@@ -400,3 +400,15 @@ timeout = "5s"
         bootstrap = broker.bootstrap(),
     )
 }
+
+/// [`Broker::read_all`] off the async runtime: `expected` records of `topic` (or what came
+/// in 30 s), and the broker back.
+#[allow(dead_code)]
+pub async fn read_records(broker: Broker, topic: String, expected: usize) -> (Broker, Vec<Record>) {
+    tokio::task::spawn_blocking(move || {
+        let records = broker.read_all(&topic, expected, Duration::from_secs(30));
+        (broker, records)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}

@@ -89,10 +89,29 @@ impl PaymentsDirectApi {
     /// `GET /v3/payments/{id}`; None when the provider does not know it (404).
     pub async fn payment(&self, payment_id: &str) -> Result<Option<Value>, ApiError> {
         let path = format!("/v3/payments/{}", urlencode(payment_id));
+        match self.get(&path, "GET payments/{id}").await? {
+            Some(body) if !body.is_object() => Err(ApiError::Malformed("payment: not an object".into())),
+            found => Ok(found),
+        }
+    }
+
+    /// `GET /v3/payments/{id}/states`: the payment's transitions
+    /// (`{updatedFrom, updatedTo, updatedAt}`), oldest first; empty when it is unknown.
+    pub async fn states(&self, payment_id: &str) -> Result<Vec<Value>, ApiError> {
+        let path = format!("/v3/payments/{}/states", urlencode(payment_id));
+        match self.get(&path, "GET payments/{id}/states").await?.as_ref().map(|b| b.get("stateTransitions")) {
+            None | Some(None | Some(Value::Null)) => Ok(Vec::new()),
+            Some(Some(Value::Array(items))) => Ok(items.clone()),
+            Some(Some(_)) => Err(ApiError::Malformed("states: stateTransitions is not an array".into())),
+        }
+    }
+
+    /// A GET under `base_url`: its JSON, or None on 404.
+    async fn get(&self, path: &str, endpoint: &str) -> Result<Option<Value>, ApiError> {
         let call = Call {
             method: Method::GET,
-            path: &path,
-            endpoint: "GET payments/{id}",
+            path,
+            endpoint,
             body: None,
             headers: &no_headers,
             limit: MAX_PAYMENT_BYTES,
@@ -105,37 +124,7 @@ impl PaymentsDirectApi {
         if !answer.status.is_success() {
             return Err(answer.refused(PROVIDER));
         }
-        let body = answer.json()?;
-        if body.is_object() { Ok(Some(body)) } else { Err(ApiError::Malformed("payment: not an object".into())) }
-    }
-}
-
-impl PaymentsDirectApi {
-    /// `GET /v3/payments/{id}/states`: the payment's transitions
-    /// (`{updatedFrom, updatedTo, updatedAt}`), oldest first; empty when it is unknown.
-    pub async fn states(&self, payment_id: &str) -> Result<Vec<Value>, ApiError> {
-        let path = format!("/v3/payments/{}/states", urlencode(payment_id));
-        let call = Call {
-            method: Method::GET,
-            path: &path,
-            endpoint: "GET payments/{id}/states",
-            body: None,
-            headers: &no_headers,
-            limit: MAX_PAYMENT_BYTES,
-            extra_timeout: std::time::Duration::ZERO,
-        };
-        let answer = self.client.call(call).await?;
-        if answer.status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
-        }
-        if !answer.status.is_success() {
-            return Err(answer.refused(PROVIDER));
-        }
-        match answer.json()?.get("stateTransitions") {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => Ok(items.clone()),
-            Some(_) => Err(ApiError::Malformed("states: stateTransitions is not an array".into())),
-        }
+        answer.json().map(Some)
     }
 }
 

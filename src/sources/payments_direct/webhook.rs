@@ -68,14 +68,9 @@ impl PaymentsDirect {
             }
         };
         let via = Via { notification_id: Some(id), notification_type: Some(STATE_TRANSITION) };
+        // GET /v3/payments/{id} carries the failure details; the normalizer keeps them.
         let event = match payment(self.config.account(), &raw, via, Utc::now()) {
-            Ok(mut event) => {
-                // GET /v3/payments/{id} carries the failure details already.
-                if event.data.errors.is_none() && self.wants_details(&event.data.provider_state) {
-                    event.data.errors = raw.get("errors").and_then(Value::as_array).cloned();
-                }
-                event
-            }
+            Ok(event) => event,
             Err(e) => {
                 // The DLQ keeps it; the search path meets the same payload and does the same.
                 return match self.dead_letter(&raw, &format!("cannot normalize: {e}")).await {
@@ -94,10 +89,6 @@ impl PaymentsDirect {
             Some(o) => WebhookOutcome::NotCommitted(format!("{o:?}")),
             None => WebhookOutcome::NotCommitted("no outcome".into()),
         }
-    }
-
-    fn wants_details(&self, state: &str) -> bool {
-        self.config.enrich_failures && super::FAILURE_STATES.contains(&state)
     }
 }
 
