@@ -339,3 +339,19 @@ fn a_checkout_source_needs_exactly_one_signing_key_and_valid_urls() {
     let list = errors(&bad_url, &[]);
     assert!(list.iter().any(|e| e.starts_with("sources[0].base_url: not a valid URL")), "{list:?}");
 }
+
+#[test]
+fn the_transactional_id_prefix_defaults_to_the_client_id_and_is_checked() {
+    assert_eq!(loaded(MINIMAL, &[]).kafka.transactional_prefix(), "paybridge");
+    let client = loaded(&format!("{MINIMAL}[kafka.properties]\n\"client.id\" = \"billing-eu\"\n"), &[]);
+    assert_eq!(client.kafka.transactional_prefix(), "billing-eu");
+    let set = "[kafka]\nbootstrap_servers = \"localhost:9092\"\ntransactional_id_prefix = \"prod-eu\"\n";
+    assert_eq!(loaded(set, &[]).kafka.transactional_prefix(), "prod-eu");
+    for bad in ["", "two words", "x\\u0007"] {
+        let text = format!("[kafka]\nbootstrap_servers = \"localhost:9092\"\ntransactional_id_prefix = \"{bad}\"\n");
+        let list = errors(&text, &[]);
+        assert!(list.iter().any(|e| e.contains("kafka.transactional_id_prefix")), "{bad:?}: {list:?}");
+    }
+    let list = errors(&format!("{MINIMAL}[kafka.properties]\n\"transactional.id\" = \"x\"\n"), &[]);
+    assert!(list.iter().any(|e| e.contains("kafka.transactional_id_prefix")), "{list:?}");
+}

@@ -40,7 +40,7 @@ pub const FORCED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
     ("delivery.timeout.ms", "use kafka.delivery_timeout"),
     ("compression.type", "use kafka.compression"),
     ("compression.codec", "use kafka.compression"),
-    ("transactional.id", "set per cursor source by paybridge when kafka.exactly_once = true"),
+    ("transactional.id", "set per cursor source by paybridge (kafka.transactional_id_prefix)"),
 ];
 
 /// The whole configuration file.
@@ -94,6 +94,13 @@ pub struct KafkaConfig {
     /// position is written (at-least-once; a crash in between re-publishes the same ids).
     #[serde(default)]
     pub exactly_once: bool,
+    /// With `exactly_once`: the deployment's part of each cursor source's
+    /// `transactional.id` (`<prefix>-<source>`), so two deployments of the same config never
+    /// fence each other. Default: the producer's `client.id` (`paybridge` unless
+    /// `kafka.properties` sets one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200))]
+    pub transactional_id_prefix: Option<String>,
     /// Create missing topics at start. When false, a missing topic stops the start with a message naming it.
     #[serde(default)]
     pub create_topics: bool,
@@ -149,6 +156,20 @@ const fn default_replication() -> i32 {
     -1
 }
 
+impl KafkaConfig {
+    /// The prefix of cursor sources' `transactional.id`: `transactional_id_prefix`, else
+    /// the producer's `client.id`.
+    pub fn transactional_prefix(&self) -> String {
+        self.transactional_id_prefix
+            .clone()
+            .or_else(|| self.properties.get("client.id").cloned())
+            .unwrap_or_else(|| DEFAULT_CLIENT_ID.to_owned())
+    }
+}
+
+/// The producer's `client.id` unless `kafka.properties` sets one.
+pub const DEFAULT_CLIENT_ID: &str = "paybridge";
+
 /// Property names whose values are secrets and never printed.
 pub fn is_secret_property(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
@@ -171,6 +192,7 @@ impl fmt::Debug for KafkaConfig {
             .field("dlq_topic", &self.dlq_topic)
             .field("state_topic", &self.state_topic)
             .field("exactly_once", &self.exactly_once)
+            .field("transactional_id_prefix", &self.transactional_id_prefix)
             .field("create_topics", &self.create_topics)
             .field("topic_partitions", &self.topic_partitions)
             .field("topic_replication_factor", &self.topic_replication_factor)

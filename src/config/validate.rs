@@ -38,6 +38,14 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
             errors.push(ConfigError::new(format!("kafka.properties.{name:?}"), format!("not allowed here: {instead}")));
         }
     }
+    if let Some(prefix) = &kafka.transactional_id_prefix
+        && (prefix.is_empty() || prefix.len() > 200 || prefix.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        errors.push(ConfigError::new(
+            "kafka.transactional_id_prefix",
+            "must be 1 to 200 characters without spaces or control characters",
+        ));
+    }
     if kafka.delivery_timeout.get().is_zero() {
         errors.push(ConfigError::new("kafka.delivery_timeout", "must be greater than zero"));
     }

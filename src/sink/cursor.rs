@@ -14,11 +14,14 @@ use tokio::time::Instant;
 
 use super::kafka::{EventRecord, SendError, await_delivery, producer_config, send_waiting};
 use super::state::{CursorRecord, StateError, read_last_cursor};
+use super::transaction::machine::Ended;
 use super::transaction::{TransactionError, TransactionalWriter};
 use crate::ack::BatchOutcome;
 use crate::config::KafkaConfig;
 use crate::event::CanonicalEvent;
 use crate::pipeline::{PipelineClosed, Submitter};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CursorError {
@@ -30,6 +33,9 @@ pub enum CursorError {
     Producer(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     Closed(#[from] PipelineClosed),
+    /// Exactly-once: the writer ended (fenced, or stopped with a commit in doubt).
+    #[error(transparent)]
+    Ended(#[from] Ended),
 }
 
 /// What a commit did.
@@ -42,8 +48,12 @@ pub struct CommitOutcome {
 }
 
 enum Mode {
-    AtLeastOnce { submitter: Submitter, producer: FutureProducer },
-    ExactlyOnce(TransactionalWriter),
+    AtLeastOnce {
+        submitter: Submitter,
+        producer: FutureProducer,
+    },
+    /// The lock is held for a whole transaction (the writer's steps take `&mut`).
+    ExactlyOnce(Mutex<TransactionalWriter>),
 }
 
 /// Commits a cursor source's batches and positions.
@@ -51,18 +61,25 @@ pub struct CursorCommitter {
     source: String,
     kafka: KafkaConfig,
     mode: Mode,
+    /// Ends a commit that is in doubt when the source stops.
+    stop: CancellationToken,
 }
 
 impl CursorCommitter {
     /// Starts the committer for `source`. With `kafka.exactly_once` it first proves the
     /// broker supports transactions and refuses to start otherwise.
-    pub async fn start(kafka: &KafkaConfig, source: &str, submitter: Submitter) -> Result<Self, CursorError> {
+    pub async fn start(
+        kafka: &KafkaConfig,
+        source: &str,
+        submitter: Submitter,
+        stop: CancellationToken,
+    ) -> Result<Self, CursorError> {
         let mode = if kafka.exactly_once {
-            Mode::ExactlyOnce(TransactionalWriter::start(kafka, source).await?)
+            Mode::ExactlyOnce(Mutex::new(TransactionalWriter::start(kafka, source).await?))
         } else {
             Mode::AtLeastOnce { submitter, producer: producer_config(kafka).create()? }
         };
-        Ok(Self { source: source.to_owned(), kafka: kafka.clone(), mode })
+        Ok(Self { source: source.to_owned(), kafka: kafka.clone(), mode, stop })
     }
 
     /// The last committed cursor, or None before the first commit.
@@ -82,7 +99,8 @@ impl CursorCommitter {
     }
 
     /// Publishes `events` and, only when every one of them is settled, advances the cursor
-    /// to `cursor`.
+    /// to `cursor`. Exactly-once: [`CursorError::Ended`] when the writer can never commit
+    /// again (the process must restart) or the source stopped with the commit in doubt.
     pub async fn commit(&self, events: Vec<CanonicalEvent>, cursor: &str) -> Result<CommitOutcome, CursorError> {
         match &self.mode {
             Mode::AtLeastOnce { submitter, producer } => {
@@ -93,9 +111,8 @@ impl CursorCommitter {
             }
             Mode::ExactlyOnce(writer) => {
                 let record = self.cursor_record(cursor);
-                let batch = writer.commit(&events, &record).await;
-                let cursor_committed = batch.is_delivered();
-                Ok(CommitOutcome { batch, cursor_committed })
+                let page = writer.lock().await.commit_page(&events, &record, &self.stop).await?;
+                Ok(CommitOutcome { batch: page.batch, cursor_committed: page.committed })
             }
         }
     }

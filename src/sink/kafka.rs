@@ -27,7 +27,7 @@ const DEFAULT_PROPERTIES: &[(&str, &str)] = &[
     ("linger.ms", "5"),
     ("batch.num.messages", "10000"),
     ("max.in.flight.requests.per.connection", "2"),
-    ("client.id", "paybridge"),
+    ("client.id", crate::config::DEFAULT_CLIENT_ID),
 ];
 
 /// How long the producer waits for a record to enter a full local queue before it checks

@@ -30,6 +30,7 @@ use crate::http::backoff::Backoff;
 use crate::http::client::ApiError;
 use crate::normalize::payments_direct::{Via, payment};
 use crate::sink::cursor::{CursorCommitter, CursorError};
+use crate::sink::transaction::machine::Ended;
 
 /// States whose reasons the search leaves out (`GET /v3/payments/{id}` has them).
 const FAILURE_STATES: [&str; 3] = ["FAILED", "DECLINED", "RETURNED"];
@@ -56,8 +57,9 @@ impl PaymentsDirect {
         ctx: SourceContext,
     ) -> Result<Arc<Self>, String> {
         let api = PaymentsDirectApi::new(&config, ctx.metrics.clone()).map_err(|e| e.to_string())?;
-        let committer =
-            CursorCommitter::start(kafka, &config.name, ctx.submitter.clone()).await.map_err(|e| e.to_string())?;
+        let committer = CursorCommitter::start(kafka, &config.name, ctx.submitter.clone(), ctx.stop.clone())
+            .await
+            .map_err(|e| e.to_string())?;
         // Readiness: the longest quiet time is the idle wait plus a search that backs off.
         let quiet = config.max_idle_interval.get() + config.backoff_max.get() + config.request_timeout.get();
         ctx.health.register_source(&config.name, quiet);
@@ -354,7 +356,12 @@ impl PaymentsDirect {
         loop {
             let outcome = match self.committer.commit(events.clone(), &cursor).await {
                 Ok(outcome) => outcome,
-                Err(CursorError::Closed(_)) => return Err(Stopped),
+                Err(CursorError::Closed(_) | CursorError::Ended(Ended::InDoubt)) => return Err(Stopped),
+                Err(CursorError::Ended(Ended::Fatal(reason))) => {
+                    tracing::error!(source = %self.config.name, %reason, "the transactional producer cannot commit again");
+                    self.ctx.sink.fatal_watch().latch(reason);
+                    return Err(Stopped);
+                }
                 Err(e) => {
                     tracing::warn!(source = %self.config.name, error = %e, "commit failed");
                     let wait = backoff.next(None);

@@ -1,0 +1,230 @@
+//! The transactional writer for cursor sources: a page's events and the source's position
+//! in one Kafka transaction, with zombie fencing by `transactional.id`
+//! (`<kafka.transactional_id_prefix>-<source>`: a restarted instance fences the old one,
+//! and two deployments with different prefixes never fence each other).
+//!
+//! [`machine`] decides what happens after each step; this module is librdkafka's side.
+//! Brokers without transactions (tansu 0.6.0 among them) fail the start-up probe, and
+//! paybridge refuses to start with `kafka.exactly_once = true` on them.
+
+pub mod machine;
+
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, Producer};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use self::machine::{Ended, Failure, Outbound, PageOutcome, RecordFailure, Target, Transactions, commit_page};
+use super::errors::{ErrorClass, classify, error_code_name};
+use super::kafka::{EventRecord, SendError, await_delivery, producer_config, send_waiting};
+use crate::config::KafkaConfig;
+use crate::event::CanonicalEvent;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransactionError {
+    #[error(
+        "kafka.exactly_once = true, but the broker does not support transactions ({0}); \
+         use a broker with transactions (Apache Kafka, Redpanda) or set kafka.exactly_once = false"
+    )]
+    Unsupported(String),
+    #[error("cannot create the transactional producer: {0}")]
+    Producer(KafkaError),
+}
+
+/// As for the DLQ producer: a record too large for the events topic is refused by the
+/// broker (a permanent, abortable error), so the next attempt can put it in the DLQ.
+const MAX_MESSAGE_BYTES: &str = "1000000000";
+
+/// The shortest transaction timeout paybridge asks for (librdkafka's default).
+const MIN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A transactional producer for one cursor source. Every operation takes `&mut self`: two
+/// transactions on one writer cannot overlap. One page after the other compiles:
+///
+/// ```no_run
+/// # use paybridge::sink::{kafka::EventRecord, transaction::TransactionalWriter};
+/// # use tokio_util::sync::CancellationToken;
+/// async fn one_after_the_other(w: &mut TransactionalWriter, p: &EventRecord, stop: &CancellationToken) {
+///     let _ = w.commit_page(&[], p, stop).await;
+///     let _ = w.commit_page(&[], p, stop).await;
+/// }
+/// ```
+///
+/// two at once does not:
+///
+/// ```compile_fail,E0499
+/// # use paybridge::sink::{kafka::EventRecord, transaction::TransactionalWriter};
+/// # use tokio_util::sync::CancellationToken;
+/// async fn two_at_once(w: &mut TransactionalWriter, p: &EventRecord, stop: &CancellationToken) {
+///     let _ = tokio::join!(w.commit_page(&[], p, stop), w.commit_page(&[], p, stop));
+/// }
+/// ```
+pub struct TransactionalWriter {
+    producer: FutureProducer,
+    events_topic: String,
+    dlq_topic: String,
+    state_topic: String,
+    /// How long one init/commit/abort call may block.
+    call_timeout: Duration,
+    delivery_timeout: Duration,
+}
+
+/// The `transactional.id` of a source's writer.
+pub fn transactional_id(prefix: &str, source: &str) -> String {
+    format!("{prefix}-{source}")
+}
+
+impl TransactionalWriter {
+    /// Creates the producer, initializes transactions and commits a probe transaction
+    /// (one record to the state topic), so a broker without transactions fails here, at
+    /// start, rather than at the first real commit.
+    pub async fn start(kafka: &KafkaConfig, source: &str) -> Result<Self, TransactionError> {
+        let delivery_timeout = kafka.delivery_timeout.get();
+        let transaction_timeout = MIN_TRANSACTION_TIMEOUT.max(delivery_timeout + kafka.metadata_timeout.get());
+        let mut config = producer_config(kafka);
+        config
+            .set("transactional.id", transactional_id(&kafka.transactional_prefix(), source))
+            .set("transaction.timeout.ms", transaction_timeout.as_millis().to_string())
+            .set("message.max.bytes", MAX_MESSAGE_BYTES);
+        let producer: FutureProducer = config.create().map_err(TransactionError::Producer)?;
+        let mut writer = Self {
+            producer,
+            events_topic: kafka.topic.clone(),
+            dlq_topic: kafka.dlq_topic.clone(),
+            state_topic: kafka.state_topic.clone(),
+            call_timeout: kafka.metadata_timeout.get(),
+            delivery_timeout,
+        };
+        writer.probe(source).await.map_err(TransactionError::Unsupported)?;
+        Ok(writer)
+    }
+
+    async fn probe(&mut self, source: &str) -> Result<(), String> {
+        let producer = self.producer.clone();
+        let timeout = self.call_timeout;
+        blocking(move || producer.init_transactions(timeout)).await.map_err(|e| e.to_string())?;
+        let probe = EventRecord {
+            key: format!("{source}.probe"),
+            value: b"{}".to_vec(),
+            headers: vec![("content-type", "application/json".to_owned())],
+        };
+        self.begin().await.map_err(describe)?;
+        let sent = self.send(&[Outbound { target: Target::State, record: probe }]).await;
+        if let Some(Err(e)) = sent.into_iter().next() {
+            let _ = self.abort().await;
+            return Err(format!("{e:?}"));
+        }
+        if let Err(e) = self.commit().await {
+            let _ = self.abort().await;
+            return Err(describe(e));
+        }
+        Ok(())
+    }
+
+    /// Sends `events` and the position `record` in one transaction (see [`machine`]).
+    pub async fn commit_page(
+        &mut self,
+        events: &[CanonicalEvent],
+        position: &EventRecord,
+        stop: &CancellationToken,
+    ) -> Result<PageOutcome, Ended> {
+        let events_topic = self.events_topic.clone();
+        commit_page(self, events, position, &events_topic, stop).await
+    }
+
+    fn topic(&self, target: Target) -> &str {
+        match target {
+            Target::Events => &self.events_topic,
+            Target::Dlq => &self.dlq_topic,
+            Target::State => &self.state_topic,
+        }
+    }
+}
+
+impl Transactions for TransactionalWriter {
+    async fn begin(&mut self) -> Result<(), Failure> {
+        self.producer.begin_transaction().map_err(failure)
+    }
+
+    async fn send(&mut self, records: &[Outbound]) -> Vec<Result<(), RecordFailure>> {
+        let deadline = Instant::now() + self.delivery_timeout;
+        let mut in_flight = Vec::with_capacity(records.len());
+        for outbound in records {
+            let record = &outbound.record;
+            let topic = self.topic(outbound.target);
+            in_flight.push(send_waiting(&self.producer, topic, record, record.owned_headers(), deadline).await);
+        }
+        let mut results = Vec::with_capacity(records.len());
+        for sent in in_flight {
+            let delivered = match sent {
+                Ok(delivery) => await_delivery(delivery, deadline).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            results.push(delivered.map_err(record_failure));
+        }
+        results
+    }
+
+    async fn commit(&mut self) -> Result<(), Failure> {
+        let producer = self.producer.clone();
+        let timeout = self.call_timeout;
+        blocking(move || producer.commit_transaction(timeout)).await.map_err(failure)
+    }
+
+    async fn abort(&mut self) -> Result<(), Failure> {
+        let producer = self.producer.clone();
+        let timeout = self.call_timeout;
+        blocking(move || producer.abort_transaction(timeout)).await.map_err(failure)
+    }
+}
+
+/// librdkafka's class of a transaction error. An error without a class (a cancelled call)
+/// may be retried: whether it took effect is unknown.
+fn failure(error: KafkaError) -> Failure {
+    let text = error.to_string();
+    match &error {
+        KafkaError::Transaction(e) if e.is_fatal() => Failure::Fatal(text),
+        KafkaError::Transaction(e) if e.txn_requires_abort() => Failure::Abortable(text),
+        KafkaError::Transaction(e) if !e.is_retriable() => Failure::Abortable(text),
+        _ => Failure::Retriable(text),
+    }
+}
+
+fn record_failure(error: SendError) -> RecordFailure {
+    match &error {
+        SendError::Kafka(kafka) if classify(kafka) == ErrorClass::Permanent => {
+            RecordFailure::Permanent { code: error_code_name(kafka), reason: error.to_string() }
+        }
+        _ => RecordFailure::Transient(error.to_string()),
+    }
+}
+
+fn describe(failure: Failure) -> String {
+    match failure {
+        Failure::Retriable(r) | Failure::Abortable(r) | Failure::Fatal(r) => r,
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
+) -> Result<T, KafkaError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or(Err(KafkaError::Canceled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_transactional_id_carries_the_deployment_prefix() {
+        assert_eq!(transactional_id("eu-prod", "pd-main"), "eu-prod-pd-main");
+        assert_ne!(transactional_id("eu-prod", "pd"), transactional_id("eu-staging", "pd"));
+    }
+
+    #[test]
+    fn errors_outside_a_transaction_call_are_retried_not_guessed() {
+        assert!(matches!(failure(KafkaError::Canceled), Failure::Retriable(_)));
+    }
+}
