@@ -242,6 +242,11 @@ impl Broker {
             .set("group.id", unique_topic("reader"))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
+            // tansu 0.6.0 answers a fetch slowly when records carry many headers (ours have
+            // six): about 360 records/s. Small fetches keep each answer short, and a long
+            // socket timeout keeps the client from dropping an answer it is still waiting for.
+            .set("max.partition.fetch.bytes", "262144")
+            .set("socket.timeout.ms", "60000")
             .create()
             .unwrap_or_else(|e| panic!("consumer: {e}"));
         let metadata = consumer
