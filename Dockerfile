@@ -7,6 +7,10 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 # Cargo.toml declares the benchmark target; its file must exist for the manifest to load.
 COPY benches ./benches
+# The workspace's other member, the provider simulator: only its manifest, with empty
+# targets, so the workspace loads; none of its code reaches the image.
+COPY sandbox/Cargo.toml ./sandbox/
+RUN mkdir -p sandbox/src sandbox/benches && touch sandbox/src/lib.rs sandbox/benches/sandbox.rs
 RUN cargo build --release --locked --bin paybridge
 
 FROM debian:bookworm-slim

@@ -286,7 +286,7 @@ fn published(admin_port: u16, source: &str) -> f64 {
 }
 
 async fn payments_direct_scenario(s: &Setup, n: usize) -> PaymentsDirectRun {
-    let sb = Sandbox::start(paybridge::sandbox::Scenario::default()).await;
+    let sb = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
     let mut left = n;
     while left > 0 {
         let batch = left.min(1000);

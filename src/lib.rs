@@ -13,10 +13,10 @@ pub mod intake;
 pub mod metrics;
 pub mod normalize;
 pub mod pipeline;
-pub mod sandbox;
 pub mod schemas;
 pub mod sink;
 pub mod sources;
+pub mod tail;
 
 use tokio_util::sync::CancellationToken;
 

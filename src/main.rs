@@ -47,22 +47,21 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         page_size: usize,
     },
+    /// Print the events of the configured topic as they land in Kafka, one line each
+    /// (a plain consumer: no group membership, no commits). Stops on Ctrl-C or SIGTERM.
+    Tail {
+        #[arg(long, short, env = "PAYBRIDGE_CONFIG")]
+        config: PathBuf,
+        /// Start at the beginning of every partition instead of at the end.
+        #[arg(long)]
+        from_beginning: bool,
+        #[arg(long, value_enum, default_value = "pretty")]
+        format: paybridge::tail::Format,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
-    },
-    /// Serve simulators of the providers' APIs (RippleNet v4 so far) for tests and local development.
-    Sandbox {
-        /// `IP:port` to listen on.
-        #[arg(long, default_value = "127.0.0.1:8800")]
-        listen: std::net::SocketAddr,
-        /// Seed of the generated ids and data (same seed, same data).
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// A TOML scenario: credentials, callback URLs, token lifetime, initial data.
-        #[arg(long)]
-        scenario: Option<PathBuf>,
     },
     /// Print a JSON Schema generated from the code.
     Schema {
@@ -109,13 +108,17 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Sandbox { listen, seed, scenario } => match sandbox(listen, seed, scenario) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("paybridge sandbox: {e:#}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Tail { config, from_beginning, format } => {
+            let loaded = match config::load_file(&config) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprint!("{}: {errors}", config.display());
+                    return ExitCode::from(2);
+                }
+            };
+            init_backfill_tracing(&loaded.log);
+            tail(&loaded.kafka, from_beginning, format)
+        }
         Command::Backfill { config, source, from, to, slice, page_size } => {
             let loaded = match config::load_file(&config) {
                 Ok(c) => c,
@@ -165,6 +168,40 @@ fn init_backfill_tracing(log: &config::LogConfig) {
     init_tracing(&quiet);
 }
 
+/// Tails the topic until a signal; the summary goes to stderr. Exit 0 when stopped, 1 when
+/// the topic cannot be read.
+fn tail(kafka: &config::KafkaConfig, from_beginning: bool, format: paybridge::tail::Format) -> ExitCode {
+    let Ok(runtime) = tokio::runtime::Runtime::new() else {
+        eprintln!("paybridge tail: cannot start the async runtime");
+        return ExitCode::FAILURE;
+    };
+    let result = runtime.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            paybridge::wait_for_signal().await;
+            trigger.cancel();
+        });
+        paybridge::tail::tail(kafka, from_beginning, format, &mut std::io::stdout(), &stop).await
+    });
+    match result {
+        Ok(summary) => {
+            let per: Vec<String> = summary.per_provider.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            eprintln!(
+                "{} events ({}); {} records that are not paybridge events",
+                summary.events(),
+                per.join(", "),
+                summary.unreadable
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("paybridge tail: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run(config: config::Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     Ok(runtime.block_on(paybridge::run_until_signal(config))?)
@@ -212,40 +249,4 @@ fn backfill(path: &std::path::Path, config: config::Config, request: paybridge::
             ExitCode::FAILURE
         }
     }
-}
-
-fn sandbox(listen: std::net::SocketAddr, seed: u64, scenario: Option<PathBuf>) -> anyhow::Result<()> {
-    let scenario = match scenario {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            paybridge::sandbox::Scenario::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-        None => paybridge::sandbox::Scenario::default(),
-    };
-    init_tracing(&config::LogConfig::default());
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let listener =
-            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-        let addr = listener.local_addr().unwrap_or(listen);
-        let state = paybridge::sandbox::state(seed, scenario);
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let trigger = shutdown.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            trigger.cancel();
-        });
-        #[cfg(unix)]
-        {
-            let trigger = shutdown.clone();
-            if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                tokio::spawn(async move {
-                    term.recv().await;
-                    trigger.cancel();
-                });
-            }
-        }
-        println!("paybridge sandbox listening on http://{addr}");
-        paybridge::sandbox::serve(listener, state, shutdown).await.context("serving")
-    })
 }

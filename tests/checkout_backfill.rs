@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use chrono::{SecondsFormat, Utc};
 use paybridge::event::{UpstreamIdentity, event_id};
-use paybridge::sandbox::scenario::PeriodAnswer;
+use paybridge_sandbox::scenario::PeriodAnswer;
 use serde_json::json;
 use support::checkout::{config, create, sandbox, sandbox_with, unacked};
 use support::keys::rsa_keys;

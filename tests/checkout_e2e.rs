@@ -120,8 +120,7 @@ async fn a_key_that_cannot_be_read_stops_the_start_and_is_named() {
 async fn a_message_redelivered_while_its_ack_fails_keeps_its_event_id_and_is_acknowledged_once_acks_work() {
     let keys = rsa_keys();
     // Unacknowledged messages come back after 1 s; the acknowledgements fail for a while.
-    let sb =
-        sandbox_with(&keys, |s| s.checkout.visibility_timeout = paybridge::config::HumanDuration::from_secs(1)).await;
+    let sb = sandbox_with(&keys, |s| s.checkout.visibility_timeout = std::time::Duration::from_secs(1)).await;
     let broker = Broker::start();
     let (topic, dlq) = (broker.new_topic("co-events", 3), broker.new_topic("co-dlq", 1));
     let created: HashSet<String> = create(&sb, 50, Some("order")).await.into_iter().collect();
@@ -159,8 +158,7 @@ async fn a_message_redelivered_while_its_ack_fails_keeps_its_event_id_and_is_ack
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_acknowledgement_is_redelivered_with_a_new_handle_and_only_acknowledged_again() {
     let keys = rsa_keys();
-    let sb =
-        sandbox_with(&keys, |s| s.checkout.visibility_timeout = paybridge::config::HumanDuration::from_secs(1)).await;
+    let sb = sandbox_with(&keys, |s| s.checkout.visibility_timeout = std::time::Duration::from_secs(1)).await;
     let broker = Broker::start();
     let (topic, dlq) = (broker.new_topic("co-events", 1), broker.new_topic("co-dlq", 1));
     let created = create(&sb, 10, Some("order")).await;
@@ -195,8 +193,7 @@ async fn a_refused_acknowledgement_is_redelivered_with_a_new_handle_and_only_ack
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_kind_is_published_and_a_malformed_message_goes_to_the_dlq_after_max_attempts() {
     let keys = rsa_keys();
-    let sb =
-        sandbox_with(&keys, |s| s.checkout.visibility_timeout = paybridge::config::HumanDuration::from_secs(1)).await;
+    let sb = sandbox_with(&keys, |s| s.checkout.visibility_timeout = std::time::Duration::from_secs(1)).await;
     let broker = Broker::start();
     let (topic, dlq) = (broker.new_topic("co-events", 1), broker.new_topic("co-dlq", 1));
     let good = create(&sb, 5, Some("order")).await;

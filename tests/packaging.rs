@@ -47,3 +47,24 @@ fn the_dockerfile_copies_every_target_the_manifest_declares() {
         );
     }
 }
+
+#[test]
+fn the_image_carries_the_product_only() {
+    let dockerfile = read("Dockerfile");
+    let build_stage = dockerfile.split("\nFROM ").nth(1).unwrap_or_default();
+    let copies: Vec<&str> = build_stage.lines().filter(|l| l.starts_with("COPY ")).collect();
+    // The workspace needs every member's manifest, and nothing more of the simulator.
+    assert!(copies.iter().any(|l| l.contains("sandbox/Cargo.toml")), "{copies:?}");
+    assert!(
+        !copies.iter().any(|l| l.contains("sandbox/src") || l.split_whitespace().nth(1) == Some("sandbox")),
+        "{copies:?}"
+    );
+    assert!(build_stage.contains("--bin paybridge"), "the build stage builds only the product binary");
+    let manifest: toml::Table = toml::from_str(&read("Cargo.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let deps = manifest.get("dependencies").and_then(toml::Value::as_table).cloned().unwrap_or_default();
+    assert!(!deps.contains_key("paybridge-sandbox"), "the simulator must stay a dev-dependency");
+    // `paybridge --help` lists no simulator command.
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_paybridge")).arg("--help").output();
+    let help = help.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    assert!(help.contains("run") && !help.to_lowercase().contains("sandbox"), "{help}");
+}

@@ -30,7 +30,7 @@ async fn setup(source_extra: &str) -> Setup {
 
 /// [`setup`] with other `interval` / `max_idle_interval` lines.
 async fn setup_timed(timing: &str, source_extra: &str) -> Setup {
-    let sandbox = Sandbox::start(paybridge::sandbox::Scenario::default()).await;
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
     let broker = Broker::start();
     let topic = broker.new_topic("pd-events", 3);
     let dlq = broker.new_topic("pd-dlq", 1);
@@ -215,7 +215,7 @@ async fn a_restart_in_the_middle_of_a_window_resumes_after_the_last_settled_page
     let served = searches(&s.sandbox).await;
     // The saved page token points after the last payment of the last settled page.
     let token = position.page_token.as_deref().unwrap_or_default();
-    let after = paybridge::sandbox::payments_direct_store::PageKey::decode(token).map(|k| format!("after {}", k.key));
+    let after = paybridge_sandbox::payments_direct_store::PageKey::decode(token).map(|k| format!("after {}", k.key));
     assert!(after.is_some(), "a sandbox page token: {token}");
     assert_eq!(
         served[first_run.len()].0,
@@ -375,7 +375,7 @@ fn state_id(payment_id: &str, state: &str, at: &str) -> String {
 /// to RETURNED), one step per payment per round, half of them resting each round, until
 /// every payment is done.
 async fn drive_lifecycles(base: String, ids: Vec<String>) {
-    use paybridge::sandbox::payments_direct_store::TRANSITIONS;
+    use paybridge_sandbox::payments_direct_store::TRANSITIONS;
     let http = reqwest::Client::new();
     let mut states: Vec<&str> = vec!["INITIATED"; ids.len()];
     let mut done = vec![false; ids.len()];

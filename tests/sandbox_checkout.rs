@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use paybridge::sandbox::Scenario;
+use paybridge_sandbox::Scenario;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::keys::{Keys, rsa_keys};

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use base64::Engine;
-use paybridge::sandbox::Scenario;
-use paybridge::sandbox::payments_direct_store::TimeField;
+use paybridge_sandbox::Scenario;
+use paybridge_sandbox::payments_direct_store::TimeField;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::sandbox::{Hook, Sandbox};

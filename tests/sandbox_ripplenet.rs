@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use paybridge::sandbox::Scenario;
+use paybridge_sandbox::Scenario;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::sandbox::{Hook, Sandbox};
@@ -246,7 +246,7 @@ async fn webhooks_are_retried_until_a_2xx_and_at_most_12_times() {
     .await;
     let mut scenario = Scenario::default();
     scenario.ripplenet.callback_url = Some(hook.url.clone());
-    scenario.ripplenet.webhook_retry_interval = paybridge::config::HumanDuration::from_millis(50);
+    scenario.ripplenet.webhook_retry_interval = std::time::Duration::from_millis(50);
     let sb = Sandbox::start(scenario).await;
     let created = sb.create(2).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -267,7 +267,7 @@ async fn webhooks_are_retried_until_a_2xx_and_at_most_12_times() {
     // A callback that never answers 2xx gets 1 + 12 attempts, no more.
     let mut scenario = Scenario::default();
     scenario.ripplenet.callback_url = Some("http://127.0.0.1:9/unreachable".to_owned());
-    scenario.ripplenet.webhook_retry_interval = paybridge::config::HumanDuration::from_millis(10);
+    scenario.ripplenet.webhook_retry_interval = std::time::Duration::from_millis(10);
     let sb = Sandbox::start(scenario).await;
     let created = sb.create(1).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;

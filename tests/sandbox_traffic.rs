@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use paybridge::sandbox::Scenario;
+use paybridge_sandbox::Scenario;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::sandbox::{Hook, Sandbox};
@@ -63,9 +63,9 @@ async fn the_same_seed_gives_the_same_data() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let stop = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(paybridge::sandbox::serve(
+        tokio::spawn(paybridge_sandbox::serve(
             listener,
-            paybridge::sandbox::state(seed, Scenario::default()),
+            paybridge_sandbox::state(seed, Scenario::default()),
             stop.clone(),
         ));
         let http = reqwest::Client::new();

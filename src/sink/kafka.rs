@@ -54,6 +54,26 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
+/// A librdkafka consumer configuration for reading paybridge's topics: the connection and
+/// security settings of the producer's (`kafka.properties`), without the producer-only ones,
+/// in consumer group `group` with no automatic commits.
+pub fn consumer_config(kafka: &KafkaConfig, group: &str) -> ClientConfig {
+    let mut config = producer_config(kafka);
+    for key in
+        ["acks", "enable.idempotence", "message.timeout.ms", "compression.type", "linger.ms", "batch.num.messages"]
+    {
+        config.remove(key);
+    }
+    for (key, _) in DEFAULT_PROPERTIES {
+        config.remove(key);
+    }
+    if let Some(client_id) = kafka.properties.get("client.id") {
+        config.set("client.id", client_id);
+    }
+    config.set("group.id", group).set("enable.auto.commit", "false").set("auto.offset.reset", "earliest");
+    config
+}
+
 /// A record ready to send: structured-mode CloudEvent value, payment key, ce_ headers.
 #[derive(Clone, Debug)]
 pub struct EventRecord {

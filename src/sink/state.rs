@@ -9,7 +9,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use super::kafka::producer_config;
+use super::kafka::consumer_config;
 use crate::config::KafkaConfig;
 
 /// The value of a state record.
@@ -39,18 +39,8 @@ pub async fn read_last_cursor(
     source: &str,
     timeout: Duration,
 ) -> Result<Option<CursorRecord>, StateError> {
-    let mut config = producer_config(kafka);
-    config
-        .set("group.id", format!("paybridge-state-reader-{source}"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest");
-    // Producer-only properties would make the consumer warn; remove the ones we set.
-    for key in
-        ["acks", "enable.idempotence", "message.timeout.ms", "compression.type", "linger.ms", "batch.num.messages"]
-    {
-        config.remove(key);
-    }
+    let mut config = consumer_config(kafka, &format!("paybridge-state-reader-{source}"));
+    config.set("isolation.level", "read_committed");
     let topic = kafka.state_topic.clone();
     let source = source.to_owned();
     tokio::task::spawn_blocking(move || read_blocking(config, &topic, &source, timeout))

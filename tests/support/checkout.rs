@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::Broker;
 use super::keys::Keys;
 use super::sandbox::Sandbox;
-use paybridge::sandbox::Scenario;
+use paybridge_sandbox::Scenario;
 
 /// The sandbox's token path (also the assertions' audience, with its base URL).
 pub const TOKEN_PATH: &str = "/am/oauth2/alpha/access_token";

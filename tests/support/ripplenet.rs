@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use paybridge::event::{UpstreamIdentity, event_id};
-use paybridge::sandbox::Scenario;
+use paybridge_sandbox::Scenario;
 use serde_json::Value;
 
 use super::sandbox::Sandbox;

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use paybridge::sandbox::{self, Scenario};
+use paybridge_sandbox::Scenario;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -25,7 +25,7 @@ impl Sandbox {
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let scenario = scenario_for(&format!("http://{addr}"));
         let stop = CancellationToken::new();
-        tokio::spawn(sandbox::serve(listener, sandbox::state(7, scenario), stop.clone()));
+        tokio::spawn(paybridge_sandbox::serve(listener, paybridge_sandbox::state(7, scenario), stop.clone()));
         Self { addr, http: Client::new(), _stop: stop.drop_guard() }
     }
 

@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::HumanDuration;
-
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -46,14 +44,14 @@ pub struct CheckoutScenario {
     /// The `merchantId` header API calls must send.
     #[serde(default = "default_merchant")]
     pub merchant_id: String,
-    #[serde(default = "default_token_ttl")]
-    pub token_ttl: HumanDuration,
+    #[serde(default = "default_token_ttl", with = "humantime_serde")]
+    pub token_ttl: Duration,
     /// How long a received, unacknowledged message stays hidden before redelivery.
-    #[serde(default = "default_visibility")]
-    pub visibility_timeout: HumanDuration,
+    #[serde(default = "default_visibility", with = "humantime_serde")]
+    pub visibility_timeout: Duration,
     /// Unacknowledged messages are redelivered for this long (J.P. Morgan: 30 days).
-    #[serde(default = "default_retention")]
-    pub retention: HumanDuration,
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub retention: Duration,
     #[serde(default = "default_checkout_token_path")]
     pub token_path: String,
     #[serde(default = "default_receive_path")]
@@ -129,11 +127,11 @@ fn default_checkout_audience() -> String {
 fn default_merchant() -> String {
     "sandbox-merchant".to_owned()
 }
-const fn default_visibility() -> HumanDuration {
-    HumanDuration(Duration::from_secs(30))
+const fn default_visibility() -> Duration {
+    Duration::from_secs(30)
 }
-const fn default_retention() -> HumanDuration {
-    HumanDuration(Duration::from_secs(30 * 24 * 3600))
+const fn default_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
 }
 fn default_checkout_token_path() -> String {
     "/am/oauth2/alpha/access_token".to_owned()
@@ -158,13 +156,13 @@ pub struct PaymentsDirectScenario {
     pub client_secret: String,
     #[serde(default = "default_pd_audience")]
     pub audience: String,
-    #[serde(default = "default_token_ttl")]
-    pub token_ttl: HumanDuration,
+    #[serde(default = "default_token_ttl", with = "humantime_serde")]
+    pub token_ttl: Duration,
     /// Where PAYMENT_STATE_TRANSITION webhooks go; none by default.
     #[serde(default)]
     pub callback_url: Option<String>,
-    #[serde(default = "default_retry_interval")]
-    pub webhook_retry_interval: HumanDuration,
+    #[serde(default = "default_retry_interval", with = "humantime_serde")]
+    pub webhook_retry_interval: Duration,
     #[serde(default = "default_retries")]
     pub webhook_max_retries: u32,
     /// Name of the state time in responses: `last_state_updated_at` (the OpenAPI),
@@ -207,14 +205,14 @@ pub struct RipplenetScenario {
     #[serde(default = "default_audience")]
     pub audience: String,
     /// Lifetime of issued access tokens.
-    #[serde(default = "default_token_ttl")]
-    pub token_ttl: HumanDuration,
+    #[serde(default = "default_token_ttl", with = "humantime_serde")]
+    pub token_ttl: Duration,
     /// Where thin-payload webhooks `{"msg_id"}` go; none by default.
     #[serde(default)]
     pub callback_url: Option<String>,
     /// Time between webhook retries (RippleNet: 5 minutes).
-    #[serde(default = "default_retry_interval")]
-    pub webhook_retry_interval: HumanDuration,
+    #[serde(default = "default_retry_interval", with = "humantime_serde")]
+    pub webhook_retry_interval: Duration,
     /// Retries after the first attempt (RippleNet: 12).
     #[serde(default = "default_retries")]
     pub webhook_max_retries: u32,
@@ -247,11 +245,11 @@ fn default_client_secret() -> String {
 fn default_audience() -> String {
     "urn:ripplenet:sandbox".to_owned()
 }
-const fn default_token_ttl() -> HumanDuration {
-    HumanDuration(Duration::from_secs(3600))
+const fn default_token_ttl() -> Duration {
+    Duration::from_secs(3600)
 }
-const fn default_retry_interval() -> HumanDuration {
-    HumanDuration(Duration::from_secs(300))
+const fn default_retry_interval() -> Duration {
+    Duration::from_secs(300)
 }
 const fn default_retries() -> u32 {
     12

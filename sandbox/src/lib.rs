@@ -1,5 +1,6 @@
-//! `paybridge sandbox`: in-memory simulators of the providers' APIs, their OAuth and
-//! webhooks, with fault injection and a ledger, for tests, demos and local development.
+//! The provider simulators (binary `paybridge-sandbox`, library `paybridge_sandbox`): the
+//! providers' APIs in memory, their OAuth and webhooks, with fault injection and a ledger,
+//! for tests, demos and local development.
 
 mod checkout;
 pub mod checkout_store;

@@ -156,7 +156,7 @@ fn issue_token(s: &SandboxState, body: &Bytes) -> Response {
             "client assertion replayed (jti already used)",
         );
     }
-    let ttl = scenario.token_ttl.get();
+    let ttl = scenario.token_ttl;
     let token = inner.issue_token(PROVIDER, ttl);
     Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl.as_secs(), "scope": "notifications"}))
         .into_response()
@@ -263,9 +263,8 @@ fn deliver(s: &SandboxState, max: usize, auto_ack: bool, auto_ack_fails: bool) -
     let mut inner = s.lock();
     let now = inner.now();
     let scenario = inner.scenario.checkout.clone();
-    let visibility =
-        chrono::Duration::from_std(scenario.visibility_timeout.get()).unwrap_or(chrono::Duration::seconds(30));
-    let retention = chrono::Duration::from_std(scenario.retention.get()).unwrap_or(chrono::Duration::days(30));
+    let visibility = chrono::Duration::from_std(scenario.visibility_timeout).unwrap_or(chrono::Duration::seconds(30));
+    let retention = chrono::Duration::from_std(scenario.retention).unwrap_or(chrono::Duration::days(30));
     // A receipt handle is drawn only for a message actually delivered.
     let super::state::Inner { checkout, rng, .. } = &mut *inner;
     let deliveries = checkout.receive(max, now, visibility, retention, || {

@@ -27,7 +27,7 @@ pub fn ripplenet(s: &SandboxState, uuids: &[Uuid]) {
                 url.clone(),
                 uuid.to_string(),
                 json!({"msg_id": uuid.to_string()}),
-                (scenario.webhook_retry_interval.get(), scenario.webhook_max_retries),
+                (scenario.webhook_retry_interval, scenario.webhook_max_retries),
             ));
         }
     }
@@ -61,7 +61,7 @@ pub fn payments_direct(s: &SandboxState, payment_id: Uuid, from: &str, to: &str,
             url.clone(),
             payment_id.to_string(),
             body.clone(),
-            (scenario.webhook_retry_interval.get(), scenario.webhook_max_retries),
+            (scenario.webhook_retry_interval, scenario.webhook_max_retries),
         ));
     }
 }

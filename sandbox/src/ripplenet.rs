@@ -43,7 +43,7 @@ async fn token(State(s): State<SandboxState>, headers: HeaderMap, body: Bytes) -
         client_id: &scenario.client_id,
         client_secret: &scenario.client_secret,
         audience: &scenario.audience,
-        ttl: scenario.token_ttl.get(),
+        ttl: scenario.token_ttl,
         scope: "orchestration",
     };
     oauth::token_endpoint(&s, endpoint("ripplenet.token"), &expected, &headers, &body).await

@@ -1,21 +1,29 @@
-//! `paybridge sandbox` as a process.
-
-mod support;
+//! `paybridge-sandbox` as a process.
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{free_port, http_get};
+/// The example scenario paybridge's README and demo use.
+fn example_scenario() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/sandbox.toml")
+}
 
-#[test]
-fn sandbox_starts_with_a_scenario_and_serves() {
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+#[tokio::test]
+async fn the_sandbox_starts_with_a_scenario_serves_and_stops_on_sigterm() {
     let port = free_port();
-    let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sandbox.toml");
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_paybridge"))
-        .args(["sandbox", "--listen", &format!("127.0.0.1:{port}"), "--seed", "42", "--scenario"])
-        .arg(&scenario)
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paybridge-sandbox"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--seed", "42", "--scenario"])
+        .arg(example_scenario())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -25,12 +33,16 @@ fn sandbox_starts_with_a_scenario_and_serves() {
     let _ = BufReader::new(stdout).read_line(&mut line);
     assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
     // Ready means answering: the scenario's 25 initial notifications are there.
+    let http = reqwest::Client::new();
     let stats = loop {
-        if let Ok((200, _, body)) = http_get(([127, 0, 0, 1], port).into(), "/_sandbox/ripplenet/stats") {
-            break body;
+        let answer = http.get(format!("http://127.0.0.1:{port}/_sandbox/ripplenet/stats")).send().await;
+        if let Ok(response) = answer
+            && response.status() == 200
+        {
+            break response.text().await.unwrap_or_default();
         }
         assert!(started.elapsed() < Duration::from_secs(10), "sandbox never answered");
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(stats.contains("\"NEW\":25"), "{stats}");
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
@@ -43,8 +55,8 @@ fn a_bad_scenario_is_an_error_naming_the_problem() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[ripplenet]\nclient_idd = \"x\"\n").unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_paybridge"))
-        .args(["sandbox", "--listen", "127.0.0.1:0", "--scenario"])
+    let out = Command::new(env!("CARGO_BIN_EXE_paybridge-sandbox"))
+        .args(["--listen", "127.0.0.1:0", "--scenario"])
         .arg(&path)
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -55,9 +67,8 @@ fn a_bad_scenario_is_an_error_naming_the_problem() {
 
 #[test]
 fn the_example_scenario_parses() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sandbox.toml");
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let scenario = paybridge::sandbox::Scenario::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(example_scenario()).unwrap_or_default();
+    let scenario = paybridge_sandbox::Scenario::parse(&text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(scenario.ripplenet.initial_notifications, 25);
     assert_eq!(scenario.ripplenet.webhook_max_retries, 12);
     assert_eq!(scenario.payments_direct.initial_payments, 10);

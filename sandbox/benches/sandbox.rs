@@ -1,5 +1,5 @@
-//! Sandbox benchmark: how fast `paybridge sandbox` is ready, and how its endpoints answer
-//! with 10,000 pending items per provider. Run: `cargo bench --bench sandbox`.
+//! Sandbox benchmark: how fast `paybridge-sandbox` is ready, and how its endpoints answer
+//! with 10,000 pending items per provider. Run: `cargo bench -p paybridge-sandbox --bench sandbox`.
 //! Prints a Markdown report (bench/REPORT.md holds the latest one from this machine).
 
 use std::process::{Command, Stdio};
@@ -47,8 +47,8 @@ async fn main() {
 
     // Ready time: process start to the first answered request.
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_paybridge"))
-        .args(["sandbox", "--listen", &format!("127.0.0.1:{port}")])
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paybridge-sandbox"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

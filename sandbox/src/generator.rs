@@ -6,7 +6,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::state::SandboxState;
-use crate::config::HumanDuration;
 
 /// How much traffic to generate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,15 +21,15 @@ pub struct Rates {
     #[serde(default)]
     pub checkout_per_second: f64,
     /// How often every unfinished payment moves one step.
-    #[serde(default = "default_advance")]
-    pub advance_every: HumanDuration,
+    #[serde(default = "default_advance", with = "humantime_serde")]
+    pub advance_every: Duration,
     /// Share (0–1) of payments leaving VALIDATING or TRANSFERRING that fail instead.
     #[serde(default)]
     pub failure_rate: f64,
 }
 
-const fn default_advance() -> HumanDuration {
-    HumanDuration(Duration::from_secs(1))
+const fn default_advance() -> Duration {
+    Duration::from_secs(1)
 }
 
 impl Rates {
@@ -42,7 +41,7 @@ impl Rates {
         if !(0.0..=1.0).contains(&self.failure_rate) {
             return Err("failure_rate must be between 0 and 1".into());
         }
-        if self.advance_every.get().is_zero() {
+        if self.advance_every.is_zero() {
             return Err("advance_every must be greater than zero".into());
         }
         Ok(())
@@ -72,7 +71,7 @@ pub async fn run(s: SandboxState, rates: Rates) {
         super::payments_direct::create(&s, take(&mut owed[1]));
         super::checkout::create(&s, take(&mut owed[2]), None);
         since_advance += TICK;
-        if since_advance >= rates.advance_every.get() {
+        if since_advance >= rates.advance_every {
             since_advance = Duration::ZERO;
             super::payments_direct::advance_all(&s, rates.failure_rate);
         }

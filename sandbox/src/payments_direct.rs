@@ -49,7 +49,7 @@ async fn token(State(s): State<SandboxState>, headers: HeaderMap, body: Bytes) -
         client_id: &scenario.client_id,
         client_secret: &scenario.client_secret,
         audience: &scenario.audience,
-        ttl: scenario.token_ttl.get(),
+        ttl: scenario.token_ttl,
         scope: "pos:payments:read",
     };
     oauth::token_endpoint(&s, endpoint("payments_direct.token"), &expected, &headers, &body).await
