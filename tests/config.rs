@@ -271,7 +271,12 @@ fn broken_toml_is_an_error_not_a_panic() {
 
 #[test]
 fn every_shipped_config_file_is_valid() {
-    for rel in ["examples/paybridge.toml", "examples/local-ripplenet.toml", "deploy/compose/paybridge.toml"] {
+    for rel in [
+        "examples/paybridge.toml",
+        "examples/local-ripplenet.toml",
+        "examples/demo.toml",
+        "deploy/compose/paybridge.toml",
+    ] {
         let text = std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
         if let Err(e) = load(&text, &BTreeMap::new()) {
             panic!("{rel} is not valid: {e}");
