@@ -1,0 +1,131 @@
+"""Checks the Helm chart with Helm's own engine (the helm-python-sdk): strict lint, render
+for the default and the sidecar values, validation of every rendered manifest against the
+Kubernetes schemas (kubernetes-validate, strict), the rendered paybridge.toml accepted by
+`paybridge config validate`, and the misconfigurations the chart must refuse.
+
+    python check_chart.py CHART_DIR PAYBRIDGE_BINARY
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import helm_python
+import kubernetes_validate
+import yaml
+
+KUBERNETES_VERSION = "1.33.0"
+failures = []
+
+
+def check(ok, message):
+    if not ok:
+        failures.append(message)
+        print(f"FAIL {message}")
+
+
+def values_file(chart, name):
+    with open(os.path.join(chart, name)) as f:
+        return yaml.safe_load(f) or {}
+
+
+def render(chart, values, name="pb"):
+    loaded = helm_python.Chart.load(chart)
+    return loaded.render(values, name=name, namespace="payments")
+
+
+def manifests(rendered):
+    for path, text in sorted(rendered.items()):
+        if not path.endswith(".yaml"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                yield path, doc
+
+
+def check_values(chart, label, values, binary):
+    lint = helm_python.lint(chart, values, strict=True)
+    check(not lint.get("errors"), f"{label}: lint errors {lint.get('errors')}")
+    warnings = [m for m in lint.get("messages", []) if m.get("severity", 0) >= 2]
+    check(not warnings, f"{label}: lint warnings {warnings}")
+    rendered = render(chart, values)
+    docs = list(manifests(rendered))
+    kinds = {doc["kind"] for _, doc in docs}
+    check({"Deployment", "ConfigMap", "Service"} <= kinds, f"{label}: rendered kinds {kinds}")
+    for path, doc in docs:
+        if doc["apiVersion"].startswith("monitoring.coreos.com"):
+            continue  # a CRD: not in the Kubernetes schemas
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except Exception as e:  # the library raises several error types
+            check(False, f"{label}: {path} ({doc['kind']}) is not valid Kubernetes {KUBERNETES_VERSION}: {e}")
+    deployment = next(doc for _, doc in docs if doc["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    paybridge = next(c for c in pod["containers"] if c["name"] == "paybridge")
+    check(paybridge["readinessProbe"]["httpGet"]["path"] == "/readyz", f"{label}: readiness probe")
+    check(paybridge["livenessProbe"]["httpGet"]["path"] == "/healthz", f"{label}: liveness probe")
+    sc = paybridge["securityContext"]
+    check(sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False
+          and sc.get("capabilities", {}).get("drop") == ["ALL"], f"{label}: container securityContext {sc}")
+    check(pod["securityContext"].get("runAsNonRoot") is True, f"{label}: runAsNonRoot")
+    for env in paybridge.get("env", []):
+        check("value" not in env or not env["name"].endswith("SECRET"), f"{label}: secret {env['name']} inlined")
+    config = next(doc for _, doc in docs if doc["kind"] == "ConfigMap")["data"]["paybridge.toml"]
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(config)
+    env = dict(os.environ)
+    for e in paybridge.get("env", []):
+        env.setdefault(e["name"], "from-a-secret")
+    result = subprocess.run([binary, "config", "validate", "--config", f.name], capture_output=True, text=True, env=env)
+    os.unlink(f.name)
+    check(result.returncode == 0, f"{label}: the rendered config is refused: {result.stderr}{config}")
+    return pod
+
+
+def refuses(chart, label, values, needle):
+    try:
+        render(chart, values)
+    except helm_python.HelmError as e:
+        check(needle in str(e), f"{label}: refused, but the message lacks {needle!r}: {e}")
+        return
+    check(False, f"{label}: rendered, but must be refused")
+
+
+def main():
+    chart, binary = sys.argv[1], sys.argv[2]
+    defaults = values_file(chart, "values.yaml")
+    pod = check_values(chart, "default values", {}, binary)
+    grace = pod["terminationGracePeriodSeconds"]
+    check(grace > 25, f"default values: terminationGracePeriodSeconds {grace} <= shutdown.timeout 25s")
+
+    sidecar = values_file(chart, "values-sidecar.yaml")
+    pod = check_values(chart, "sidecar values", sidecar, binary)
+    names = [c["name"] for c in pod["containers"]]
+    check(names == ["gateway", "paybridge"], f"sidecar values: containers {names}")
+    env = {e["name"]: e for e in pod["containers"][1].get("env", [])}
+    ref = env.get("RIPPLENET_CLIENT_SECRET", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    check(ref == {"name": "ripplenet-credentials", "key": "client-secret"}, f"sidecar values: secret by reference {ref}")
+    policy = [doc for _, doc in manifests(render(chart, sidecar)) if doc["kind"] == "NetworkPolicy"]
+    rules = policy[0]["spec"]["ingress"] if policy else []
+    check(len(rules) == 1 and rules[0]["ports"][0]["port"] == "admin",
+          f"sidecar values: with no intake CIDR only the admin port is open: {rules}")
+
+    everything = {"serviceMonitor": {"enabled": True}, "networkPolicy": {"enabled": True}}
+    kinds = {doc["kind"] for _, doc in manifests(render(chart, everything))}
+    check({"ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget"} <= kinds, f"optional objects: {kinds}")
+
+    refuses(chart, "grace below the shutdown timeout", {"terminationGracePeriodSeconds": 20},
+            "must exceed config.shutdown.timeout")
+    refuses(chart, "values against values.schema.json", {"replicaCount": "two"}, "replicaCount")
+    refuses(chart, "sidecar without a name", {"sidecar": {"enabled": True, "containers": [{"name": "a", "image": "b"}]}},
+            "sidecar.name")
+    del defaults
+    if failures:
+        print(f"{len(failures)} chart check(s) failed")
+        sys.exit(1)
+    print("chart checks passed")
+
+
+if __name__ == "__main__":
+    main()
