@@ -75,15 +75,21 @@ fn the_example_scenario_parses() {
 }
 
 #[test]
-fn the_demo_scenario_parses_and_drives_every_provider() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/demo-sandbox.toml");
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    // The key file is made by the demo in its working directory.
-    assert!(text.contains("\nclient_public_key_file = \"checkout-client.pub.pem\""), "{text}");
-    let text = text.replace("\nclient_public_key_file", "\n# client_public_key_file");
-    let scenario = paybridge_sandbox::Scenario::parse(&text).unwrap_or_else(|e| panic!("{e}"));
-    let rates = scenario.generator.unwrap_or_else(|| panic!("the demo needs traffic"));
-    assert!(rates.ripplenet_per_second > 0.0 && rates.payments_direct_per_second > 0.0);
-    assert!(rates.checkout_per_second > 0.0);
-    assert!(scenario.ripplenet.callback_url.is_some() && scenario.payments_direct.callback_url.is_some());
+fn the_demo_and_compose_scenarios_parse_and_drive_every_provider() {
+    for (file, key_file) in [
+        ("examples/demo-sandbox.toml", "\"checkout-client.pub.pem\""),
+        ("deploy/compose/sandbox.toml", "\"/keys/checkout-client.pub.pem\""),
+    ] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // The key file is made when the demo or the compose file starts.
+        assert!(text.contains(&format!("\nclient_public_key_file = {key_file}")), "{file}: {text}");
+        let text = text.replace("\nclient_public_key_file", "\n# client_public_key_file");
+        let scenario = paybridge_sandbox::Scenario::parse(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let rates = scenario.generator.unwrap_or_else(|| panic!("{file}: no traffic"));
+        assert!(rates.ripplenet_per_second > 0.0 && rates.payments_direct_per_second > 0.0, "{file}");
+        assert!(rates.checkout_per_second > 0.0, "{file}");
+        let webhooks = [&scenario.ripplenet.callback_url, &scenario.payments_direct.callback_url];
+        assert!(webhooks.iter().all(|u| u.is_some()), "{file}");
+    }
 }

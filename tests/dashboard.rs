@@ -1,0 +1,99 @@
+//! deploy/grafana/paybridge.json: valid JSON whose every query names a series /metrics has.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use paybridge::ack::Outcome;
+use paybridge::metrics::Metrics;
+use serde_json::Value;
+
+/// Every sample name /metrics can carry: from each `# TYPE` line, with the suffixes of
+/// its type (counters `_total`, histograms `_bucket`, `_sum`, `_count`). A labelled family
+/// shows only once it has a series, so every recorder is called once first.
+fn exposed_series() -> BTreeSet<String> {
+    let m = Metrics::new();
+    m.received("s", 1);
+    m.batch_resolved("s", &[Outcome::Delivered], Duration::from_millis(3));
+    m.acked("s", 1);
+    m.upstream_request("s", "poll", "200");
+    m.upstream_error("s", "poll", "500", "x");
+    m.source_alert("s", true);
+    m.enrichment_failed("s");
+    m.webhook_ignored("s");
+    m.polled("s");
+    m.ack_invalid("s", 1);
+    m.ack_failed("s", 1);
+    m.dead_lettered();
+    m.producer_fatal();
+    m.webhook_unknown("s");
+    m.processing_failure("s");
+    m.webhook_rejected("s");
+    m.set_pipeline_depth(1);
+    let text = m.encode();
+    let mut names = BTreeSet::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (words.next(), words.next(), words.next(), words.next())
+        {
+            match kind {
+                "counter" => names.extend([format!("{name}_total"), name.to_owned()]),
+                "histogram" => names.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}"))),
+                _ => {
+                    names.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    names
+}
+
+fn exprs(node: &Value, out: &mut Vec<String>) {
+    match node {
+        Value::Object(map) => {
+            if let Some(Value::String(expr)) = map.get("expr") {
+                out.push(expr.clone());
+            }
+            map.values().for_each(|v| exprs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| exprs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_metric_the_dashboard_queries_exists_in_metrics() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/paybridge.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let dashboard: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON: {e}"));
+    assert_eq!(dashboard["title"], "paybridge");
+    let mut queries = Vec::new();
+    exprs(&dashboard, &mut queries);
+    assert!(queries.len() >= 10, "{queries:?}");
+    let exposed = exposed_series();
+    assert!(exposed.contains("paybridge_events_published_total"), "{exposed:?}");
+    let mut used = BTreeSet::new();
+    for query in &queries {
+        let names = query
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("paybridge_"))
+            .collect::<Vec<_>>();
+        assert!(!names.is_empty(), "a query without a paybridge metric: {query}");
+        for name in names {
+            assert!(exposed.contains(name), "{name} (in {query}) is not in /metrics");
+            used.insert(name.trim_end_matches("_bucket").to_owned());
+        }
+    }
+    // The series the issue names are all on the dashboard.
+    for wanted in [
+        "paybridge_events_published_total",
+        "paybridge_publish_latency_seconds",
+        "paybridge_events_acked_total",
+        "paybridge_dlq_events_total",
+        "paybridge_upstream_requests_total",
+        "paybridge_pipeline_depth",
+        "paybridge_source_alert",
+    ] {
+        assert!(used.contains(wanted), "the dashboard does not show {wanted}: {used:?}");
+    }
+}
