@@ -360,3 +360,24 @@ fn the_transactional_id_prefix_defaults_to_the_client_id_and_is_checked() {
     let list = errors(&format!("{MINIMAL}[kafka.properties]\n\"transactional.id\" = \"x\"\n"), &[]);
     assert!(list.iter().any(|e| e.contains("kafka.transactional_id_prefix")), "{list:?}");
 }
+
+#[test]
+fn the_readme_configuration_reference_documents_every_key_of_the_schema() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap_or_default();
+    let start = readme.find("## Configuration reference").unwrap_or_else(|| panic!("no configuration reference"));
+    let end = readme[start..].find("\n## Event contract").map_or(readme.len(), |e| start + e);
+    let reference = &readme[start..end];
+    let schema = paybridge::schemas::config_schema();
+    let mut keys = Vec::new();
+    collect_keys(&schema, &schema, &mut keys);
+    // A key is documented when the first cell of a table row names it (`key`, or a path
+    // ending in it: `auth.key_id`; one row may name several).
+    let documented: std::collections::BTreeSet<&str> = reference
+        .lines()
+        .filter_map(|l| l.strip_prefix("| ").and_then(|rest| rest.split(" | ").next()))
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+        .filter_map(|path| path.rsplit('.').next())
+        .collect();
+    let missing: Vec<&String> = keys.iter().filter(|k| !documented.contains(k.as_str())).collect();
+    assert!(missing.is_empty(), "the README's configuration reference does not document: {missing:?}");
+}

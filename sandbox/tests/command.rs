@@ -93,3 +93,14 @@ fn the_demo_and_compose_scenarios_parse_and_drive_every_provider() {
         assert!(webhooks.iter().all(|u| u.is_some()), "{file}");
     }
 }
+
+#[test]
+fn help_describes_the_flags() {
+    let out = Command::new(env!("CARGO_BIN_EXE_paybridge-sandbox")).arg("--help").output();
+    let out = out.unwrap_or_else(|e| panic!("{e}"));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{help}");
+    for flag in ["--listen", "--seed", "--scenario"] {
+        assert!(help.contains(flag), "{help}");
+    }
+}
