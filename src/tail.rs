@@ -98,25 +98,25 @@ pub async fn tail(
             }
         };
         let value = message.payload().unwrap_or_default();
-        match serde_json::from_slice::<CanonicalEvent>(value) {
+        let text = match serde_json::from_slice::<CanonicalEvent>(value) {
             Ok(event) => {
                 *summary.per_provider.entry(event.data.provider.as_str().to_owned()).or_default() += 1;
                 match format {
-                    Format::Pretty => writeln!(out, "{}", line(&event))?,
-                    Format::Json => writeln!(out, "{}", String::from_utf8_lossy(value))?,
+                    Format::Pretty => line(&event),
+                    Format::Json => String::from_utf8_lossy(value).into_owned(),
                 }
             }
             Err(e) => {
                 summary.unreadable += 1;
-                writeln!(
-                    out,
-                    "partition {} offset {}: not a paybridge event ({e})",
-                    message.partition(),
-                    message.offset()
-                )?;
+                format!("partition {} offset {}: not a paybridge event ({e})", message.partition(), message.offset())
             }
+        };
+        match writeln!(out, "{text}").and_then(|()| out.flush()) {
+            Ok(()) => {}
+            // The reader went away (`paybridge tail | head`): stop quietly, as Unix tools do.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(summary),
+            Err(e) => return Err(e.into()),
         }
-        out.flush()?;
     }
 }
 

@@ -113,3 +113,28 @@ fn tail_of_a_missing_topic_says_so_and_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no-such-topic") && stderr.contains("does not exist"), "{stderr}");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_tail_quietly() {
+    let broker = Broker::start();
+    let topic = broker.new_topic("tail-pipe", 1);
+    let dlq = broker.new_topic("tail-pipe-dlq", 1);
+    let kafka = kafka_config_with(&broker, &topic, &dlq, "");
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    runtime.block_on(async {
+        let sink = KafkaSink::new(&kafka).unwrap_or_else(|e| panic!("{e}"));
+        let events: Vec<_> = (0..5).map(|n| ripplenet_event(n, &format!("pay-{n}"), 0)).collect();
+        let outcomes = sink.publish_batch(&events, tokio::time::Instant::now() + Duration::from_secs(20)).await;
+        assert!(outcomes.iter().all(|o| *o == paybridge::ack::Outcome::Delivered), "{outcomes:?}");
+    });
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = config_file(&dir, &broker, &topic);
+    // `paybridge tail --from-beginning | head -n 1`
+    let script =
+        format!("{} tail --from-beginning --config {} | head -n 1", env!("CARGO_BIN_EXE_paybridge"), config.display());
+    let out = Command::new("bash").args(["-o", "pipefail", "-c", &script]).output().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
