@@ -458,7 +458,7 @@ async fn random_lifecycles_with_two_sigkills_mid_cycle_lose_no_state_and_keep_id
         "{} of {} states missing, e.g. {:?}",
         missing.len(),
         expected.len(),
-        &missing[..missing.len().min(5)]
+        missing.iter().take(5).map(|id| names.get(*id).map_or(id.as_str(), String::as_str)).collect::<Vec<_>>()
     );
 
     // No two records of one (paymentId, state, time) carry different ids.

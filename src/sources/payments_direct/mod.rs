@@ -21,7 +21,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use self::api::{PaymentsDirectApi, SearchPage};
-use self::position::Position;
+use self::position::{Position, RecoveryFloor};
 use self::recovery::Recovery;
 use super::{SourceContext, pause};
 use crate::config::{KafkaConfig, PaymentsDirectSource};
@@ -139,8 +139,15 @@ impl PaymentsDirect {
                     Ok(position) => {
                         // safety_lag of margin for the provider's clock running behind ours.
                         let lag = chrono::TimeDelta::from_std(self.config.safety_lag.get()).unwrap_or_default();
-                        let since = record.committed_at - lag;
-                        let recovery = Recovery { from: position.after, since, until: None, done: Default::default() };
+                        let mut from = position.after;
+                        let mut since = record.committed_at - lag;
+                        // An earlier recovery the previous process did not finish is
+                        // carried on whole.
+                        if let Some(floor) = position.recovering {
+                            from = from.min(floor.from);
+                            since = since.min(floor.since);
+                        }
+                        let recovery = Recovery { from, since, until: None, done: Default::default() };
                         return Ok((position, Some(recovery)));
                     }
                     Err(e) => format!("the committed position cannot be read ({e}); fix or remove the state record"),
@@ -177,17 +184,21 @@ impl PaymentsDirect {
                 Some(page) => page,
                 None => {
                     // The provider refused the saved page token: read the window again.
-                    *position = Position { after, before: Some(before), page_token: None, pages: 0 };
+                    *position = Position { before: Some(before), page_token: None, pages: 0, ..Position::at(after) };
                     continue;
                 }
             };
             read += page.payments.len();
-            let next = match &page.last_page_token {
-                Some(token) => {
-                    Position { after, before: Some(before), page_token: Some(token.clone()), pages: position.pages + 1 }
-                }
+            let mut next = match &page.last_page_token {
+                Some(token) => Position {
+                    before: Some(before),
+                    page_token: Some(token.clone()),
+                    pages: position.pages + 1,
+                    ..Position::at(after)
+                },
                 None => Position::at(before),
             };
+            next.recovering = recovery.as_ref().map(|r| RecoveryFloor { from: r.from, since: r.since });
             let events = self.events(&page.payments, recovery).await?;
             self.commit(events, &next).await?;
             tracing::debug!(source = %self.config.name, payments = page.payments.len(), position = %next.encode(), "page committed");

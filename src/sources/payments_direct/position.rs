@@ -19,6 +19,18 @@ pub struct Position {
     /// Pages of that window settled so far.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pages: u64,
+    /// While a restart's recovery is not finished: where it started (see `recovery`), so a
+    /// process killed during a recovery hands it on whole instead of starting a narrower one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovering: Option<RecoveryFloor>,
+}
+
+/// The reach of an unfinished recovery: transitions since `from`, of payments whose state is
+/// newer than `since`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryFloor {
+    pub from: DateTime<Utc>,
+    pub since: DateTime<Utc>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -28,7 +40,7 @@ fn is_zero(n: &u64) -> bool {
 impl Position {
     /// Between windows: the next one starts at `after`.
     pub fn at(after: DateTime<Utc>) -> Self {
-        Self { after, before: None, page_token: None, pages: 0 }
+        Self { after, before: None, page_token: None, pages: 0, recovering: None }
     }
 
     /// The state record's text (JSON), or a bare RFC 3339 time (`afterTimestamp`) as an
@@ -62,6 +74,7 @@ mod tests {
             before: Some(t("2026-11-21T10:01:00Z")),
             page_token: Some("tok5".into()),
             pages: 5,
+            recovering: Some(RecoveryFloor { from: t("2026-11-21T09:58:00Z"), since: t("2026-11-21T09:59:00Z") }),
         };
         assert_eq!(Position::parse(&mid.encode()), Ok(mid));
         let between = Position::at(t("2026-11-21T10:01:00Z"));

@@ -6,7 +6,8 @@
 //! position can be in that case, and their transitions (`GET /v3/payments/{id}/states`)
 //! still name S1 with its time. So until the windows have caught up with the restart, each
 //! payment whose state time is later than the last commit gets its transitions since the
-//! start of the window the previous process was reading published too, with the ids a
+//! start of the window the previous process was reading published too (the first state,
+//! which no transition names as its target, dated by `initiatedAt`), with the ids a
 //! search would have given them (one extra call per such payment, once). A payment still
 //! in that window when it is read again needs nothing; one that moved on before is found
 //! in a later window, so recovery lasts until the windows reach the moment that window was
@@ -66,7 +67,8 @@ impl Recovery {
         now: DateTime<Utc>,
     ) -> Vec<CanonicalEvent> {
         let mut events = Vec::new();
-        for t in transitions {
+        let initial = initial_state(item, transitions);
+        for t in initial.iter().chain(transitions) {
             let (Some(to), Some(at)) = (t.get("updatedTo").and_then(Value::as_str), time(t.get("updatedAt"))) else {
                 continue;
             };
@@ -89,6 +91,19 @@ impl Recovery {
         }
         events
     }
+}
+
+/// The state a payment was created in, as a transition-like record: the transitions list
+/// only changes, so the first state (the earliest transition's `updatedFrom`) is dated by the
+/// payment's `initiatedAt`, the state time a search showed while it was in that state.
+/// None for a payment that never changed (a search shows its first state itself).
+fn initial_state(item: &Value, transitions: &[Value]) -> Option<Value> {
+    let first = transitions
+        .iter()
+        .filter_map(|t| Some((time(t.get("updatedAt"))?, t.get("updatedFrom")?.as_str()?)))
+        .min_by_key(|(at, _)| *at)?;
+    let initiated_at = item.get("initiatedAt").filter(|v| time(Some(v)).is_some())?;
+    Some(json!({"updatedTo": first.1, "updatedAt": initiated_at, "initialState": true}))
 }
 
 fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
@@ -137,6 +152,32 @@ mod tests {
         };
         assert_eq!(events[0].id, event_id("acct", &identity));
         assert_eq!(events[0].data.raw["stateTransition"]["updatedTo"], "TRANSFERRING");
+    }
+
+    #[test]
+    fn the_first_state_no_transition_names_is_recovered_at_initiated_at() {
+        let recovery = Recovery {
+            from: t("2026-11-21T10:00:00Z"),
+            since: t("2026-11-21T10:00:30Z"),
+            until: None,
+            done: HashSet::new(),
+        };
+        let item = json!({"paymentId": "p-1", "paymentState": "VALIDATING",
+            "initiatedAt": "2026-11-21T10:00:10.000Z", "lastStateUpdatedAt": "2026-11-21T10:01:00.000Z"});
+        let transitions = vec![
+            json!({"updatedFrom": "INITIATED", "updatedTo": "VALIDATING", "updatedAt": "2026-11-21T10:01:00.000Z"}),
+        ];
+        let events = recovery.events("acct", &item, &transitions, t("2026-11-21T10:01:00Z"), Utc::now());
+        assert_eq!(events.len(), 1, "INITIATED, seen by a search while the payment was in it");
+        // The id a search gave the payment while it was INITIATED (state time = initiatedAt).
+        let while_initiated = json!({"paymentId": "p-1", "paymentState": "INITIATED",
+            "initiatedAt": "2026-11-21T10:00:10.000Z", "lastStateUpdatedAt": "2026-11-21T10:00:10.000Z"});
+        let searched = payment("acct", &while_initiated, Via::default(), Utc::now()).map(|e| e.id).ok();
+        assert_eq!(Some(events[0].id), searched);
+        // Before the window: nothing to recover.
+        let old = json!({"paymentId": "p-2", "paymentState": "VALIDATING",
+            "initiatedAt": "2026-11-21T09:00:00.000Z", "lastStateUpdatedAt": "2026-11-21T10:01:00.000Z"});
+        assert!(recovery.events("acct", &old, &transitions, t("2026-11-21T10:01:00Z"), Utc::now()).is_empty());
     }
 
     #[test]
