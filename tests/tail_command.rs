@@ -123,15 +123,20 @@ fn a_reader_that_goes_away_ends_the_tail_quietly() {
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     runtime.block_on(async {
         let sink = KafkaSink::new(&kafka).unwrap_or_else(|e| panic!("{e}"));
-        let events: Vec<_> = (0..5).map(|n| ripplenet_event(n, &format!("pay-{n}"), 0)).collect();
+        // More than a pipe holds (64 KiB): the tail is still writing when `head` goes away.
+        let events: Vec<_> = (0..300).map(|n| ripplenet_event(n, &format!("pay-{n}"), 0)).collect();
         let outcomes = sink.publish_batch(&events, tokio::time::Instant::now() + Duration::from_secs(20)).await;
         assert!(outcomes.iter().all(|o| *o == paybridge::ack::Outcome::Delivered), "{outcomes:?}");
     });
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let config = config_file(&dir, &broker, &topic);
-    // `paybridge tail --from-beginning | head -n 1`
-    let script =
-        format!("{} tail --from-beginning --config {} | head -n 1", env!("CARGO_BIN_EXE_paybridge"), config.display());
+    // `paybridge tail --from-beginning --format json | head -n 1`; a tail that kept running
+    // would be cut by `timeout` (exit 124) rather than hang the suite.
+    let script = format!(
+        "timeout 60 {} tail --from-beginning --format json --config {} | head -n 1",
+        env!("CARGO_BIN_EXE_paybridge"),
+        config.display()
+    );
     let out = Command::new("bash").args(["-o", "pipefail", "-c", &script]).output().unwrap_or_else(|e| panic!("{e}"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
