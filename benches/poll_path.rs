@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use paybridge::registry::ValueFormat;
 use paybridge::sink::kafka::EventRecord;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
@@ -107,7 +108,7 @@ async fn sample_record(s: &Setup, uuid: &str) -> EventRecord {
     let raw: Value = s.sandbox.get_json(&format!("/v4/orchestration/payment/notification/{uuid}"), Some(&token)).await;
     let event = paybridge::normalize::ripplenet::notification("acme", &raw, chrono::Utc::now())
         .unwrap_or_else(|e| panic!("sample does not normalize: {e}"));
-    EventRecord::from_event(&event).unwrap_or_else(|e| panic!("{e}"))
+    EventRecord::from_event(&event, ValueFormat::Json).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The ceiling: N records of `sample`'s size through a raw idempotent acks=all producer,
@@ -203,7 +204,7 @@ fn checkout_sample() -> EventRecord {
     });
     let event = paybridge::normalize::checkout::message("merchant-001", &raw, chrono::Utc::now())
         .unwrap_or_else(|e| panic!("sample does not normalize: {e}"));
-    EventRecord::from_event(&event).unwrap_or_else(|e| panic!("{e}"))
+    EventRecord::from_event(&event, ValueFormat::Json).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The Checkout poll path at default settings (`PAYBRIDGE_BENCH_CHECKOUT` adds source lines),
@@ -303,7 +304,7 @@ async fn payments_direct_scenario(s: &Setup, n: usize) -> PaymentsDirectRun {
         chrono::Utc::now(),
     )
     .unwrap_or_else(|e| panic!("sample does not normalize: {e}"));
-    let sample = EventRecord::from_event(&event).unwrap_or_else(|e| panic!("{e}"));
+    let sample = EventRecord::from_event(&event, ValueFormat::Json).unwrap_or_else(|e| panic!("{e}"));
     let before = raw_producer(s, &s.broker.new_topic("bench-raw", 3), &sample, n, 2).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (topic, dlq, state) = (

@@ -56,9 +56,17 @@ impl Bridge {
                 return Err(RunError::SourceStart { name: cfg.name.clone(), reason: e.to_string() });
             }
         }
+        let value_format = match &config.kafka.schema_registry {
+            Some(registry) => match crate::registry::check_at_start(registry, &config.kafka.topic, stop).await {
+                Ok(Some(format)) => format,
+                Ok(None) => return Ok(None),
+                Err(reason) => return Err(RunError::SchemaRegistry(reason)),
+            },
+            None => crate::registry::ValueFormat::Json,
+        };
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new());
-        let sink = KafkaSink::new(&config.kafka)?;
+        let sink = KafkaSink::new(&config.kafka)?.with_value_format(value_format);
         let settings = PipelineSettings {
             capacity: config.pipeline.capacity,
             delivery_deadline: config.kafka.delivery_timeout.get(),

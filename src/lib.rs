@@ -13,6 +13,7 @@ pub mod intake;
 pub mod metrics;
 pub mod normalize;
 pub mod pipeline;
+pub mod registry;
 pub mod schemas;
 pub mod sink;
 pub mod sources;
@@ -35,6 +36,8 @@ pub enum RunError {
     ProducerFatal(String),
     #[error("source {name:?} cannot start: {reason}")]
     SourceStart { name: String, reason: String },
+    #[error("the event contract check failed: {0}")]
+    SchemaRegistry(String),
 }
 
 /// Runs the bridge until `shutdown` is cancelled or the producer fails fatally (see

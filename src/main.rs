@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use paybridge::config::{self, LogFormat};
 use paybridge::schemas;
 
@@ -63,11 +63,23 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Print a JSON Schema generated from the code.
+    /// Print the JSON Schemas generated from the code, or register the event schema in a
+    /// schema registry.
     Schema {
-        #[arg(value_enum)]
-        which: SchemaKind,
+        #[command(subcommand)]
+        command: SchemaCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// Print the schema of the Kafka record value: a CloudEvents envelope around the payment event.
+    Event,
+    /// Print the schema of the configuration file.
+    Config,
+    /// Register the event schema in a Confluent-compatible schema registry (Confluent,
+    /// Apicurio ccompat, Karapace, Redpanda), after the registry's compatibility check.
+    Register(paybridge::registry::command::RegisterArgs),
 }
 
 #[derive(Subcommand)]
@@ -79,22 +91,13 @@ enum ConfigCommand {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum SchemaKind {
-    /// The Kafka record value: a CloudEvents envelope around the payment event.
-    Event,
-    /// The configuration file.
-    Config,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Schema { which } => {
-            let schema = match which {
-                SchemaKind::Event => schemas::event_schema(),
-                SchemaKind::Config => schemas::config_schema(),
-            };
+        Command::Schema { command: SchemaCommand::Register(args) } => paybridge::registry::command::run(args),
+        Command::Schema { command } => {
+            let schema =
+                if matches!(command, SchemaCommand::Event) { schemas::event_schema() } else { schemas::config_schema() };
             print!("{}", schemas::render(&schema));
             ExitCode::SUCCESS
         }
@@ -109,35 +112,26 @@ fn main() -> ExitCode {
             }
         },
         Command::Tail { config, from_beginning, format } => {
-            let loaded = match config::load_file(&config) {
+            let loaded = match load_or_explain(&config) {
                 Ok(c) => c,
-                Err(errors) => {
-                    eprint!("{}: {errors}", config.display());
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             init_backfill_tracing(&loaded.log);
             tail(&loaded.kafka, from_beginning, format)
         }
         Command::Backfill { config, source, from, to, slice, page_size } => {
-            let loaded = match config::load_file(&config) {
+            let loaded = match load_or_explain(&config) {
                 Ok(c) => c,
-                Err(errors) => {
-                    eprint!("{}: {errors}", config.display());
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             init_backfill_tracing(&loaded.log);
             let request = paybridge::backfill::Request { source, from, to, slice, page_size };
             backfill(&config, loaded, request)
         }
         Command::Run { config } => {
-            let loaded = match config::load_file(&config) {
+            let loaded = match load_or_explain(&config) {
                 Ok(c) => c,
-                Err(errors) => {
-                    eprint!("{}: {errors}", config.display());
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             init_tracing(&loaded.log);
             match run(loaded) {
@@ -149,6 +143,14 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The configuration at `path`, or its errors on stderr and exit code 2.
+fn load_or_explain(path: &std::path::Path) -> Result<config::Config, ExitCode> {
+    config::load_file(path).map_err(|errors| {
+        eprint!("{}: {errors}", path.display());
+        ExitCode::from(2)
+    })
 }
 
 fn init_tracing(log: &config::LogConfig) {

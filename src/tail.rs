@@ -97,7 +97,8 @@ pub async fn tail(
                 continue;
             }
         };
-        let value = message.payload().unwrap_or_default();
+        // Values in the Confluent wire format (kafka.schema_registry.wire_format) are read too.
+        let (_, value) = crate::registry::wire::split(message.payload().unwrap_or_default());
         let text = match serde_json::from_slice::<CanonicalEvent>(value) {
             Ok(event) => {
                 *summary.per_provider.entry(event.data.provider.as_str().to_owned()).or_default() += 1;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use paybridge::ack::Outcome;
 use paybridge::metrics::Metrics;
 use paybridge::pipeline::{Pipeline, PipelineSettings};
+use paybridge::registry::ValueFormat;
 use paybridge::sink::cursor::{CursorCommitter, CursorError};
 use paybridge::sink::kafka::KafkaSink;
 use paybridge::sink::topics::{TopicSpec, create_topics};
@@ -45,7 +46,7 @@ async fn setup(extra: &str) -> Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cursor_advances_after_the_events_and_survives_a_restart() {
     let s = setup("").await;
-    let committer = CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), CancellationToken::new())
+    let committer = CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), ValueFormat::Json, CancellationToken::new())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(committer.last_cursor().await.unwrap_or_else(|e| panic!("{e}")), None);
@@ -58,12 +59,12 @@ async fn the_cursor_advances_after_the_events_and_survives_a_restart() {
     assert!(done.cursor_committed);
 
     // A new committer (a restarted paybridge) reads the last position back.
-    let restarted = CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), CancellationToken::new())
+    let restarted = CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), ValueFormat::Json, CancellationToken::new())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(restarted.last_cursor().await.ok().flatten().as_deref(), Some("2025-10-01T14:10:00Z"));
     // Positions are per source.
-    let other = CursorCommitter::start(&s.kafka, "rpd-other", s.pipeline.submitter(), CancellationToken::new())
+    let other = CursorCommitter::start(&s.kafka, "rpd-other", s.pipeline.submitter(), ValueFormat::Json, CancellationToken::new())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(other.last_cursor().await.ok().flatten(), None);
@@ -79,7 +80,7 @@ async fn the_cursor_advances_after_the_events_and_survives_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_does_not_advance_the_cursor() {
     let mut s = setup("delivery_timeout = \"3s\"").await;
-    let committer = CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), CancellationToken::new())
+    let committer = CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), ValueFormat::Json, CancellationToken::new())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let first = committer.commit(vec![ripplenet_event(31_000, "p", 10)], "c1").await.unwrap_or_else(|e| panic!("{e}"));
@@ -91,7 +92,7 @@ async fn a_broker_outage_does_not_advance_the_cursor() {
     assert!(matches!(second.batch.events[0].outcome, Outcome::Retry(_)));
 
     s.broker.restart();
-    let restarted = CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), CancellationToken::new())
+    let restarted = CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), ValueFormat::Json, CancellationToken::new())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(restarted.last_cursor().await.ok().flatten().as_deref(), Some("c1"));
@@ -100,7 +101,7 @@ async fn a_broker_outage_does_not_advance_the_cursor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_refuses_to_start_on_a_broker_without_transactions() {
     let s = setup("exactly_once = true").await;
-    match CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), CancellationToken::new()).await {
+    match CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), ValueFormat::Json, CancellationToken::new()).await {
         Err(e @ CursorError::Transaction(_)) => {
             let text = e.to_string();
             assert!(text.contains("does not support transactions") && text.contains("kafka.exactly_once"), "{text}");

@@ -149,7 +149,17 @@ pub async fn run(config: &Config, request: &Request, stop: CancellationToken) ->
         plan(request.from, request.to, Utc::now(), request.slice).map_err(|e| SetupError::Input(e.to_string()))?;
     let api = CheckoutApi::new(source, Arc::new(Metrics::new()))
         .map_err(|e| SetupError::Unavailable(format!("source {:?} cannot start: {e}", source.name)))?;
-    let sink = KafkaSink::new(&config.kafka).map_err(|e| SetupError::Unavailable(format!("Kafka producer: {e}")))?;
+    let value_format = match &config.kafka.schema_registry {
+        Some(registry) => match crate::registry::check_at_start(registry, &config.kafka.topic, &stop).await {
+            Ok(Some(format)) => format,
+            Ok(None) => crate::registry::ValueFormat::Json,
+            Err(reason) => return Err(SetupError::Unavailable(reason)),
+        },
+        None => crate::registry::ValueFormat::Json,
+    };
+    let sink = KafkaSink::new(&config.kafka)
+        .map_err(|e| SetupError::Unavailable(format!("Kafka producer: {e}")))?
+        .with_value_format(value_format);
     ensure_topics(&config.kafka, &required_topics(&config.kafka, false), config.kafka.metadata_timeout.get())
         .await
         .map_err(|e| SetupError::Unavailable(e.to_string()))?;

@@ -10,6 +10,7 @@ mod listen;
 mod load;
 mod payments_direct;
 mod schema;
+mod schema_registry;
 mod secret;
 mod validate;
 
@@ -25,6 +26,7 @@ pub use listen::ListenAddr;
 pub use load::{ConfigError, ConfigErrors, load, load_file};
 pub use payments_direct::{PaymentsDirectSource, START_FROM_PATTERN, StartFrom};
 pub use schema::config_schema;
+pub use schema_registry::SchemaRegistryConfig;
 pub use secret::Secret;
 pub use validate::validate;
 
@@ -126,9 +128,13 @@ pub struct KafkaConfig {
     /// `bootstrap.servers` are set by paybridge and rejected here.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// The schema registry holding the event contract (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_registry: Option<SchemaRegistryConfig>,
 }
 
-fn default_topic() -> String {
+/// The events topic unless `kafka.topic` says otherwise.
+pub fn default_topic() -> String {
     "paybridge.payment-events.v1".to_owned()
 }
 
@@ -200,6 +206,7 @@ impl fmt::Debug for KafkaConfig {
             .field("compression", &self.compression)
             .field("metadata_timeout", &self.metadata_timeout)
             .field("properties", &properties)
+            .field("schema_registry", &self.schema_registry)
             .finish()
     }
 }

@@ -46,6 +46,9 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
             "must be 1 to 200 characters without spaces or control characters",
         ));
     }
+    if let Some(registry) = &kafka.schema_registry {
+        registry.validate(&mut errors);
+    }
     if kafka.delivery_timeout.get().is_zero() {
         errors.push(ConfigError::new("kafka.delivery_timeout", "must be greater than zero"));
     }

@@ -18,6 +18,7 @@ use super::transaction::machine::Ended;
 use super::transaction::{TransactionError, TransactionalWriter};
 use crate::ack::BatchOutcome;
 use crate::config::KafkaConfig;
+use crate::registry::ValueFormat;
 use crate::event::CanonicalEvent;
 use crate::pipeline::{PipelineClosed, Submitter};
 use tokio::sync::Mutex;
@@ -72,10 +73,11 @@ impl CursorCommitter {
         kafka: &KafkaConfig,
         source: &str,
         submitter: Submitter,
+        value_format: ValueFormat,
         stop: CancellationToken,
     ) -> Result<Self, CursorError> {
         let mode = if kafka.exactly_once {
-            Mode::ExactlyOnce(Mutex::new(TransactionalWriter::start(kafka, source).await?))
+            Mode::ExactlyOnce(Mutex::new(TransactionalWriter::start(kafka, source, value_format).await?))
         } else {
             Mode::AtLeastOnce { submitter, producer: producer_config(kafka).create()? }
         };

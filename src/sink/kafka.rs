@@ -14,6 +14,7 @@ use super::fatal::FatalWatch;
 use crate::ack::Outcome;
 use crate::config::KafkaConfig;
 use crate::event::{CLOUDEVENTS_CONTENT_TYPE, CanonicalEvent};
+use crate::registry::ValueFormat;
 
 /// Producer properties paybridge sets before the user's `kafka.properties`
 /// (which may override them, except the forced ones).
@@ -83,8 +84,9 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
-    pub fn from_event(event: &CanonicalEvent) -> Result<Self, serde_json::Error> {
-        let value = serde_json::to_vec(event)?;
+    /// The record of `event`, its value written in `format`.
+    pub fn from_event(event: &CanonicalEvent, format: ValueFormat) -> Result<Self, serde_json::Error> {
+        let value = format.encode(event)?;
         let headers = vec![
             ("content-type", CLOUDEVENTS_CONTENT_TYPE.to_owned()),
             ("ce_specversion", "1.0".to_owned()),
@@ -142,6 +144,7 @@ pub struct KafkaSink {
     dlq: super::dlq::DlqWriter,
     topic: String,
     delivery_timeout: Duration,
+    value_format: ValueFormat,
 }
 
 impl KafkaSink {
@@ -154,7 +157,19 @@ impl KafkaSink {
             fatal,
             topic: kafka.topic.clone(),
             delivery_timeout: kafka.delivery_timeout.get(),
+            value_format: ValueFormat::Json,
         })
+    }
+
+    /// Event values written in `format` (plain JSON unless the schema registry's wire
+    /// format is on).
+    pub fn with_value_format(mut self, format: ValueFormat) -> Self {
+        self.value_format = format;
+        self
+    }
+
+    pub fn value_format(&self) -> ValueFormat {
+        self.value_format
     }
 
     pub fn topic(&self) -> &str {
@@ -211,7 +226,7 @@ impl KafkaSink {
         let mut in_flight = Vec::with_capacity(events.len());
         let mut failed = Vec::new();
         for (i, event) in events.iter().enumerate() {
-            let record = match EventRecord::from_event(event) {
+            let record = match EventRecord::from_event(event, self.value_format) {
                 Ok(record) => record,
                 Err(e) => {
                     outcomes[i] = Some(Outcome::Retry(format!("cannot encode the event: {e}")));

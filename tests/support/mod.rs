@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod checkout;
+pub mod compat;
 pub mod keys;
 pub mod process;
+pub mod registry;
 pub mod ripplenet;
 pub mod sandbox;
 

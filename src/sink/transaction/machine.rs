@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ack::{BatchOutcome, EventOutcome, Outcome};
 use crate::event::CanonicalEvent;
+use crate::registry::ValueFormat;
 use crate::sink::dlq::{ERROR_CODE_HEADER, ORIGINAL_TOPIC_HEADER, REASON_HEADER};
 use crate::sink::kafka::EventRecord;
 
@@ -67,6 +68,10 @@ pub trait Transactions {
     async fn send(&mut self, records: &[Outbound]) -> Vec<Result<(), RecordFailure>>;
     async fn commit(&mut self) -> Result<(), Failure>;
     async fn abort(&mut self) -> Result<(), Failure>;
+    /// How event values are written.
+    fn value_format(&self) -> ValueFormat {
+        ValueFormat::Json
+    }
 }
 
 /// Why a page's transaction ended without an outcome per event.
@@ -111,7 +116,7 @@ pub async fn commit_page<T: Transactions>(
     let ids: Vec<_> = events.iter().map(|e| e.id).collect();
     let mut records = Vec::with_capacity(events.len());
     for event in events {
-        match EventRecord::from_event(event) {
+        match EventRecord::from_event(event, tx.value_format()) {
             Ok(record) => records.push(record),
             Err(e) => return Ok(PageOutcome::retry(&ids, &format!("cannot encode an event: {e}"))),
         }

@@ -20,6 +20,7 @@ use self::machine::{Ended, Failure, Outbound, PageOutcome, RecordFailure, Target
 use super::errors::{ErrorClass, classify, error_code_name};
 use super::kafka::{EventRecord, SendError, await_delivery, producer_config, send_waiting};
 use crate::config::KafkaConfig;
+use crate::registry::ValueFormat;
 use crate::event::CanonicalEvent;
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,7 @@ pub struct TransactionalWriter {
     /// How long one init/commit/abort call may block.
     call_timeout: Duration,
     delivery_timeout: Duration,
+    value_format: ValueFormat,
 }
 
 /// The `transactional.id` of a source's writer.
@@ -80,7 +82,7 @@ impl TransactionalWriter {
     /// Creates the producer, initializes transactions and commits a probe transaction
     /// (one record to the state topic), so a broker without transactions fails here, at
     /// start, rather than at the first real commit.
-    pub async fn start(kafka: &KafkaConfig, source: &str) -> Result<Self, TransactionError> {
+    pub async fn start(kafka: &KafkaConfig, source: &str, value_format: ValueFormat) -> Result<Self, TransactionError> {
         let delivery_timeout = kafka.delivery_timeout.get();
         let transaction_timeout = MIN_TRANSACTION_TIMEOUT.max(delivery_timeout + kafka.metadata_timeout.get());
         let mut config = producer_config(kafka);
@@ -96,6 +98,7 @@ impl TransactionalWriter {
             state_topic: kafka.state_topic.clone(),
             call_timeout: kafka.metadata_timeout.get(),
             delivery_timeout,
+            value_format,
         };
         writer.probe(source).await.map_err(TransactionError::Unsupported)?;
         Ok(writer)
@@ -144,6 +147,10 @@ impl TransactionalWriter {
 }
 
 impl Transactions for TransactionalWriter {
+    fn value_format(&self) -> ValueFormat {
+        self.value_format
+    }
+
     async fn begin(&mut self) -> Result<(), Failure> {
         self.producer.begin_transaction().map_err(failure)
     }

@@ -1,0 +1,114 @@
+//! The `paybridge schema register` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::register::{Registration, register};
+use super::{Auth, RegistryClient, auth_of, event_schema_text};
+use crate::config::{self, Secret};
+
+/// Where to register and as what.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RegisterArgs {
+    /// A configuration file: its `[kafka.schema_registry]` gives the registry, subject and
+    /// credentials, its `kafka.topic` the default subject. Flags take precedence.
+    #[arg(long, short, env = "PAYBRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The registry's REST API base URL (for example http://localhost:8081 or
+    /// http://apicurio:8080/apis/ccompat/v7).
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// The subject. Default: `<topic>-value` (TopicNameStrategy) with the configured topic
+    /// (paybridge.payment-events.v1 without a config).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// HTTP basic auth as USER:PASS (Confluent Cloud: API key and secret).
+    #[arg(long, env = "PAYBRIDGE_REGISTRY_BASIC_AUTH", hide_env_values = true, conflicts_with = "bearer")]
+    pub basic_auth: Option<String>,
+    /// A bearer token.
+    #[arg(long, env = "PAYBRIDGE_REGISTRY_BEARER", hide_env_values = true)]
+    pub bearer: Option<String>,
+    /// Register this schema file instead of the event schema this binary produces.
+    #[arg(long)]
+    pub schema: Option<PathBuf>,
+    /// Check only: say whether the registry would accept the schema; register nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Runs the command: exit 0 when registered (or already there, or a dry run the registry
+/// would accept), 1 when refused or the registry fails, 2 on bad input.
+pub fn run(args: RegisterArgs) -> ExitCode {
+    let plan = match plan(&args) {
+        Ok(plan) => plan,
+        Err(message) => {
+            eprintln!("paybridge schema register: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(runtime) = tokio::runtime::Runtime::new() else {
+        eprintln!("paybridge schema register: cannot start the async runtime");
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(register(&plan.client, &plan.subject, &plan.schema, args.dry_run)) {
+        Ok(outcome @ Registration::Refused { .. }) => {
+            eprint!("{}", outcome.render(&plan.subject));
+            ExitCode::FAILURE
+        }
+        Ok(outcome) => {
+            print!("{}", outcome.render(&plan.subject));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("paybridge schema register: subject {}: {e}", plan.subject);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Plan {
+    client: RegistryClient,
+    subject: String,
+    schema: String,
+}
+
+fn plan(args: &RegisterArgs) -> Result<Plan, String> {
+    let loaded = match &args.config {
+        Some(path) => Some(config::load_file(path).map_err(|errors| format!("{}: {errors}", path.display()))?),
+        None => None,
+    };
+    let configured = loaded.as_ref().and_then(|c| c.kafka.schema_registry.as_ref());
+    let topic = loaded.as_ref().map_or_else(config::default_topic, |c| c.kafka.topic.clone());
+    let url = args
+        .registry
+        .clone()
+        .or_else(|| configured.map(|r| r.url.clone()))
+        .ok_or("name the registry with --registry URL (or give --config with [kafka.schema_registry])")?;
+    let auth = match (&args.basic_auth, &args.bearer) {
+        (Some(pair), _) => {
+            let (username, password) =
+                pair.split_once(':').ok_or("--basic-auth takes USER:PASS (the password after the first ':')")?;
+            Auth::Basic { username: username.to_owned(), password: Secret::new(password) }
+        }
+        (None, Some(token)) => Auth::Bearer(Secret::new(token.clone())),
+        (None, None) => configured.map(auth_of).unwrap_or_default(),
+    };
+    let subject = args
+        .subject
+        .clone()
+        .or_else(|| configured.and_then(|r| r.subject.clone()))
+        .unwrap_or_else(|| format!("{topic}-value"));
+    let timeout = configured.map_or(Duration::from_secs(10), |r| r.request_timeout.get());
+    let schema = match &args.schema {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_json::from_str::<serde_json::Value>(&text)
+                .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+            text
+        }
+        None => event_schema_text(),
+    };
+    let client = RegistryClient::new(&url, auth, timeout)?;
+    Ok(Plan { client, subject, schema })
+}
