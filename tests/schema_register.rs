@@ -1,0 +1,198 @@
+//! `paybridge schema register` as a process against the Schema Registry stand-in.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use paybridge::schemas::event_schema;
+use serde_json::{Value, json};
+use support::registry::{Access, Registry};
+
+const DEFAULT_SUBJECT: &str = "paybridge.payment-events.v1-value";
+
+fn paybridge(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_paybridge"))
+        .args(args)
+        .env_remove("PAYBRIDGE_CONFIG")
+        .env_remove("PAYBRIDGE_REGISTRY_BASIC_AUTH")
+        .env_remove("PAYBRIDGE_REGISTRY_BEARER")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run paybridge: {e}"))
+}
+
+fn text(output: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+fn write_json(dir: &tempfile::TempDir, name: &str, value: &Value) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(value).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    path.display().to_string()
+}
+
+fn without_provider_state() -> Value {
+    let mut schema = event_schema();
+    let data = &mut schema["$defs"]["PaymentEvent"];
+    data["properties"].as_object_mut().map(|p| p.remove("provider_state"));
+    data["required"].as_array_mut().map(|r| r.retain(|v| v != "provider_state"));
+    schema
+}
+
+#[test]
+fn registering_prints_the_id_and_registering_again_the_same_id() {
+    let registry = Registry::start(Access::Open);
+    // Another subject first, so the event schema's id is not simply 1.
+    registry.register("other-value", "JSON", &json!({"type": "string"})).unwrap_or_else(|e| panic!("{e}"));
+
+    let first = paybridge(&["schema", "register", "--registry", &registry.url], &[]);
+    let (out, err) = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{out}{err}");
+    assert_eq!(out, format!("subject {DEFAULT_SUBJECT}: registered, schema id 2 (version 1, the subject's first)\n"));
+    assert_eq!(registry.versions(DEFAULT_SUBJECT), vec![2]);
+    assert_eq!(registry.schema(2), Some(event_schema()), "the registered schema is the one paybridge produces");
+
+    let again = paybridge(&["schema", "register", "--registry", &registry.url], &[]);
+    let (out, err) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{out}{err}");
+    assert_eq!(out, format!("subject {DEFAULT_SUBJECT}: already registered, schema id 2 (version 1); nothing changed\n"));
+    assert_eq!(registry.versions(DEFAULT_SUBJECT), vec![2], "nothing new registered");
+    let registrations = registry.store().requests.iter().filter(|r| r.ends_with("/versions") && r.starts_with("POST")).count();
+    assert_eq!(registrations, 1, "the second run only looked it up");
+}
+
+#[test]
+fn a_broken_schema_is_refused_with_the_reason_and_nothing_is_registered() {
+    let registry = Registry::start(Access::Open);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let registered = paybridge(&["schema", "register", "--registry", &registry.url, "--subject", "events-value"], &[]);
+    assert_eq!(registered.status.code(), Some(0), "{:?}", text(&registered));
+
+    let broken = write_json(&dir, "broken.json", &without_provider_state());
+    let refused =
+        paybridge(&["schema", "register", "--registry", &registry.url, "--subject", "events-value", "--schema", &broken], &[]);
+    let (out, err) = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("subject events-value: the registry refuses the schema; nothing registered"), "{err}");
+    assert!(err.contains("incompatible with version 1"), "{err}");
+    assert!(
+        err.contains("jsonPath='#/properties/data/properties/provider_state', type=PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL"),
+        "the registry's own reason is printed: {err}"
+    );
+    assert_eq!(registry.versions("events-value").len(), 1, "nothing registered");
+
+    // A dry run of the same says the same and registers nothing either.
+    let dry = paybridge(
+        &["schema", "register", "--registry", &registry.url, "--subject", "events-value", "--schema", &broken, "--dry-run"],
+        &[],
+    );
+    assert_eq!(dry.status.code(), Some(1), "{:?}", text(&dry));
+
+    // An added optional property is a new version.
+    let mut grown = event_schema();
+    grown["$defs"]["PaymentEvent"]["properties"]["settled_at"] = json!({"type": ["string", "null"]});
+    let grown = write_json(&dir, "grown.json", &grown);
+    let dry = paybridge(
+        &["schema", "register", "--registry", &registry.url, "--subject", "events-value", "--schema", &grown, "--dry-run"],
+        &[],
+    );
+    let (out, err) = text(&dry);
+    assert_eq!(dry.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("dry run: the registry finds the schema compatible"), "{out}");
+    assert_eq!(registry.versions("events-value").len(), 1, "a dry run registers nothing");
+    let added =
+        paybridge(&["schema", "register", "--registry", &registry.url, "--subject", "events-value", "--schema", &grown], &[]);
+    let (out, err) = text(&added);
+    assert_eq!(added.status.code(), Some(0), "{out}{err}");
+    assert_eq!(out, "subject events-value: registered, schema id 2 (version 2)\n");
+}
+
+#[test]
+fn a_dry_run_on_a_new_subject_registers_nothing() {
+    let registry = Registry::start(Access::Open);
+    let dry = paybridge(&["schema", "register", "--registry", &registry.url, "--dry-run"], &[]);
+    let (out, err) = text(&dry);
+    assert_eq!(dry.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("dry run: the subject is new"), "{out}");
+    assert!(registry.versions(DEFAULT_SUBJECT).is_empty());
+}
+
+#[test]
+fn registry_errors_are_shown_as_such_and_credentials_never() {
+    let registry = Registry::start(Access::Basic("ops".into(), "right-pass-4821".into()));
+    let wrong = paybridge(&["schema", "register", "--registry", &registry.url, "--basic-auth", "ops:wrong-pass-9137"], &[]);
+    let (out, err) = text(&wrong);
+    assert_eq!(wrong.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("the registry answered 401: Unauthorized (error_code 40101)"), "{err}");
+    assert!(!out.contains("wrong-pass-9137") && !err.contains("wrong-pass-9137"), "{out}{err}");
+
+    let right = paybridge(
+        &["schema", "register", "--registry", &registry.url],
+        &[("PAYBRIDGE_REGISTRY_BASIC_AUTH", "ops:right-pass-4821")],
+    );
+    let (out, err) = text(&right);
+    assert_eq!(right.status.code(), Some(0), "{out}{err}");
+    assert!(!out.contains("right-pass-4821") && !err.contains("right-pass-4821"));
+
+    let bearer = Registry::start(Access::Bearer("token-5521".into()));
+    let with_token = paybridge(&["schema", "register", "--registry", &bearer.url, "--bearer", "token-5521"], &[]);
+    assert_eq!(with_token.status.code(), Some(0), "{:?}", text(&with_token));
+    let without = paybridge(&["schema", "register", "--registry", &bearer.url], &[]);
+    assert_eq!(without.status.code(), Some(1), "{:?}", text(&without));
+
+    // Nobody listening: said so, exit 1.
+    let gone = format!("http://127.0.0.1:{}", support::free_port());
+    let unreachable = paybridge(&["schema", "register", "--registry", &gone], &[]);
+    let (_, err) = text(&unreachable);
+    assert_eq!(unreachable.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot reach the registry"), "{err}");
+}
+
+#[test]
+fn the_config_gives_registry_subject_and_credentials() {
+    let registry = Registry::start(Access::Basic("ops".into(), "conf-pass-7710".into()));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("paybridge.toml");
+    let config = format!(
+        "[kafka]\nbootstrap_servers = \"localhost:9092\"\ntopic = \"payments.events\"\n\n\
+         [kafka.schema_registry]\nurl = \"{}\"\nusername = \"ops\"\npassword = \"${{REGISTRY_PASSWORD}}\"\n",
+        registry.url
+    );
+    std::fs::write(&path, config).unwrap_or_else(|e| panic!("{e}"));
+    let path = path.display().to_string();
+    let registered = paybridge(&["schema", "register", "--config", &path], &[("REGISTRY_PASSWORD", "conf-pass-7710")]);
+    let (out, err) = text(&registered);
+    assert_eq!(registered.status.code(), Some(0), "{out}{err}");
+    assert!(out.starts_with("subject payments.events-value: registered, schema id 1"), "TopicNameStrategy: {out}");
+    assert!(!out.contains("conf-pass-7710") && !err.contains("conf-pass-7710"));
+    assert_eq!(registry.versions("payments.events-value"), vec![1]);
+
+    // A flag beats the config.
+    let other = paybridge(
+        &["schema", "register", "--config", &path, "--subject", "custom"],
+        &[("REGISTRY_PASSWORD", "conf-pass-7710")],
+    );
+    assert_eq!(other.status.code(), Some(0), "{:?}", text(&other));
+    assert_eq!(registry.versions("custom"), vec![1], "same schema, same id under another subject");
+}
+
+#[test]
+fn bad_input_exits_2_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let not_json = dir.path().join("schema.json");
+    std::fs::write(&not_json, "{ not json").unwrap_or_else(|e| panic!("{e}"));
+    let not_json = not_json.display().to_string();
+    for (args, expected) in [
+        (vec!["schema", "register"], "name the registry with --registry"),
+        (vec!["schema", "register", "--registry", "http://localhost:1", "--basic-auth", "no-colon"], "USER:PASS"),
+        (vec!["schema", "register", "--registry", "http://u:secretpw@localhost:1"], "must not carry credentials"),
+        (vec!["schema", "register", "--registry", "localhost:8081"], "registry URL"),
+        (vec!["schema", "register", "--registry", "http://localhost:1", "--schema", &not_json], "is not JSON"),
+    ] {
+        let output = paybridge(&args, &[]);
+        let (out, err) = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {out}{err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("secretpw"), "{err}");
+    }
+}
