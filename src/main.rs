@@ -96,8 +96,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Schema { command: SchemaCommand::Register(args) } => paybridge::registry::command::run(args),
         Command::Schema { command } => {
-            let schema =
-                if matches!(command, SchemaCommand::Event) { schemas::event_schema() } else { schemas::config_schema() };
+            let schema = if matches!(command, SchemaCommand::Event) {
+                schemas::event_schema()
+            } else {
+                schemas::config_schema()
+            };
             print!("{}", schemas::render(&schema));
             ExitCode::SUCCESS
         }

@@ -113,7 +113,11 @@ fn a_new_required_field_is_refused() {
 fn a_changed_type_is_refused_and_a_widened_one_passes() {
     let mut changed = event_schema();
     changed["$defs"]["PaymentEvent"]["properties"]["payment_id"]["type"] = json!("integer");
-    assert!(kinds(&latest_released(), &changed).iter().any(|k| k.contains("properties/payment_id") && k.contains("TYPE_CHANGED")));
+    assert!(
+        kinds(&latest_released(), &changed)
+            .iter()
+            .any(|k| k.contains("properties/payment_id") && k.contains("TYPE_CHANGED"))
+    );
 
     let mut nullable = event_schema();
     nullable["$defs"]["PaymentEvent"]["properties"]["payment_id"]["type"] = json!(["string", "null"]);
@@ -166,7 +170,10 @@ fn a_tightened_pattern_is_refused() {
 fn a_property_added_to_an_open_object_is_refused_as_confluent_does() {
     let open_v1 = json!({"type": "object", "properties": {"a": {"type": "string"}}});
     let open_v2 = json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}});
-    assert_eq!(kinds(&open_v1, &open_v2), vec!["Difference{jsonPath='#/properties/b', type=PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL}"]);
+    assert_eq!(
+        kinds(&open_v1, &open_v2),
+        vec!["Difference{jsonPath='#/properties/b', type=PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL}"]
+    );
     // Removing from an open object is fine; from a closed one it is not.
     assert_eq!(kinds(&open_v2, &open_v1), Vec::<String>::new());
     let closed = |v: &Value| {
@@ -214,17 +221,33 @@ fn limits_follow_confluent() {
     };
     assert!(kinds(&v(json!({})), &v(json!({"maxLength": 10}))).iter().any(|k| k.contains("MAX_LENGTH_ADDED")));
     assert_eq!(kinds(&v(json!({"maxLength": 10})), &v(json!({"maxLength": 20}))), Vec::<String>::new());
-    assert!(kinds(&v(json!({"minLength": 1})), &v(json!({"minLength": 2}))).iter().any(|k| k.contains("MIN_LENGTH_INCREASED")));
+    assert!(
+        kinds(&v(json!({"minLength": 1})), &v(json!({"minLength": 2})))
+            .iter()
+            .any(|k| k.contains("MIN_LENGTH_INCREASED"))
+    );
     let n = |extra: Value| {
         let mut s = json!({"type": "integer"});
         s.as_object_mut().map(|m| m.extend(extra.as_object().cloned().unwrap_or_default()));
         s
     };
-    assert!(kinds(&n(json!({"maximum": 10})), &n(json!({"maximum": 5}))).iter().any(|k| k.contains("MAXIMUM_DECREASED")));
+    assert!(
+        kinds(&n(json!({"maximum": 10})), &n(json!({"maximum": 5}))).iter().any(|k| k.contains("MAXIMUM_DECREASED"))
+    );
     assert_eq!(kinds(&n(json!({"minimum": 0})), &n(json!({}))), Vec::<String>::new());
-    assert_eq!(kinds(&json!({"type": "integer"}), &json!({"type": "number"})), Vec::<String>::new(), "integer → number widens");
+    assert_eq!(
+        kinds(&json!({"type": "integer"}), &json!({"type": "number"})),
+        Vec::<String>::new(),
+        "integer → number widens"
+    );
     assert!(!kinds(&json!({"type": "number"}), &json!({"type": "integer"})).is_empty());
-    assert!(!kinds(&json!({"type": "array", "items": {"type": "string"}}), &json!({"type": "array", "items": {"type": "integer"}})).is_empty());
+    assert!(
+        !kinds(
+            &json!({"type": "array", "items": {"type": "string"}}),
+            &json!({"type": "array", "items": {"type": "integer"}})
+        )
+        .is_empty()
+    );
     assert!(!kinds(&json!(true), &json!({"type": "string"})).is_empty(), "anything → string narrows");
     assert_eq!(kinds(&json!({"type": "string"}), &json!({})), Vec::<String>::new(), "string → anything widens");
 }

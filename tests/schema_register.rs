@@ -55,9 +55,13 @@ fn registering_prints_the_id_and_registering_again_the_same_id() {
     let again = paybridge(&["schema", "register", "--registry", &registry.url], &[]);
     let (out, err) = text(&again);
     assert_eq!(again.status.code(), Some(0), "{out}{err}");
-    assert_eq!(out, format!("subject {DEFAULT_SUBJECT}: already registered, schema id 2 (version 1); nothing changed\n"));
+    assert_eq!(
+        out,
+        format!("subject {DEFAULT_SUBJECT}: already registered, schema id 2 (version 1); nothing changed\n")
+    );
     assert_eq!(registry.versions(DEFAULT_SUBJECT), vec![2], "nothing new registered");
-    let registrations = registry.store().requests.iter().filter(|r| r.ends_with("/versions") && r.starts_with("POST")).count();
+    let registrations =
+        registry.store().requests.iter().filter(|r| r.ends_with("/versions") && r.starts_with("POST")).count();
     assert_eq!(registrations, 1, "the second run only looked it up");
 }
 
@@ -69,21 +73,35 @@ fn a_broken_schema_is_refused_with_the_reason_and_nothing_is_registered() {
     assert_eq!(registered.status.code(), Some(0), "{:?}", text(&registered));
 
     let broken = write_json(&dir, "broken.json", &without_provider_state());
-    let refused =
-        paybridge(&["schema", "register", "--registry", &registry.url, "--subject", "events-value", "--schema", &broken], &[]);
+    let refused = paybridge(
+        &["schema", "register", "--registry", &registry.url, "--subject", "events-value", "--schema", &broken],
+        &[],
+    );
     let (out, err) = text(&refused);
     assert_eq!(refused.status.code(), Some(1), "{out}{err}");
     assert!(err.contains("subject events-value: the registry refuses the schema; nothing registered"), "{err}");
     assert!(err.contains("incompatible with version 1"), "{err}");
     assert!(
-        err.contains("jsonPath='#/properties/data/properties/provider_state', type=PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL"),
+        err.contains(
+            "jsonPath='#/properties/data/properties/provider_state', type=PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL"
+        ),
         "the registry's own reason is printed: {err}"
     );
     assert_eq!(registry.versions("events-value").len(), 1, "nothing registered");
 
     // A dry run of the same says the same and registers nothing either.
     let dry = paybridge(
-        &["schema", "register", "--registry", &registry.url, "--subject", "events-value", "--schema", &broken, "--dry-run"],
+        &[
+            "schema",
+            "register",
+            "--registry",
+            &registry.url,
+            "--subject",
+            "events-value",
+            "--schema",
+            &broken,
+            "--dry-run",
+        ],
         &[],
     );
     assert_eq!(dry.status.code(), Some(1), "{:?}", text(&dry));
@@ -93,15 +111,27 @@ fn a_broken_schema_is_refused_with_the_reason_and_nothing_is_registered() {
     grown["$defs"]["PaymentEvent"]["properties"]["settled_at"] = json!({"type": ["string", "null"]});
     let grown = write_json(&dir, "grown.json", &grown);
     let dry = paybridge(
-        &["schema", "register", "--registry", &registry.url, "--subject", "events-value", "--schema", &grown, "--dry-run"],
+        &[
+            "schema",
+            "register",
+            "--registry",
+            &registry.url,
+            "--subject",
+            "events-value",
+            "--schema",
+            &grown,
+            "--dry-run",
+        ],
         &[],
     );
     let (out, err) = text(&dry);
     assert_eq!(dry.status.code(), Some(0), "{out}{err}");
     assert!(out.contains("dry run: the registry finds the schema compatible"), "{out}");
     assert_eq!(registry.versions("events-value").len(), 1, "a dry run registers nothing");
-    let added =
-        paybridge(&["schema", "register", "--registry", &registry.url, "--subject", "events-value", "--schema", &grown], &[]);
+    let added = paybridge(
+        &["schema", "register", "--registry", &registry.url, "--subject", "events-value", "--schema", &grown],
+        &[],
+    );
     let (out, err) = text(&added);
     assert_eq!(added.status.code(), Some(0), "{out}{err}");
     assert_eq!(out, "subject events-value: registered, schema id 2 (version 2)\n");
@@ -120,7 +150,8 @@ fn a_dry_run_on_a_new_subject_registers_nothing() {
 #[test]
 fn registry_errors_are_shown_as_such_and_credentials_never() {
     let registry = Registry::start(Access::Basic("ops".into(), "right-pass-4821".into()));
-    let wrong = paybridge(&["schema", "register", "--registry", &registry.url, "--basic-auth", "ops:wrong-pass-9137"], &[]);
+    let wrong =
+        paybridge(&["schema", "register", "--registry", &registry.url, "--basic-auth", "ops:wrong-pass-9137"], &[]);
     let (out, err) = text(&wrong);
     assert_eq!(wrong.status.code(), Some(1), "{out}{err}");
     assert!(err.contains("the registry answered 401: Unauthorized (error_code 40101)"), "{err}");

@@ -11,7 +11,8 @@ use crate::config::Secret;
 
 /// The registry's media type.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
-const ACCEPT: &str = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json; qs=0.9, application/json; qs=0.5";
+const ACCEPT: &str =
+    "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json; qs=0.9, application/json; qs=0.5";
 
 /// Confluent's error codes for "not there".
 const SUBJECT_NOT_FOUND: i64 = 40401;
@@ -23,7 +24,10 @@ const SCHEMA_NOT_FOUND: i64 = 40403;
 pub enum Auth {
     #[default]
     None,
-    Basic { username: String, password: Secret },
+    Basic {
+        username: String,
+        password: Secret,
+    },
     Bearer(Secret),
 }
 
@@ -147,7 +151,8 @@ impl RegistryClient {
         let status = response.status();
         let text = response.text().await.map_err(|e| RegistryError::Transport(describe(&e)))?;
         if status.is_success() {
-            return serde_json::from_str(&text).map_err(|e| RegistryError::Decode(format!("{e} in {}", excerpt(&text))));
+            return serde_json::from_str(&text)
+                .map_err(|e| RegistryError::Decode(format!("{e} in {}", excerpt(&text))));
         }
         Err(api_error(status, &text))
     }
@@ -214,7 +219,8 @@ impl RegistryClient {
     /// `POST /subjects/{subject}/versions`: registers `schema` (the registry gives the
     /// existing id when it is already there) and returns its id.
     pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
-        let body = self.call(self.post(self.url(&["subjects", subject, "versions"]), &Self::schema_body(schema))).await?;
+        let body =
+            self.call(self.post(self.url(&["subjects", subject, "versions"]), &Self::schema_body(schema))).await?;
         #[derive(Deserialize)]
         struct Id {
             id: i64,
@@ -229,13 +235,17 @@ fn decode<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, RegistryErro
 }
 
 fn schema_id(id: i64) -> Result<u32, RegistryError> {
-    u32::try_from(id).map_err(|_| RegistryError::Decode(format!("schema id {id} does not fit the wire format's 4 bytes")))
+    u32::try_from(id)
+        .map_err(|_| RegistryError::Decode(format!("schema id {id} does not fit the wire format's 4 bytes")))
 }
 
 /// A 404 that the registry itself gave for a missing subject, version or schema (a 404
 /// without its error code is a wrong URL, and reported as such).
 fn is_absent(error: &RegistryError) -> bool {
-    matches!(error, RegistryError::Api { status: 404, code: Some(SUBJECT_NOT_FOUND | VERSION_NOT_FOUND | SCHEMA_NOT_FOUND), .. })
+    matches!(
+        error,
+        RegistryError::Api { status: 404, code: Some(SUBJECT_NOT_FOUND | VERSION_NOT_FOUND | SCHEMA_NOT_FOUND), .. }
+    )
 }
 
 fn api_error(status: StatusCode, text: &str) -> RegistryError {

@@ -64,6 +64,8 @@ pub async fn standing(client: &RegistryClient, subject: &str, schema: &str) -> R
     }
     Ok(match client.compatibility(subject, schema).await? {
         Some(Compatibility { is_compatible: true, .. }) | None => Standing::Compatible { latest: latest.version },
-        Some(Compatibility { is_compatible: false, messages }) => Standing::Incompatible { latest: latest.version, messages },
+        Some(Compatibility { is_compatible: false, messages }) => {
+            Standing::Incompatible { latest: latest.version, messages }
+        }
     })
 }

@@ -29,7 +29,9 @@ impl Registration {
                 format!("subject {subject}: registered, schema id {id} ({version}{first})\n")
             }
             Registration::WouldRegister { first: true } => {
-                format!("subject {subject}: dry run: the subject is new, the schema would be its first version; nothing registered\n")
+                format!(
+                    "subject {subject}: dry run: the subject is new, the schema would be its first version; nothing registered\n"
+                )
             }
             Registration::WouldRegister { first: false } => format!(
                 "subject {subject}: dry run: the registry finds the schema compatible with the latest version; nothing registered\n"
@@ -62,7 +64,9 @@ pub async fn register(
         }
         Standing::OtherType { latest, schema_type } => {
             return Ok(Registration::Refused {
-                reasons: vec![format!("the subject holds a {schema_type} schema (version {latest}); this is JSON Schema")],
+                reasons: vec![format!(
+                    "the subject holds a {schema_type} schema (version {latest}); this is JSON Schema"
+                )],
             });
         }
         Standing::NewSubject => true,

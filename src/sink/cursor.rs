@@ -18,9 +18,9 @@ use super::transaction::machine::Ended;
 use super::transaction::{TransactionError, TransactionalWriter};
 use crate::ack::BatchOutcome;
 use crate::config::KafkaConfig;
-use crate::registry::ValueFormat;
 use crate::event::CanonicalEvent;
 use crate::pipeline::{PipelineClosed, Submitter};
+use crate::registry::ValueFormat;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 

@@ -78,7 +78,8 @@ const COMPATIBLE: &[&str] = &[
 
 /// Every difference, compatible or not.
 pub fn differences(old: &Value, new: &Value) -> Vec<Difference> {
-    let mut ctx = Context { old_root: old, new_root: new, path: "#".to_owned(), found: Vec::new(), seen: HashSet::new() };
+    let mut ctx =
+        Context { old_root: old, new_root: new, path: "#".to_owned(), found: Vec::new(), seen: HashSet::new() };
     ctx.compare(old, new);
     ctx.found
 }
@@ -124,7 +125,8 @@ fn shape(schema: &Value) -> Shape {
             let mut rest = map.clone();
             rest.remove(kind);
             // Keywords beside the combinator apply to every branch.
-            let shared: Map<String, Value> = rest.into_iter().filter(|(k, _)| !ANNOTATIONS.contains(&k.as_str())).collect();
+            let shared: Map<String, Value> =
+                rest.into_iter().filter(|(k, _)| !ANNOTATIONS.contains(&k.as_str())).collect();
             let branches = branches.iter().map(|b| merged(b, &shared)).collect();
             return Shape::Combined(kind, branches);
         }
@@ -323,9 +325,12 @@ impl Context<'_> {
                 return;
             }
         }
-        for (keyword, kind) in
-            [("$id", "ID_CHANGED"), ("title", "TITLE_CHANGED"), ("description", "DESCRIPTION_CHANGED"), ("default", "DEFAULT_CHANGED")]
-        {
+        for (keyword, kind) in [
+            ("$id", "ID_CHANGED"),
+            ("title", "TITLE_CHANGED"),
+            ("description", "DESCRIPTION_CHANGED"),
+            ("default", "DEFAULT_CHANGED"),
+        ] {
             if o.get(keyword) != n.get(keyword) {
                 self.add(kind);
             }
@@ -359,7 +364,13 @@ impl Context<'_> {
 
     /// A numeric limit: `kinds` names its addition, removal, increase and decrease (which
     /// of them are compatible is Confluent's list).
-    fn compare_limit(&mut self, o: &Map<String, Value>, n: &Map<String, Value>, keyword: &str, kinds: [&'static str; 4]) {
+    fn compare_limit(
+        &mut self,
+        o: &Map<String, Value>,
+        n: &Map<String, Value>,
+        keyword: &str,
+        kinds: [&'static str; 4],
+    ) {
         let [added, removed, increased, decreased] = kinds;
         let (old, new) = (o.get(keyword).and_then(Value::as_f64), n.get(keyword).and_then(Value::as_f64));
         match (old, new) {
@@ -372,8 +383,18 @@ impl Context<'_> {
     }
 
     fn compare_string(&mut self, o: &Map<String, Value>, n: &Map<String, Value>) {
-        self.compare_limit(o, n, "maxLength", ["MAX_LENGTH_ADDED", "MAX_LENGTH_REMOVED", "MAX_LENGTH_INCREASED", "MAX_LENGTH_DECREASED"]);
-        self.compare_limit(o, n, "minLength", ["MIN_LENGTH_ADDED", "MIN_LENGTH_REMOVED", "MIN_LENGTH_INCREASED", "MIN_LENGTH_DECREASED"]);
+        self.compare_limit(
+            o,
+            n,
+            "maxLength",
+            ["MAX_LENGTH_ADDED", "MAX_LENGTH_REMOVED", "MAX_LENGTH_INCREASED", "MAX_LENGTH_DECREASED"],
+        );
+        self.compare_limit(
+            o,
+            n,
+            "minLength",
+            ["MIN_LENGTH_ADDED", "MIN_LENGTH_REMOVED", "MIN_LENGTH_INCREASED", "MIN_LENGTH_DECREASED"],
+        );
         match (o.get("pattern"), n.get("pattern")) {
             (None, Some(_)) => self.add_at("pattern", "PATTERN_ADDED"),
             (Some(_), None) => self.add_at("pattern", "PATTERN_REMOVED"),
@@ -383,19 +404,39 @@ impl Context<'_> {
     }
 
     fn compare_number(&mut self, o: &Map<String, Value>, n: &Map<String, Value>) {
-        self.compare_limit(o, n, "maximum", ["MAXIMUM_ADDED", "MAXIMUM_REMOVED", "MAXIMUM_INCREASED", "MAXIMUM_DECREASED"]);
-        self.compare_limit(o, n, "minimum", ["MINIMUM_ADDED", "MINIMUM_REMOVED", "MINIMUM_INCREASED", "MINIMUM_DECREASED"]);
+        self.compare_limit(
+            o,
+            n,
+            "maximum",
+            ["MAXIMUM_ADDED", "MAXIMUM_REMOVED", "MAXIMUM_INCREASED", "MAXIMUM_DECREASED"],
+        );
+        self.compare_limit(
+            o,
+            n,
+            "minimum",
+            ["MINIMUM_ADDED", "MINIMUM_REMOVED", "MINIMUM_INCREASED", "MINIMUM_DECREASED"],
+        );
         self.compare_limit(
             o,
             n,
             "exclusiveMaximum",
-            ["EXCLUSIVE_MAXIMUM_ADDED", "EXCLUSIVE_MAXIMUM_REMOVED", "EXCLUSIVE_MAXIMUM_INCREASED", "EXCLUSIVE_MAXIMUM_DECREASED"],
+            [
+                "EXCLUSIVE_MAXIMUM_ADDED",
+                "EXCLUSIVE_MAXIMUM_REMOVED",
+                "EXCLUSIVE_MAXIMUM_INCREASED",
+                "EXCLUSIVE_MAXIMUM_DECREASED",
+            ],
         );
         self.compare_limit(
             o,
             n,
             "exclusiveMinimum",
-            ["EXCLUSIVE_MINIMUM_ADDED", "EXCLUSIVE_MINIMUM_REMOVED", "EXCLUSIVE_MINIMUM_INCREASED", "EXCLUSIVE_MINIMUM_DECREASED"],
+            [
+                "EXCLUSIVE_MINIMUM_ADDED",
+                "EXCLUSIVE_MINIMUM_REMOVED",
+                "EXCLUSIVE_MINIMUM_INCREASED",
+                "EXCLUSIVE_MINIMUM_DECREASED",
+            ],
         );
         match (o.get("multipleOf").and_then(Value::as_f64), n.get("multipleOf").and_then(Value::as_f64)) {
             (None, Some(_)) => self.add_at("multipleOf", "MULTIPLE_OF_ADDED"),
@@ -412,7 +453,10 @@ impl Context<'_> {
         let o_props = o.get("properties").and_then(Value::as_object).unwrap_or(&empty);
         let n_props = n.get("properties").and_then(Value::as_object).unwrap_or(&empty);
         let required = |m: &Map<String, Value>| -> Vec<String> {
-            m.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+            m.get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
         };
         let (o_req, n_req) = (required(o), required(n));
         let has_default = |s: &Value| s.get("default").is_some();
@@ -423,7 +467,11 @@ impl Context<'_> {
             if was && !is {
                 self.add_at(&format!("required/{name}"), "REQUIRED_ATTRIBUTE_REMOVED");
             } else if !was && is {
-                let kind = if has_default(new_schema) { "REQUIRED_ATTRIBUTE_WITH_DEFAULT_ADDED" } else { "REQUIRED_ATTRIBUTE_ADDED" };
+                let kind = if has_default(new_schema) {
+                    "REQUIRED_ATTRIBUTE_WITH_DEFAULT_ADDED"
+                } else {
+                    "REQUIRED_ATTRIBUTE_ADDED"
+                };
                 self.add_at(&format!("required/{name}"), kind);
             }
         }
@@ -495,9 +543,21 @@ impl Context<'_> {
             // Partially open content models: strict, any change is refused.
             self.add_at("patternProperties", "PATTERN_PROPERTIES_CHANGED");
         }
-        self.compare_limit(o, n, "maxProperties", ["MAX_PROPERTIES_ADDED", "MAX_PROPERTIES_REMOVED", "MAX_PROPERTIES_INCREASED", "MAX_PROPERTIES_DECREASED"]);
-        self.compare_limit(o, n, "minProperties", ["MIN_PROPERTIES_ADDED", "MIN_PROPERTIES_REMOVED", "MIN_PROPERTIES_INCREASED", "MIN_PROPERTIES_DECREASED"]);
-        for keyword in ["dependentRequired", "dependentSchemas", "dependencies", "propertyNames", "unevaluatedProperties"] {
+        self.compare_limit(
+            o,
+            n,
+            "maxProperties",
+            ["MAX_PROPERTIES_ADDED", "MAX_PROPERTIES_REMOVED", "MAX_PROPERTIES_INCREASED", "MAX_PROPERTIES_DECREASED"],
+        );
+        self.compare_limit(
+            o,
+            n,
+            "minProperties",
+            ["MIN_PROPERTIES_ADDED", "MIN_PROPERTIES_REMOVED", "MIN_PROPERTIES_INCREASED", "MIN_PROPERTIES_DECREASED"],
+        );
+        for keyword in
+            ["dependentRequired", "dependentSchemas", "dependencies", "propertyNames", "unevaluatedProperties"]
+        {
             if o.get(keyword) != n.get(keyword) && n.get(keyword).is_some() {
                 self.add_at(keyword, "DEPENDENCY_CHANGED");
             }
@@ -505,8 +565,18 @@ impl Context<'_> {
     }
 
     fn compare_array(&mut self, o: &Map<String, Value>, n: &Map<String, Value>) {
-        self.compare_limit(o, n, "maxItems", ["MAX_ITEMS_ADDED", "MAX_ITEMS_REMOVED", "MAX_ITEMS_INCREASED", "MAX_ITEMS_DECREASED"]);
-        self.compare_limit(o, n, "minItems", ["MIN_ITEMS_ADDED", "MIN_ITEMS_REMOVED", "MIN_ITEMS_INCREASED", "MIN_ITEMS_DECREASED"]);
+        self.compare_limit(
+            o,
+            n,
+            "maxItems",
+            ["MAX_ITEMS_ADDED", "MAX_ITEMS_REMOVED", "MAX_ITEMS_INCREASED", "MAX_ITEMS_DECREASED"],
+        );
+        self.compare_limit(
+            o,
+            n,
+            "minItems",
+            ["MIN_ITEMS_ADDED", "MIN_ITEMS_REMOVED", "MIN_ITEMS_INCREASED", "MIN_ITEMS_DECREASED"],
+        );
         let unique = |m: &Map<String, Value>| m.get("uniqueItems") == Some(&Value::Bool(true));
         match (unique(o), unique(n)) {
             (false, true) => self.add_at("uniqueItems", "UNIQUE_ITEMS_ADDED"),
@@ -552,7 +622,12 @@ fn resolve(root: &Value, schema: &Value) -> (Value, Option<String>) {
 
 /// Kuhn's augmenting paths: for each old branch (row), the new branch it is matched to.
 fn maximum_matching(edges: &[Vec<(usize, Vec<Difference>)>], columns: usize) -> Vec<Option<usize>> {
-    fn augment(row: usize, edges: &[Vec<(usize, Vec<Difference>)>], owner: &mut [Option<usize>], visited: &mut [bool]) -> bool {
+    fn augment(
+        row: usize,
+        edges: &[Vec<(usize, Vec<Difference>)>],
+        owner: &mut [Option<usize>],
+        visited: &mut [bool],
+    ) -> bool {
         for (column, _) in &edges[row] {
             if visited[*column] {
                 continue;

@@ -187,7 +187,12 @@ fn incompatibilities(store: &Store, subject: &str, schema: &Value) -> Vec<String
         .collect()
 }
 
-fn register_in(store: &mut Store, subject: &str, schema_type: &str, schema: &Value) -> Result<u32, (StatusCode, Value)> {
+fn register_in(
+    store: &mut Store,
+    subject: &str,
+    schema_type: &str,
+    schema: &Value,
+) -> Result<u32, (StatusCode, Value)> {
     if let Some(ids) = store.subjects.get(subject) {
         if let Some(id) = ids.iter().find(|id| &store.schemas[**id as usize - 1].1 == schema) {
             return Ok(*id);
@@ -224,7 +229,12 @@ async fn list_versions(State(shared): State<Shared>, Path(subject): Path<String>
     }
 }
 
-async fn register(State(shared): State<Shared>, Path(subject): Path<String>, headers: HeaderMap, body: String) -> Response {
+async fn register(
+    State(shared): State<Shared>,
+    Path(subject): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     if let Some(refused) = admit(&shared, &headers, format!("POST /subjects/{subject}/versions")) {
         return refused;
     }
@@ -238,7 +248,12 @@ async fn register(State(shared): State<Shared>, Path(subject): Path<String>, hea
     }
 }
 
-async fn lookup(State(shared): State<Shared>, Path(subject): Path<String>, headers: HeaderMap, body: String) -> Response {
+async fn lookup(
+    State(shared): State<Shared>,
+    Path(subject): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     if let Some(refused) = admit(&shared, &headers, format!("POST /subjects/{subject}")) {
         return refused;
     }
@@ -290,7 +305,9 @@ async fn compatibility(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Some(refused) = admit(&shared, &headers, format!("POST /compatibility/subjects/{subject}/versions/{version}")) {
+    if let Some(refused) =
+        admit(&shared, &headers, format!("POST /compatibility/subjects/{subject}/versions/{version}"))
+    {
         return refused;
     }
     let (_, schema) = match parse_body(&body) {

@@ -20,8 +20,8 @@ use self::machine::{Ended, Failure, Outbound, PageOutcome, RecordFailure, Target
 use super::errors::{ErrorClass, classify, error_code_name};
 use super::kafka::{EventRecord, SendError, await_delivery, producer_config, send_waiting};
 use crate::config::KafkaConfig;
-use crate::registry::ValueFormat;
 use crate::event::CanonicalEvent;
+use crate::registry::ValueFormat;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransactionError {

@@ -57,9 +57,15 @@ impl PaymentsDirect {
         ctx: SourceContext,
     ) -> Result<Arc<Self>, String> {
         let api = PaymentsDirectApi::new(&config, ctx.metrics.clone()).map_err(|e| e.to_string())?;
-        let committer = CursorCommitter::start(kafka, &config.name, ctx.submitter.clone(), ctx.sink.value_format(), ctx.stop.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+        let committer = CursorCommitter::start(
+            kafka,
+            &config.name,
+            ctx.submitter.clone(),
+            ctx.sink.value_format(),
+            ctx.stop.clone(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         // Readiness: the longest quiet time is the idle wait plus a search that backs off.
         let quiet = config.max_idle_interval.get() + config.backoff_max.get() + config.request_timeout.get();
         ctx.health.register_source(&config.name, quiet);
