@@ -69,8 +69,12 @@ fn the_generated_schema_reads_every_released_version() {
 fn the_guard_fails_on_a_removed_field() {
     let mut broken = event_schema();
     let data = &mut broken["$defs"]["PaymentEvent"];
-    data["properties"].as_object_mut().map(|p| p.remove("provider_state"));
-    data["required"].as_array_mut().map(|r| r.retain(|v| v != "provider_state"));
+    if let Some(p) = data["properties"].as_object_mut() {
+        p.remove("provider_state");
+    }
+    if let Some(r) = data["required"].as_array_mut() {
+        r.retain(|v| v != "provider_state");
+    }
     let refused = guard(&broken, &released()).expect_err("a removed property must fail the guard");
     assert!(
         refused.contains("#/properties/data/properties/provider_state")
@@ -97,7 +101,9 @@ fn a_new_required_field_is_refused() {
     let mut added = event_schema();
     let data = &mut added["$defs"]["PaymentEvent"];
     data["properties"]["settled_at"] = json!({"type": "string"});
-    data["required"].as_array_mut().map(|r| r.push(json!("settled_at")));
+    if let Some(r) = data["required"].as_array_mut() {
+        r.push(json!("settled_at"));
+    }
     assert!(
         kinds(&latest_released(), &added).iter().any(|k| k.contains("REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL")),
         "{:?}",
@@ -105,7 +111,9 @@ fn a_new_required_field_is_refused() {
     );
     // Making an existing optional property required is refused as well.
     let mut required = event_schema();
-    required["$defs"]["Amount"]["required"].as_array_mut().map(|r| r.push(json!("decimal_count")));
+    if let Some(r) = required["$defs"]["Amount"]["required"].as_array_mut() {
+        r.push(json!("decimal_count"));
+    }
     assert!(kinds(&latest_released(), &required).iter().any(|k| k.contains("REQUIRED_ATTRIBUTE_ADDED")));
 }
 
@@ -130,19 +138,23 @@ fn a_changed_type_is_refused_and_a_widened_one_passes() {
 fn a_narrowed_enum_is_refused_and_a_new_value_passes() {
     let base = latest_released();
     let mut fewer_states = event_schema();
-    fewer_states["$defs"]["CanonicalState"]["oneOf"].as_array_mut().map(|states| states.pop());
+    if let Some(states) = fewer_states["$defs"]["CanonicalState"]["oneOf"].as_array_mut() {
+        states.pop();
+    }
     assert!(!kinds(&base, &fewer_states).is_empty(), "a canonical state can never be removed");
 
     let mut more_states = event_schema();
-    more_states["$defs"]["CanonicalState"]["oneOf"]
-        .as_array_mut()
-        .map(|states| states.push(json!({"type": "string", "const": "on_hold", "description": "Held for review."})));
+    if let Some(states) = more_states["$defs"]["CanonicalState"]["oneOf"].as_array_mut() {
+        states.push(json!({"type": "string", "const": "on_hold", "description": "Held for review."}));
+    }
     assert_eq!(kinds(&base, &more_states), Vec::<String>::new());
 
     let mut fewer_results = event_schema();
     let results = &mut fewer_results["$defs"]["FraudCheckResult"]["oneOf"][0]["enum"];
     assert!(results.is_array(), "the fraud-check results are a string enum: {results}");
-    results.as_array_mut().map(|values| values.retain(|v| v != "review"));
+    if let Some(values) = results.as_array_mut() {
+        values.retain(|v| v != "review");
+    }
     // Inside the nullable `fraud_check` the narrowed branch no longer matches, as the
     // registry reports it: the union's subschemas changed.
     assert!(!kinds(&base, &fewer_results).is_empty(), "a fraud-check result can never be removed");
@@ -216,7 +228,9 @@ fn every_object_of_the_event_schema_is_closed_so_it_can_grow() {
 fn limits_follow_confluent() {
     let v = |extra: Value| {
         let mut s = json!({"type": "string"});
-        s.as_object_mut().map(|m| m.extend(extra.as_object().cloned().unwrap_or_default()));
+        if let Some(m) = s.as_object_mut() {
+            m.extend(extra.as_object().cloned().unwrap_or_default());
+        }
         s
     };
     assert!(kinds(&v(json!({})), &v(json!({"maxLength": 10}))).iter().any(|k| k.contains("MAX_LENGTH_ADDED")));
@@ -228,7 +242,9 @@ fn limits_follow_confluent() {
     );
     let n = |extra: Value| {
         let mut s = json!({"type": "integer"});
-        s.as_object_mut().map(|m| m.extend(extra.as_object().cloned().unwrap_or_default()));
+        if let Some(m) = s.as_object_mut() {
+            m.extend(extra.as_object().cloned().unwrap_or_default());
+        }
         s
     };
     assert!(

@@ -34,8 +34,12 @@ fn write_json(dir: &tempfile::TempDir, name: &str, value: &Value) -> String {
 fn without_provider_state() -> Value {
     let mut schema = event_schema();
     let data = &mut schema["$defs"]["PaymentEvent"];
-    data["properties"].as_object_mut().map(|p| p.remove("provider_state"));
-    data["required"].as_array_mut().map(|r| r.retain(|v| v != "provider_state"));
+    if let Some(p) = data["properties"].as_object_mut() {
+        p.remove("provider_state");
+    }
+    if let Some(r) = data["required"].as_array_mut() {
+        r.retain(|v| v != "provider_state");
+    }
     schema
 }
 

@@ -152,7 +152,9 @@ fn wire_format_refuses_to_start_until_the_schema_is_registered() {
     // An older version without `errors`: paybridge's schema is compatible with it but not
     // registered, so there is no id to frame values with.
     let mut older = event_schema();
-    older["$defs"]["PaymentEvent"]["properties"].as_object_mut().map(|p| p.remove("errors"));
+    if let Some(p) = older["$defs"]["PaymentEvent"]["properties"].as_object_mut() {
+        p.remove("errors");
+    }
     registry.register("pay.events-value", "JSON", &older).unwrap_or_else(|e| panic!("{e}"));
     let (code, err) = refused_start(&minimal_config(&registry, "wire_format = true"));
     assert_eq!(code, Some(1), "{err}");

@@ -228,10 +228,10 @@ impl Context<'_> {
     fn compare(&mut self, old: &Value, new: &Value) {
         let (old, old_ref) = resolve(self.old_root, old);
         let (new, new_ref) = resolve(self.new_root, new);
-        if let (Some(o), Some(n)) = (&old_ref, &new_ref) {
-            if !self.seen.insert((o.clone(), n.clone())) {
-                return;
-            }
+        if let (Some(o), Some(n)) = (&old_ref, &new_ref)
+            && !self.seen.insert((o.clone(), n.clone()))
+        {
+            return;
         }
         match (shape(&old), shape(&new)) {
             (_, Shape::Any) | (Shape::Nothing, _) => {}
@@ -299,10 +299,10 @@ impl Context<'_> {
         }
         let matched = maximum_matching(&edges, new.len());
         for (i, j) in matched.iter().enumerate() {
-            if let Some(j) = j {
-                if let Some((_, found)) = edges[i].iter().find(|(k, _)| k == j) {
-                    self.found.extend(found.iter().cloned());
-                }
+            if let Some(j) = j
+                && let Some((_, found)) = edges[i].iter().find(|(k, _)| k == j)
+            {
+                self.found.extend(found.iter().cloned());
             }
         }
         let size = matched.iter().filter(|m| m.is_some()).count();

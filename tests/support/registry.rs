@@ -163,8 +163,8 @@ fn admit(shared: &Shared, headers: &HeaderMap, request: String) -> Option<Respon
 }
 
 /// The `{schema, schemaType}` of a request body; Err is the registry's 422.
-fn parse_body(body: &str) -> Result<(String, Value), Response> {
-    let invalid = |m: String| error(StatusCode::UNPROCESSABLE_ENTITY, 42201, m);
+fn parse_body(body: &str) -> Result<(String, Value), Box<Response>> {
+    let invalid = |m: String| Box::new(error(StatusCode::UNPROCESSABLE_ENTITY, 42201, m));
     let request: Value = serde_json::from_str(body).map_err(|e| invalid(format!("Invalid request body: {e}")))?;
     let schema_type = request.get("schemaType").and_then(Value::as_str).unwrap_or("AVRO").to_owned();
     if schema_type != "JSON" {
@@ -193,10 +193,10 @@ fn register_in(
     schema_type: &str,
     schema: &Value,
 ) -> Result<u32, (StatusCode, Value)> {
-    if let Some(ids) = store.subjects.get(subject) {
-        if let Some(id) = ids.iter().find(|id| &store.schemas[**id as usize - 1].1 == schema) {
-            return Ok(*id);
-        }
+    if let Some(ids) = store.subjects.get(subject)
+        && let Some(id) = ids.iter().find(|id| &store.schemas[**id as usize - 1].1 == schema)
+    {
+        return Ok(*id);
     }
     let problems = incompatibilities(store, subject, schema);
     if !problems.is_empty() {
@@ -240,7 +240,7 @@ async fn register(
     }
     let (schema_type, schema) = match parse_body(&body) {
         Ok(parsed) => parsed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match register_in(&mut shared.store(), &subject, &schema_type, &schema) {
         Ok(id) => answer(StatusCode::OK, json!({ "id": id })),
@@ -259,7 +259,7 @@ async fn lookup(
     }
     let (_, schema) = match parse_body(&body) {
         Ok(parsed) => parsed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let store = shared.store();
     let Some(ids) = store.subjects.get(&subject) else { return subject_not_found(&subject) };
@@ -312,7 +312,7 @@ async fn compatibility(
     }
     let (_, schema) = match parse_body(&body) {
         Ok(parsed) => parsed,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let store = shared.store();
     if !store.subjects.contains_key(&subject) {
