@@ -221,7 +221,9 @@ fn bad_input_exits_2_with_the_reason() {
         (vec!["schema", "register"], "name the registry with --registry"),
         (vec!["schema", "register", "--registry", "http://localhost:1", "--basic-auth", "no-colon"], "USER:PASS"),
         (vec!["schema", "register", "--registry", "http://u:secretpw@localhost:1"], "must not carry credentials"),
-        (vec!["schema", "register", "--registry", "localhost:8081"], "registry URL"),
+        (vec!["schema", "register", "--registry", "localhost:8081"], "registry URL must start with http"),
+        (vec!["schema", "register", "--registry", "ftp://u:secretpw@localhost:1"], "registry URL must start with http"),
+        (vec!["schema", "register", "--registry", "http://u:secretpw@[::1"], "not a valid URL"),
         (vec!["schema", "register", "--registry", "http://localhost:1", "--schema", &not_json], "is not JSON"),
     ] {
         let output = paybridge(&args, &[]);

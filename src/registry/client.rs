@@ -108,9 +108,10 @@ impl RegistryClient {
     /// A client for the registry at `url` (its path is kept as a prefix). Refuses a URL
     /// with credentials in it: they would end up in messages.
     pub fn new(url: &str, auth: Auth, timeout: Duration) -> Result<Self, String> {
-        let base = Url::parse(url).map_err(|e| format!("registry URL {url:?}: {e}"))?;
+        // The URL is not repeated in these messages: it may carry credentials.
+        let base = Url::parse(url).map_err(|e| format!("the registry URL is not a valid URL ({e})"))?;
         if !matches!(base.scheme(), "http" | "https") {
-            return Err(format!("registry URL {url:?}: use http:// or https://"));
+            return Err("the registry URL must start with http:// or https://".to_owned());
         }
         if !base.username().is_empty() || base.password().is_some() {
             return Err("the registry URL must not carry credentials; give them as basic auth or a bearer token".into());
