@@ -2,10 +2,10 @@
 //! (SIGINT), a summary, and nothing left running. Uses the binaries this test run built
 //! (`cargo test --workspace` builds paybridge-sandbox too) instead of a release build.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const DEMO_PORTS: [u16; 4] = [19092, 18800, 18080, 19090];
@@ -29,14 +29,7 @@ fn the_demo_shows_all_three_providers_and_stops_cleanly_on_ctrl_c() {
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = support::process::lines_of(stdout);
 
     // Events of every provider, within a minute of the start (nothing to build here).
     let started = Instant::now();
