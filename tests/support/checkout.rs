@@ -53,7 +53,12 @@ pub async fn unacked(sb: &Sandbox) -> u64 {
 /// A `paybridge run` config with one Checkout source `co` (account `merchant-001`) on the
 /// sandbox, signing with the key at `key_path`.
 pub fn config(broker: &Broker, topic: &str, dlq: &str, sb: &Sandbox, key_path: &str) -> String {
-    let source = format!(
+    super::base_config(broker, topic, dlq) + &section(sb, key_path)
+}
+
+/// The `[[sources]]` section of [`config`].
+pub fn section(sb: &Sandbox, key_path: &str) -> String {
+    format!(
         r#"
 [[sources]]
 kind = "checkout"
@@ -75,6 +80,5 @@ private_key_path = "{key_path}"
 key_id = "0123456789ABCDEF0123456789ABCDEF01234567"
 "#,
         base = sb.url(""),
-    );
-    super::base_config(broker, topic, dlq) + &source
+    )
 }

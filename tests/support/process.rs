@@ -34,6 +34,11 @@ impl Paybridge {
         p
     }
 
+    /// Starts without RUST_LOG (the config's own log level applies); does not wait.
+    pub fn spawn_default_log(config: &str) -> Self {
+        Self::spawn_inner(config, &[], None)
+    }
+
     fn spawn_inner(config: &str, env: &[(&str, &str)], rust_log: Option<&str>) -> Self {
         let admin_port = super::free_port();
         let intake_port = super::free_port();

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Draws the benchmark's plots from its results (bench/results/latest.json).
+
+usage: plot.py RESULTS_JSON OUTPUT_DIR
+
+Writes throughput.png (each scenario against its ceiling), latency.png (webhook latency
+percentiles against the offered load), rss.png (resident memory over time, per scenario)
+and scaling.png (events/s as the backlog and pipeline.capacity grow).
+"""
+
+import json
+import pathlib
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def throughput(r, out):
+    names, rates, ceilings = [], [], []
+    for run in r["poll_paths"]:
+        names.append(f"{run['source']}\npoll path")
+        rates.append(run["events_per_s"])
+        ceilings.append(run["ceiling"])
+    for w in r["webhooks"]["runs"]:
+        if w["mode"] == "saturation":
+            names.append(f"webhooks\n{w['callers']} callers")
+            rates.append(w["answered_per_s"])
+            ceilings.append(w["ceiling"])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    x = range(len(names))
+    ax.bar([i - 0.2 for i in x], ceilings, width=0.4, label="ceiling (raw producer)", color="#bbbbbb")
+    ax.bar([i + 0.2 for i in x], rates, width=0.4, label="paybridge", color="#1f77b4")
+    for i, (rate, ceiling) in enumerate(zip(rates, ceilings)):
+        if ceiling:
+            ax.annotate(f"{rate / ceiling:.2f}×", (i + 0.2, rate), ha="center", va="bottom", fontsize=9)
+    ax.set_xticks(list(x), names)
+    ax.set_ylabel("events/s")
+    ax.set_ylim(top=max(ceilings + rates) * 1.25)
+    ax.set_title("Throughput against the ceiling")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=100)
+
+
+def latency(r, out):
+    runs = sorted(r["webhooks"]["runs"], key=lambda w: w["answered_per_s"])
+    x = [w["answered_per_s"] for w in runs]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for key in ("p50", "p99", "p999"):
+        ax.plot(x, [w["latency_ms"][key] for w in runs], marker="o", label=key)
+    ax.axhline(25, color="red", linestyle="--", linewidth=1, label="p99 target (25 ms)")
+    for w in runs:
+        label = f"{w['offered_per_s']:.0f}/s offered" if w["offered_per_s"] else f"{w['callers']} callers"
+        ax.annotate(label, (w["answered_per_s"], w["latency_ms"]["p99"]), fontsize=8)
+    ax.set_xlabel("webhooks answered 200 per second")
+    ax.set_ylabel("latency, ms")
+    ax.set_yscale("log")
+    ax.set_title("Webhook latency against the load")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=100)
+
+
+def rss(r, out):
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    series = [(f"{run['source']} poll path", run["rss_trace"]) for run in r["poll_paths"]]
+    series.append(("webhooks", r["webhooks"]["rss_trace"]))
+    series += [(f"ripplenet backlog {run['backlog']}", run["rss_trace"]) for run in r["scaling_backlog"]]
+    for name, trace in series:
+        if trace:
+            ax.plot([t for t, _ in trace], [m for _, m in trace], label=name)
+    ax.axhline(64, color="red", linestyle="--", linewidth=1, label="peak target (64 MiB)")
+    ax.set_xlabel("seconds since start")
+    ax.set_ylabel("resident memory, MiB")
+    ax.set_title("paybridge memory over time")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "rss.png", dpi=100)
+
+
+def scaling(r, out):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
+    backlog = sorted(r["scaling_backlog"], key=lambda run: run["backlog"])
+    left.plot([run["backlog"] for run in backlog], [run["events_per_s"] for run in backlog], marker="o")
+    left.set_xscale("log")
+    left.set_xlabel("backlog (notifications)")
+    left.set_ylabel("events/s")
+    left.set_title("RippleNet poll path as the backlog grows")
+    default = [run for run in backlog if run["capacity"] == 10000 and run["backlog"] == r["poll_paths"][0]["backlog"]]
+    capacity = sorted(r["scaling_capacity"] + default, key=lambda run: run["capacity"])
+    right.plot([run["capacity"] for run in capacity], [run["events_per_s"] for run in capacity], marker="o")
+    right.set_xscale("log")
+    right.set_xlabel("pipeline.capacity")
+    right.set_title(f"backlog {r['poll_paths'][0]['backlog']}, by pipeline.capacity")
+    fig.tight_layout()
+    fig.savefig(out / "scaling.png", dpi=100)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    results = json.loads(pathlib.Path(sys.argv[1]).read_text())
+    out = pathlib.Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    for draw in (throughput, latency, rss, scaling):
+        draw(results, out)
+        print(f"plot: {out / (draw.__name__ + '.png')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+//! paybridge's benchmark: every path against its ceiling, in one run, on one local tansu
+//! (SQLite storage) and the provider sandbox. Writes bench/results/latest.json and the
+//! "Latest run" section of bench/REPORT.md; `bench/plot.py` draws the plots from the JSON
+//! (`./scripts/bench` does all of it).
+//!
+//! Scenarios: the ceiling (a raw librdkafka producer, idempotent, acks=all, records of each
+//! source's event size, before and after the scenarios), start-up and idle memory, the
+//! three poll paths draining a backlog including the upstream acks or cursor commits,
+//! RippleNet webhooks at fixed offered rates and at saturation, and the RippleNet poll path
+//! as the backlog grows and with other `pipeline.capacity` values.
+//!
+//! `cargo bench --bench paybridge_bench` runs it all (release build). Under `cargo test` (no
+//! `--bench` argument) it runs as a smoke of a few seconds with tiny sizes and writes to
+//! target/bench-smoke/ instead, so the harness never rots. Environment:
+//! `PAYBRIDGE_BENCH_N` (backlog of the default runs, 10,000), `PAYBRIDGE_BENCH_SCALING`
+//! (backlogs, "1000,100000"), `PAYBRIDGE_BENCH_CAPACITIES` ("1000,5000,50000"),
+//! `PAYBRIDGE_BENCH_OUT` (output directory), and the `PAYBRIDGE_BENCH_KAFKA`,
+//! `PAYBRIDGE_BENCH_SOURCE`, `PAYBRIDGE_BENCH_CHECKOUT` config additions (setup.rs).
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+mod ceiling;
+mod checkout;
+mod measure;
+mod payments_direct;
+mod report;
+mod report_tables;
+mod ripplenet;
+mod running;
+mod setup;
+mod startup;
+mod webhooks;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ceiling::Ceiling;
+use paybridge_sandbox::Scenario;
+use report::{Machine, Results};
+use support::sandbox::Sandbox;
+
+/// The sizes of one run.
+struct Plan {
+    full: bool,
+    n: usize,
+    scaling: Vec<usize>,
+    capacities: Vec<usize>,
+    /// Offered webhook rates, as fractions of the RippleNet ceiling (full) or per second (smoke).
+    rates: Vec<f64>,
+    webhook_seconds: f64,
+    starts: usize,
+    idle: Duration,
+}
+
+fn list(name: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+impl Plan {
+    fn new(full: bool) -> Self {
+        if !full {
+            return Plan {
+                full,
+                n: 200,
+                scaling: vec![50],
+                capacities: vec![100],
+                rates: vec![50.0],
+                webhook_seconds: 1.0,
+                starts: 1,
+                idle: Duration::from_millis(300),
+            };
+        }
+        let n = std::env::var("PAYBRIDGE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+        Plan {
+            full,
+            n,
+            scaling: list("PAYBRIDGE_BENCH_SCALING", &[1_000, 100_000]),
+            capacities: list("PAYBRIDGE_BENCH_CAPACITIES", &[1_000, 5_000, 50_000]),
+            rates: vec![0.25, 0.5, 0.75],
+            webhook_seconds: 5.0,
+            starts: 5,
+            idle: Duration::from_secs(3),
+        }
+    }
+
+    fn out_dir(&self) -> PathBuf {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        match std::env::var("PAYBRIDGE_BENCH_OUT") {
+            Ok(dir) => PathBuf::from(dir),
+            Err(_) if self.full => root.join("bench/results"),
+            Err(_) => root.join("target/bench-smoke"),
+        }
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let plan = Plan::new(full);
+    let broker = support::Broker::start();
+    let mut r = Results {
+        generated_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        mode: if full { "full" } else { "smoke" }.into(),
+        build: if cfg!(debug_assertions) { "debug" } else { "release" }.into(),
+        command: if full { "./scripts/bench" } else { "cargo test --bench paybridge_bench (smoke)" }.into(),
+        machine: Machine::this(),
+        broker: "tansu 0.6.0, SQLite storage".into(),
+        ..Results::default()
+    };
+
+    eprintln!("bench: ceiling (RippleNet-sized records)");
+    let sb = Sandbox::start(Scenario::default()).await;
+    let uuids = sb.create(1).await;
+    let rn_sample = setup::ripplenet_sample(&sb, &uuids[0]).await;
+    let mut rn_ceiling = Ceiling::new(&rn_sample);
+    rn_ceiling.measure(&broker, &rn_sample, plan.n, 5).await;
+    rn_ceiling.measure(&broker, &rn_sample, plan.n, 2).await;
+
+    eprintln!("bench: start-up and idle memory");
+    r.startup = startup::measure_all(&broker, plan.starts, plan.idle).await;
+
+    eprintln!("bench: RippleNet poll path, backlog {}", plan.n);
+    let default_run = ripplenet::poll_run(&broker, plan.n, None).await;
+
+    let rates: Vec<(f64, usize)> = plan
+        .rates
+        .iter()
+        .map(|f| if full { (f * rn_ceiling.best() / 50.0).round() * 50.0 } else { *f })
+        .map(|rate| (rate, (rate * plan.webhook_seconds) as usize))
+        .collect();
+    eprintln!("bench: webhooks at {rates:?} (rate, count), then saturation");
+    r.webhooks = webhooks::suite(&broker, &rates, plan.n).await;
+
+    eprintln!("bench: Checkout poll path, backlog {}", plan.n);
+    let co_sample = setup::checkout_sample();
+    let mut co_ceiling = Ceiling::new(&co_sample);
+    co_ceiling.measure(&broker, &co_sample, plan.n, 2).await;
+    let co_run = checkout::poll_run(&broker, plan.n).await;
+    co_ceiling.measure(&broker, &co_sample, plan.n, 2).await;
+
+    eprintln!("bench: Payments Direct poll path, backlog {}", plan.n);
+    sb.pd_create(1).await;
+    let pd_sample = setup::payments_direct_sample(&sb).await;
+    let mut pd_ceiling = Ceiling::new(&pd_sample);
+    pd_ceiling.measure(&broker, &pd_sample, plan.n, 2).await;
+    let pd_run = payments_direct::poll_run(&broker, plan.n).await;
+    pd_ceiling.measure(&broker, &pd_sample, plan.n, 2).await;
+
+    for &backlog in &plan.scaling {
+        eprintln!("bench: scaling, RippleNet backlog {backlog}");
+        r.scaling_backlog.push(ripplenet::poll_run(&broker, backlog, None).await);
+    }
+    r.scaling_backlog.push(default_run.clone());
+    for &capacity in &plan.capacities {
+        eprintln!("bench: scaling, pipeline.capacity {capacity}");
+        r.scaling_capacity.push(ripplenet::poll_run(&broker, plan.n, Some(capacity)).await);
+    }
+
+    eprintln!("bench: ceiling again (RippleNet-sized records)");
+    rn_ceiling.measure(&broker, &rn_sample, plan.n, 5).await;
+    rn_ceiling.measure(&broker, &rn_sample, plan.n, 2).await;
+
+    r.poll_paths = vec![default_run, co_run, pd_run];
+    r.ceilings = [("ripplenet", rn_ceiling), ("checkout", co_ceiling), ("payments_direct", pd_ceiling)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    r.settle();
+    write(&plan, &r);
+    if !full {
+        smoke_checks(&r);
+    }
+}
+
+/// latest.json and the report: in the full mode bench/REPORT.md's "Latest run" section,
+/// in the smoke a REPORT.md of its own next to the JSON.
+fn write(plan: &Plan, r: &Results) {
+    let dir = plan.out_dir();
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let json = serde_json::to_string_pretty(r).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("latest.json"), json).unwrap_or_else(|e| panic!("{e}"));
+    let markdown = r.markdown();
+    println!("{markdown}");
+    let report = if plan.full && std::env::var("PAYBRIDGE_BENCH_OUT").is_err() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/REPORT.md")
+    } else {
+        dir.join("REPORT.md")
+    };
+    let old = std::fs::read_to_string(&report).unwrap_or_default();
+    std::fs::write(&report, report::replace_latest(&old, &markdown)).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("bench: wrote {} and {}", dir.join("latest.json").display(), report.display());
+}
+
+/// The smoke fails when a scenario produced nothing (the harness is rotting), never on speed.
+fn smoke_checks(r: &Results) {
+    let runs = r.poll_paths.iter().chain(&r.scaling_backlog).chain(&r.scaling_capacity);
+    for run in runs {
+        assert!(run.events_per_s > 0.0 && run.ceiling > 0.0, "{} run measured nothing: {run:?}", run.source);
+        assert!(!run.calls.is_empty(), "{} run counted no upstream calls", run.source);
+        assert!(run.process.peak_rss_mib > 0.0 && !run.process.rss_trace.is_empty(), "no memory readings");
+    }
+    assert_eq!(r.poll_paths.len(), 3);
+    for w in &r.webhooks.runs {
+        assert_eq!(w.answered_200, w.sent, "every webhook answered 200: {:?}", w.statuses);
+        assert!(w.sent > 0 && w.latency_ms.p50 > 0.0, "webhook level measured nothing: {w:?}");
+    }
+    assert_eq!(r.webhooks.runs.len(), 2, "one offered rate and saturation");
+    assert_eq!(r.startup.len(), 4);
+    assert!(r.startup.iter().all(|s| s.median_ms > 0.0 && s.idle_rss_mib > 0.0));
+    assert!(!r.targets.is_empty());
+}

@@ -1,0 +1,185 @@
+//! The results of one run: bench/results/latest.json, and the Markdown summary that goes
+//! into bench/REPORT.md (between its `bench:latest` markers).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::ceiling::Ceiling;
+use crate::running::PollRun;
+use crate::startup::Startup;
+use crate::webhooks::WebhookSuite;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu: String,
+    pub memory_gib: f64,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn this() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let field = |text: &str, name: &str| {
+            text.lines().find(|l| l.starts_with(name)).and_then(|l| l.split(':').nth(1)).map(|v| v.trim().to_owned())
+        };
+        let kib: f64 = field(&meminfo, "MemTotal")
+            .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or(0.0);
+        Machine {
+            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            cpu: field(&cpuinfo, "model name").unwrap_or_else(|| "unknown".into()),
+            memory_gib: (kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
+        }
+    }
+}
+
+/// A target of issue 14, with what this run measured.
+#[derive(Debug, Serialize)]
+pub struct Target {
+    pub what: String,
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    pub generated_at: String,
+    /// "full" (`cargo bench`) or "smoke" (`cargo test`, seconds, debug build).
+    pub mode: String,
+    pub build: String,
+    pub command: String,
+    pub machine: Machine,
+    pub broker: String,
+    /// The raw producer, by the source whose record size it used.
+    pub ceilings: BTreeMap<String, Ceiling>,
+    /// Each poll path at default settings.
+    pub poll_paths: Vec<PollRun>,
+    pub webhooks: WebhookSuite,
+    pub startup: Vec<Startup>,
+    /// RippleNet at default settings as the backlog grows.
+    pub scaling_backlog: Vec<PollRun>,
+    /// RippleNet with other `pipeline.capacity` values (same backlog as the default run).
+    pub scaling_capacity: Vec<PollRun>,
+    pub targets: Vec<Target>,
+}
+
+fn target(what: String, target: &str, measured: String, met: bool) -> Target {
+    Target { what, target: target.into(), measured, met }
+}
+
+impl Results {
+    /// Ratios against each source's ceiling, then the targets.
+    pub fn settle(&mut self) {
+        let best = |source: &str| self.ceilings.get(source).map(Ceiling::best).unwrap_or_default();
+        let (rn, co, pd) = (best("ripplenet"), best("checkout"), best("payments_direct"));
+        for run in self.poll_paths.iter_mut().chain(&mut self.scaling_backlog).chain(&mut self.scaling_capacity) {
+            run.rate_against(match run.source.as_str() {
+                "checkout" => co,
+                "payments_direct" => pd,
+                _ => rn,
+            });
+        }
+        for run in &mut self.webhooks.runs {
+            run.ceiling = rn;
+            run.ratio = if rn > 0.0 { run.answered_per_s / rn } else { 0.0 };
+        }
+        self.targets = self.targets();
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        let mut t = Vec::new();
+        for run in &self.poll_paths {
+            t.push(target(
+                format!("{} poll path throughput", run.source),
+                "≥ 0.9 × ceiling",
+                format!("{:.2} ×", run.ratio),
+                run.ratio >= 0.9,
+            ));
+            t.push(target(
+                format!("{} upstream calls per event", run.source),
+                "≤ 0.05",
+                format!("{:.3}", run.calls_per_event),
+                run.calls_per_event <= 0.05,
+            ));
+        }
+        let hooks = &self.webhooks.runs;
+        if let Some(sat) = hooks.iter().find(|r| r.mode == "saturation") {
+            let ok = sat.ratio >= 0.8 && sat.latency_ms.p99 <= 25.0;
+            let measured = format!("{:.2} × at p99 {:.1} ms", sat.ratio, sat.latency_ms.p99);
+            t.push(target("webhooks at saturation".into(), "≥ 0.8 × ceiling at p99 ≤ 25 ms", measured, ok));
+        }
+        let worst_p99 = hooks.iter().map(|r| r.latency_ms.p99).fold(0.0, f64::max);
+        t.push(target(
+            "webhook p99, every load level".into(),
+            "≤ 25 ms",
+            format!("{worst_p99:.1} ms"),
+            worst_p99 <= 25.0,
+        ));
+        let calls = hooks.iter().map(|r| r.calls_per_webhook).fold(0.0, f64::max);
+        t.push(target("upstream calls per webhook (worst level)".into(), "≤ 0.2", format!("{calls:.3}"), calls <= 0.2));
+        let refused: usize = hooks.iter().map(|r| r.sent - r.answered_200).sum();
+        t.push(target("webhooks refused".into(), "none", refused.to_string(), refused == 0));
+        let idle = self.startup.iter().map(|s| s.idle_rss_mib).fold(0.0, f64::max);
+        t.push(target("idle RSS (worst configuration)".into(), "≤ 15 MiB", format!("{idle:.1} MiB"), idle <= 15.0));
+        let peak = self.all_peaks().fold(0.0, f64::max);
+        t.push(target("peak RSS (worst scenario)".into(), "≤ 64 MiB", format!("{peak:.1} MiB"), peak <= 64.0));
+        let ready = self.startup.iter().map(|s| s.median_ms).fold(0.0, f64::max);
+        t.push(target(
+            "start to ready (median, worst configuration)".into(),
+            "≤ 200 ms",
+            format!("{ready:.0} ms"),
+            ready <= 200.0,
+        ));
+        t
+    }
+
+    fn all_peaks(&self) -> impl Iterator<Item = f64> + '_ {
+        self.poll_paths
+            .iter()
+            .chain(&self.scaling_backlog)
+            .chain(&self.scaling_capacity)
+            .map(|r| r.process.peak_rss_mib)
+            .chain(std::iter::once(self.webhooks.process.peak_rss_mib))
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let m = &self.machine;
+        let _ = writeln!(md, "## Latest run\n");
+        let _ = writeln!(
+            md,
+            "{} ({} mode, {} build) on {} cores ({}), {} GiB, Linux {}; {}. Command: `{}`. \
+             Figures: bench/results/latest.json; plots: bench/results/*.png.\n",
+            self.generated_at, self.mode, self.build, m.cores, m.cpu, m.memory_gib, m.kernel, self.broker, self.command
+        );
+        md.push_str(&crate::report_tables::targets(&self.targets));
+        md.push_str(&crate::report_tables::throughput(self));
+        md.push_str(&crate::report_tables::webhooks(&self.webhooks));
+        md.push_str(&crate::report_tables::startup(&self.startup));
+        md.push_str(&crate::report_tables::scaling(self));
+        md.push_str(&crate::report_tables::calls_and_cpu(self));
+        md
+    }
+}
+
+const START: &str = "<!-- bench:latest:start (written by the benchmark; edits here are replaced) -->";
+const END: &str = "<!-- bench:latest:end -->";
+
+/// `report` with its latest-run section (between the markers) replaced by `markdown`; the
+/// section goes first when the report has none.
+pub fn replace_latest(report: &str, markdown: &str) -> String {
+    let section = format!("{START}\n{markdown}{END}\n");
+    match (report.find(START), report.find(END)) {
+        (Some(start), Some(end)) if start < end => {
+            format!("{}{section}{}", &report[..start], report[end + END.len()..].trim_start_matches('\n'))
+        }
+        _ if report.is_empty() => section,
+        _ => format!("{section}\n{report}"),
+    }
+}

@@ -1,0 +1,173 @@
+//! The Markdown tables of the report.
+
+use std::fmt::Write;
+
+use crate::report::{Results, Target};
+use crate::running::PollRun;
+use crate::startup::Startup;
+use crate::webhooks::WebhookSuite;
+
+pub fn targets(targets: &[Target]) -> String {
+    let mut md = String::from(
+        "### Targets (reported, not asserted)\n\n| target | wanted | measured | met |\n| --- | --- | --- | --- |\n",
+    );
+    for t in targets {
+        let _ =
+            writeln!(md, "| {} | {} | {} | {} |", t.what, t.target, t.measured, if t.met { "yes" } else { "**no**" });
+    }
+    md.push('\n');
+    md
+}
+
+pub fn throughput(r: &Results) -> String {
+    let mut md = String::from(
+        "### Throughput against the ceiling\n\n\
+         | scenario | events/s | ceiling (records/s) | × ceiling | upstream calls / event | publish p50 / p99 ms | peak RSS MiB |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for (source, c) in &r.ceilings {
+        let runs: Vec<String> = c.runs.iter().map(|v| format!("{v:.0}")).collect();
+        let _ = writeln!(
+            md,
+            "| raw librdkafka producer, {source}-sized records ({} B), runs {} | {:.0} | – | 1.00 | – | – | – |",
+            c.record_bytes,
+            runs.join(", "),
+            c.best()
+        );
+    }
+    for run in &r.poll_paths {
+        let _ = writeln!(md, "{}", poll_row(&format!("{} poll path, backlog {}", run.source, run.backlog), run));
+    }
+    let h = &r.webhooks;
+    if let Some(sat) = h.runs.iter().find(|w| w.mode == "saturation") {
+        let _ = writeln!(
+            md,
+            "| RippleNet webhooks, {} callers (saturation), pollers on | {:.0} | {:.0} | {:.2} | {:.3} | {:.0} / {:.0} | {:.1} |",
+            sat.callers.unwrap_or_default(),
+            sat.answered_per_s,
+            sat.ceiling,
+            sat.ratio,
+            sat.calls_per_webhook,
+            h.process.publish_latency_ms.0,
+            h.process.publish_latency_ms.1,
+            h.process.peak_rss_mib
+        );
+    }
+    md.push('\n');
+    md
+}
+
+fn poll_row(name: &str, run: &PollRun) -> String {
+    format!(
+        "| {name} | {:.0} | {:.0} | {:.2} | {:.3} | {:.0} / {:.0} | {:.1} |",
+        run.events_per_s,
+        run.ceiling,
+        run.ratio,
+        run.calls_per_event,
+        run.process.publish_latency_ms.0,
+        run.process.publish_latency_ms.1,
+        run.process.peak_rss_mib
+    )
+}
+
+pub fn webhooks(h: &WebhookSuite) -> String {
+    let mut md = String::from(
+        "### Webhook intake (RippleNet thin payloads, pollers on, one process)\n\n\
+         | load | sent | answered 200 | answered/s | × ceiling | p50 ms | p99 ms | p999 ms | upstream calls / webhook | other answers |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for w in &h.runs {
+        let load = match (w.offered_per_s, w.callers) {
+            (Some(rate), _) => format!("{rate:.0}/s offered"),
+            (_, Some(callers)) => format!("{callers} callers, closed loop"),
+            _ => w.mode.clone(),
+        };
+        let others: Vec<String> =
+            w.statuses.iter().filter(|(s, _)| **s != 200).map(|(s, n)| format!("{s}: {n}")).collect();
+        let _ = writeln!(
+            md,
+            "| {load} | {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.3} | {} |",
+            w.sent,
+            w.answered_200,
+            w.answered_per_s,
+            w.ratio,
+            w.latency_ms.p50,
+            w.latency_ms.p99,
+            w.latency_ms.p999,
+            w.calls_per_webhook,
+            if others.is_empty() { "none".to_owned() } else { others.join(", ") }
+        );
+    }
+    md.push('\n');
+    md
+}
+
+pub fn startup(s: &[Startup]) -> String {
+    let mut md = String::from(
+        "### Start-up and idle memory (empty sandboxes, reachable broker)\n\n\
+         | sources | start → /readyz 200, median ms | each start ms | idle RSS MiB |\n| --- | --- | --- | --- |\n",
+    );
+    for x in s {
+        let each: Vec<String> = x.start_to_ready_ms.iter().map(|v| format!("{v:.0}")).collect();
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {} | {:.1} (after {:.1} s) |",
+            x.sources,
+            x.median_ms,
+            each.join(", "),
+            x.idle_rss_mib,
+            x.idle_s
+        );
+    }
+    md.push('\n');
+    md
+}
+
+pub fn scaling(r: &Results) -> String {
+    let mut md = String::from(
+        "### Scaling (RippleNet poll path)\n\n\
+         | backlog | pipeline.capacity | events/s | × ceiling | publish p50 / p99 ms | peak RSS MiB | upstream calls / event |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    let mut runs: Vec<&PollRun> = r.scaling_backlog.iter().chain(&r.scaling_capacity).collect();
+    runs.sort_by_key(|run| (run.backlog, run.capacity));
+    for run in runs {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {:.2} | {:.0} / {:.0} | {:.1} | {:.3} |",
+            run.backlog,
+            run.capacity,
+            run.events_per_s,
+            run.ratio,
+            run.process.publish_latency_ms.0,
+            run.process.publish_latency_ms.1,
+            run.process.peak_rss_mib,
+            run.calls_per_event
+        );
+    }
+    md.push('\n');
+    md
+}
+
+pub fn calls_and_cpu(r: &Results) -> String {
+    let mut md = String::from(
+        "### Calls and CPU\n\nCPU per 1,000 events, ms (2,000 ms per second on two cores): broker / paybridge / sandbox and load generator.\n\n",
+    );
+    for run in &r.poll_paths {
+        let c = run.process.cpu_per_1000_events_ms;
+        let _ = writeln!(
+            md,
+            "- {} poll path: CPU {:.0} / {:.0} / {:.0}; calls {:?}",
+            run.source, c.broker, c.paybridge, c.sandbox_and_bench, run.calls
+        );
+    }
+    let c = r.webhooks.process.cpu_per_1000_events_ms;
+    let _ =
+        writeln!(md, "- webhooks (all levels): CPU {:.0} / {:.0} / {:.0}", c.broker, c.paybridge, c.sandbox_and_bench);
+    for w in &r.webhooks.runs {
+        let _ =
+            writeln!(md, "  - {} {:?}: calls {:?}", w.mode, w.offered_per_s.or(w.callers.map(|c| c as f64)), w.calls);
+    }
+    md.push('\n');
+    md
+}
