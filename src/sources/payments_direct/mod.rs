@@ -210,7 +210,7 @@ impl PaymentsDirect {
             tracing::debug!(source = %self.config.name, payments = page.payments.len(), position = %next.encode(), "page committed");
             *position = next;
             if position.before.is_none() {
-                if recovery.as_mut().is_some_and(|r| r.window_done(before, Utc::now())) {
+                if recovery.as_mut().is_some_and(|r| r.window_done(after, Utc::now())) {
                     let recovered = recovery.take().map(|r| r.done.len()).unwrap_or_default();
                     tracing::info!(source = %self.config.name, payments = recovered, "caught up with the restart; recovery done");
                 }

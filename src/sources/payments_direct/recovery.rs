@@ -10,8 +10,10 @@
 //! which no transition names as its target, dated by `initiatedAt`), with the ids a
 //! search would have given them (one extra call per such payment, once). A payment still
 //! in that window when it is read again needs nothing; one that moved on before is found
-//! in a later window, so recovery lasts until the windows reach the moment that window was
-//! read again.
+//! in a later window, so recovery lasts until a window that starts after the moment that
+//! window was read again has been read (not merely one that ends after it: a payment that
+//! moves on while a window is read lands in a later one, and must still be seen in
+//! recovery).
 
 use std::collections::HashSet;
 
@@ -30,21 +32,21 @@ pub struct Recovery {
     pub since: DateTime<Utc>,
     /// When the window the previous process was reading had been read again (a payment
     /// still there then was published as it was); recovery ends with the first window that
-    /// reaches this time. None until then.
+    /// starts at or after this time. None until then.
     pub until: Option<DateTime<Utc>>,
     /// Payments already recovered.
     pub done: HashSet<String>,
 }
 
 impl Recovery {
-    /// After a window (ending at `before`) was read to its end: true when recovery is over.
-    pub fn window_done(&mut self, before: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    /// After the window `[after, before)` was read to its end: true when recovery is over.
+    pub fn window_done(&mut self, after: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         match self.until {
             None => {
                 self.until = Some(now);
                 false
             }
-            Some(until) => before >= until,
+            Some(until) => after >= until,
         }
     }
 
@@ -181,15 +183,20 @@ mod tests {
     }
 
     #[test]
-    fn recovery_lasts_until_a_window_reaches_the_time_the_first_one_was_read_again() {
+    fn recovery_lasts_until_a_window_starting_after_the_first_one_was_read_again_is_read() {
         let mut recovery = Recovery {
             from: t("2026-11-21T10:00:00Z"),
             since: t("2026-11-21T10:00:30Z"),
             until: None,
             done: HashSet::new(),
         };
-        assert!(!recovery.window_done(t("2026-11-21T10:01:00Z"), t("2026-11-21T10:06:00Z")), "the resumed window");
-        assert!(!recovery.window_done(t("2026-11-21T10:05:59Z"), t("2026-11-21T10:07:00Z")), "not there yet");
-        assert!(recovery.window_done(t("2026-11-21T10:06:00Z"), t("2026-11-21T10:08:00Z")));
+        // Windows by their start (`after`); the resumed one was read again by 10:06.
+        assert!(!recovery.window_done(t("2026-11-21T10:00:00Z"), t("2026-11-21T10:06:00Z")), "the resumed window");
+        assert!(
+            !recovery.window_done(t("2026-11-21T10:01:00Z"), t("2026-11-21T10:07:00Z")),
+            "ends after 10:06 but starts before: a payment that moved on during the resumed read may be in the next"
+        );
+        assert!(!recovery.window_done(t("2026-11-21T10:05:59Z"), t("2026-11-21T10:08:00Z")), "not there yet");
+        assert!(recovery.window_done(t("2026-11-21T10:06:00Z"), t("2026-11-21T10:09:00Z")));
     }
 }

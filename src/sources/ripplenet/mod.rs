@@ -26,8 +26,10 @@ use crate::config::RipplenetSource;
 use crate::event::Provider;
 use crate::normalize::ripplenet::notification;
 
-/// How long a webhook waits for a NEW read to bring its notification before fetching it by id.
-pub const WEBHOOK_READ_WAIT: Duration = Duration::from_millis(10);
+/// How long a webhook waits for a NEW read that starts after it to finish before fetching
+/// its notification by id (the read usually takes milliseconds; it is late only while the
+/// poller has its window of pages in flight or backs off).
+pub const WEBHOOK_READ_WAIT: Duration = Duration::from_millis(250);
 
 /// Which poller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,10 +161,7 @@ impl Ripplenet {
     }
 
     async fn fetch_for_webhook(self: Arc<Self>, uuid: String) {
-        let mut reads = self.new_reads.reads();
-        let before = *reads.borrow_and_update();
-        self.new_reads.wake();
-        let _ = tokio::time::timeout(WEBHOOK_READ_WAIT, reads.wait_for(|n| *n > before)).await;
+        self.new_reads.read_after_now(WEBHOOK_READ_WAIT).await;
         // Claimed by that read (or by anybody meanwhile): its holder settles it for us.
         let Ok(claim) = self.settler.ledger.claim(&uuid) else { return };
         let raw = match self.api.get(&uuid).await {

@@ -17,8 +17,9 @@ use super::ledger::Claim;
 use crate::http::backoff::Backoff;
 use crate::metrics::Metrics;
 
-/// How long the acker waits for more settled claims before sending a call that is not full.
-pub const LINGER: Duration = Duration::from_millis(2);
+/// How long the acker waits for more settled claims before sending a call that is not full
+/// (the webhook answer does not wait for the acknowledgement, only the provider's state).
+pub const LINGER: Duration = Duration::from_millis(20);
 /// Acknowledgement calls in flight at once.
 pub const CONCURRENT_CALLS: usize = 4;
 /// At most this many failed acknowledgements are kept for a retry (a long outage with
@@ -160,6 +161,12 @@ async fn run<C: AckCalls>(
                 }
             }
             while running.len() < CONCURRENT_CALLS {
+                // A call that would not be full waits while another is in flight: it goes
+                // when that one returns, with what joined it meanwhile.
+                let pending = queued.iter().map(|r| r.claims.len()).sum::<usize>();
+                if open && pending < batch && !running.is_empty() {
+                    break;
+                }
                 let Some(call) = next_call(&mut queued, batch) else { break };
                 let calls = calls.clone();
                 running.spawn(async move {

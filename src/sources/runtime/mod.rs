@@ -94,12 +94,13 @@ pub struct LoopSettings {
 #[derive(Debug)]
 pub struct PollSignals {
     wake: Notify,
-    reads: watch::Sender<u64>,
+    /// Reads (started, finished) so far; a finished read has claimed its items (or failed).
+    reads: watch::Sender<(u64, u64)>,
 }
 
 impl Default for PollSignals {
     fn default() -> Self {
-        Self { wake: Notify::new(), reads: watch::channel(0).0 }
+        Self { wake: Notify::new(), reads: watch::channel((0, 0)).0 }
     }
 }
 
@@ -109,9 +110,15 @@ impl PollSignals {
         self.wake.notify_one();
     }
 
-    /// Reads completed so far (their items claimed).
-    pub fn reads(&self) -> watch::Receiver<u64> {
-        self.reads.subscribe()
+    /// Asks for a read that starts after this call and waits (at most `limit`) until it
+    /// has finished: what existed upstream before the call has then been claimed, unless
+    /// the read failed or the loop could not read within `limit` (pages in flight at its
+    /// window, a backoff).
+    pub async fn read_after_now(&self, limit: Duration) {
+        let mut reads = self.reads.subscribe();
+        let target = reads.borrow_and_update().0 + 1;
+        self.wake();
+        let _ = tokio::time::timeout(limit, reads.wait_for(|(_, finished)| *finished >= target)).await;
     }
 }
 
@@ -176,7 +183,14 @@ pub async fn poll_loop<R: PageReader>(
                 pace.absorb(done, source);
             }
         }
-        match reader.read().await {
+        if let Some(signals) = &signals {
+            signals.reads.send_modify(|(started, _)| *started += 1);
+        }
+        let read = reader.read().await;
+        if let Some(signals) = &signals {
+            signals.reads.send_modify(|(_, finished)| *finished += 1);
+        }
+        match read {
             Ok(polled) => {
                 ctx.health.polled(&settings.health_name);
                 ctx.metrics.polled(source);
@@ -188,9 +202,6 @@ pub async fn poll_loop<R: PageReader>(
                 if progress {
                     tracing::debug!(source, loop_name = %settings.health_name, read = polled.read, claimed = polled.claimed, in_flight = pages.len(), "page read");
                     pages.spawn(reader.clone().settle(polled.page));
-                }
-                if let Some(signals) = &signals {
-                    signals.reads.send_modify(|n| *n += 1);
                 }
                 // A full page that brought new work means a backlog: read on at once.
                 if full && progress {
