@@ -3,19 +3,14 @@
 
 use std::time::Duration;
 
-use crate::running::{PollRun, Running, calls, request_times, until};
+use crate::running::{PollRun, Running, calls, in_batches, request_times, until};
 use crate::setup::{self, Topics};
 use crate::support::Broker;
 
 pub async fn poll_run(broker: &Broker, backlog: usize) -> PollRun {
     let keys = crate::support::keys::rsa_keys();
     let sb = crate::support::checkout::sandbox(&keys).await;
-    let mut left = backlog;
-    while left > 0 {
-        let batch = left.min(1000);
-        crate::support::checkout::create(&sb, batch, None).await;
-        left -= batch;
-    }
+    in_batches(backlog, 1000, |batch| crate::support::checkout::create(&sb, batch, None)).await;
     let topics = Topics::new(broker, "bench-co");
     let section = setup::checkout(&sb, &keys.private_file.display().to_string());
     let run = Running::start(&setup::bridge_config(broker, &topics, None, &[section]), broker.pid());

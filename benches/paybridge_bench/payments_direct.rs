@@ -7,19 +7,14 @@ use std::time::{Duration, Instant};
 use paybridge_sandbox::Scenario;
 
 use crate::measure;
-use crate::running::{PollRun, Running, calls, calls_since, until};
+use crate::running::{PollRun, Running, calls, calls_since, in_batches, until};
 use crate::setup::{self, Topics};
 use crate::support::Broker;
 use crate::support::sandbox::Sandbox;
 
 pub async fn poll_run(broker: &Broker, backlog: usize) -> PollRun {
     let sb = Sandbox::start(Scenario::default()).await;
-    let mut left = backlog;
-    while left > 0 {
-        let batch = left.min(1000);
-        sb.pd_create(batch).await;
-        left -= batch;
-    }
+    in_batches(backlog, 1000, |batch| sb.pd_create(batch)).await;
     let sample = setup::payments_direct_sample(&sb).await;
     let before = calls(&sb, "payments_direct").await;
     // Past the 1 s safety lag, so the whole backlog is in the first window.

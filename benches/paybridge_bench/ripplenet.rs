@@ -5,25 +5,16 @@ use std::time::Duration;
 
 use paybridge_sandbox::Scenario;
 
-use crate::running::{PollRun, Running, calls, calls_since, request_times, until};
+use crate::running::{PollRun, Running, calls, calls_since, in_batches, request_times, until};
 use crate::setup::{self, Topics};
 use crate::support::Broker;
 use crate::support::sandbox::Sandbox;
-
-/// Creates `n` NEW notifications (in calls of at most 10,000); their uuids.
-pub async fn create(sb: &Sandbox, n: usize) -> Vec<String> {
-    let mut uuids = Vec::with_capacity(n);
-    while uuids.len() < n {
-        uuids.extend(sb.create((n - uuids.len()).min(10_000)).await);
-    }
-    uuids
-}
 
 /// A fresh sandbox with `backlog` NEW notifications; `paybridge run` (one RippleNet source)
 /// drains it. Timed by the sandbox, from the first NEW read to the last acknowledgement.
 pub async fn poll_run(broker: &Broker, backlog: usize, capacity: Option<usize>) -> PollRun {
     let sb = Sandbox::start(Scenario::default()).await;
-    let uuids = create(&sb, backlog).await;
+    let uuids = in_batches(backlog, 10_000, |batch| sb.create(batch)).await;
     let sample = setup::ripplenet_sample(&sb, &uuids[0]).await;
     let before = calls(&sb, "ripplenet").await;
     let topics = Topics::new(broker, "bench-rn");

@@ -125,6 +125,23 @@ pub async fn request_times(sb: &crate::support::sandbox::Sandbox, provider: &str
         .collect()
 }
 
+/// Creates `n` items upstream through `create` (called with batches of at most `size`);
+/// their ids.
+pub async fn in_batches<F, Fut>(n: usize, size: usize, mut create: F) -> Vec<String>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let mut ids = Vec::with_capacity(n);
+    let mut asked = 0;
+    while asked < n {
+        let batch = (n - asked).min(size);
+        ids.extend(create(batch).await);
+        asked += batch;
+    }
+    ids
+}
+
 /// Waits until `check` is true (polling every 20 ms); panics with `what` after `limit`.
 pub async fn until<F, Fut>(what: &str, limit: Duration, mut check: F)
 where

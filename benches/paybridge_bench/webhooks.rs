@@ -50,7 +50,7 @@ pub const CALLERS: usize = 32;
 /// `rates`: (offered per second, webhooks) for the open-loop levels; then `saturation`
 /// webhooks from [`CALLERS`] closed-loop callers.
 pub async fn suite(broker: &Broker, rates: &[(f64, usize)], saturation: usize) -> WebhookSuite {
-    let sb = Sandbox::start(Scenario::default()).await;
+    let sb = Arc::new(Sandbox::start(Scenario::default()).await);
     let topics = Topics::new(broker, "bench-hooks");
     let section = setup::ripplenet(&sb, "[sources.webhook]\nenabled = true\npath = \"/hooks/rn\"");
     let run = Running::start(&setup::bridge_config(broker, &topics, None, &[section]), broker.pid());
@@ -146,7 +146,7 @@ async fn offered(
 /// Closed loop: [`CALLERS`] callers, each sending its next webhook when the last one was
 /// answered; notifications are created 64 at a time as the callers need them.
 async fn closed_loop(
-    sb: &Sandbox,
+    sb: &Arc<Sandbox>,
     http: &reqwest::Client,
     url: &str,
     count: usize,
@@ -154,9 +154,8 @@ async fn closed_loop(
     let feed = Arc::new(tokio::sync::Mutex::new((VecDeque::<String>::new(), 0usize)));
     let started = Instant::now();
     let mut callers = JoinSet::new();
-    let sb = Arc::new(sb.url(""));
     for _ in 0..CALLERS {
-        let (feed, http, url, base) = (feed.clone(), http.clone(), url.to_owned(), sb.clone());
+        let (feed, http, url, sb) = (feed.clone(), http.clone(), url.to_owned(), sb.clone());
         callers.spawn(async move {
             let mut answers = Vec::new();
             loop {
@@ -164,7 +163,7 @@ async fn closed_loop(
                     let mut feed = feed.lock().await;
                     if feed.0.is_empty() && feed.1 < count {
                         let batch = (count - feed.1).min(64);
-                        feed.0.extend(create_at(&http, &base, batch).await);
+                        feed.0.extend(sb.create(batch).await);
                         feed.1 += batch;
                     }
                     feed.0.pop_front()
@@ -176,16 +175,4 @@ async fn closed_loop(
     }
     let answers = callers.join_all().await.into_iter().flatten().collect();
     (answers, started.elapsed())
-}
-
-/// [`Sandbox::create`] from a task (the sandbox itself stays with the scenario).
-async fn create_at(http: &reqwest::Client, base: &str, count: usize) -> Vec<String> {
-    let response = http
-        .post(format!("{base}/_sandbox/ripplenet/notifications"))
-        .json(&serde_json::json!({"count": count}))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let v: serde_json::Value = response.json().await.unwrap_or_default();
-    v["uuids"].as_array().into_iter().flatten().filter_map(|u| u.as_str().map(str::to_owned)).collect()
 }
