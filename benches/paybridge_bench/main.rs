@@ -107,6 +107,11 @@ async fn main() {
         mode: if full { "full" } else { "smoke" }.into(),
         build: if cfg!(debug_assertions) { "debug" } else { "release" }.into(),
         command: if full { "./scripts/bench" } else { "cargo test --bench paybridge_bench (smoke)" }.into(),
+        output_dir: {
+            let dir = plan.out_dir();
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            dir.strip_prefix(root).unwrap_or(&dir).display().to_string()
+        },
         machine: Machine::this(),
         broker: "tansu 0.6.0, SQLite storage".into(),
         ..Results::default()

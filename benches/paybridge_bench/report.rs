@@ -54,6 +54,8 @@ pub struct Results {
     pub mode: String,
     pub build: String,
     pub command: String,
+    /// Where latest.json and the plots are.
+    pub output_dir: String,
     pub machine: Machine,
     pub broker: String,
     /// The raw producer, by the source whose record size it used.
@@ -155,8 +157,17 @@ impl Results {
         let _ = writeln!(
             md,
             "{} ({} mode, {} build) on {} cores ({}), {} GiB, Linux {}; {}. Command: `{}`. \
-             Figures: bench/results/latest.json; plots: bench/results/*.png.\n",
-            self.generated_at, self.mode, self.build, m.cores, m.cpu, m.memory_gib, m.kernel, self.broker, self.command
+             Figures: {dir}/latest.json; plots: {dir}/*.png.\n",
+            self.generated_at,
+            self.mode,
+            self.build,
+            m.cores,
+            m.cpu,
+            m.memory_gib,
+            m.kernel,
+            self.broker,
+            self.command,
+            dir = self.output_dir
         );
         md.push_str(&crate::report_tables::targets(&self.targets));
         md.push_str(&crate::report_tables::throughput(self));

@@ -182,17 +182,19 @@ impl PaymentsDirect {
             return Ok(0);
         }
         let mut read = 0;
+        let mut prefetched = None;
         loop {
             if self.ctx.stop.is_cancelled() {
                 return Err(Stopped);
             }
-            let page = match self.search(after, before, position).await? {
-                Some(page) => page,
-                None => {
-                    // The provider refused the saved page token: read the window again.
-                    *position = Position { before: Some(before), page_token: None, pages: 0, ..Position::at(after) };
-                    continue;
-                }
+            let searched = match prefetched.take() {
+                Some(searched) => searched,
+                None => self.search(after, before, position).await?,
+            };
+            let Some(page) = searched else {
+                // The provider refused the saved page token: read the window again.
+                *position = Position { before: Some(before), page_token: None, pages: 0, ..Position::at(after) };
+                continue;
             };
             read += page.payments.len();
             let mut next = match &page.last_page_token {
@@ -206,7 +208,14 @@ impl PaymentsDirect {
             };
             next.recovering = recovery.as_ref().map(|r| RecoveryFloor { from: r.from, since: r.since });
             let events = self.events(&page.payments, recovery).await?;
-            self.commit(events, &next).await?;
+            if next.page_token.is_some() {
+                // The next page's token is known: it is searched while this page commits.
+                let (committed, searched) = tokio::join!(self.commit(events, &next), self.search(after, before, &next));
+                committed?;
+                prefetched = Some(searched?);
+            } else {
+                self.commit(events, &next).await?;
+            }
             tracing::debug!(source = %self.config.name, payments = page.payments.len(), position = %next.encode(), "page committed");
             *position = next;
             if position.before.is_none() {
