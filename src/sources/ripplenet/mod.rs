@@ -27,9 +27,10 @@ use crate::event::Provider;
 use crate::normalize::ripplenet::notification;
 
 /// How long a webhook waits for a NEW read that starts after it to finish before fetching
-/// its notification by id (the read usually takes milliseconds; it is late only while the
-/// poller has its window of pages in flight or backs off).
-pub const WEBHOOK_READ_WAIT: Duration = Duration::from_millis(250);
+/// its notification by id. The read usually takes milliseconds; it is late only while the
+/// poller has its window of pages in flight (the pipeline is saturated: a fetch by id would
+/// only add upstream calls and wait for the same pipeline) or backs off after failures.
+pub const WEBHOOK_READ_WAIT: Duration = Duration::from_secs(2);
 
 /// Which poller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
