@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::report::{Results, Target};
-use crate::running::PollRun;
+use crate::running::{PollRun, ProcessFigures};
 use crate::startup::Startup;
 use crate::webhooks::WebhookSuite;
 
@@ -36,37 +36,25 @@ pub fn throughput(r: &Results) -> String {
         );
     }
     for run in &r.poll_paths {
-        let _ = writeln!(md, "{}", poll_row(&format!("{} poll path, backlog {}", run.source, run.backlog), run));
+        let name = format!("{} poll path, backlog {}", run.source, run.backlog);
+        let _ = writeln!(md, "{}", row(&name, run.events_per_s, run.ceiling, run.calls_per_event, &run.process));
     }
     let h = &r.webhooks;
     if let Some(sat) = h.runs.iter().find(|w| w.mode == "saturation") {
-        let _ = writeln!(
-            md,
-            "| RippleNet webhooks, {} callers (saturation), pollers on | {:.0} | {:.0} | {:.2} | {:.3} | {:.0} / {:.0} | {:.1} |",
-            sat.callers.unwrap_or_default(),
-            sat.answered_per_s,
-            sat.ceiling,
-            sat.ratio,
-            sat.calls_per_webhook,
-            h.process.publish_latency_ms.0,
-            h.process.publish_latency_ms.1,
-            h.process.peak_rss_mib
-        );
+        let name = format!("RippleNet webhooks, {} callers (saturation), pollers on", sat.callers.unwrap_or_default());
+        let _ = writeln!(md, "{}", row(&name, sat.answered_per_s, sat.ceiling, sat.calls_per_webhook, &h.process));
     }
     md.push('\n');
     md
 }
 
-fn poll_row(name: &str, run: &PollRun) -> String {
+/// A throughput row: rate, its ceiling and ratio, calls per event, and the process figures.
+fn row(name: &str, rate: f64, ceiling: f64, calls: f64, p: &ProcessFigures) -> String {
+    let ratio = if ceiling > 0.0 { rate / ceiling } else { 0.0 };
+    let (p50, p99) = p.publish_latency_ms;
     format!(
-        "| {name} | {:.0} | {:.0} | {:.2} | {:.3} | {:.0} / {:.0} | {:.1} |",
-        run.events_per_s,
-        run.ceiling,
-        run.ratio,
-        run.calls_per_event,
-        run.process.publish_latency_ms.0,
-        run.process.publish_latency_ms.1,
-        run.process.peak_rss_mib
+        "| {name} | {rate:.0} | {ceiling:.0} | {ratio:.2} | {calls:.3} | {p50:.0} / {p99:.0} | {:.1} |",
+        p.peak_rss_mib
     )
 }
 
