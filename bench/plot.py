@@ -18,6 +18,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def save(fig, ax, out, name, title, xlabel, ylabel):
+    """Labels `ax`, adds its legend and writes `fig` as OUT/NAME.png."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / f"{name}.png", dpi=100)
+
+
 def throughput(r, out):
     names, rates, ceilings = [], [], []
     for run in r["poll_paths"]:
@@ -37,12 +47,8 @@ def throughput(r, out):
         if ceiling:
             ax.annotate(f"{rate / ceiling:.2f}×", (i + 0.2, rate), ha="center", va="bottom", fontsize=9)
     ax.set_xticks(list(x), names)
-    ax.set_ylabel("events/s")
     ax.set_ylim(top=max(ceilings + rates) * 1.25)
-    ax.set_title("Throughput against the ceiling")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "throughput.png", dpi=100)
+    save(fig, ax, out, "throughput", "Throughput against the ceiling", "", "events/s")
 
 
 def latency(r, out):
@@ -58,13 +64,8 @@ def latency(r, out):
         ax.annotate(f"{w['callers']} callers, closed loop (x = answered rate)",
                     (w["answered_per_s"], w["latency_ms"]["p999"]), fontsize=8)
     ax.axhline(25, color="red", linestyle="--", linewidth=1, label="p99 target (25 ms)")
-    ax.set_xlabel("webhooks per second")
-    ax.set_ylabel("latency, ms")
     ax.set_yscale("log")
-    ax.set_title("Webhook latency against the load")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=100)
+    save(fig, ax, out, "latency", "Webhook latency against the load", "webhooks per second", "latency, ms")
 
 
 def rss(r, out):
@@ -76,12 +77,7 @@ def rss(r, out):
         if trace:
             ax.plot([t for t, _ in trace], [m for _, m in trace], label=name)
     ax.axhline(64, color="red", linestyle="--", linewidth=1, label="peak target (64 MiB)")
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("resident memory, MiB")
-    ax.set_title("paybridge memory over time")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "rss.png", dpi=100)
+    save(fig, ax, out, "rss", "paybridge memory over time", "seconds since start", "resident memory, MiB")
 
 
 def scaling(r, out):

@@ -21,6 +21,16 @@ fn paybridge(args: &[&str], env: &[(&str, &str)]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run paybridge: {e}"))
 }
 
+/// `paybridge schema register` with `args`.
+fn register(args: &[&str], env: &[(&str, &str)]) -> Output {
+    paybridge(&[&["schema", "register"], args].concat(), env)
+}
+
+/// A dry run of `schema` against `subject` of `registry`.
+fn dry_run(registry: &str, subject: &str, schema: &str) -> Output {
+    register(&["--registry", registry, "--subject", subject, "--schema", schema, "--dry-run"], &[])
+}
+
 fn text(output: &Output) -> (String, String) {
     (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
@@ -49,14 +59,14 @@ fn registering_prints_the_id_and_registering_again_the_same_id() {
     // Another subject first, so the event schema's id is not simply 1.
     registry.register("other-value", "JSON", &json!({"type": "string"})).unwrap_or_else(|e| panic!("{e}"));
 
-    let first = paybridge(&["schema", "register", "--registry", &registry.url], &[]);
+    let first = register(&["--registry", &registry.url], &[]);
     let (out, err) = text(&first);
     assert_eq!(first.status.code(), Some(0), "{out}{err}");
     assert_eq!(out, format!("subject {DEFAULT_SUBJECT}: registered, schema id 2 (version 1, the subject's first)\n"));
     assert_eq!(registry.versions(DEFAULT_SUBJECT), vec![2]);
     assert_eq!(registry.schema(2), Some(event_schema()), "the registered schema is the one paybridge produces");
 
-    let again = paybridge(&["schema", "register", "--registry", &registry.url], &[]);
+    let again = register(&["--registry", &registry.url], &[]);
     let (out, err) = text(&again);
     assert_eq!(again.status.code(), Some(0), "{out}{err}");
     assert_eq!(
@@ -73,14 +83,11 @@ fn registering_prints_the_id_and_registering_again_the_same_id() {
 fn a_broken_schema_is_refused_with_the_reason_and_nothing_is_registered() {
     let registry = Registry::start(Access::Open);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let registered = paybridge(&["schema", "register", "--registry", &registry.url, "--subject", "events-value"], &[]);
+    let registered = register(&["--registry", &registry.url, "--subject", "events-value"], &[]);
     assert_eq!(registered.status.code(), Some(0), "{:?}", text(&registered));
 
     let broken = write_json(&dir, "broken.json", &without_provider_state());
-    let refused = paybridge(
-        &["schema", "register", "--registry", &registry.url, "--subject", "events-value", "--schema", &broken],
-        &[],
-    );
+    let refused = register(&["--registry", &registry.url, "--subject", "events-value", "--schema", &broken], &[]);
     let (out, err) = text(&refused);
     assert_eq!(refused.status.code(), Some(1), "{out}{err}");
     assert!(err.contains("subject events-value: the registry refuses the schema; nothing registered"), "{err}");
@@ -94,48 +101,19 @@ fn a_broken_schema_is_refused_with_the_reason_and_nothing_is_registered() {
     assert_eq!(registry.versions("events-value").len(), 1, "nothing registered");
 
     // A dry run of the same says the same and registers nothing either.
-    let dry = paybridge(
-        &[
-            "schema",
-            "register",
-            "--registry",
-            &registry.url,
-            "--subject",
-            "events-value",
-            "--schema",
-            &broken,
-            "--dry-run",
-        ],
-        &[],
-    );
+    let dry = dry_run(&registry.url, "events-value", &broken);
     assert_eq!(dry.status.code(), Some(1), "{:?}", text(&dry));
 
     // An added optional property is a new version.
     let mut grown = event_schema();
     grown["$defs"]["PaymentEvent"]["properties"]["settled_at"] = json!({"type": ["string", "null"]});
     let grown = write_json(&dir, "grown.json", &grown);
-    let dry = paybridge(
-        &[
-            "schema",
-            "register",
-            "--registry",
-            &registry.url,
-            "--subject",
-            "events-value",
-            "--schema",
-            &grown,
-            "--dry-run",
-        ],
-        &[],
-    );
+    let dry = dry_run(&registry.url, "events-value", &grown);
     let (out, err) = text(&dry);
     assert_eq!(dry.status.code(), Some(0), "{out}{err}");
     assert!(out.contains("dry run: the registry finds the schema compatible"), "{out}");
     assert_eq!(registry.versions("events-value").len(), 1, "a dry run registers nothing");
-    let added = paybridge(
-        &["schema", "register", "--registry", &registry.url, "--subject", "events-value", "--schema", &grown],
-        &[],
-    );
+    let added = register(&["--registry", &registry.url, "--subject", "events-value", "--schema", &grown], &[]);
     let (out, err) = text(&added);
     assert_eq!(added.status.code(), Some(0), "{out}{err}");
     assert_eq!(out, "subject events-value: registered, schema id 2 (version 2)\n");
@@ -144,7 +122,7 @@ fn a_broken_schema_is_refused_with_the_reason_and_nothing_is_registered() {
 #[test]
 fn a_dry_run_on_a_new_subject_registers_nothing() {
     let registry = Registry::start(Access::Open);
-    let dry = paybridge(&["schema", "register", "--registry", &registry.url, "--dry-run"], &[]);
+    let dry = register(&["--registry", &registry.url, "--dry-run"], &[]);
     let (out, err) = text(&dry);
     assert_eq!(dry.status.code(), Some(0), "{out}{err}");
     assert!(out.contains("dry run: the subject is new"), "{out}");
@@ -154,30 +132,26 @@ fn a_dry_run_on_a_new_subject_registers_nothing() {
 #[test]
 fn registry_errors_are_shown_as_such_and_credentials_never() {
     let registry = Registry::start(Access::Basic("ops".into(), "right-pass-4821".into()));
-    let wrong =
-        paybridge(&["schema", "register", "--registry", &registry.url, "--basic-auth", "ops:wrong-pass-9137"], &[]);
+    let wrong = register(&["--registry", &registry.url, "--basic-auth", "ops:wrong-pass-9137"], &[]);
     let (out, err) = text(&wrong);
     assert_eq!(wrong.status.code(), Some(1), "{out}{err}");
     assert!(err.contains("the registry answered 401: Unauthorized (error_code 40101)"), "{err}");
     assert!(!out.contains("wrong-pass-9137") && !err.contains("wrong-pass-9137"), "{out}{err}");
 
-    let right = paybridge(
-        &["schema", "register", "--registry", &registry.url],
-        &[("PAYBRIDGE_REGISTRY_BASIC_AUTH", "ops:right-pass-4821")],
-    );
+    let right = register(&["--registry", &registry.url], &[("PAYBRIDGE_REGISTRY_BASIC_AUTH", "ops:right-pass-4821")]);
     let (out, err) = text(&right);
     assert_eq!(right.status.code(), Some(0), "{out}{err}");
     assert!(!out.contains("right-pass-4821") && !err.contains("right-pass-4821"));
 
     let bearer = Registry::start(Access::Bearer("token-5521".into()));
-    let with_token = paybridge(&["schema", "register", "--registry", &bearer.url, "--bearer", "token-5521"], &[]);
+    let with_token = register(&["--registry", &bearer.url, "--bearer", "token-5521"], &[]);
     assert_eq!(with_token.status.code(), Some(0), "{:?}", text(&with_token));
-    let without = paybridge(&["schema", "register", "--registry", &bearer.url], &[]);
+    let without = register(&["--registry", &bearer.url], &[]);
     assert_eq!(without.status.code(), Some(1), "{:?}", text(&without));
 
     // Nobody listening: said so, exit 1.
     let gone = format!("http://127.0.0.1:{}", support::free_port());
-    let unreachable = paybridge(&["schema", "register", "--registry", &gone], &[]);
+    let unreachable = register(&["--registry", &gone], &[]);
     let (_, err) = text(&unreachable);
     assert_eq!(unreachable.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot reach the registry"), "{err}");
@@ -195,7 +169,7 @@ fn the_config_gives_registry_subject_and_credentials() {
     );
     std::fs::write(&path, config).unwrap_or_else(|e| panic!("{e}"));
     let path = path.display().to_string();
-    let registered = paybridge(&["schema", "register", "--config", &path], &[("REGISTRY_PASSWORD", "conf-pass-7710")]);
+    let registered = register(&["--config", &path], &[("REGISTRY_PASSWORD", "conf-pass-7710")]);
     let (out, err) = text(&registered);
     assert_eq!(registered.status.code(), Some(0), "{out}{err}");
     assert!(out.starts_with("subject payments.events-value: registered, schema id 1"), "TopicNameStrategy: {out}");
@@ -203,10 +177,7 @@ fn the_config_gives_registry_subject_and_credentials() {
     assert_eq!(registry.versions("payments.events-value"), vec![1]);
 
     // A flag beats the config.
-    let other = paybridge(
-        &["schema", "register", "--config", &path, "--subject", "custom"],
-        &[("REGISTRY_PASSWORD", "conf-pass-7710")],
-    );
+    let other = register(&["--config", &path, "--subject", "custom"], &[("REGISTRY_PASSWORD", "conf-pass-7710")]);
     assert_eq!(other.status.code(), Some(0), "{:?}", text(&other));
     assert_eq!(registry.versions("custom"), vec![1], "same schema, same id under another subject");
 }

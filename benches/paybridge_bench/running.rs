@@ -142,15 +142,12 @@ where
     ids
 }
 
-/// Waits until `check` is true (polling every 20 ms); panics with `what` after `limit`.
-pub async fn until<F, Fut>(what: &str, limit: Duration, mut check: F)
+/// Waits until `check` is true, polling every 20 ms (the drains are timed by it); panics
+/// with `what` after `limit`.
+pub async fn until<F, Fut>(what: &str, limit: Duration, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::support::process::eventually_every(what, limit, Duration::from_millis(20), check).await
 }

@@ -124,7 +124,16 @@ impl Drop for Paybridge {
 }
 
 /// Waits until `check` is true, polling every 100 ms; panics with `what` after `limit`.
-pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    eventually_every(what, limit, Duration::from_millis(100), check).await
+}
+
+/// [`eventually`], polling every `every` (the benchmark times drains this way).
+pub async fn eventually_every<F, Fut>(what: &str, limit: Duration, every: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -135,7 +144,7 @@ where
             return;
         }
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
