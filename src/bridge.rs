@@ -56,6 +56,11 @@ impl Bridge {
                 return Err(RunError::SourceStart { name: cfg.name.clone(), reason: e.to_string() });
             }
         }
+        // So is an intake certificate that cannot be read.
+        let intake_tls = match &config.intake.tls {
+            Some(tls) => Some(crate::intake::tls::ReloadingCert::load(tls).map_err(RunError::Intake)?),
+            None => None,
+        };
         let value_format = match &config.kafka.schema_registry {
             Some(registry) => match crate::registry::check_at_start(registry, &config.kafka.topic, stop).await {
                 Ok(Some(format)) => format,
@@ -144,6 +149,16 @@ impl Bridge {
         let (intake, intake_addr) = if hooks.is_empty() {
             (None, None::<SocketAddr>)
         } else {
+            let router = intake::router(&hooks, &config.intake, &metrics).map_err(RunError::Intake)?;
+            let tls = match &intake_tls {
+                Some(cert) => {
+                    let interval =
+                        config.intake.tls.as_ref().map_or(Duration::from_secs(30), |t| t.reload_interval.get());
+                    tokio::spawn(intake::tls::watch(cert.clone(), interval, stop_background.clone()));
+                    Some(cert.server_config().map_err(RunError::Intake)?)
+                }
+                None => None,
+            };
             let wanted = config.intake.listen.0;
             let listener = tokio::net::TcpListener::bind(wanted).await.map_err(|source| RunError::Bind {
                 what: "intake.listen",
@@ -151,7 +166,8 @@ impl Bridge {
                 source,
             })?;
             let addr = listener.local_addr().unwrap_or(wanted);
-            (Some(tokio::spawn(intake::serve(listener, intake::router(&hooks), stop_intake.clone()))), Some(addr))
+            let options = intake::ServeOptions { header_timeout: config.intake.header_timeout.get(), tls };
+            (Some(tokio::spawn(intake::serve(listener, router, options, stop_intake.clone()))), Some(addr))
         };
         tracing::info!(
             topic = sink.topic(),

@@ -38,6 +38,8 @@ pub enum RunError {
     SourceStart { name: String, reason: String },
     #[error("the event contract check failed: {0}")]
     SchemaRegistry(String),
+    #[error("the webhook intake cannot start: {0}")]
+    Intake(String),
 }
 
 /// Runs the bridge until `shutdown` is cancelled or the producer fails fatally (see

@@ -18,6 +18,13 @@ pub struct SourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub source: String,
+    /// See [`crate::intake::guard::Refusal::reason`].
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamLabels {
     pub source: String,
     pub endpoint: String,
@@ -58,7 +65,7 @@ pub struct Metrics {
     ack_invalid: Family<SourceLabels, Counter>,
     webhook_unknown: Family<SourceLabels, Counter>,
     processing_failures: Family<SourceLabels, Counter>,
-    webhook_rejected: Family<SourceLabels, Counter>,
+    webhook_rejected: Family<RefusalLabels, Counter>,
     ack_failed: Family<SourceLabels, Counter>,
     producer_fatal: Gauge,
 }
@@ -91,7 +98,7 @@ impl Metrics {
         let ack_invalid = Family::<SourceLabels, Counter>::default();
         let webhook_unknown = Family::<SourceLabels, Counter>::default();
         let processing_failures = Family::<SourceLabels, Counter>::default();
-        let webhook_rejected = Family::<SourceLabels, Counter>::default();
+        let webhook_rejected = Family::<RefusalLabels, Counter>::default();
         let ack_failed = Family::<SourceLabels, Counter>::default();
         let producer_fatal = Gauge::default();
         registry.register(
@@ -106,7 +113,7 @@ impl Metrics {
         );
         registry.register(
             "webhook_rejected",
-            "Webhook calls refused as malformed (400) or too large (413)",
+            "Webhook calls refused, by reason (forbidden, bad_token, saturated, body_timeout, too_large, body_unreadable, bad_signature, stale_timestamp, too_deep, malformed)",
             webhook_rejected.clone(),
         );
         registry.register(
@@ -291,8 +298,10 @@ impl Metrics {
         self.processing_failures.get_or_create(&Self::labels(source)).inc();
     }
 
-    pub fn webhook_rejected(&self, source: &str) {
-        self.webhook_rejected.get_or_create(&Self::labels(source)).inc();
+    pub fn webhook_rejected(&self, source: &str, reason: &str) {
+        self.webhook_rejected
+            .get_or_create(&RefusalLabels { source: source.to_owned(), reason: reason.to_owned() })
+            .inc();
     }
 
     pub fn set_pipeline_depth(&self, depth: usize) {

@@ -27,7 +27,7 @@ fn exposed_series() -> BTreeSet<String> {
     m.producer_fatal();
     m.webhook_unknown("s");
     m.processing_failure("s");
-    m.webhook_rejected("s");
+    m.webhook_rejected("s", "malformed");
     m.set_pipeline_depth(1);
     let text = m.encode();
     let mut names = BTreeSet::new();

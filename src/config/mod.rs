@@ -6,6 +6,7 @@
 mod checkout;
 mod duration;
 mod env;
+mod intake;
 mod listen;
 mod load;
 mod payments_direct;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use checkout::{AUTO_ACK_REFUSED, CheckoutSource, JwtClient, is_auto_ack_key};
 pub use duration::{DURATION_PATTERN, HumanDuration};
+pub use intake::{IntakeConfig, IpNetwork, TlsConfig, WebhookConfig, WebhookSignature, WebhookToken, canonical};
 pub use listen::ListenAddr;
 pub use load::{ConfigError, ConfigErrors, load, load_file};
 pub use payments_direct::{PaymentsDirectSource, START_FROM_PATTERN, StartFrom};
@@ -256,25 +258,6 @@ fn default_admin_listen() -> ListenAddr {
     ListenAddr::from(([0, 0, 0, 0], 9090))
 }
 
-/// The webhook intake HTTP server.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IntakeConfig {
-    /// `IP:port` the webhook intake listens on.
-    #[serde(default = "default_intake_listen")]
-    pub listen: ListenAddr,
-}
-
-impl Default for IntakeConfig {
-    fn default() -> Self {
-        Self { listen: default_intake_listen() }
-    }
-}
-
-fn default_intake_listen() -> ListenAddr {
-    ListenAddr::from(([0, 0, 0, 0], 8080))
-}
-
 /// The bounded path between sources and the Kafka sink.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -414,27 +397,6 @@ pub struct OAuthClient {
     pub audience: String,
 }
 
-/// A source's webhook endpoint on the intake server.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    #[serde(default)]
-    pub enabled: bool,
-    /// The path on `intake.listen`; defaults to `/webhooks/<source name>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^/[A-Za-z0-9/_.-]*$"))]
-    pub path: Option<String>,
-    /// Longest time a webhook call waits for its event's commit; then 503, so the provider retries.
-    #[serde(default = "default_commit_timeout")]
-    pub commit_timeout: HumanDuration,
-}
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        Self { enabled: false, path: None, commit_timeout: default_commit_timeout() }
-    }
-}
-
 const fn default_new_interval() -> HumanDuration {
     HumanDuration::from_secs(60)
 }
@@ -461,9 +423,6 @@ const fn default_backoff_max() -> HumanDuration {
 }
 const fn default_request_timeout() -> HumanDuration {
     HumanDuration::from_secs(30)
-}
-const fn default_commit_timeout() -> HumanDuration {
-    HumanDuration::from_secs(5)
 }
 
 /// The pattern source names follow (they appear in metrics labels and logs).

@@ -88,11 +88,6 @@ impl PaymentsDirect {
         &self.config
     }
 
-    /// A webhook call refused as malformed or too large.
-    pub fn webhook_rejected(&self) {
-        self.ctx.metrics.webhook_rejected(&self.config.name);
-    }
-
     /// A webhook of another event type (answered 200).
     pub fn webhook_ignored(&self, event_type: &str) {
         self.ctx.metrics.webhook_ignored(&self.config.name);

@@ -116,11 +116,6 @@ impl Ripplenet {
         &self.config
     }
 
-    /// Counts a webhook call refused before processing (malformed or too large).
-    pub fn webhook_rejected(&self) {
-        self.ctx.metrics.webhook_rejected(&self.config.name);
-    }
-
     /// Starts poller_new and poller_sent; `tasks` also ends with the acker, after the last
     /// acknowledgement of the pages read before the stop.
     pub fn spawn(self: &Arc<Self>, tasks: &mut JoinSet<()>, pipeline_capacity: usize) {
