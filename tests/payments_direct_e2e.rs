@@ -345,7 +345,7 @@ async fn webhooks_answer_200_after_commit_with_the_search_paths_id_400_when_malf
     let text = support::ripplenet::metrics(bridge.admin_port);
     for line in [
         "paybridge_webhook_ignored_total{source=\"pd\"} 1",
-        "paybridge_webhook_rejected_total{source=\"pd\"} 2",
+        "paybridge_webhook_rejected_total{source=\"pd\",reason=\"malformed\"} 2",
         "paybridge_webhook_unknown_total{source=\"pd\"} 1",
     ] {
         assert!(text.contains(line), "{line}:\n{text}");

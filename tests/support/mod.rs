@@ -6,6 +6,7 @@ pub mod checkout;
 pub mod compat;
 pub mod keys;
 pub mod process;
+pub mod raw_http;
 pub mod registry;
 pub mod ripplenet;
 pub mod sandbox;

@@ -37,6 +37,10 @@ pub fn envelope(body: &[u8]) -> Result<Envelope, &'static str> {
         return Ok(Envelope::Other { event_type: event_type.to_owned() });
     }
     let payment_id = text("/eventData/paymentId").ok_or("eventData.paymentId is missing")?;
+    // A UUID in the spec; anything else would end up in the fetch's URL path.
+    if uuid::Uuid::parse_str(payment_id).is_err() {
+        return Err("eventData.paymentId must be a UUID");
+    }
     Ok(Envelope::StateTransition { id: id.to_owned(), payment_id: payment_id.to_owned() })
 }
 
@@ -99,8 +103,11 @@ mod tests {
     #[test]
     fn envelopes_are_validated_and_other_types_told_apart() {
         let ok = br#"{"id": "n-1", "eventType": "PAYMENT_STATE_TRANSITION", "eventVersion": 1,
-                      "eventData": {"paymentId": "p-1", "paymentState": "COMPLETED"}}"#;
-        assert_eq!(envelope(ok), Ok(Envelope::StateTransition { id: "n-1".into(), payment_id: "p-1".into() }));
+                      "eventData": {"paymentId": "0f5f3d3e-8a55-4c50-9a55-2f1f0c1e9b41", "paymentState": "COMPLETED"}}"#;
+        let payment_id = "0f5f3d3e-8a55-4c50-9a55-2f1f0c1e9b41".to_owned();
+        assert_eq!(envelope(ok), Ok(Envelope::StateTransition { id: "n-1".into(), payment_id }));
+        let traversal = br#"{"id": "n", "eventType": "PAYMENT_STATE_TRANSITION", "eventVersion": 1, "eventData": {"paymentId": ".."}}"#;
+        assert_eq!(envelope(traversal), Err("eventData.paymentId must be a UUID"));
         let other = br#"{"id": "n-2", "eventType": "QUOTE_EXPIRED", "eventVersion": 1, "eventData": {}}"#;
         assert_eq!(envelope(other), Ok(Envelope::Other { event_type: "QUOTE_EXPIRED".into() }));
         assert!(envelope(b"not json").is_err());
