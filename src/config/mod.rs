@@ -128,7 +128,7 @@ pub struct KafkaConfig {
     /// Extra librdkafka producer properties (for example `security.protocol`, `sasl.mechanism`,
     /// `sasl.username`, `sasl.password`, `ssl.ca.location`). `acks`, `enable.idempotence` and
     /// `bootstrap.servers` are set by paybridge and rejected here.
-    #[serde(default)]
+    #[serde(default, serialize_with = "serialize_properties")]
     pub properties: BTreeMap<String, String>,
     /// The schema registry holding the event contract (off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +182,16 @@ pub const DEFAULT_CLIENT_ID: &str = "paybridge";
 pub fn is_secret_property(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     ["password", "secret", "key.pem", "ssl.key", "token", "keystore", "jaas"].iter().any(|needle| name.contains(needle))
+}
+
+/// `kafka.properties` with the values of secret properties (`sasl.password`, …) redacted,
+/// as `Debug` shows them: a serialized config never carries them.
+fn serialize_properties<S: serde::Serializer>(
+    properties: &BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer
+        .collect_map(properties.iter().map(|(k, v)| (k, if is_secret_property(k) { "<redacted>" } else { v.as_str() })))
 }
 
 impl fmt::Debug for KafkaConfig {
