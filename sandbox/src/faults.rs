@@ -27,12 +27,14 @@ pub enum FaultAction {
     IgnoreSize,
 }
 
-/// A fault on one endpoint, for the next `times` requests (or all, when absent).
+/// A fault on one endpoint, for the next `times` requests (or all, when absent); with a
+/// `probability` (0 < p ≤ 1), each request is hit with that chance (and only hits count
+/// against `times`).
 ///
 /// Wire form: `{"endpoint": "ripplenet.poll_new", "action": "status", "status": 503,
-/// "retry_after": 5, "times": 2}`; actions: `status` (with `status`, optional
+/// "retry_after": 5, "times": 2, "probability": 0.05}`; actions: `status` (with `status`, optional
 /// `retry_after`), `latency` (with `ms`), `reset`, `lost_response`, `duplicate_webhook`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "FaultRuleWire", into = "FaultRuleWire")]
 pub struct FaultRule {
     /// Endpoint name, e.g. `ripplenet.poll_new`, `ripplenet.poll_sent`, `ripplenet.get`,
@@ -40,6 +42,7 @@ pub struct FaultRule {
     pub endpoint: String,
     pub action: FaultAction,
     pub times: Option<u32>,
+    pub probability: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,6 +58,8 @@ struct FaultRuleWire {
     ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     times: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    probability: Option<f64>,
 }
 
 impl TryFrom<FaultRuleWire> for FaultRule {
@@ -85,7 +90,10 @@ impl TryFrom<FaultRuleWire> for FaultRule {
         if w.times == Some(0) {
             return Err("\"times\" must be at least 1 (omit it for a standing fault)".into());
         }
-        Ok(FaultRule { endpoint: w.endpoint, action, times: w.times })
+        if w.probability.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+            return Err("\"probability\" must be in (0, 1]".into());
+        }
+        Ok(FaultRule { endpoint: w.endpoint, action, times: w.times, probability: w.probability })
     }
 }
 
@@ -98,6 +106,7 @@ impl From<FaultRule> for FaultRuleWire {
             retry_after: None,
             ms: None,
             times: r.times,
+            probability: r.probability,
         };
         w.action = match r.action {
             FaultAction::Status { status, retry_after } => {
@@ -143,9 +152,10 @@ impl Faults {
         self.rules.clone()
     }
 
-    /// The fault to apply to this request to `endpoint`, consuming one use of it.
+    /// The fault to apply to this request to `endpoint`, consuming one use of it. Rules
+    /// with a probability are rolled for in order; the first that hits applies.
     pub fn take(&mut self, endpoint: &str) -> Option<FaultAction> {
-        let index = self.rules.iter().position(|r| r.endpoint == endpoint)?;
+        let index = self.rules.iter().position(|r| r.endpoint == endpoint && hits(r.probability))?;
         let rule = &mut self.rules[index];
         let action = rule.action.clone();
         match &mut rule.times {
@@ -166,10 +176,16 @@ impl Faults {
         })
     }
 
-    /// Whether a standing fault of this kind is set (without consuming it).
+    /// Whether a standing fault of this kind applies to this request (rolled for when it
+    /// has a probability; not consumed).
     pub fn has(&self, endpoint: &str, action: &FaultAction) -> bool {
-        self.rules.iter().any(|r| r.endpoint == endpoint && &r.action == action)
+        self.rules.iter().any(|r| r.endpoint == endpoint && &r.action == action && hits(r.probability))
     }
+}
+
+/// Whether a rule with this probability hits this request.
+fn hits(probability: Option<f64>) -> bool {
+    probability.is_none_or(|p| rand::random::<f64>() < p)
 }
 
 #[cfg(test)]
@@ -205,5 +221,20 @@ mod tests {
         assert!(faults.take("ripplenet.ack").is_none());
         assert!(faults.take("ripplenet.poll_new").is_some());
         assert!(faults.take("ripplenet.poll_new").is_none());
+    }
+
+    #[test]
+    fn probable_faults_hit_about_that_share_of_requests() {
+        let mut faults = Faults::default();
+        let rule: FaultRule =
+            serde_json::from_str(r#"{"endpoint": "e", "action": "status", "status": 503, "probability": 0.1}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        faults.add(rule);
+        let hits = (0..2000).filter(|_| faults.take("e").is_some()).count();
+        assert!((100..=300).contains(&hits), "{hits} of 2000 at p = 0.1");
+        for bad in [0.0, 1.5, -1.0] {
+            let text = format!(r#"{{"endpoint": "e", "action": "reset", "probability": {bad}}}"#);
+            assert!(serde_json::from_str::<FaultRule>(&text).is_err(), "{bad}");
+        }
     }
 }

@@ -12,6 +12,9 @@ use tokio::time::Instant;
 use super::jwt::AssertionSigner;
 use crate::config::OAuthClient;
 
+/// Largest token endpoint answer read.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
+
 /// Refresh this long before the token expires.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
@@ -27,14 +30,39 @@ pub enum TokenError {
     Assertion(String),
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<u64>,
-    /// `Bearer`, or `bearer` (J.P. Morgan): compared case-insensitively.
-    #[serde(default)]
-    token_type: Option<String>,
+/// Lifetime assumed when a token response has no usable `expires_in`.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest lifetime believed (a token is requested again after a day at most).
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// A successful token response: `{access_token, expires_in?, token_type?}`. The token must
+/// be a non-empty bearer token (`token_type` compared case-insensitively, J.P. Morgan sends
+/// `bearer`); `expires_in` may be a number or a numeric string, and is kept within
+/// [1 s, [`MAX_TOKEN_LIFETIME`]] ([`DEFAULT_TOKEN_LIFETIME`] when absent or unreadable).
+pub fn parse_token_response(body: &[u8]) -> Result<(String, Duration), TokenError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| TokenError::Malformed)?;
+    let token = value.get("access_token").and_then(serde_json::Value::as_str).unwrap_or_default();
+    let bearer = match value.get("token_type") {
+        None | Some(serde_json::Value::Null) => true,
+        Some(t) => t.as_str().is_some_and(|t| t.eq_ignore_ascii_case("bearer")),
+    };
+    if token.is_empty() || !bearer {
+        return Err(TokenError::Malformed);
+    }
+    let seconds = match value.get("expires_in") {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    let lifetime = seconds
+        .map_or(DEFAULT_TOKEN_LIFETIME, |s| Duration::from_secs(s).clamp(Duration::from_secs(1), MAX_TOKEN_LIFETIME));
+    Ok((token.to_owned(), lifetime))
+}
+
+/// The `error` and `error_description` of a refused token request, when the body has them.
+pub fn token_error_text(body: &[u8]) -> String {
+    let parsed: OAuthErrorBody = serde_json::from_slice(body).unwrap_or_default();
+    format!("{} {}", parsed.error, parsed.error_description).trim().chars().take(300).collect()
 }
 
 /// How the client proves who it is at the token endpoint.
@@ -115,16 +143,46 @@ impl TokenCache {
         };
         let response = request.send().await.map_err(|e| TokenError::Transport(e.without_url().to_string()))?;
         let status = response.status();
+        let (body, _) = super::body::read_limited(response, MAX_TOKEN_RESPONSE_BYTES)
+            .await
+            .map_err(|e| TokenError::Transport(e.without_url().to_string()))?;
         if !status.is_success() {
-            let body: OAuthErrorBody = response.json().await.unwrap_or_default();
-            let error = format!("{} {}", body.error, body.error_description).trim().to_owned();
-            return Err(TokenError::Refused { status: status.as_u16(), error });
+            return Err(TokenError::Refused { status: status.as_u16(), error: token_error_text(&body) });
         }
-        let token: TokenResponse = response.json().await.map_err(|_| TokenError::Malformed)?;
-        let bearer = token.token_type.as_deref().is_none_or(|t| t.eq_ignore_ascii_case("bearer"));
-        if token.access_token.is_empty() || !bearer {
-            return Err(TokenError::Malformed);
+        parse_token_response(&body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_responses_are_bearer_tokens_with_a_bounded_lifetime() {
+        let ok = |body: &str| parse_token_response(body.as_bytes()).map_err(|e| e.to_string());
+        assert_eq!(ok(r#"{"access_token":"t","expires_in":3600}"#), Ok(("t".into(), Duration::from_secs(3600))));
+        assert_eq!(
+            ok(r#"{"access_token":"t","token_type":"bearer","expires_in":"120"}"#).map(|t| t.1),
+            Ok(Duration::from_secs(120))
+        );
+        // Without expires_in (or unreadable): the default; absurd values are bounded.
+        assert_eq!(ok(r#"{"access_token":"t"}"#).map(|t| t.1), Ok(DEFAULT_TOKEN_LIFETIME));
+        assert_eq!(ok(r#"{"access_token":"t","expires_in":-5}"#).map(|t| t.1), Ok(DEFAULT_TOKEN_LIFETIME));
+        assert_eq!(
+            ok(r#"{"access_token":"t","expires_in":18446744073709551615}"#).map(|t| t.1),
+            Ok(MAX_TOKEN_LIFETIME)
+        );
+        assert_eq!(ok(r#"{"access_token":"t","expires_in":0}"#).map(|t| t.1), Ok(Duration::from_secs(1)));
+        for bad in [
+            r#"{"access_token":""}"#,
+            r#"{"access_token":"t","token_type":"mac"}"#,
+            r#"{"token":"t"}"#,
+            "<html>ok</html>",
+            r#"{"access_token":5}"#,
+        ] {
+            assert!(ok(bad).is_err(), "{bad}");
         }
-        Ok((token.access_token, Duration::from_secs(token.expires_in.unwrap_or(300))))
+        assert_eq!(token_error_text(br#"{"error":"invalid_client","error_description":"bad"}"#), "invalid_client bad");
+        assert_eq!(token_error_text(b"<html>"), "");
     }
 }

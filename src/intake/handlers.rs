@@ -22,6 +22,13 @@ struct ThinPayload {
     msg_id: String,
 }
 
+/// RippleNet's thin payload `{"msg_id": "<uuid>"}` (other fields ignored).
+pub fn thin_payload(body: &[u8]) -> Result<Uuid, &'static str> {
+    let payload: ThinPayload =
+        serde_json::from_slice(body).map_err(|_| "the body must be JSON {\"msg_id\": \"<uuid>\"}")?;
+    Uuid::parse_str(payload.msg_id.trim()).map_err(|_| "msg_id must be a UUID")
+}
+
 fn answer(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "status": message }))).into_response()
 }
@@ -35,11 +42,9 @@ pub async fn ripplenet_webhook(
     Extension(refuser): Extension<Refuser>,
     body: Bytes,
 ) -> Response {
-    let Ok(payload) = serde_json::from_slice::<ThinPayload>(&body) else {
-        return refuser.malformed("the body must be JSON {\"msg_id\": \"<uuid>\"}");
-    };
-    let Ok(msg_id) = Uuid::parse_str(payload.msg_id.trim()) else {
-        return refuser.malformed("msg_id must be a UUID");
+    let msg_id = match thin_payload(&body) {
+        Ok(msg_id) => msg_id,
+        Err(reason) => return refuser.malformed(reason),
     };
     let outcome = match source.webhook(msg_id) {
         Err(known) => Some(known),

@@ -5,7 +5,7 @@
 pub mod auth;
 pub mod client_ip;
 pub mod guard;
-mod handlers;
+pub mod handlers;
 pub mod json_depth;
 pub mod server;
 pub mod tls;

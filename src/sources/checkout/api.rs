@@ -115,12 +115,7 @@ impl CheckoutApi {
         );
         let limit = self.max_messages.saturating_mul(MAX_MESSAGE_BYTES);
         let answer = self.call(Method::GET, &path, "GET notifications/receive", None, limit, self.timeout).await?;
-        let body = answer.json()?;
-        match body.get("messages") {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => Ok(items.iter().take(self.max_messages).cloned().collect()),
-            Some(_) => Err(ApiError::Malformed("receive: messages is not an array".into())),
-        }
+        parse_receive(&answer.json()?, self.max_messages).map_err(|e| ApiError::Malformed(format!("receive: {e}")))
     }
 
     /// `POST ack` with `messageInfos[].messageIdentifier`; returns the ids listed in
@@ -166,8 +161,19 @@ impl CheckoutApi {
     }
 }
 
+/// A receive answer `{"messages": [envelope, …]}` (absent or null: none); at most
+/// `max_messages` are taken.
+pub fn parse_receive(body: &Value, max_messages: usize) -> Result<Vec<Value>, String> {
+    match body.get("messages") {
+        None | Some(Value::Null) if body.is_object() => Ok(Vec::new()),
+        Some(Value::Array(items)) => Ok(items.iter().take(max_messages).cloned().collect()),
+        None | Some(Value::Null) => Err("not an object".into()),
+        Some(_) => Err("messages is not an array".into()),
+    }
+}
+
 /// `{"ackFailedMessages": [{"messageIdentifier": id}, …]}`; the list may be absent.
-fn parse_ack_failed(body: &Value) -> Result<Vec<String>, String> {
+pub fn parse_ack_failed(body: &Value) -> Result<Vec<String>, String> {
     if !body.is_object() {
         return Err("not an object".into());
     }
@@ -187,7 +193,9 @@ fn parse_ack_failed(body: &Value) -> Result<Vec<String>, String> {
     }
 }
 
-fn parse_history(body: &Value) -> Result<HistoryPage, String> {
+/// A period query page: items in `messages` (or the seed's `messagesResponses`) and an
+/// optional `nextPageToken`.
+pub fn parse_history(body: &Value) -> Result<HistoryPage, String> {
     let items = body.get("messages").or_else(|| body.get("messagesResponses"));
     let messages = match items {
         None | Some(Value::Null) => Vec::new(),

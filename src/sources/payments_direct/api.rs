@@ -140,7 +140,7 @@ fn urlencode(segment: &str) -> String {
 }
 
 /// `{"data": [...], "page": {"lastPageToken"}}`; at most `page_size` payments are taken.
-fn parse_search(body: &Value, page_size: usize) -> Result<SearchPage, String> {
+pub fn parse_search(body: &Value, page_size: usize) -> Result<SearchPage, String> {
     if !body.is_object() {
         return Err("not an object".into());
     }
