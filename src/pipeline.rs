@@ -150,6 +150,15 @@ async fn publish(sink: KafkaSink, delivery_deadline: Duration, batch: Batch, met
         delivered = outcomes.iter().filter(|o| **o == Outcome::Delivered).count(),
         "batch resolved"
     );
+    // One line per confirmed event at trace level (target `paybridge::commit`): what the
+    // chaos test compares upstream acknowledgement times with. Off unless asked for.
+    if tracing::enabled!(target: "paybridge::commit", tracing::Level::TRACE) {
+        for (event, outcome) in events.iter().zip(&outcomes) {
+            if *outcome == Outcome::Delivered {
+                tracing::trace!(target: "paybridge::commit", id = %event.id, "event committed");
+            }
+        }
+    }
     // The events leave the pipeline before their handle resolves, so whoever awaited it
     // sees the capacity (and the depth gauge) already given back.
     drop(permit);
