@@ -2,6 +2,7 @@
 //! free port with a fresh SQLite file, killed on drop.
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod checkout;
 pub mod compat;
 pub mod keys;

@@ -39,9 +39,24 @@ impl Paybridge {
         Self::spawn_inner(config, &[], None)
     }
 
+    /// Starts on the given ports (a restart that providers' callbacks must find again),
+    /// with `rust_log` as RUST_LOG; does not wait.
+    pub fn spawn_on_ports(config: &str, env: &[(&str, &str)], rust_log: &str, ports: (u16, u16)) -> Self {
+        Self::spawn_at(config, env, Some(rust_log), ports)
+    }
+
+    /// Kills the process with SIGKILL (no shutdown at all) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn spawn_inner(config: &str, env: &[(&str, &str)], rust_log: Option<&str>) -> Self {
-        let admin_port = super::free_port();
-        let intake_port = super::free_port();
+        Self::spawn_at(config, env, rust_log, (super::free_port(), super::free_port()))
+    }
+
+    fn spawn_at(config: &str, env: &[(&str, &str)], rust_log: Option<&str>, ports: (u16, u16)) -> Self {
+        let (admin_port, intake_port) = ports;
         let text = config.replace("{admin}", &admin_port.to_string()).replace("{intake}", &intake_port.to_string());
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path: PathBuf = dir.path().join("paybridge.toml");
