@@ -106,3 +106,13 @@ pub fn dropped_connection() -> Response {
         .body(axum::body::Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
+
+/// A response with exactly this status, body and content type (the `body` fault).
+pub fn verbatim(status: u16, body: String, content_type: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut response = (status, body).into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}

@@ -25,6 +25,9 @@ pub enum FaultAction {
     /// RippleNet polls: answer up to `MAX_PAGE_SIZE` items whatever `size` asked for (a
     /// provider that ignores the page size).
     IgnoreSize,
+    /// Answer with this status and body, verbatim, without applying the request (an HTML
+    /// error page with 200, a malformed or hostile answer).
+    Body { status: u16, body: String, content_type: String },
 }
 
 /// A fault on one endpoint, for the next `times` requests (or all, when absent); with a
@@ -60,12 +63,30 @@ struct FaultRuleWire {
     times: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     probability: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_type: Option<String>,
 }
 
 impl TryFrom<FaultRuleWire> for FaultRule {
     type Error = String;
 
     fn try_from(w: FaultRuleWire) -> Result<Self, Self::Error> {
+        if w.action == "body" {
+            let (Some(status), Some(body)) = (w.status, w.body) else {
+                return Err("action \"body\" needs \"status\" and \"body\"".into());
+            };
+            if !(100..=599).contains(&status) || w.ms.is_some() {
+                return Err("action \"body\" takes \"status\": 100..599, \"body\" and \"content_type\"".into());
+            }
+            let content_type = w.content_type.unwrap_or_else(|| "application/json".into());
+            let action = FaultAction::Body { status, body, content_type };
+            return Ok(FaultRule { endpoint: w.endpoint, action, times: w.times, probability: w.probability });
+        }
+        if w.body.is_some() || w.content_type.is_some() {
+            return Err("\"body\" and \"content_type\" go with action \"body\"".into());
+        }
         let action = match (w.action.as_str(), w.status, w.ms) {
             ("status", Some(status), None) if (100..=599).contains(&status) => {
                 FaultAction::Status { status, retry_after: w.retry_after }
@@ -107,6 +128,8 @@ impl From<FaultRule> for FaultRuleWire {
             ms: None,
             times: r.times,
             probability: r.probability,
+            body: None,
+            content_type: None,
         };
         w.action = match r.action {
             FaultAction::Status { status, retry_after } => {
@@ -124,6 +147,12 @@ impl From<FaultRule> for FaultRuleWire {
             FaultAction::AutoAckFailed => "auto_ack_failed",
             FaultAction::AckInvalid => "ack_invalid",
             FaultAction::IgnoreSize => "ignore_size",
+            FaultAction::Body { status, body, content_type } => {
+                w.status = Some(status);
+                w.body = Some(body);
+                w.content_type = Some(content_type);
+                "body"
+            }
             FaultAction::OutOfOrderWebhook { ms } => {
                 w.ms = Some(ms);
                 "out_of_order_webhook"

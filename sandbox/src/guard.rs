@@ -55,6 +55,10 @@ impl Endpoint {
                 self.record(s, None, status);
                 Err(errors::injected(self.style, status, retry_after))
             }
+            Some(FaultAction::Body { status, body, content_type }) => {
+                self.record(s, None, status);
+                Err(errors::verbatim(status, body, &content_type))
+            }
             Some(FaultAction::Reset) => {
                 self.record(s, None, 0);
                 Err(errors::dropped_connection())

@@ -30,13 +30,21 @@ pub enum ApiError {
     Malformed(String),
 }
 
+impl ApiError {
+    /// The provider answered, but not with what its API documents (the answer of an API
+    /// call or of the token endpoint): counted in `paybridge_processing_failures_total`.
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, ApiError::Malformed(_) | ApiError::Token(TokenError::Malformed))
+    }
+}
+
 impl From<ApiError> for UpstreamFailure {
     fn from(e: ApiError) -> Self {
         let retry_after = match &e {
             ApiError::Retryable { retry_after, .. } => *retry_after,
             _ => None,
         };
-        Self { malformed: matches!(e, ApiError::Malformed(_)), retry_after, detail: e.to_string() }
+        Self { malformed: e.is_malformed(), retry_after, detail: e.to_string() }
     }
 }
 

@@ -83,7 +83,7 @@ impl PaymentsDirectApi {
         if !answer.status.is_success() {
             return Err(answer.refused(PROVIDER));
         }
-        parse_search(&answer.json()?, self.page_size).map_err(|e| ApiError::Malformed(format!("search answer: {e}")))
+        parse_search(&answer.json()?).map_err(|e| ApiError::Malformed(format!("search answer: {e}")))
     }
 
     /// `GET /v3/payments/{id}`; None when the provider does not know it (404).
@@ -140,13 +140,16 @@ fn urlencode(segment: &str) -> String {
 }
 
 /// `{"data": [...], "page": {"lastPageToken"}}`; at most `page_size` payments are taken.
-pub fn parse_search(body: &Value, page_size: usize) -> Result<SearchPage, String> {
+pub fn parse_search(body: &Value) -> Result<SearchPage, String> {
     if !body.is_object() {
         return Err("not an object".into());
     }
     let payments = match body.get("data") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items.iter().take(page_size).cloned().collect(),
+        // All of them, even beyond the size asked for: the next page starts after the last
+        // item sent, so dropping the rest would skip those payments for good. The answer's
+        // size limit bounds the memory.
+        Some(Value::Array(items)) => items.clone(),
         Some(_) => return Err("data is not an array".into()),
     };
     let last_page_token =
@@ -160,16 +163,15 @@ mod tests {
 
     #[test]
     fn search_pages_carry_data_and_the_next_token() {
-        let page =
-            parse_search(&json!({"data": [{"a": 1}, {"b": 2}], "page": {"size": 2, "lastPageToken": "t2"}}), 100)
-                .unwrap_or_default();
+        let page = parse_search(&json!({"data": [{"a": 1}, {"b": 2}], "page": {"size": 2, "lastPageToken": "t2"}}))
+            .unwrap_or_default();
         assert_eq!((page.payments.len(), page.last_page_token.as_deref()), (2, Some("t2")));
-        let last = parse_search(&json!({"data": [], "page": {"size": 2}}), 100).unwrap_or_default();
+        let last = parse_search(&json!({"data": [], "page": {"size": 2}})).unwrap_or_default();
         assert_eq!((last.payments.len(), last.last_page_token), (0, None));
-        let capped = parse_search(&json!({"data": [1, 2, 3]}), 2).unwrap_or_default();
-        assert_eq!(capped.payments.len(), 2, "never more than page_size");
-        assert!(parse_search(&json!({"data": {}}), 100).is_err());
-        assert!(parse_search(&json!([]), 100).is_err());
+        let larger = parse_search(&json!({"data": [1, 2, 3], "page": {"size": 2}})).unwrap_or_default();
+        assert_eq!(larger.payments.len(), 3, "a page larger than asked is taken whole (nothing skipped)");
+        assert!(parse_search(&json!({"data": {}})).is_err());
+        assert!(parse_search(&json!([])).is_err());
     }
 
     #[test]

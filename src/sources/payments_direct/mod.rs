@@ -12,6 +12,7 @@ pub mod position;
 pub mod recovery;
 pub mod webhook;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -178,6 +179,10 @@ impl PaymentsDirect {
         }
         let mut read = 0;
         let mut prefetched = None;
+        // The page tokens of this window so far: a provider that hands one out twice would
+        // send paybridge round the same pages for ever.
+        let mut tokens_seen: HashSet<String> = position.page_token.iter().cloned().collect();
+        let mut loop_backoff = Backoff::new(self.config.backoff_max.get());
         loop {
             if self.ctx.stop.is_cancelled() {
                 return Err(Stopped);
@@ -192,6 +197,26 @@ impl PaymentsDirect {
                 continue;
             };
             read += page.payments.len();
+            if let Some(token) = &page.last_page_token
+                && !tokens_seen.insert(token.clone())
+            {
+                // Following it would go round for ever; skipping the window's rest could lose
+                // payments. Read the window again from its start, after a backoff.
+                self.ctx.metrics.processing_failure(&self.config.name);
+                let wait = loop_backoff.next(None);
+                tracing::error!(
+                    source = %self.config.name,
+                    pages = position.pages + 1,
+                    wait_ms = wait.as_millis() as u64,
+                    "the provider returned a page token it had already given in this window (a pagination loop); reading the window again from its start"
+                );
+                if pause(&self.ctx.stop, wait).await {
+                    return Err(Stopped);
+                }
+                *position = Position { before: Some(before), page_token: None, pages: 0, ..Position::at(after) };
+                tokens_seen.clear();
+                continue;
+            }
             let mut next = match &page.last_page_token {
                 Some(token) => Position {
                     before: Some(before),
@@ -257,7 +282,7 @@ impl PaymentsDirect {
                 ApiError::Retryable { retry_after, .. } => *retry_after,
                 _ => None,
             };
-            if matches!(failure, ApiError::Malformed(_)) {
+            if failure.is_malformed() {
                 self.ctx.metrics.processing_failure(&self.config.name);
             }
             let wait = backoff.next(retry_after);

@@ -113,8 +113,16 @@ impl RipplenetApi {
         if !answer.status.is_success() {
             return Err(Self::refused(&answer));
         }
+        if !answer.truncated {
+            // The whole answer arrived: it must be a whole JSON array.
+            return match answer.json()? {
+                Value::Array(items) => Ok(items.into_iter().take(size).collect()),
+                other => Err(ApiError::Malformed(format!("expected an array of notifications, got {}", kind(&other)))),
+            };
+        }
+        // Cut at the read limit: the complete notifications are taken, the rest stay SENT.
         let items = array_prefix(&answer.body, size).map_err(ApiError::Malformed)?;
-        if answer.truncated && items.is_empty() {
+        if items.is_empty() {
             return Err(ApiError::Malformed(format!("no complete notification within {limit} bytes")));
         }
         Ok(items)

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use self::api::{ApiError, RipplenetApi};
+use self::api::RipplenetApi;
 use super::SourceContext;
 use super::runtime::acker::{AckCalls, AckReply};
 use super::runtime::ledger::{Settlement, Waiter, settlement};
@@ -170,7 +170,7 @@ impl Ripplenet {
             }
             Err(e) => {
                 // Never a reason to acknowledge: answer 503 and let RippleNet call again.
-                if matches!(e, ApiError::Malformed(_)) {
+                if e.is_malformed() {
                     self.ctx.metrics.processing_failure(&self.config.name);
                 }
                 tracing::warn!(source = %self.config.name, msg_id = %uuid, error = %e, "cannot fetch the webhook's notification; answered 503");
