@@ -242,6 +242,17 @@ impl Broker {
         Self::drain(&consumer, usize::try_from(records_in_topic).unwrap_or(0), limit)
     }
 
+    /// Reads every record `topic` holds now, allowing `per_record` for each (tansu 0.6.0
+    /// serves records with headers at a few hundred per second) and at least `floor`.
+    pub fn read_everything(&self, topic: &str, per_record: Duration, floor: Duration) -> Vec<Record> {
+        let (consumer, records_in_topic) = self.reader(topic);
+        let count = usize::try_from(records_in_topic).unwrap_or(0);
+        let limit = floor.max(per_record * u32::try_from(count).unwrap_or(u32::MAX));
+        let records = Self::drain(&consumer, count, limit);
+        assert_eq!(records.len(), count, "read {} of the {count} records of {topic} within {limit:?}", records.len());
+        records
+    }
+
     /// Reads every record of `topic` from the beginning with an independent consumer
     /// (partitions assigned directly) until `expected` arrived or `limit` passed.
     pub fn read_all(&self, topic: &str, expected: usize, limit: Duration) -> Vec<Record> {
