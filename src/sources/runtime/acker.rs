@@ -195,6 +195,11 @@ async fn run<C: AckCalls>(
                     Err(failure) => {
                         let ids = call.ids().len();
                         metrics.ack_failed(&settings.source, ids);
+                        if failure.malformed {
+                            // An answer the provider does not document (of the ack call or of
+                            // the token endpoint), counted like the readers' ones.
+                            metrics.processing_failure(&settings.source);
+                        }
                         let wait = backoff.next(failure.retry_after);
                         tracing::warn!(source = %settings.source, error = %failure.detail, ids, wait_ms = wait.as_millis() as u64, "acknowledgement failed; kept and retried after the backoff");
                         keep_failed(call.requests.into_iter(), &failure, &mut retry, &settings);
