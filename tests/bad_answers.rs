@@ -168,21 +168,14 @@ fn cases() -> Vec<Case> {
 }
 
 fn metric(admin_port: u16, name: &str, source: &str) -> u64 {
-    let prefix = format!("{name}{{source=\"{source}\"");
-    support::ripplenet::metrics(admin_port)
-        .lines()
-        .filter(|l| l.starts_with(&prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    support::metric_sum(admin_port, &format!("{name}{{source=\"{source}\""))
 }
 
 fn config(broker: &Broker, sandbox: &Sandbox, topics: &[String; 3], key_path: &str) -> String {
     let [topic, dlq, state] = topics;
     let checkout = support::checkout::section(sandbox, key_path)
         .replace("account = \"merchant-001\"", &format!("account = \"{CO_ACCOUNT}\""));
-    let base = support::base_config(broker, topic, dlq)
-        .replacen("[kafka]\n", &format!("[kafka]\nstate_topic = \"{state}\"\n"), 1)
-        .replacen("delivery_timeout = \"5s\"", "delivery_timeout = \"60s\"", 1);
+    let base = support::base_config_with_state(broker, topic, dlq, state);
     base + &format!(
         r#"
 [[sources]]

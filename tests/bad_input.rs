@@ -256,14 +256,11 @@ fn count(series: &[(String, u64)], reason: &str) -> u64 {
 }
 
 fn config(broker: &Broker, sandbox: &Sandbox, topic: &str, dlq: &str, state: &str) -> String {
-    let base = support::base_config(broker, topic, dlq)
-        .replacen("[kafka]\n", &format!("[kafka]\nstate_topic = \"{state}\"\n"), 1)
-        .replacen("delivery_timeout = \"5s\"", "delivery_timeout = \"60s\"", 1)
-        .replacen(
-            "[intake]\n",
-            "[intake]\ntrusted_proxies = [\"127.0.0.1\"]\nbody_timeout = \"1s\"\nheader_timeout = \"1s\"\n",
-            1,
-        );
+    let base = support::base_config_with_state(broker, topic, dlq, state).replacen(
+        "[intake]\n",
+        "[intake]\ntrusted_proxies = [\"127.0.0.1\"]\nbody_timeout = \"1s\"\nheader_timeout = \"1s\"\n",
+        1,
+    );
     base + &format!(
         r#"
 [[sources]]

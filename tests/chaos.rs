@@ -76,27 +76,11 @@ fn config(broker: &Broker, sandbox: &Sandbox, topics: &[String; 3]) -> String {
     let [topic, dlq, state] = topics;
     let checkout = support::checkout::section(sandbox, "KEY_PATH")
         .replace("account = \"merchant-001\"", &format!("account = \"{CO_ACCOUNT}\""));
-    format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-topic = "{topic}"
-dlq_topic = "{dlq}"
-state_topic = "{state}"
-delivery_timeout = "60s"
-metadata_timeout = "5s"
-
-[admin]
-listen = "127.0.0.1:{{admin}}"
-
-[intake]
-listen = "127.0.0.1:{{intake}}"
-
+    support::base_config_with_state(broker, topic, dlq, state)
+        + &format!(
+            r#"
 [log]
 format = "json"
-
-[shutdown]
-timeout = "5s"
 
 [[sources]]
 kind = "ripplenet"
@@ -142,9 +126,8 @@ enabled = true
 path = "/hooks/pd"
 commit_timeout = "5s"
 {checkout}"#,
-        bootstrap = broker.bootstrap(),
-        base = sandbox.url(""),
-    )
+            base = sandbox.url(""),
+        )
 }
 
 /// `paybridge run` processes, one at a time, on fixed ports; every one is kept, so its
@@ -184,11 +167,7 @@ impl Bridges {
     }
 
     fn published(&self) -> u64 {
-        let text = support::ripplenet::metrics(self.ports.0);
-        text.lines()
-            .filter(|l| l.starts_with("paybridge_events_published_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
+        support::metric_sum(self.ports.0, "paybridge_events_published_total")
     }
 }
 

@@ -56,12 +56,7 @@ audience = "urn:ripplexcurrent-test:sandbox"
 "#,
         base = sandbox.url(""),
     );
-    // A long delivery timeout: after a timed-out record librdkafka bumps the idempotent
-    // producer's epoch, and tansu 0.6.0's storage task then panics on the next produce.
-    let config = support::base_config(&broker, &topic, &dlq)
-        .replacen("[kafka]\n", &format!("[kafka]\nstate_topic = \"{state}\"\n"), 1)
-        .replacen("delivery_timeout = \"5s\"", "delivery_timeout = \"60s\"", 1)
-        + &source;
+    let config = support::base_config_with_state(&broker, &topic, &dlq, &state) + &source;
     Setup { sandbox, broker, topic, state, config }
 }
 

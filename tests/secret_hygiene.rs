@@ -46,34 +46,18 @@ fn config(broker: &Broker, sandbox: &Sandbox, topics: &[String; 3], format: &str
     let [topic, dlq, state] = topics;
     let checkout = support::checkout::section(sandbox, "UNUSED")
         .replace("private_key_path = \"UNUSED\"", "private_key = \"\"\"${CO_PRIVATE_KEY}\"\"\"");
-    format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-topic = "{topic}"
-dlq_topic = "{dlq}"
-state_topic = "{state}"
-delivery_timeout = "60s"
-metadata_timeout = "5s"
-
+    support::base_config_with_state(broker, topic, dlq, state)
+        + &format!(
+            r#"
 [kafka.properties]
 "security.protocol" = "SASL_PLAINTEXT"
 "sasl.mechanism" = "SCRAM-SHA-512"
 "sasl.username" = "paybridge"
 "sasl.password" = "${{KAFKA_PASSWORD}}"
 
-[admin]
-listen = "127.0.0.1:{{admin}}"
-
-[intake]
-listen = "127.0.0.1:{{intake}}"
-
 [log]
 level = "debug"
 format = "{format}"
-
-[shutdown]
-timeout = "5s"
 
 [[sources]]
 kind = "ripplenet"
@@ -119,9 +103,8 @@ enabled = true
 path = "/hooks/pd"
 token = {{ header = "x-hook-token", value = "${{HOOK_TOKEN}}" }}
 {checkout}"#,
-        bootstrap = broker.bootstrap(),
-        base = sandbox.url(""),
-    )
+            base = sandbox.url(""),
+        )
 }
 
 fn spawn(config: &str, private_pem: &str) -> Paybridge {

@@ -132,21 +132,21 @@ impl Guard {
         })
     }
 
-    /// Counts and answers a refusal (the handlers use it for malformed bodies too).
-    pub fn refuse(&self, refusal: Refusal, peer: SocketAddr) -> Response {
-        self.metrics.webhook_rejected(&self.source, refusal.reason());
-        tracing::debug!(source = %self.source, %peer, reason = refusal.reason(), "webhook refused");
-        refusal_response(refusal)
+    /// Counts and answers a refusal.
+    fn refuse(&self, refusal: Refusal, peer: SocketAddr) -> Response {
+        self.refused(refusal, peer, refusal.message())
     }
-}
 
-/// The answer to a refused call.
-pub fn refusal_response(refusal: Refusal) -> Response {
-    let mut response = (refusal.status(), Json(json!({ "status": refusal.message() }))).into_response();
-    if refusal == Refusal::Saturated {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    /// Counts a refusal, logs it (never a header value) and answers it with `detail`.
+    fn refused(&self, refusal: Refusal, peer: SocketAddr, detail: &str) -> Response {
+        self.metrics.webhook_rejected(&self.source, refusal.reason());
+        tracing::debug!(source = %self.source, %peer, reason = refusal.reason(), %detail, "webhook refused");
+        let mut response = (refusal.status(), Json(json!({ "status": detail }))).into_response();
+        if refusal == Refusal::Saturated {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
     }
-    response
 }
 
 /// The middleware running [`Guard`]'s checks in front of a webhook handler.
@@ -209,8 +209,6 @@ pub struct Refuser {
 
 impl Refuser {
     pub fn malformed(&self, detail: &str) -> Response {
-        self.guard.metrics.webhook_rejected(&self.guard.source, Refusal::Malformed.reason());
-        tracing::debug!(source = %self.guard.source, peer = %self.peer, %detail, "webhook refused as malformed");
-        (StatusCode::BAD_REQUEST, Json(json!({ "status": detail }))).into_response()
+        self.guard.refused(Refusal::Malformed, self.peer, detail)
     }
 }

@@ -432,6 +432,27 @@ timeout = "5s"
     )
 }
 
+/// [`base_config`] for configs with a cursor source: a `state_topic`, and a 60 s delivery
+/// timeout (after a timed-out record librdkafka bumps the idempotent producer's epoch, and
+/// tansu 0.6.0's storage task then panics on the next produce).
+pub fn base_config_with_state(broker: &Broker, topic: &str, dlq: &str, state: &str) -> String {
+    base_config(broker, topic, dlq).replacen("[kafka]\n", &format!("[kafka]\nstate_topic = \"{state}\"\n"), 1).replacen(
+        "delivery_timeout = \"5s\"",
+        "delivery_timeout = \"60s\"",
+        1,
+    )
+}
+
+/// The sum of every series of a running paybridge's metrics whose line starts with `prefix`
+/// (e.g. `paybridge_events_published_total{source="pd"`).
+pub fn metric_sum(admin_port: u16, prefix: &str) -> u64 {
+    ripplenet::metrics(admin_port)
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// [`Broker::read_all`] off the async runtime: `expected` records of `topic` (or what came
 /// in 30 s), and the broker back.
 #[allow(dead_code)]
