@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::config::{Config, SourceConfig};
 use crate::health::Health;
 use crate::http::backoff::Backoff;
@@ -17,8 +18,8 @@ use crate::sink::kafka::KafkaSink;
 use crate::sink::topics::{TopicError, ensure_topics, required_topics};
 use crate::sources::SourceContext;
 use crate::sources::checkout::Checkout;
-use crate::sources::payments_direct::PaymentsDirect;
-use crate::sources::ripplenet::Ripplenet;
+use crate::sources::payments_direct::{PaymentsDirect, Role};
+use crate::sources::ripplenet::{Poller, Ripplenet, Singleton, health_name};
 use crate::{RunError, admin, intake};
 
 /// How often the broker's metadata is checked for /readyz.
@@ -41,6 +42,7 @@ pub struct Bridge {
     intake: Option<JoinHandle<std::io::Result<()>>>,
     admin: JoinHandle<std::io::Result<()>>,
     checker: JoinHandle<()>,
+    cluster: Option<Cluster>,
 }
 
 impl Bridge {
@@ -109,6 +111,18 @@ impl Bridge {
             }
         });
 
+        let cluster = match &config.cluster {
+            Some(cluster) => Some(
+                Cluster::start(cluster, &config.kafka, &singleton_tasks(&config), health.clone(), metrics.clone())
+                    .await
+                    .map_err(RunError::Cluster)?,
+            ),
+            None => None,
+        };
+        let singleton = |task: &str| -> Option<Singleton> {
+            let cluster = cluster.as_ref()?;
+            Some((cluster.gate(task)?, Box::new(cluster.on_change(task))))
+        };
         let stop_sources = CancellationToken::new();
         let ctx = SourceContext {
             submitter: pipeline.submitter(),
@@ -123,7 +137,8 @@ impl Bridge {
             match source {
                 SourceConfig::Ripplenet(cfg) => {
                     let ripplenet = Ripplenet::new(cfg.clone(), ctx.clone()).map_err(RunError::Http)?;
-                    ripplenet.spawn(&mut sources, config.pipeline.capacity);
+                    let sweeper = singleton(&health_name(&cfg.name, Poller::Sent));
+                    ripplenet.spawn(&mut sources, config.pipeline.capacity, sweeper);
                     if let Some(path) = source.webhook_path() {
                         hooks.ripplenet.push((path, ripplenet));
                     }
@@ -134,10 +149,15 @@ impl Bridge {
                     checkout.spawn(&mut sources, config.pipeline.capacity);
                 }
                 SourceConfig::PaymentsDirect(cfg) => {
-                    let payments_direct = PaymentsDirect::start(cfg.clone(), &config.kafka, ctx.clone())
+                    let cycle = singleton(&cfg.name);
+                    let role = if cycle.is_some() { Role::Webhooks } else { Role::Whole };
+                    let payments_direct = PaymentsDirect::start(cfg.clone(), &config.kafka, ctx.clone(), role)
                         .await
                         .map_err(|reason| RunError::SourceStart { name: cfg.name.clone(), reason })?;
-                    payments_direct.spawn(&mut sources);
+                    match cycle {
+                        Some(cycle) => payments_direct.spawn_singleton(&mut sources, cycle, config.kafka.clone()),
+                        None => payments_direct.spawn(&mut sources),
+                    }
                     if let Some(path) = source.webhook_path() {
                         hooks.payments_direct.push((path, payments_direct));
                     }
@@ -188,6 +208,7 @@ impl Bridge {
             intake,
             admin,
             checker,
+            cluster,
         }))
     }
 
@@ -245,6 +266,10 @@ impl Bridge {
             );
             self.sources.abort_all();
         }
+        // The tasks are settled: leave the group so the others take them over at once.
+        if let Some(cluster) = self.cluster.take() {
+            cluster.leave().await;
+        }
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         self.pipeline.shutdown(remaining).await;
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -264,7 +289,7 @@ impl Bridge {
 /// Ok(false) when `stop` was cancelled first.
 async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> Result<bool, RunError> {
     let has_cursor_sources = config.sources.iter().any(|s| s.provider() == crate::event::Provider::PaymentsDirect);
-    let topics = required_topics(&config.kafka, has_cursor_sources);
+    let topics = required_topics(&config.kafka, has_cursor_sources, config.cluster.as_ref());
     let mut backoff = Backoff::new(STARTUP_RETRY_MAX);
     loop {
         match ensure_topics(&config.kafka, &topics, config.kafka.metadata_timeout.get()).await {
@@ -279,6 +304,20 @@ async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> Result<bo
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// The singleton tasks of `config` (their readiness names): each RippleNet source's SENT
+/// sweeper and each Payments Direct source's cursor cycle.
+fn singleton_tasks(config: &Config) -> Vec<String> {
+    let mut tasks = Vec::new();
+    for source in &config.sources {
+        match source {
+            SourceConfig::Ripplenet(cfg) => tasks.push(health_name(&cfg.name, Poller::Sent)),
+            SourceConfig::PaymentsDirect(cfg) => tasks.push(cfg.name.clone()),
+            SourceConfig::Checkout(_) => {}
+        }
+    }
+    tasks
 }
 
 /// Marks the broker reachable in `health` whenever it answers a metadata request.

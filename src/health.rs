@@ -17,6 +17,10 @@ pub const LATE_POLL_FACTOR: u32 = 3;
 struct SourceState {
     interval: Duration,
     last_poll: Option<Instant>,
+    /// A singleton task (`[cluster]`).
+    singleton: bool,
+    /// A singleton task another replica runs: not expected to poll here.
+    standby: bool,
 }
 
 /// Shared readiness state.
@@ -27,6 +31,8 @@ pub struct Health {
     sources: Mutex<BTreeMap<String, SourceState>>,
     shutting_down: AtomicBool,
     fatal: Mutex<Option<String>>,
+    /// Group membership is on (`[cluster]`).
+    cluster: AtomicBool,
 }
 
 /// What /readyz answers.
@@ -34,6 +40,16 @@ pub struct Health {
 pub struct Readiness {
     pub ready: bool,
     pub problems: Vec<String>,
+    /// With `[cluster]`: the singleton tasks this replica runs now and those it stands by for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub singletons: Option<Singletons>,
+}
+
+/// The singleton tasks of a replica.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Singletons {
+    pub owned: Vec<String>,
+    pub standby: Vec<String>,
 }
 
 impl Default for Health {
@@ -50,13 +66,38 @@ impl Health {
             sources: Mutex::new(BTreeMap::new()),
             shutting_down: AtomicBool::new(false),
             fatal: Mutex::new(None),
+            cluster: AtomicBool::new(false),
         }
     }
 
     /// A source that polls every `interval`.
     pub fn register_source(&self, name: &str, interval: Duration) {
         if let Ok(mut sources) = self.sources.lock() {
-            sources.insert(name.to_owned(), SourceState { interval, last_poll: None });
+            // A singleton's tenure registers again: what set_standby recorded stays.
+            let (last_poll, singleton, standby) =
+                sources.get(name).map_or((None, false, false), |s| (s.last_poll, s.singleton, s.standby));
+            sources.insert(name.to_owned(), SourceState { interval, last_poll, singleton, standby });
+        }
+    }
+
+    /// Group membership is on (readiness lists the singleton tasks).
+    pub fn set_cluster(&self, on: bool) {
+        self.cluster.store(on, Ordering::SeqCst);
+    }
+
+    /// A singleton task another replica runs (`true`) or this one (`false`, its quiet time
+    /// counts from now).
+    pub fn set_standby(&self, name: &str, standby: bool) {
+        if let Ok(mut sources) = self.sources.lock() {
+            let state = sources.entry(name.to_owned()).or_insert(SourceState {
+                interval: Duration::MAX,
+                last_poll: None,
+                singleton: true,
+                standby,
+            });
+            state.singleton = true;
+            state.standby = standby;
+            state.last_poll = Some(Instant::now());
         }
     }
 
@@ -106,9 +147,17 @@ impl Health {
         if !broker_ok {
             problems.push("Kafka brokers did not answer a metadata request recently".to_owned());
         }
+        let mut singletons = Singletons::default();
         if let Ok(sources) = self.sources.lock() {
             for (name, state) in sources.iter() {
-                let limit = state.interval * LATE_POLL_FACTOR;
+                if state.singleton {
+                    if state.standby {
+                        singletons.standby.push(name.clone());
+                        continue;
+                    }
+                    singletons.owned.push(name.clone());
+                }
+                let limit = state.interval.saturating_mul(LATE_POLL_FACTOR);
                 let since = now.duration_since(state.last_poll.unwrap_or(self.started));
                 if since > limit {
                     problems.push(format!(
@@ -119,7 +168,8 @@ impl Health {
                 }
             }
         }
-        Readiness { ready: problems.is_empty(), problems }
+        let singletons = self.cluster.load(Ordering::SeqCst).then_some(singletons);
+        Readiness { ready: problems.is_empty(), problems, singletons }
     }
 }
 
@@ -153,5 +203,30 @@ mod tests {
         assert!(!r.ready && r.problems[0].contains("fenced"), "{r:?}");
         health.set_shutting_down();
         assert!(!health.readiness().ready);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_singleton_another_replica_runs_is_listed_as_standby_and_never_late() {
+        let health = Health::new();
+        health.broker_reachable();
+        health.set_cluster(true);
+        health.set_standby("pd", true);
+        health.register_source("pd", Duration::from_secs(10));
+        health.register_source("rn", Duration::from_secs(10));
+        tokio::time::advance(Duration::from_secs(100)).await;
+        health.broker_reachable();
+        health.polled("rn");
+        let r = health.readiness();
+        assert!(r.ready, "{r:?}");
+        assert_eq!(r.singletons, Some(Singletons { owned: vec![], standby: vec!["pd".into()] }));
+
+        health.set_standby("pd", false);
+        let r = health.readiness();
+        assert!(r.ready, "its quiet time counts from the takeover: {r:?}");
+        assert_eq!(r.singletons.unwrap().owned, vec!["pd".to_owned()]);
+        tokio::time::advance(Duration::from_secs(31)).await;
+        health.broker_reachable();
+        health.polled("rn");
+        assert!(!health.readiness().ready, "an owned singleton that does not poll is late");
     }
 }

@@ -5,6 +5,7 @@ pub mod ack;
 pub mod admin;
 pub mod backfill;
 pub mod bridge;
+pub mod cluster;
 pub mod config;
 pub mod event;
 pub mod health;
@@ -40,6 +41,8 @@ pub enum RunError {
     SchemaRegistry(String),
     #[error("the webhook intake cannot start: {0}")]
     Intake(String),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// Runs the bridge until `shutdown` is cancelled or the producer fails fatally (see

@@ -18,6 +18,11 @@ pub struct SourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    pub task: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusalLabels {
     pub source: String,
     /// See [`crate::intake::guard::Refusal::reason`].
@@ -68,6 +73,8 @@ pub struct Metrics {
     webhook_rejected: Family<RefusalLabels, Counter>,
     ack_failed: Family<SourceLabels, Counter>,
     producer_fatal: Gauge,
+    singleton_owned: Family<TaskLabels, Gauge>,
+    singleton_tenures: Family<TaskLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -101,6 +108,18 @@ impl Metrics {
         let webhook_rejected = Family::<RefusalLabels, Counter>::default();
         let ack_failed = Family::<SourceLabels, Counter>::default();
         let producer_fatal = Gauge::default();
+        let singleton_owned = Family::<TaskLabels, Gauge>::default();
+        let singleton_tenures = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "singleton_owned",
+            "With [cluster]: 1 while this replica runs the singleton task (a Payments Direct cursor cycle, a RippleNet sweeper)",
+            singleton_owned.clone(),
+        );
+        registry.register(
+            "singleton_tenures",
+            "With [cluster]: times this replica took a singleton task over",
+            singleton_tenures.clone(),
+        );
         registry.register(
             "ack_failed",
             "Notifications whose acknowledgement call failed (kept and retried with backoff)",
@@ -198,6 +217,8 @@ impl Metrics {
             processing_failures,
             webhook_rejected,
             ack_failed,
+            singleton_owned,
+            singleton_tenures,
             producer_fatal,
         }
     }
@@ -252,6 +273,16 @@ impl Metrics {
     /// Raises or clears a source's alert.
     pub fn source_alert(&self, source: &str, on: bool) {
         self.source_alert.get_or_create(&SourceLabels { source: source.to_owned() }).set(i64::from(on));
+    }
+
+    /// Whether this replica runs the singleton `task` now.
+    pub fn singleton_owned(&self, task: &str, owned: bool) {
+        self.singleton_owned.get_or_create(&TaskLabels { task: task.to_owned() }).set(i64::from(owned));
+    }
+
+    /// This replica took the singleton `task` over.
+    pub fn singleton_tenure(&self, task: &str) {
+        self.singleton_tenures.get_or_create(&TaskLabels { task: task.to_owned() }).inc();
     }
 
     /// An event went out without its failure details.

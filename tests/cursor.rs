@@ -33,7 +33,7 @@ async fn setup(extra: &str) -> Setup {
         &dlq,
         &format!("state_topic = \"{state}\"\ntopic_replication_factor = 1\ntopic_partitions = 1\n{extra}"),
     );
-    create_topics(&kafka, &[TopicSpec { name: state, compacted: true }], Duration::from_secs(10))
+    create_topics(&kafka, &[TopicSpec { name: state, compacted: true, partitions: None }], Duration::from_secs(10))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     kafka.metadata_timeout = paybridge::config::HumanDuration::from_secs(10);
@@ -46,10 +46,16 @@ async fn setup(extra: &str) -> Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cursor_advances_after_the_events_and_survives_a_restart() {
     let s = setup("").await;
-    let committer =
-        CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), ValueFormat::Json, CancellationToken::new())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+    let committer = CursorCommitter::start(
+        &s.kafka,
+        "rpd",
+        s.pipeline.submitter(),
+        ValueFormat::Json,
+        CancellationToken::new(),
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(committer.last_cursor().await.unwrap_or_else(|e| panic!("{e}")), None);
 
     let events: Vec<_> = (0..5).map(|n| ripplenet_event(30_000 + n, "pay-cur", 10)).collect();
@@ -60,10 +66,16 @@ async fn the_cursor_advances_after_the_events_and_survives_a_restart() {
     assert!(done.cursor_committed);
 
     // A new committer (a restarted paybridge) reads the last position back.
-    let restarted =
-        CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), ValueFormat::Json, CancellationToken::new())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+    let restarted = CursorCommitter::start(
+        &s.kafka,
+        "rpd",
+        s.pipeline.submitter(),
+        ValueFormat::Json,
+        CancellationToken::new(),
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(restarted.last_cursor().await.ok().flatten().as_deref(), Some("2025-10-01T14:10:00Z"));
     // Positions are per source.
     let other = CursorCommitter::start(
@@ -72,6 +84,7 @@ async fn the_cursor_advances_after_the_events_and_survives_a_restart() {
         s.pipeline.submitter(),
         ValueFormat::Json,
         CancellationToken::new(),
+        None,
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
@@ -88,10 +101,16 @@ async fn the_cursor_advances_after_the_events_and_survives_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_does_not_advance_the_cursor() {
     let mut s = setup("delivery_timeout = \"3s\"").await;
-    let committer =
-        CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), ValueFormat::Json, CancellationToken::new())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+    let committer = CursorCommitter::start(
+        &s.kafka,
+        "rpd",
+        s.pipeline.submitter(),
+        ValueFormat::Json,
+        CancellationToken::new(),
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let first = committer.commit(vec![ripplenet_event(31_000, "p", 10)], "c1").await.unwrap_or_else(|e| panic!("{e}"));
     assert!(first.cursor_committed);
 
@@ -101,18 +120,31 @@ async fn a_broker_outage_does_not_advance_the_cursor() {
     assert!(matches!(second.batch.events[0].outcome, Outcome::Retry(_)));
 
     s.broker.restart();
-    let restarted =
-        CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), ValueFormat::Json, CancellationToken::new())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+    let restarted = CursorCommitter::start(
+        &s.kafka,
+        "rpd",
+        s.pipeline.submitter(),
+        ValueFormat::Json,
+        CancellationToken::new(),
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(restarted.last_cursor().await.ok().flatten().as_deref(), Some("c1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_refuses_to_start_on_a_broker_without_transactions() {
     let s = setup("exactly_once = true").await;
-    match CursorCommitter::start(&s.kafka, "rpd", s.pipeline.submitter(), ValueFormat::Json, CancellationToken::new())
-        .await
+    match CursorCommitter::start(
+        &s.kafka,
+        "rpd",
+        s.pipeline.submitter(),
+        ValueFormat::Json,
+        CancellationToken::new(),
+        None,
+    )
+    .await
     {
         Err(e @ CursorError::Transaction(_)) => {
             let text = e.to_string();
@@ -141,8 +173,13 @@ async fn after_20000_positions_the_last_one_is_found_within_the_metadata_timeout
         .create()
         .unwrap_or_else(|e| panic!("{e}"));
     let record = |source: &str, cursor: String| {
-        serde_json::to_vec(&CursorRecord { source: source.into(), cursor, committed_at: chrono::Utc::now() })
-            .unwrap_or_default()
+        serde_json::to_vec(&CursorRecord {
+            source: source.into(),
+            cursor,
+            committed_at: chrono::Utc::now(),
+            epoch: None,
+        })
+        .unwrap_or_default()
     };
     // One early position of another source, then 20,000 of "pd" (a long-running source).
     let early = record("pd-quiet", "quiet-1".into());

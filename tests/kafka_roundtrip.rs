@@ -101,7 +101,7 @@ async fn missing_topics_are_named_or_created_on_request() {
     let dlq = unique_topic("absent-dlq");
     let mut config = kafka_config(&broker, &topic, &dlq);
 
-    let wanted = required_topics(&config, true);
+    let wanted = required_topics(&config, true, None);
     let missing = missing_topics(&config, &wanted, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<String> = missing.iter().map(|t| t.name.clone()).collect();
     assert_eq!(names, vec![topic.clone(), dlq.clone(), config.state_topic.clone()]);
@@ -127,7 +127,7 @@ async fn an_unreachable_broker_is_an_error_naming_the_servers() {
     let port = support::free_port();
     let text = format!("[kafka]\nbootstrap_servers = \"127.0.0.1:{port}\"\n");
     let config = paybridge::config::load(&text, &Default::default()).unwrap_or_else(|e| panic!("{e}")).kafka;
-    match missing_topics(&config, &required_topics(&config, false), Duration::from_secs(2)).await {
+    match missing_topics(&config, &required_topics(&config, false, None), Duration::from_secs(2)).await {
         Err(e @ TopicError::Unreachable { .. }) => {
             assert!(e.to_string().contains(&port.to_string()), "{e}")
         }

@@ -160,7 +160,7 @@ pub async fn run(config: &Config, request: &Request, stop: CancellationToken) ->
     let sink = KafkaSink::new(&config.kafka)
         .map_err(|e| SetupError::Unavailable(format!("Kafka producer: {e}")))?
         .with_value_format(value_format);
-    ensure_topics(&config.kafka, &required_topics(&config.kafka, false), config.kafka.metadata_timeout.get())
+    ensure_topics(&config.kafka, &required_topics(&config.kafka, false, None), config.kafka.metadata_timeout.get())
         .await
         .map_err(|e| SetupError::Unavailable(e.to_string()))?;
 

@@ -4,6 +4,7 @@
 //! Loading is a pure function of (text, environment): see [`load`].
 
 mod checkout;
+mod cluster;
 mod duration;
 mod env;
 mod intake;
@@ -22,6 +23,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use checkout::{AUTO_ACK_REFUSED, CheckoutSource, JwtClient, is_auto_ack_key};
+pub use cluster::ClusterConfig;
 pub use duration::{DURATION_PATTERN, HumanDuration};
 pub use intake::{IntakeConfig, IpNetwork, TlsConfig, WebhookConfig, WebhookSignature, WebhookToken, canonical};
 pub use listen::ListenAddr;
@@ -69,6 +71,9 @@ pub struct Config {
     /// The bounded path between sources and the Kafka sink.
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    /// Several replicas (absent: this process is the only one and runs every task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
     /// The provider notification sources, each tagged by `kind`.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,

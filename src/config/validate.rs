@@ -52,6 +52,9 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
     if kafka.delivery_timeout.get().is_zero() {
         errors.push(ConfigError::new("kafka.delivery_timeout", "must be greater than zero"));
     }
+    if let Some(cluster) = &config.cluster {
+        validate_cluster(cluster, config, &mut errors);
+    }
     if config.shutdown.timeout.get().is_zero() {
         errors.push(ConfigError::new("shutdown.timeout", "must be greater than zero"));
     }
@@ -169,4 +172,30 @@ fn is_topic_name(topic: &str) -> bool {
         && topic != "."
         && topic != ".."
         && topic.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// `[cluster]`: a topic name of its own, and timeouts the group coordinator accepts.
+fn validate_cluster(cluster: &super::ClusterConfig, config: &Config, errors: &mut Vec<ConfigError>) {
+    let kafka = &config.kafka;
+    if !is_topic_name(&cluster.topic) {
+        errors.push(ConfigError::new("cluster.topic", "invalid topic name: use 1–249 of a-z A-Z 0-9 . _ -"));
+    } else if [&kafka.topic, &kafka.dlq_topic, &kafka.state_topic].contains(&&cluster.topic) {
+        errors.push(ConfigError::new(
+            "cluster.topic",
+            "must differ from kafka.topic, kafka.dlq_topic and kafka.state_topic",
+        ));
+    }
+    if let Some(group) = &cluster.group_id
+        && (group.trim().is_empty() || group.chars().any(char::is_control))
+    {
+        errors.push(ConfigError::new("cluster.group_id", "must not be empty or contain control characters"));
+    }
+    let session = cluster.session_timeout.get();
+    if session < Duration::from_secs(1) || session > Duration::from_secs(1800) {
+        errors.push(ConfigError::new("cluster.session_timeout", "must be between 1s and 30m"));
+    }
+    let handover = cluster.handover_timeout.get();
+    if handover.is_zero() || handover > Duration::from_secs(600) {
+        errors.push(ConfigError::new("cluster.handover_timeout", "must be greater than zero and at most 10m"));
+    }
 }

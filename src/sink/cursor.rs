@@ -8,6 +8,8 @@
 //! - exactly-once (`kafka.exactly_once`): events and cursor in one Kafka transaction, see
 //!   [`super::transaction`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::Utc;
 use rdkafka::producer::FutureProducer;
 use tokio::time::Instant;
@@ -17,6 +19,7 @@ use super::state::{CursorRecord, StateError, read_last_cursor};
 use super::transaction::machine::Ended;
 use super::transaction::{TransactionError, TransactionalWriter};
 use crate::ack::BatchOutcome;
+use crate::cluster::gate::Fence;
 use crate::config::KafkaConfig;
 use crate::event::CanonicalEvent;
 use crate::pipeline::{PipelineClosed, Submitter};
@@ -30,6 +33,8 @@ pub enum CursorError {
     State(#[from] StateError),
     #[error(transparent)]
     Transaction(#[from] TransactionError),
+    #[error("cannot write the position: {0}")]
+    Send(SendError),
     #[error("cannot create the state producer: {0}")]
     Producer(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
@@ -37,6 +42,9 @@ pub enum CursorError {
     /// Exactly-once: the writer ended (fenced, or stopped with a commit in doubt).
     #[error(transparent)]
     Ended(#[from] Ended),
+    /// `[cluster]`: this replica no longer owns the source's task; nothing was written.
+    #[error("this replica no longer owns the task; the position was not written")]
+    NotOwner,
 }
 
 /// What a commit did.
@@ -64,6 +72,10 @@ pub struct CursorCommitter {
     mode: Mode,
     /// Ends a commit that is in doubt when the source stops.
     stop: CancellationToken,
+    /// `[cluster]`: the tenure whose writes are legitimate.
+    fence: Option<Fence>,
+    /// `[cluster]`, at-least-once: the tenure's epoch once claimed (0: none).
+    epoch: AtomicU64,
 }
 
 impl CursorCommitter {
@@ -75,13 +87,29 @@ impl CursorCommitter {
         submitter: Submitter,
         value_format: ValueFormat,
         stop: CancellationToken,
+        fence: Option<Fence>,
     ) -> Result<Self, CursorError> {
         let mode = if kafka.exactly_once {
             Mode::ExactlyOnce(Mutex::new(TransactionalWriter::start(kafka, source, value_format).await?))
         } else {
             Mode::AtLeastOnce { submitter, producer: producer_config(kafka).create()? }
         };
-        Ok(Self { source: source.to_owned(), kafka: kafka.clone(), mode, stop })
+        Ok(Self { source: source.to_owned(), kafka: kafka.clone(), mode, stop, fence, epoch: AtomicU64::new(0) })
+    }
+
+    /// `[cluster]`: starts this tenure by writing `cursor` (the position it read) under an
+    /// epoch above `current`'s, so what an earlier owner writes late never wins. Nothing to do
+    /// with one replica, or exactly-once (there the transactional.id fences earlier owners).
+    pub async fn claim(&self, current: Option<&CursorRecord>, cursor: &str) -> Result<(), CursorError> {
+        let Mode::AtLeastOnce { producer, .. } = &self.mode else { return Ok(()) };
+        if self.fence.is_none() {
+            return Ok(());
+        }
+        let epoch = current.and_then(|r| r.epoch).unwrap_or(0) + 1;
+        self.epoch.store(epoch, Ordering::SeqCst);
+        self.write_cursor(producer, cursor).await?;
+        tracing::info!(source = %self.source, epoch, "took the cursor over");
+        Ok(())
     }
 
     /// The last committed cursor, or None before the first commit.
@@ -108,7 +136,14 @@ impl CursorCommitter {
             Mode::AtLeastOnce { submitter, producer } => {
                 let batch = submitter.submit(&self.source, events).await?.outcome().await;
                 let settled = batch.events.iter().all(|e| e.outcome.is_settled());
-                let cursor_committed = settled && self.write_cursor(producer, cursor).await.is_ok();
+                let cursor_committed = match settled {
+                    true => match self.write_cursor(producer, cursor).await {
+                        Ok(()) => true,
+                        Err(CursorError::NotOwner) => return Err(CursorError::NotOwner),
+                        Err(_) => false,
+                    },
+                    false => false,
+                };
                 Ok(CommitOutcome { batch, cursor_committed })
             }
             Mode::ExactlyOnce(writer) => {
@@ -120,23 +155,31 @@ impl CursorCommitter {
     }
 
     fn cursor_record(&self, cursor: &str) -> EventRecord {
-        let value = CursorRecord { source: self.source.clone(), cursor: cursor.to_owned(), committed_at: Utc::now() };
+        let epoch = Some(self.epoch.load(Ordering::SeqCst)).filter(|e| *e > 0);
+        let value =
+            CursorRecord { source: self.source.clone(), cursor: cursor.to_owned(), committed_at: Utc::now(), epoch };
         EventRecord {
-            key: self.source.clone(),
+            key: value.key(),
             value: serde_json::to_vec(&value).unwrap_or_default(),
             headers: vec![("content-type", "application/json".to_owned())],
         }
     }
 
-    async fn write_cursor(&self, producer: &FutureProducer, cursor: &str) -> Result<(), SendError> {
+    async fn write_cursor(&self, producer: &FutureProducer, cursor: &str) -> Result<(), CursorError> {
+        // A tenure that lost the task writes nothing (its epoch would lose anyway).
+        if self.fence.as_ref().is_some_and(|f| !f.may_write()) {
+            tracing::warn!(source = %self.source, "this replica no longer owns the task; the position is not written");
+            return Err(CursorError::NotOwner);
+        }
         let record = self.cursor_record(cursor);
         let deadline = Instant::now() + self.kafka.delivery_timeout.get();
-        let delivery =
-            send_waiting(producer, &self.kafka.state_topic, &record, record.owned_headers(), deadline).await?;
+        let delivery = send_waiting(producer, &self.kafka.state_topic, &record, record.owned_headers(), deadline)
+            .await
+            .map_err(CursorError::Send)?;
         let result = await_delivery(delivery, deadline).await.map(|_| ());
         if let Err(e) = &result {
             tracing::warn!(source = %self.source, error = %e, "cursor not committed; the window will be read again");
         }
-        result
+        result.map_err(CursorError::Send)
     }
 }

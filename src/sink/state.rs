@@ -1,5 +1,12 @@
-//! The compacted state topic: one record per cursor source (key = source name), holding
-//! its last committed position. Read back with `read_committed` on start.
+//! The compacted state topic: the committed positions of cursor sources, read back with
+//! `read_committed` on start.
+//!
+//! One replica: one key per source (its name). Several replicas (`[cluster]`,
+//! at-least-once): each tenure of the source's singleton task writes under an epoch one
+//! above the highest it found, keyed `<source>#<epoch>`, and the position is the newest
+//! record of the highest epoch. A replica that lost its membership without noticing writes
+//! under its old epoch: its late records never win, and compaction (which keeps the newest
+//! record per key) never lets them replace the current owner's.
 
 use std::time::Duration;
 
@@ -20,6 +27,34 @@ pub struct CursorRecord {
     /// `beforeTimestamp` of the last fully processed window).
     pub cursor: String,
     pub committed_at: DateTime<Utc>,
+    /// The tenure that wrote it (`[cluster]`, at-least-once); none with one replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+}
+
+impl CursorRecord {
+    /// The record's key: the source name, with `#<epoch>` under an epoch.
+    pub fn key(&self) -> String {
+        match self.epoch {
+            Some(epoch) => format!("{}#{epoch}", self.source),
+            None => self.source.clone(),
+        }
+    }
+
+    /// Whether `self` supersedes `other`: a higher epoch, else a later commit.
+    fn supersedes(&self, other: &CursorRecord) -> bool {
+        (self.epoch.unwrap_or(0), self.committed_at) >= (other.epoch.unwrap_or(0), other.committed_at)
+    }
+}
+
+/// Whether a record with `key` can be one of `source`'s: its name, or its name and an epoch.
+fn is_key_of(key: &[u8], source: &str) -> bool {
+    let Some(rest) = key.strip_prefix(source.as_bytes()) else { return false };
+    match rest {
+        [] => true,
+        [b'#', digits @ ..] => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +67,7 @@ pub enum StateError {
     Internal(String),
 }
 
-/// The last committed cursor of `source`, read back from the end of the state topic with
+/// The current cursor of `source` (the newest record of its highest epoch), read back from the end of the state topic with
 /// `read_committed` (aborted transactions are never seen).
 pub async fn read_last_cursor(
     kafka: &KafkaConfig,
@@ -123,10 +158,11 @@ fn read_stretches(
             return Err(Stretch::Timeout);
         }
         match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(message)) if message.key() == Some(source.as_bytes()) => {
+            Some(Ok(message)) if message.key().is_some_and(|k| is_key_of(k, source)) => {
                 // A record that does not parse is skipped: the previous cursor stands.
                 if let Some(record) = message.payload().and_then(|p| serde_json::from_slice::<CursorRecord>(p).ok())
-                    && newest.as_ref().is_none_or(|n| record.committed_at >= n.committed_at)
+                    && record.source == source
+                    && newest.as_ref().is_none_or(|n| record.supersedes(n))
                 {
                     newest = Some(record);
                 }
@@ -134,5 +170,51 @@ fn read_stretches(
             Some(Err(e)) => return Err(Stretch::Kafka(e)),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(epoch: Option<u64>, second: i64) -> CursorRecord {
+        CursorRecord {
+            source: "pd".into(),
+            cursor: format!("c{second}"),
+            committed_at: DateTime::from_timestamp(1_700_000_000 + second, 0).unwrap(),
+            epoch,
+        }
+    }
+
+    #[test]
+    fn a_higher_epoch_wins_over_a_later_record_of_a_stale_owner() {
+        let current = record(Some(5), 10);
+        let stale_but_later = record(Some(4), 20);
+        assert!(current.supersedes(&stale_but_later));
+        assert!(!stale_but_later.supersedes(&current));
+        // Within one epoch, the later commit; a one-replica record counts as epoch 0.
+        assert!(record(Some(5), 11).supersedes(&current));
+        assert!(current.supersedes(&record(None, 99)));
+        assert!(record(None, 2).supersedes(&record(None, 1)));
+    }
+
+    #[test]
+    fn keys_carry_the_epoch_and_only_a_sources_own_keys_match() {
+        assert_eq!(record(None, 0).key(), "pd");
+        assert_eq!(record(Some(7), 0).key(), "pd#7");
+        assert!(is_key_of(b"pd", "pd"));
+        assert!(is_key_of(b"pd#7", "pd"));
+        assert!(!is_key_of(b"pd#", "pd"));
+        assert!(!is_key_of(b"pd#x", "pd"));
+        assert!(!is_key_of(b"pd-eu", "pd"));
+        assert!(!is_key_of(b"p", "pd"));
+    }
+
+    #[test]
+    fn a_record_without_an_epoch_reads_as_before() {
+        let old = r#"{"source":"pd","cursor":"c","committed_at":"2026-01-01T00:00:00Z"}"#;
+        let parsed: CursorRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(parsed.epoch, None);
+        assert!(!serde_json::to_string(&parsed).unwrap().contains("epoch"));
     }
 }

@@ -6,7 +6,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 
-use crate::config::KafkaConfig;
+use crate::config::{ClusterConfig, KafkaConfig};
 
 use super::kafka::producer_config;
 
@@ -28,17 +28,22 @@ pub struct TopicSpec {
     pub name: String,
     /// Created with `cleanup.policy=compact` (the state topic).
     pub compacted: bool,
+    /// Partitions when created; `kafka.topic_partitions` when none.
+    pub partitions: Option<i32>,
 }
 
 /// The topics a deployment needs: events and DLQ always, the state topic when cursor
-/// sources are configured.
-pub fn required_topics(kafka: &KafkaConfig, with_state: bool) -> Vec<TopicSpec> {
+/// sources are configured, the coordination topic with `[cluster]`.
+pub fn required_topics(kafka: &KafkaConfig, with_state: bool, cluster: Option<&ClusterConfig>) -> Vec<TopicSpec> {
     let mut topics = vec![
-        TopicSpec { name: kafka.topic.clone(), compacted: false },
-        TopicSpec { name: kafka.dlq_topic.clone(), compacted: false },
+        TopicSpec { name: kafka.topic.clone(), compacted: false, partitions: None },
+        TopicSpec { name: kafka.dlq_topic.clone(), compacted: false, partitions: None },
     ];
     if with_state {
-        topics.push(TopicSpec { name: kafka.state_topic.clone(), compacted: true });
+        topics.push(TopicSpec { name: kafka.state_topic.clone(), compacted: true, partitions: None });
+    }
+    if let Some(cluster) = cluster {
+        topics.push(TopicSpec { name: cluster.topic.clone(), compacted: false, partitions: Some(cluster.partitions) });
     }
     topics
 }
@@ -88,8 +93,8 @@ pub async fn create_topics(kafka: &KafkaConfig, topics: &[TopicSpec], timeout: D
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
-            let topic =
-                NewTopic::new(&t.name, kafka.topic_partitions, TopicReplication::Fixed(kafka.topic_replication_factor));
+            let partitions = t.partitions.unwrap_or(kafka.topic_partitions);
+            let topic = NewTopic::new(&t.name, partitions, TopicReplication::Fixed(kafka.topic_replication_factor));
             if t.compacted {
                 // Compaction that actually runs: segments roll hourly and a segment is cleaned
                 // once a tenth of it is superseded (the defaults, a week and half, leave a

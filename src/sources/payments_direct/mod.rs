@@ -25,6 +25,7 @@ use self::api::{PaymentsDirectApi, SearchPage};
 use self::position::{Position, RecoveryFloor};
 use self::recovery::Recovery;
 use super::{SourceContext, pause};
+use crate::cluster::gate::{Fence, TenureEnd, run_while_owned};
 use crate::config::{KafkaConfig, PaymentsDirectSource};
 use crate::event::{CanonicalEvent, Provider, kafka_key};
 use crate::http::backoff::Backoff;
@@ -36,14 +37,30 @@ use crate::sink::transaction::machine::Ended;
 /// States whose reasons the search leaves out (`GET /v3/payments/{id}` has them).
 const FAILURE_STATES: [&str; 3] = ["FAILED", "DECLINED", "RETURNED"];
 
-/// The source stopped (shutdown) before it could finish what it was doing.
+/// The source stopped (shutdown, or its task went to another replica) before it could
+/// finish what it was doing.
 struct Stopped;
+
+/// What an instance of the source does.
+pub enum Role {
+    /// Everything: the cursor cycle and webhooks (one replica).
+    Whole,
+    /// Webhooks only (`[cluster]`: the cursor cycle is a singleton task).
+    Webhooks,
+    /// One tenure of the cursor cycle (`[cluster]`), fenced by `Fence`.
+    Tenure(Fence),
+}
 
 pub struct PaymentsDirect {
     config: PaymentsDirectSource,
     api: PaymentsDirectApi,
     ctx: SourceContext,
-    committer: CursorCommitter,
+    /// None in the webhook-only instance.
+    committer: Option<CursorCommitter>,
+    /// `[cluster]`: the tenure this instance runs.
+    fence: Option<Fence>,
+    /// The exactly-once writer was fenced by another replica's.
+    fenced: std::sync::atomic::AtomicBool,
     /// Consecutive failed searches (the alert is raised at `alert_after`).
     failures: AtomicU32,
     kafka_metadata_timeout: Duration,
@@ -56,17 +73,28 @@ impl PaymentsDirect {
         config: PaymentsDirectSource,
         kafka: &KafkaConfig,
         ctx: SourceContext,
+        role: Role,
     ) -> Result<Arc<Self>, String> {
         let api = PaymentsDirectApi::new(&config, ctx.metrics.clone()).map_err(|e| e.to_string())?;
-        let committer = CursorCommitter::start(
-            kafka,
-            &config.name,
-            ctx.submitter.clone(),
-            ctx.sink.value_format(),
-            ctx.stop.clone(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let fence = match &role {
+            Role::Tenure(fence) => Some(fence.clone()),
+            _ => None,
+        };
+        let committer = match role {
+            Role::Webhooks => None,
+            Role::Whole | Role::Tenure(_) => Some(
+                CursorCommitter::start(
+                    kafka,
+                    &config.name,
+                    ctx.submitter.clone(),
+                    ctx.sink.value_format(),
+                    ctx.stop.clone(),
+                    fence.clone(),
+                )
+                .await
+                .map_err(|e| e.to_string())?,
+            ),
+        };
         // Readiness: the longest quiet time is the idle wait plus a search that backs off.
         let quiet = config.max_idle_interval.get() + config.backoff_max.get() + config.request_timeout.get();
         ctx.health.register_source(&config.name, quiet);
@@ -76,6 +104,8 @@ impl PaymentsDirect {
             api,
             ctx,
             committer,
+            fence,
+            fenced: Default::default(),
             failures: AtomicU32::new(0),
             kafka_metadata_timeout: kafka.metadata_timeout.get(),
         }))
@@ -96,18 +126,49 @@ impl PaymentsDirect {
     }
 
     pub fn spawn(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
-        tasks.spawn(self.clone().run());
+        let me = self.clone();
+        tasks.spawn(async move {
+            me.run().await;
+        });
     }
 
-    async fn run(self: Arc<Self>) {
-        let Ok((mut position, mut recovery)) = self.load_position().await else { return };
+    /// `[cluster]`: runs the cursor cycle while this replica owns it, each tenure with a
+    /// committer of its own (exactly-once: a new transactional producer, which fences the
+    /// previous owner's).
+    pub fn spawn_singleton(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<()>,
+        (gate, on_change): crate::sources::ripplenet::Singleton,
+        kafka: KafkaConfig,
+    ) {
+        let me = self.clone();
+        let stop = self.ctx.stop.clone();
+        tasks.spawn(run_while_owned(gate, stop, on_change, move |tenure_stop, fence| {
+            let (me, kafka) = (me.clone(), kafka.clone());
+            async move {
+                let ctx = SourceContext { stop: tenure_stop.clone(), ..me.ctx.clone() };
+                match PaymentsDirect::start(me.config.clone(), &kafka, ctx, Role::Tenure(fence)).await {
+                    Ok(tenure) => tenure.run().await,
+                    Err(reason) => {
+                        tracing::error!(source = %me.config.name, %reason, "cannot start the cursor cycle; giving the task back");
+                        let _ = pause(&tenure_stop, me.config.backoff_max.get()).await;
+                        TenureEnd::Fenced
+                    }
+                }
+            }
+        }));
+    }
+
+    async fn run(self: Arc<Self>) -> TenureEnd {
+        let end = || if self.fenced.load(Ordering::SeqCst) { TenureEnd::Fenced } else { TenureEnd::Released };
+        let Ok((mut position, mut recovery)) = self.load_position().await else { return end() };
         tracing::info!(source = %self.config.name, position = %position.encode(), "starting from the committed position");
         let interval = self.config.interval.get();
         let mut idle_wait = interval;
         let mut wait = Duration::ZERO;
         loop {
             if pause(&self.ctx.stop, wait).await {
-                return;
+                return end();
             }
             match self.cycle(&mut position, &mut recovery).await {
                 // Nothing changed: double the wait (up to max_idle_interval).
@@ -119,7 +180,7 @@ impl PaymentsDirect {
                     wait = interval;
                     idle_wait = interval;
                 }
-                Err(Stopped) => return,
+                Err(Stopped) => return end(),
             }
         }
     }
@@ -132,11 +193,18 @@ impl PaymentsDirect {
         // Each attempt gets twice the time of the one before (a position deep in a busy
         // state topic takes longer to reach than the metadata timeout).
         let mut timeout = self.kafka_metadata_timeout;
+        let Some(committer) = &self.committer else { return Err(Stopped) };
         loop {
-            let read = self.committer.last_record_within(timeout).await;
+            let read = committer.last_record_within(timeout).await;
             timeout = (timeout * 2).min(Duration::from_secs(600));
             let problem = match read {
-                Ok(None) => return Ok((Position::at(self.config.start_from.resolve(Utc::now())), None)),
+                Ok(None) => {
+                    let position = Position::at(self.config.start_from.resolve(Utc::now()));
+                    match committer.claim(None, &position.encode()).await {
+                        Ok(()) => return Ok((position, None)),
+                        Err(e) => format!("cannot take the cursor over: {e}"),
+                    }
+                }
                 Ok(Some(record)) => match Position::parse(&record.cursor) {
                     Ok(position) => {
                         // safety_lag of margin for the provider's clock running behind ours.
@@ -150,7 +218,11 @@ impl PaymentsDirect {
                             since = since.min(floor.since);
                         }
                         let recovery = Recovery { from, since, until: None, done: Default::default() };
-                        return Ok((position, Some(recovery)));
+                        match committer.claim(Some(&record), &record.cursor).await {
+                            Ok(()) => return Ok((position, Some(recovery))),
+                            Err(CursorError::NotOwner) => return Err(Stopped),
+                            Err(e) => format!("cannot take the cursor over: {e}"),
+                        }
                     }
                     Err(e) => format!("the committed position cannot be read ({e}); fix or remove the state record"),
                 },
@@ -399,10 +471,20 @@ impl PaymentsDirect {
     async fn commit(&self, mut events: Vec<CanonicalEvent>, next: &Position) -> Result<(), Stopped> {
         let cursor = next.encode();
         let mut backoff = Backoff::new(self.config.backoff_max.get());
+        let Some(committer) = &self.committer else { return Err(Stopped) };
         loop {
-            let outcome = match self.committer.commit(events.clone(), &cursor).await {
+            let outcome = match committer.commit(events.clone(), &cursor).await {
                 Ok(outcome) => outcome,
-                Err(CursorError::Closed(_) | CursorError::Ended(Ended::InDoubt)) => return Err(Stopped),
+                Err(CursorError::Closed(_) | CursorError::Ended(Ended::InDoubt) | CursorError::NotOwner) => {
+                    return Err(Stopped);
+                }
+                Err(CursorError::Ended(Ended::Fatal(reason))) if self.fence.is_some() => {
+                    // Another replica's writer fenced this one: give the task back and rejoin
+                    // the group rather than retry for ever.
+                    tracing::warn!(source = %self.config.name, %reason, "the transactional producer was fenced; giving the task back");
+                    self.fenced.store(true, Ordering::SeqCst);
+                    return Err(Stopped);
+                }
                 Err(CursorError::Ended(Ended::Fatal(reason))) => {
                     tracing::error!(source = %self.config.name, %reason, "the transactional producer cannot commit again");
                     self.ctx.sink.fatal_watch().latch(reason);

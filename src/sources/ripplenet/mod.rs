@@ -22,6 +22,7 @@ use super::runtime::acker::{AckCalls, AckReply};
 use super::runtime::ledger::{Settlement, Waiter, settlement};
 use super::runtime::settle::{Item, Settler, SettlerSettings};
 use super::runtime::{LoopSettings, PageReader, PageReport, PollSignals, Polled, UpstreamFailure, poll_loop};
+use crate::cluster::gate::{Gate, TenureEnd, run_while_owned};
 use crate::config::RipplenetSource;
 use crate::event::Provider;
 use crate::normalize::ripplenet::notification;
@@ -31,6 +32,9 @@ use crate::normalize::ripplenet::notification;
 /// poller has its window of pages in flight (the pipeline is saturated: a fetch by id would
 /// only add upstream calls and wait for the same pipeline) or backs off after failures.
 pub const WEBHOOK_READ_WAIT: Duration = Duration::from_secs(2);
+
+/// A singleton task's gate and what to tell when its tenure starts or ends.
+pub type Singleton = (Arc<Gate>, Box<dyn Fn(bool) + Send + Sync>);
 
 /// Which poller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,8 +121,10 @@ impl Ripplenet {
     }
 
     /// Starts poller_new and poller_sent; `tasks` also ends with the acker, after the last
-    /// acknowledgement of the pages read before the stop.
-    pub fn spawn(self: &Arc<Self>, tasks: &mut JoinSet<()>, pipeline_capacity: usize) {
+    /// acknowledgement of the pages read before the stop. With `[cluster]`, poller_sent is a
+    /// singleton task: it runs only while `sweeper` (its gate) is this replica's.
+    pub fn spawn(self: &Arc<Self>, tasks: &mut JoinSet<()>, pipeline_capacity: usize, sweeper: Option<Singleton>) {
+        let mut sweeper = sweeper;
         for which in [Poller::New, Poller::Sent] {
             let (interval, signals) = match which {
                 Poller::New => (self.config.new_interval.get(), Some(self.new_reads.clone())),
@@ -134,7 +140,22 @@ impl Ripplenet {
                 backoff_max: self.config.backoff_max.get(),
             };
             let reader = Arc::new(Reader { source: self.clone(), which });
-            tasks.spawn(poll_loop(reader, settings, self.ctx.clone(), signals));
+            match (which, sweeper.take()) {
+                (Poller::Sent, Some((gate, on_change))) => {
+                    let ctx = self.ctx.clone();
+                    tasks.spawn(run_while_owned(gate, ctx.stop.clone(), on_change, move |tenure_stop, _| {
+                        let (reader, settings) = (reader.clone(), settings.clone());
+                        let ctx = SourceContext { stop: tenure_stop, ..ctx.clone() };
+                        async move {
+                            poll_loop(reader, settings, ctx, None).await;
+                            TenureEnd::Released
+                        }
+                    }));
+                }
+                _ => {
+                    tasks.spawn(poll_loop(reader, settings, self.ctx.clone(), signals));
+                }
+            }
         }
         self.settler.join_acker(tasks);
     }

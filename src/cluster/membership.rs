@@ -1,0 +1,120 @@
+//! Group membership with librdkafka's consumer: a thread that keeps this replica in the
+//! group (JoinGroup/SyncGroup, heartbeats, cooperative-sticky assignment) over the
+//! coordination topic, and turns each assignment change into gate grants and revokes.
+//! Nothing is ever read from the topic or committed to it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, TopicPartitionList};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::gate::Gate;
+
+/// How often the membership thread serves the consumer (heartbeats run on librdkafka's
+/// own thread; rebalance callbacks run here).
+const POLL: Duration = Duration::from_millis(100);
+
+/// Shared with the rebalance callbacks.
+pub struct Shared {
+    pub topic: String,
+    pub gates: BTreeMap<i32, Arc<Gate>>,
+    pub handover_timeout: Duration,
+    pub runtime: tokio::runtime::Handle,
+    /// True while this replica has an assignment from the group (possibly empty).
+    pub member: AtomicBool,
+}
+
+struct Context(Arc<Shared>);
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let shared = &self.0;
+        match rebalance {
+            Rebalance::Revoke(partitions) => {
+                let lost = consumer.assignment_lost();
+                let gates = gates_of(shared, partitions);
+                for gate in &gates {
+                    gate.revoke(lost);
+                }
+                if lost {
+                    shared.member.store(false, Ordering::SeqCst);
+                    tracing::warn!(partitions = ?ids(partitions), "the group took this replica's tasks away (its session expired); stopping them without waiting");
+                    return;
+                }
+                tracing::info!(partitions = ?ids(partitions), "tasks revoked; settling what is in flight before releasing them");
+                for gate in gates {
+                    if !gate.wait_released_blocking(&shared.runtime, shared.handover_timeout) {
+                        tracing::warn!(
+                            timeout_ms = shared.handover_timeout.as_millis() as u64,
+                            "a task did not settle within cluster.handover_timeout; released anyway (its late writes are fenced)"
+                        );
+                    }
+                }
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "group rebalance error"),
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            self.0.member.store(true, Ordering::SeqCst);
+            tracing::info!(partitions = ?ids(partitions), "tasks assigned");
+            for gate in gates_of(&self.0, partitions) {
+                gate.grant();
+            }
+        }
+    }
+}
+
+fn ids(partitions: &TopicPartitionList) -> Vec<i32> {
+    partitions.elements().iter().map(|e| e.partition()).collect()
+}
+
+fn gates_of(shared: &Shared, partitions: &TopicPartitionList) -> Vec<Arc<Gate>> {
+    partitions
+        .elements()
+        .iter()
+        .filter(|e| e.topic() == shared.topic)
+        .filter_map(|e| shared.gates.get(&e.partition()).cloned())
+        .collect()
+}
+
+/// Runs the membership until `stop`: joins the group, serves rebalances, rejoins when a
+/// task asks (its writer was fenced); leaves the group when stopped. Blocking: run it on
+/// its own thread.
+pub fn serve(
+    config: rdkafka::ClientConfig,
+    shared: Arc<Shared>,
+    rejoin: Arc<Notify>,
+    stop: CancellationToken,
+) -> Result<(), rdkafka::error::KafkaError> {
+    let consumer: BaseConsumer<Context> = config.create_with_context(Context(shared.clone()))?;
+    consumer.subscribe(&[shared.topic.as_str()])?;
+    while !stop.is_cancelled() {
+        if let Some(Err(e)) = consumer.poll(POLL) {
+            tracing::debug!(error = %e, "group membership");
+        }
+        if shared.runtime.block_on(async { tokio::time::timeout(Duration::ZERO, rejoin.notified()).await.is_ok() }) {
+            tracing::warn!("a task's writer was fenced by another replica; leaving and rejoining the group");
+            consumer.unsubscribe();
+            shared.member.store(false, Ordering::SeqCst);
+            consumer.subscribe(&[shared.topic.as_str()])?;
+        }
+    }
+    // Leaving the group revokes every partition (waiting for the tasks, which the shutdown
+    // has already settled) so the others take over without waiting for the session timeout.
+    consumer.unsubscribe();
+    for _ in 0..10 {
+        let _ = consumer.poll(POLL);
+    }
+    shared.member.store(false, Ordering::SeqCst);
+    Ok(())
+}
