@@ -11,6 +11,8 @@ pub enum EntryKind {
     Request,
     Ack,
     Webhook,
+    /// A Payments Direct search page served: `id` is its window, `<after>..<before>`.
+    SearchWindow,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -146,6 +146,12 @@ async fn search(s: &SandboxState, headers: &HeaderMap, body: &Bytes, endpoint: E
     };
     let response = {
         let mut inner = s.lock();
+        let now = inner.now();
+        let stamp = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default()
+        };
+        let window = format!("{}..{}", stamp(query.after), stamp(query.before));
+        inner.ledger.record(now, EntryKind::SearchWindow, PROVIDER, Some(window), Some(endpoint.name.into()), None);
         let field = inner.scenario.payments_direct.state_time_field;
         let (page, token) = inner.payments.search(&query);
         let data: Vec<Value> = page.iter().map(|p| p.summary(field)).collect();

@@ -72,7 +72,11 @@ impl Cluster {
         config
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", session.as_millis().to_string())
-            .set("heartbeat.interval.ms", (session / 3).max(Duration::from_millis(100)).as_millis().to_string())
+            // Frequent heartbeats: a survivor hears of a rebalance soon after the session expired.
+            .set(
+                "heartbeat.interval.ms",
+                (session / 10).clamp(Duration::from_millis(100), Duration::from_secs(3)).as_millis().to_string(),
+            )
             // The rebalance bound: a revoke may wait handover_timeout for the tasks.
             .set("max.poll.interval.ms", (session + handover + Duration::from_secs(10)).as_millis().to_string());
         let partitions = partition_count(&config, &cluster.topic, kafka.metadata_timeout.get()).await?;

@@ -45,6 +45,12 @@ pub enum CursorError {
     /// `[cluster]`: this replica no longer owns the source's task; nothing was written.
     #[error("this replica no longer owns the task; the position was not written")]
     NotOwner,
+    /// `[cluster]`: another replica took the cursor over under a higher epoch while this one
+    /// still held the task (the group assigned it twice); nothing was written.
+    #[error(
+        "another replica took the cursor over (epoch {theirs} above this replica's {ours}); the position was not written"
+    )]
+    Superseded { ours: u64, theirs: u64 },
 }
 
 /// What a commit did.
@@ -76,7 +82,13 @@ pub struct CursorCommitter {
     fence: Option<Fence>,
     /// `[cluster]`, at-least-once: the tenure's epoch once claimed (0: none).
     epoch: AtomicU64,
+    /// `[cluster]`, at-least-once: when the state topic was last read for a higher epoch.
+    epoch_checked: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How often a cursor owner looks for a higher epoch than its own before writing (a group
+/// coordinator that hands one partition to two replicas is caught within this).
+pub const EPOCH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl CursorCommitter {
     /// Starts the committer for `source`. With `kafka.exactly_once` it first proves the
@@ -94,7 +106,15 @@ impl CursorCommitter {
         } else {
             Mode::AtLeastOnce { submitter, producer: producer_config(kafka).create()? }
         };
-        Ok(Self { source: source.to_owned(), kafka: kafka.clone(), mode, stop, fence, epoch: AtomicU64::new(0) })
+        Ok(Self {
+            source: source.to_owned(),
+            kafka: kafka.clone(),
+            mode,
+            stop,
+            fence,
+            epoch: AtomicU64::new(0),
+            epoch_checked: std::sync::Mutex::new(None),
+        })
     }
 
     /// `[cluster]`: starts this tenure by writing `cursor` (the position it read) under an
@@ -139,7 +159,7 @@ impl CursorCommitter {
                 let cursor_committed = match settled {
                     true => match self.write_cursor(producer, cursor).await {
                         Ok(()) => true,
-                        Err(CursorError::NotOwner) => return Err(CursorError::NotOwner),
+                        Err(e @ (CursorError::NotOwner | CursorError::Superseded { .. })) => return Err(e),
                         Err(_) => false,
                     },
                     false => false,
@@ -151,6 +171,36 @@ impl CursorCommitter {
                 let page = writer.lock().await.commit_page(&events, &record, &self.stop).await?;
                 Ok(CommitOutcome { batch: page.batch, cursor_committed: page.committed })
             }
+        }
+    }
+
+    /// `[cluster]`, at-least-once, every [`EPOCH_CHECK_INTERVAL`]: fails when the state topic
+    /// holds a higher epoch than this tenure's. A read that fails is no verdict.
+    async fn check_epoch(&self) -> Result<(), CursorError> {
+        let ours = self.epoch.load(Ordering::SeqCst);
+        if self.fence.is_none() || ours == 0 {
+            return Ok(());
+        }
+        let due = match self.epoch_checked.lock() {
+            Ok(mut last) => {
+                let due = last.is_none_or(|t| t.elapsed() >= EPOCH_CHECK_INTERVAL);
+                if due {
+                    *last = Some(Instant::now());
+                }
+                due
+            }
+            Err(_) => true,
+        };
+        if !due {
+            return Ok(());
+        }
+        match self.last_record().await {
+            Ok(Some(record)) if record.epoch.unwrap_or(0) > ours => {
+                let theirs = record.epoch.unwrap_or(0);
+                tracing::warn!(source = %self.source, ours, theirs, "another replica took the cursor over; this one stops and rejoins the group");
+                Err(CursorError::Superseded { ours, theirs })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -171,6 +221,7 @@ impl CursorCommitter {
             tracing::warn!(source = %self.source, "this replica no longer owns the task; the position is not written");
             return Err(CursorError::NotOwner);
         }
+        self.check_epoch().await?;
         let record = self.cursor_record(cursor);
         let deadline = Instant::now() + self.kafka.delivery_timeout.get();
         let delivery = send_waiting(producer, &self.kafka.state_topic, &record, record.owned_headers(), deadline)

@@ -478,6 +478,11 @@ impl PaymentsDirect {
                 Err(CursorError::Closed(_) | CursorError::Ended(Ended::InDoubt) | CursorError::NotOwner) => {
                     return Err(Stopped);
                 }
+                Err(CursorError::Superseded { .. }) => {
+                    // The group gave the task to two replicas: this one steps back and rejoins.
+                    self.fenced.store(true, Ordering::SeqCst);
+                    return Err(Stopped);
+                }
                 Err(CursorError::Ended(Ended::Fatal(reason))) if self.fence.is_some() => {
                     // Another replica's writer fenced this one: give the task back and rejoin
                     // the group rather than retry for ever.

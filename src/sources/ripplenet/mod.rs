@@ -140,8 +140,9 @@ impl Ripplenet {
                 backoff_max: self.config.backoff_max.get(),
             };
             let reader = Arc::new(Reader { source: self.clone(), which });
-            match (which, sweeper.take()) {
-                (Poller::Sent, Some((gate, on_change))) => {
+            let gated = if which == Poller::Sent { sweeper.take() } else { None };
+            match gated {
+                Some((gate, on_change)) => {
                     let ctx = self.ctx.clone();
                     tasks.spawn(run_while_owned(gate, ctx.stop.clone(), on_change, move |tenure_stop, _| {
                         let (reader, settings) = (reader.clone(), settings.clone());
@@ -152,7 +153,7 @@ impl Ripplenet {
                         }
                     }));
                 }
-                _ => {
+                None => {
                     tasks.spawn(poll_loop(reader, settings, self.ctx.clone(), signals));
                 }
             }
