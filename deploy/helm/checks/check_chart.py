@@ -111,6 +111,23 @@ def main():
     check(len(rules) == 1 and rules[0]["ports"][0]["port"] == "admin",
           f"sidecar values: with no intake CIDR only the admin port is open: {rules}")
 
+    replicas = {"replicaCount": 3}
+    check_values(chart, "three replicas", replicas, binary)
+    docs = [doc for _, doc in manifests(render(chart, replicas))]
+    config = next(doc for doc in docs if doc["kind"] == "ConfigMap")["data"]["paybridge.toml"]
+    check("[cluster]" in config, f"three replicas: [cluster] turned on in the config:\n{config}")
+    pdb = [doc for doc in docs if doc["kind"] == "PodDisruptionBudget"]
+    check(len(pdb) == 1 and pdb[0]["spec"].get("maxUnavailable") == 1,
+          f"three replicas: a PodDisruptionBudget letting one pod go at a time: {pdb}")
+    deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
+    check(deployment["spec"]["replicas"] == 3, "three replicas: Deployment replicas")
+    own = {"replicaCount": 2, "config": {**defaults["config"], "cluster": {"group_id": "bridges", "session_timeout": "20s"}}}
+    config = next(doc for _, doc in manifests(render(chart, own)) if doc["kind"] == "ConfigMap")["data"]["paybridge.toml"]
+    check('group_id = "bridges"' in config and config.count("[cluster]") == 1,
+          f"replicas with config.cluster: the chart keeps the given section:\n{config}")
+    single = next(doc for _, doc in manifests(render(chart, {})) if doc["kind"] == "ConfigMap")["data"]["paybridge.toml"]
+    check("[cluster]" not in single, "one replica: no [cluster]")
+
     everything = {"serviceMonitor": {"enabled": True}, "networkPolicy": {"enabled": True}}
     kinds = {doc["kind"] for _, doc in manifests(render(chart, everything))}
     check({"ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget"} <= kinds, f"optional objects: {kinds}")
