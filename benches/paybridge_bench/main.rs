@@ -7,7 +7,8 @@
 //! source's event size, before and after the scenarios), start-up and idle memory, the
 //! three poll paths draining a backlog including the upstream acks or cursor commits,
 //! RippleNet webhooks at fixed offered rates and at saturation, and the RippleNet poll path
-//! as the backlog grows and with other `pipeline.capacity` values.
+//! as the backlog grows and with other `pipeline.capacity` values, and 1, 2 and 3 processes
+//! (`[cluster]`) draining RippleNet and Checkout backlogs together.
 //!
 //! `cargo bench --bench paybridge_bench` runs it all (release build). Under `cargo test` (no
 //! `--bench` argument) it runs as a smoke of a few seconds with tiny sizes and writes to
@@ -24,6 +25,7 @@ mod ceiling;
 mod checkout;
 mod measure;
 mod payments_direct;
+mod replicas;
 mod report;
 mod report_tables;
 mod ripplenet;
@@ -165,6 +167,11 @@ async fn main() {
         r.scaling_capacity.push(ripplenet::poll_run(&broker, plan.n, Some(capacity)).await);
     }
 
+    for processes in 1..=3 {
+        eprintln!("bench: replicas, {processes} process(es) draining RippleNet and Checkout backlogs of {}", plan.n);
+        r.replicas.push(replicas::run(&broker, processes, plan.n).await);
+    }
+
     eprintln!("bench: ceiling again (RippleNet-sized records)");
     rn_ceiling.measure(&broker, &rn_sample, plan.n, 5).await;
     rn_ceiling.measure(&broker, &rn_sample, plan.n, 2).await;
@@ -209,6 +216,11 @@ fn smoke_checks(r: &Results) {
         assert!(run.process.peak_rss_mib > 0.0 && !run.process.rss_trace.is_empty(), "no memory readings");
     }
     assert_eq!(r.poll_paths.len(), 3);
+    assert_eq!(r.replicas.len(), 3, "replicas: 1, 2 and 3 processes");
+    for run in &r.replicas {
+        assert!(run.events_per_s > 0.0 && run.published.len() == run.processes, "replicas measured nothing: {run:?}");
+        assert_eq!(run.published.iter().sum::<u64>(), 2 * run.backlog as u64, "every event published once: {run:?}");
+    }
     for w in &r.webhooks.runs {
         assert_eq!(w.answered_200, w.sent, "every webhook answered 200: {:?}", w.statuses);
         assert!(w.sent > 0 && w.latency_ms.p50 > 0.0, "webhook level measured nothing: {w:?}");

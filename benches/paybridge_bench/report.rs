@@ -68,6 +68,8 @@ pub struct Results {
     pub scaling_backlog: Vec<PollRun>,
     /// RippleNet with other `pipeline.capacity` values (same backlog as the default run).
     pub scaling_capacity: Vec<PollRun>,
+    /// 1, 2 and 3 processes in one group draining RippleNet and Checkout backlogs.
+    pub replicas: Vec<crate::replicas::ReplicaRun>,
     pub targets: Vec<Target>,
 }
 
@@ -174,6 +176,7 @@ impl Results {
         md.push_str(&crate::report_tables::webhooks(&self.webhooks));
         md.push_str(&crate::report_tables::startup(&self.startup));
         md.push_str(&crate::report_tables::scaling(self));
+        md.push_str(&crate::report_tables::replicas(&self.replicas));
         md.push_str(&crate::report_tables::calls_and_cpu(self));
         md
     }

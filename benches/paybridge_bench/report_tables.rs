@@ -137,6 +137,30 @@ pub fn scaling(r: &Results) -> String {
     md
 }
 
+pub fn replicas(runs: &[crate::replicas::ReplicaRun]) -> String {
+    let mut md = String::from(
+        "### Replicas (RippleNet NEW and Checkout backlogs, `[cluster]`)\n\n\
+         Every process, the broker and the sandbox share this machine's cores.\n\n\
+         | processes | backlog per provider | events/s | × one process | events published by each |\n\
+         | --- | --- | --- | --- | --- |\n",
+    );
+    let one = runs.iter().find(|r| r.processes == 1).map(|r| r.events_per_s).unwrap_or_default();
+    for run in runs {
+        let shares: Vec<String> = run.published.iter().map(u64::to_string).collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {:.2} | {} |",
+            run.processes,
+            run.backlog,
+            run.events_per_s,
+            if one > 0.0 { run.events_per_s / one } else { 0.0 },
+            shares.join(" / ")
+        );
+    }
+    md.push('\n');
+    md
+}
+
 pub fn calls_and_cpu(r: &Results) -> String {
     let mut md = String::from(
         "### Calls and CPU\n\nCPU per 1,000 events, ms (2,000 ms per second on two cores): broker / paybridge / sandbox and load generator.\n\n",
