@@ -33,6 +33,8 @@ pub struct Health {
     fatal: Mutex<Option<String>>,
     /// Group membership is on (`[cluster]`).
     cluster: AtomicBool,
+    /// Why group membership stopped working, if it did.
+    cluster_failure: Mutex<Option<String>>,
 }
 
 /// What /readyz answers.
@@ -67,6 +69,7 @@ impl Health {
             shutting_down: AtomicBool::new(false),
             fatal: Mutex::new(None),
             cluster: AtomicBool::new(false),
+            cluster_failure: Mutex::new(None),
         }
     }
 
@@ -77,6 +80,13 @@ impl Health {
             let (last_poll, singleton, standby) =
                 sources.get(name).map_or((None, false, false), |s| (s.last_poll, s.singleton, s.standby));
             sources.insert(name.to_owned(), SourceState { interval, last_poll, singleton, standby });
+        }
+    }
+
+    /// Group membership failed: this replica runs no singleton task (unready, so it is seen).
+    pub fn set_cluster_failure(&self, reason: &str) {
+        if let Ok(mut failure) = self.cluster_failure.lock() {
+            *failure = Some(reason.to_owned());
         }
     }
 
@@ -138,6 +148,11 @@ impl Health {
         }
         if self.shutting_down.load(Ordering::SeqCst) {
             problems.push("shutting down".to_owned());
+        }
+        if let Ok(failure) = self.cluster_failure.lock()
+            && let Some(reason) = failure.as_ref()
+        {
+            problems.push(format!("group membership failed: {reason}"));
         }
         let broker_ok = self
             .broker_ok_at
@@ -219,6 +234,10 @@ mod tests {
         let r = health.readiness();
         assert!(r.ready, "{r:?}");
         assert_eq!(r.singletons, Some(Singletons { owned: vec![], standby: vec!["pd".into()] }));
+
+        health.set_cluster_failure("cannot subscribe");
+        assert!(health.readiness().problems.iter().any(|p| p.contains("group membership failed: cannot subscribe")));
+        *health.cluster_failure.lock().unwrap() = None;
 
         health.set_standby("pd", false);
         let r = health.readiness();

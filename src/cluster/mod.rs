@@ -99,12 +99,13 @@ impl Cluster {
         });
         let stop = CancellationToken::new();
         let thread = {
-            let (shared, stop, name) = (shared.clone(), stop.clone(), group.clone());
+            let (shared, stop, name, health) = (shared.clone(), stop.clone(), group.clone(), health.clone());
             std::thread::Builder::new()
                 .name("paybridge-membership".into())
                 .spawn(move || {
                     if let Err(e) = membership::serve(config, shared, rejoin, stop) {
                         tracing::error!(group = name, error = %e, "group membership failed; this replica runs no singleton task");
+                        health.set_cluster_failure(&e.to_string());
                     }
                 })
                 .map_err(|e| ClusterError::Join { group: group.clone(), reason: e.to_string() })?
