@@ -327,16 +327,31 @@ async fn each_singleton_runs_on_one_process_and_moves_to_a_survivor_when_its_own
     advance(&s.sandbox, &payments[..10], "VALIDATING").await;
     eventually("every state published after the takeover", Duration::from_secs(40), || all_published(&s, &payments))
         .await;
+    // A replica that stops (SIGTERM, a rolling update) hands its tasks over at once: it
+    // leaves the group once its sources settled, without waiting for a session timeout.
+    let owner = after["pd"];
+    let stopped_at = Instant::now();
+    let code = processes[owner].as_mut().and_then(Paybridge::stop);
+    assert_eq!(code, Some(0), "a clean stop");
+    processes[owner] = None;
+    let last = settled_owners(&refs(&processes), Duration::from_secs(30)).await;
+    let took = stopped_at.elapsed();
+    println!("cluster: after SIGTERM the cursor moved from process {owner} to {} in {took:?}", last["pd"]);
+    assert!(took < SESSION, "a clean stop hands over before a session timeout would: {took:?}");
+    payments.extend(s.sandbox.pd_create(3).await);
+    eventually("every state published after the handover", Duration::from_secs(40), || all_published(&s, &payments))
+        .await;
+
     let (order, returns) = windows(&s.sandbox).await;
     assert!(order.len() >= 3, "windows served: {order:?}");
     let (broken, rereads) = breaks(&order);
-    assert!(broken.is_empty(), "windows with a gap or an overlap: {broken:?}");
+    assert!(broken.is_empty(), "windows with a gap or an overlap: {broken:?}\n{}", membership_log(&refs(&processes)));
     assert!(rereads <= 1, "only the takeover may read an unfinished window again; {rereads} re-reads in {order:?}");
     assert!(returns.is_empty(), "a window was read again after a later one started: {returns:?}");
 }
 
-/// The state records of `pd` in log order: (epoch, window start).
-fn positions(broker: &Broker, state: &str) -> Vec<(u64, chrono::DateTime<chrono::Utc>)> {
+/// The state records of `pd` in log order: ((epoch, tenure), window start).
+fn positions(broker: &Broker, state: &str) -> Vec<((u64, i64), chrono::DateTime<chrono::Utc>)> {
     broker
         .read_to_end(state, Duration::from_secs(10))
         .iter()
@@ -346,7 +361,10 @@ fn positions(broker: &Broker, state: &str) -> Vec<(u64, chrono::DateTime<chrono:
             let cursor: Value = serde_json::from_str(v["cursor"].as_str().unwrap_or("{}")).unwrap_or_default();
             let after = cursor["after"].as_str().unwrap_or_default();
             let after = chrono::DateTime::parse_from_rfc3339(after).unwrap_or_else(|e| panic!("{e}: {v}"));
-            (v["epoch"].as_u64().unwrap_or(0), after.with_timezone(&chrono::Utc))
+            let epoch = v["epoch"].as_u64().unwrap_or(0);
+            // A claim's tenure is its own offset.
+            let tenure = v["tenure"].as_i64().unwrap_or(if epoch > 0 { r.offset } else { -1 });
+            ((epoch, tenure), after.with_timezone(&chrono::Utc))
         })
         .collect()
 }
@@ -381,7 +399,7 @@ async fn a_paused_owner_neither_moves_the_cursor_back_nor_skips_a_window() {
 
     // The position, as a reader applies the epochs, never moves back.
     let records = positions(&s.broker, &s.state);
-    let mut current: Option<(u64, chrono::DateTime<chrono::Utc>)> = None;
+    let mut current: Option<((u64, i64), chrono::DateTime<chrono::Utc>)> = None;
     for (epoch, after) in &records {
         if current.as_ref().is_some_and(|(e, _)| epoch < e) {
             continue; // a stale owner's late write: never read
@@ -391,7 +409,7 @@ async fn a_paused_owner_neither_moves_the_cursor_back_nor_skips_a_window() {
         }
         current = Some((*epoch, *after));
     }
-    let epochs: HashSet<u64> = records.iter().map(|(e, _)| *e).collect();
+    let epochs: HashSet<(u64, i64)> = records.iter().map(|(e, _)| *e).collect();
     assert!(epochs.len() >= 2, "the takeover claimed a new epoch: {records:?}");
     // No window skipped (gaps) by either process.
     let (order, _) = windows(&s.sandbox).await;

@@ -178,6 +178,7 @@ async fn after_20000_positions_the_last_one_is_found_within_the_metadata_timeout
             cursor,
             committed_at: chrono::Utc::now(),
             epoch: None,
+            tenure: None,
         })
         .unwrap_or_default()
     };

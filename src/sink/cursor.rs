@@ -8,13 +8,13 @@
 //! - exactly-once (`kafka.exactly_once`): events and cursor in one Kafka transaction, see
 //!   [`super::transaction`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use chrono::Utc;
 use rdkafka::producer::FutureProducer;
 use tokio::time::Instant;
 
-use super::kafka::{EventRecord, SendError, await_delivery, producer_config, send_waiting};
+use super::kafka::{EventRecord, SendError, Written, await_delivery, producer_config, send_waiting};
 use super::state::{CursorRecord, StateError, read_last_cursor};
 use super::transaction::machine::Ended;
 use super::transaction::{TransactionError, TransactionalWriter};
@@ -82,6 +82,8 @@ pub struct CursorCommitter {
     fence: Option<Fence>,
     /// `[cluster]`, at-least-once: the tenure's epoch once claimed (0: none).
     epoch: AtomicU64,
+    /// `[cluster]`, at-least-once: the state-topic offset of this tenure's claim (-1: none).
+    tenure: AtomicI64,
     /// `[cluster]`, at-least-once: when the state topic was last read for a higher epoch.
     epoch_checked: std::sync::Mutex<Option<Instant>>,
 }
@@ -113,6 +115,7 @@ impl CursorCommitter {
             stop,
             fence,
             epoch: AtomicU64::new(0),
+            tenure: AtomicI64::new(-1),
             epoch_checked: std::sync::Mutex::new(None),
         })
     }
@@ -127,8 +130,10 @@ impl CursorCommitter {
         }
         let epoch = current.and_then(|r| r.epoch).unwrap_or(0) + 1;
         self.epoch.store(epoch, Ordering::SeqCst);
-        self.write_cursor(producer, cursor).await?;
-        tracing::info!(source = %self.source, epoch, "took the cursor over");
+        self.tenure.store(-1, Ordering::SeqCst);
+        let claim = self.write_cursor(producer, cursor).await?;
+        self.tenure.store(claim.offset, Ordering::SeqCst);
+        tracing::info!(source = %self.source, epoch, tenure = claim.offset, "took the cursor over");
         Ok(())
     }
 
@@ -158,7 +163,7 @@ impl CursorCommitter {
                 let settled = batch.events.iter().all(|e| e.outcome.is_settled());
                 let cursor_committed = match settled {
                     true => match self.write_cursor(producer, cursor).await {
-                        Ok(()) => true,
+                        Ok(_) => true,
                         Err(e @ (CursorError::NotOwner | CursorError::Superseded { .. })) => return Err(e),
                         Err(_) => false,
                     },
@@ -177,8 +182,8 @@ impl CursorCommitter {
     /// `[cluster]`, at-least-once, every [`EPOCH_CHECK_INTERVAL`]: fails when the state topic
     /// holds a higher epoch than this tenure's. A read that fails is no verdict.
     async fn check_epoch(&self) -> Result<(), CursorError> {
-        let ours = self.epoch.load(Ordering::SeqCst);
-        if self.fence.is_none() || ours == 0 {
+        let ours = (self.epoch.load(Ordering::SeqCst), self.tenure.load(Ordering::SeqCst));
+        if self.fence.is_none() || ours.0 == 0 || ours.1 < 0 {
             return Ok(());
         }
         let due = match self.epoch_checked.lock() {
@@ -195,10 +200,10 @@ impl CursorCommitter {
             return Ok(());
         }
         match self.last_record().await {
-            Ok(Some(record)) if record.epoch.unwrap_or(0) > ours => {
-                let theirs = record.epoch.unwrap_or(0);
-                tracing::warn!(source = %self.source, ours, theirs, "another replica took the cursor over; this one stops and rejoins the group");
-                Err(CursorError::Superseded { ours, theirs })
+            Ok(Some(record)) if record.writer() > ours => {
+                let theirs = record.writer();
+                tracing::warn!(source = %self.source, ours = ?ours, theirs = ?theirs, "another replica took the cursor over; this one stops and rejoins the group");
+                Err(CursorError::Superseded { ours: ours.0, theirs: theirs.0 })
             }
             _ => Ok(()),
         }
@@ -206,8 +211,14 @@ impl CursorCommitter {
 
     fn cursor_record(&self, cursor: &str) -> EventRecord {
         let epoch = Some(self.epoch.load(Ordering::SeqCst)).filter(|e| *e > 0);
-        let value =
-            CursorRecord { source: self.source.clone(), cursor: cursor.to_owned(), committed_at: Utc::now(), epoch };
+        let tenure = Some(self.tenure.load(Ordering::SeqCst)).filter(|t| *t >= 0);
+        let value = CursorRecord {
+            source: self.source.clone(),
+            cursor: cursor.to_owned(),
+            committed_at: Utc::now(),
+            epoch,
+            tenure,
+        };
         EventRecord {
             key: value.key(),
             value: serde_json::to_vec(&value).unwrap_or_default(),
@@ -215,7 +226,7 @@ impl CursorCommitter {
         }
     }
 
-    async fn write_cursor(&self, producer: &FutureProducer, cursor: &str) -> Result<(), CursorError> {
+    async fn write_cursor(&self, producer: &FutureProducer, cursor: &str) -> Result<Written, CursorError> {
         // A tenure that lost the task writes nothing (its epoch would lose anyway).
         if self.fence.as_ref().is_some_and(|f| !f.may_write()) {
             tracing::warn!(source = %self.source, "this replica no longer owns the task; the position is not written");
@@ -227,7 +238,7 @@ impl CursorCommitter {
         let delivery = send_waiting(producer, &self.kafka.state_topic, &record, record.owned_headers(), deadline)
             .await
             .map_err(CursorError::Send)?;
-        let result = await_delivery(delivery, deadline).await.map(|_| ());
+        let result = await_delivery(delivery, deadline).await;
         if let Err(e) = &result {
             tracing::warn!(source = %self.source, error = %e, "cursor not committed; the window will be read again");
         }

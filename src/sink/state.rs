@@ -30,6 +30,11 @@ pub struct CursorRecord {
     /// The tenure that wrote it (`[cluster]`, at-least-once); none with one replica.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<u64>,
+    /// The state-topic offset of the claim that started the tenure (absent on the claim
+    /// itself, whose own offset it is): two replicas that claimed the same epoch at once
+    /// are told apart by it, the later claim winning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenure: Option<i64>,
 }
 
 impl CursorRecord {
@@ -41,9 +46,14 @@ impl CursorRecord {
         }
     }
 
-    /// Whether `self` supersedes `other`: a higher epoch, else a later commit.
+    /// The tenure that wrote it: (epoch, claim offset); (0, -1) with one replica.
+    pub fn writer(&self) -> (u64, i64) {
+        (self.epoch.unwrap_or(0), self.tenure.unwrap_or(-1))
+    }
+
+    /// Whether `self` supersedes `other`: a later tenure, else a later commit.
     fn supersedes(&self, other: &CursorRecord) -> bool {
-        (self.epoch.unwrap_or(0), self.committed_at) >= (other.epoch.unwrap_or(0), other.committed_at)
+        (self.writer(), self.committed_at) >= (other.writer(), other.committed_at)
     }
 }
 
@@ -160,10 +170,14 @@ fn read_stretches(
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) if message.key().is_some_and(|k| is_key_of(k, source)) => {
                 // A record that does not parse is skipped: the previous cursor stands.
-                if let Some(record) = message.payload().and_then(|p| serde_json::from_slice::<CursorRecord>(p).ok())
+                if let Some(mut record) = message.payload().and_then(|p| serde_json::from_slice::<CursorRecord>(p).ok())
                     && record.source == source
                     && newest.as_ref().is_none_or(|n| record.supersedes(n))
                 {
+                    if record.epoch.is_some() && record.tenure.is_none() {
+                        // A claim: its tenure is its own offset.
+                        record.tenure = Some(message.offset());
+                    }
                     newest = Some(record);
                 }
             }
@@ -183,6 +197,7 @@ mod tests {
             cursor: format!("c{second}"),
             committed_at: DateTime::from_timestamp(1_700_000_000 + second, 0).unwrap(),
             epoch,
+            tenure: epoch.map(|_| 100),
         }
     }
 
@@ -196,6 +211,14 @@ mod tests {
         assert!(record(Some(5), 11).supersedes(&current));
         assert!(current.supersedes(&record(None, 99)));
         assert!(record(None, 2).supersedes(&record(None, 1)));
+    }
+
+    #[test]
+    fn of_two_claims_of_one_epoch_the_later_claim_wins() {
+        let earlier_claim = CursorRecord { tenure: Some(100), ..record(Some(2), 50) };
+        let later_claim = CursorRecord { tenure: Some(101), ..record(Some(2), 10) };
+        assert!(later_claim.supersedes(&earlier_claim));
+        assert!(!earlier_claim.supersedes(&later_claim));
     }
 
     #[test]
