@@ -88,6 +88,9 @@ pub struct CursorCommitter {
     epoch_checked: std::sync::Mutex<Option<Instant>>,
 }
 
+/// How long a new owner waits after its claim before looking for a concurrent one.
+pub const CLAIM_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// How often a cursor owner looks for a higher epoch than its own before writing (a group
 /// coordinator that hands one partition to two replicas is caught within this).
 pub const EPOCH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -133,6 +136,13 @@ impl CursorCommitter {
         self.tenure.store(-1, Ordering::SeqCst);
         let claim = self.write_cursor(producer, cursor).await?;
         self.tenure.store(claim.offset, Ordering::SeqCst);
+        // Two replicas the group handed the task at once claim within moments of each other:
+        // look again after a pause, so the earlier claim steps back before it reads a page.
+        tokio::time::sleep(CLAIM_SETTLE).await;
+        if let Ok(mut checked) = self.epoch_checked.lock() {
+            *checked = None;
+        }
+        self.check_epoch().await?;
         tracing::info!(source = %self.source, epoch, tenure = claim.offset, "took the cursor over");
         Ok(())
     }

@@ -202,7 +202,10 @@ impl PaymentsDirect {
                     let position = Position::at(self.config.start_from.resolve(Utc::now()));
                     match committer.claim(None, &position.encode()).await {
                         Ok(()) => return Ok((position, None)),
-                        Err(e) => format!("cannot take the cursor over: {e}"),
+                        Err(e) => match self.lost_claim(e) {
+                            Some(problem) => problem,
+                            None => return Err(Stopped),
+                        },
                     }
                 }
                 Ok(Some(record)) => match Position::parse(&record.cursor) {
@@ -220,8 +223,10 @@ impl PaymentsDirect {
                         let recovery = Recovery { from, since, until: None, done: Default::default() };
                         match committer.claim(Some(&record), &record.cursor).await {
                             Ok(()) => return Ok((position, Some(recovery))),
-                            Err(CursorError::NotOwner) => return Err(Stopped),
-                            Err(e) => format!("cannot take the cursor over: {e}"),
+                            Err(e) => match self.lost_claim(e) {
+                                Some(problem) => problem,
+                                None => return Err(Stopped),
+                            },
                         }
                     }
                     Err(e) => format!("the committed position cannot be read ({e}); fix or remove the state record"),
@@ -233,6 +238,20 @@ impl PaymentsDirect {
             if pause(&self.ctx.stop, wait).await {
                 return Err(Stopped);
             }
+        }
+    }
+
+    /// A claim that failed: None when the task is not this replica's any more (another
+    /// claimed it too, and won: the tenure ends and the replica rejoins), else the problem
+    /// to retry after.
+    fn lost_claim(&self, e: CursorError) -> Option<String> {
+        match e {
+            CursorError::NotOwner => None,
+            CursorError::Superseded { .. } => {
+                self.fenced.store(true, Ordering::SeqCst);
+                None
+            }
+            e => Some(format!("cannot take the cursor over: {e}")),
         }
     }
 
