@@ -155,17 +155,17 @@ where
         let end = task(tenure_stop.clone(), Fence { gate: gate.clone(), tenure }).await;
         watcher.abort();
         on_change(false);
-        // Released: the tenure's writes are no longer legitimate.
-        gate.holding.send_if_modified(|h| match h {
-            Holding::Releasing(n) | Holding::Owned(n) if *n == tenure && end == TenureEnd::Fenced => {
+        // Released (or fenced while still holding it): the tenure's writes are over.
+        gate.holding.send_if_modified(|h| {
+            let over = match *h {
+                Holding::Releasing(n) => n == tenure,
+                Holding::Owned(n) => n == tenure && end == TenureEnd::Fenced,
+                Holding::No => false,
+            };
+            if over {
                 *h = Holding::No;
-                true
             }
-            Holding::Releasing(n) if *n == tenure => {
-                *h = Holding::No;
-                true
-            }
-            _ => false,
+            over
         });
         gate.running.send_modify(|n| *n = n.saturating_sub(1));
         if end == TenureEnd::Fenced {
