@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -25,8 +24,6 @@ pub struct Shared {
     pub gates: BTreeMap<i32, Arc<Gate>>,
     pub handover_timeout: Duration,
     pub runtime: tokio::runtime::Handle,
-    /// True while this replica has an assignment from the group (possibly empty).
-    pub member: AtomicBool,
 }
 
 struct Context(Arc<Shared>);
@@ -44,7 +41,6 @@ impl ConsumerContext for Context {
                     gate.revoke(lost);
                 }
                 if lost {
-                    shared.member.store(false, Ordering::SeqCst);
                     tracing::warn!(partitions = ?ids(partitions), "the group took this replica's tasks away (its session expired); stopping them without waiting");
                     return;
                 }
@@ -65,7 +61,6 @@ impl ConsumerContext for Context {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
-            self.0.member.store(true, Ordering::SeqCst);
             tracing::info!(partitions = ?ids(partitions), "tasks assigned");
             for gate in gates_of(&self.0, partitions) {
                 gate.grant();
@@ -105,7 +100,6 @@ pub fn serve(
         if shared.runtime.block_on(async { tokio::time::timeout(Duration::ZERO, rejoin.notified()).await.is_ok() }) {
             tracing::warn!("a task's writer was fenced by another replica; leaving and rejoining the group");
             consumer.unsubscribe();
-            shared.member.store(false, Ordering::SeqCst);
             consumer.subscribe(&[shared.topic.as_str()])?;
         }
     }
@@ -115,6 +109,5 @@ pub fn serve(
     for _ in 0..10 {
         let _ = consumer.poll(POLL);
     }
-    shared.member.store(false, Ordering::SeqCst);
     Ok(())
 }

@@ -12,7 +12,6 @@ mod membership;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -47,7 +46,6 @@ pub fn partition_of(task: &str, partitions: i32) -> i32 {
 
 /// This replica's membership: the gates of its singleton tasks.
 pub struct Cluster {
-    group: String,
     shared: Arc<Shared>,
     tasks: BTreeMap<String, i32>,
     stop: CancellationToken,
@@ -95,7 +93,6 @@ impl Cluster {
             gates,
             handover_timeout: handover,
             runtime: tokio::runtime::Handle::current(),
-            member: Default::default(),
         });
         let stop = CancellationToken::new();
         let thread = {
@@ -112,11 +109,7 @@ impl Cluster {
         };
         tracing::info!(group, topic = %cluster.topic, partitions, tasks = ?owners, "joining the group");
         health.set_cluster(true);
-        Ok(Self { group, shared, tasks: owners, stop, thread: Some(thread), health, metrics })
-    }
-
-    pub fn group(&self) -> &str {
-        &self.group
+        Ok(Self { shared, tasks: owners, stop, thread: Some(thread), health, metrics })
     }
 
     /// The gate of a singleton task.
@@ -137,11 +130,6 @@ impl Cluster {
                 tracing::info!(task, "singleton task released");
             }
         }
-    }
-
-    /// True while this replica holds an assignment from the group.
-    pub fn member(&self) -> bool {
-        self.shared.member.load(Ordering::SeqCst)
     }
 
     /// Leaves the group (after the tasks stopped), so the others take over at once.
