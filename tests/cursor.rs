@@ -43,19 +43,25 @@ async fn setup(extra: &str) -> Setup {
     Setup { broker, kafka, pipeline }
 }
 
+impl Setup {
+    /// A one-replica committer of `source` on this setup's pipeline.
+    async fn committer(&self, source: &str) -> Result<CursorCommitter, CursorError> {
+        CursorCommitter::start(
+            &self.kafka,
+            source,
+            self.pipeline.submitter(),
+            ValueFormat::Json,
+            CancellationToken::new(),
+            None,
+        )
+        .await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cursor_advances_after_the_events_and_survives_a_restart() {
     let s = setup("").await;
-    let committer = CursorCommitter::start(
-        &s.kafka,
-        "rpd",
-        s.pipeline.submitter(),
-        ValueFormat::Json,
-        CancellationToken::new(),
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let committer = s.committer("rpd").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(committer.last_cursor().await.unwrap_or_else(|e| panic!("{e}")), None);
 
     let events: Vec<_> = (0..5).map(|n| ripplenet_event(30_000 + n, "pay-cur", 10)).collect();
@@ -66,28 +72,10 @@ async fn the_cursor_advances_after_the_events_and_survives_a_restart() {
     assert!(done.cursor_committed);
 
     // A new committer (a restarted paybridge) reads the last position back.
-    let restarted = CursorCommitter::start(
-        &s.kafka,
-        "rpd",
-        s.pipeline.submitter(),
-        ValueFormat::Json,
-        CancellationToken::new(),
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let restarted = s.committer("rpd").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(restarted.last_cursor().await.ok().flatten().as_deref(), Some("2025-10-01T14:10:00Z"));
     // Positions are per source.
-    let other = CursorCommitter::start(
-        &s.kafka,
-        "rpd-other",
-        s.pipeline.submitter(),
-        ValueFormat::Json,
-        CancellationToken::new(),
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let other = s.committer("rpd-other").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(other.last_cursor().await.ok().flatten(), None);
 
     let topic = s.kafka.topic.clone();
@@ -101,16 +89,7 @@ async fn the_cursor_advances_after_the_events_and_survives_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_does_not_advance_the_cursor() {
     let mut s = setup("delivery_timeout = \"3s\"").await;
-    let committer = CursorCommitter::start(
-        &s.kafka,
-        "rpd",
-        s.pipeline.submitter(),
-        ValueFormat::Json,
-        CancellationToken::new(),
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let committer = s.committer("rpd").await.unwrap_or_else(|e| panic!("{e}"));
     let first = committer.commit(vec![ripplenet_event(31_000, "p", 10)], "c1").await.unwrap_or_else(|e| panic!("{e}"));
     assert!(first.cursor_committed);
 
@@ -120,32 +99,14 @@ async fn a_broker_outage_does_not_advance_the_cursor() {
     assert!(matches!(second.batch.events[0].outcome, Outcome::Retry(_)));
 
     s.broker.restart();
-    let restarted = CursorCommitter::start(
-        &s.kafka,
-        "rpd",
-        s.pipeline.submitter(),
-        ValueFormat::Json,
-        CancellationToken::new(),
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let restarted = s.committer("rpd").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(restarted.last_cursor().await.ok().flatten().as_deref(), Some("c1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_refuses_to_start_on_a_broker_without_transactions() {
     let s = setup("exactly_once = true").await;
-    match CursorCommitter::start(
-        &s.kafka,
-        "rpd",
-        s.pipeline.submitter(),
-        ValueFormat::Json,
-        CancellationToken::new(),
-        None,
-    )
-    .await
-    {
+    match s.committer("rpd").await {
         Err(e @ CursorError::Transaction(_)) => {
             let text = e.to_string();
             assert!(text.contains("does not support transactions") && text.contains("kafka.exactly_once"), "{text}");

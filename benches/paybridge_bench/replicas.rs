@@ -40,22 +40,14 @@ pub async fn run(broker: &Broker, processes: usize, backlog: usize) -> ReplicaRu
             && crate::support::checkout::unacked(&sb).await == 0
     })
     .await;
-    let first = [
-        request_times(&sb, "ripplenet", "ripplenet.poll_new").await.first().copied(),
-        request_times(&sb, "checkout", "checkout.receive").await.first().copied(),
-    ]
-    .into_iter()
-    .flatten()
-    .min()
-    .unwrap_or_default();
-    let last = [
-        request_times(&sb, "ripplenet", "ripplenet.ack_batch").await.last().copied(),
-        request_times(&sb, "checkout", "checkout.ack").await.last().copied(),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .unwrap_or_default();
+    let first = earliest(&[
+        request_times(&sb, "ripplenet", "ripplenet.poll_new").await,
+        request_times(&sb, "checkout", "checkout.receive").await,
+    ]);
+    let last = latest(&[
+        request_times(&sb, "ripplenet", "ripplenet.ack_batch").await,
+        request_times(&sb, "checkout", "checkout.ack").await,
+    ]);
     let published =
         bridges.iter().map(|b| crate::support::metric_sum(b.admin_port, "paybridge_events_published_total{")).collect();
     drop(bridges);
@@ -65,4 +57,14 @@ pub async fn run(broker: &Broker, processes: usize, backlog: usize) -> ReplicaRu
         events_per_s: (2 * backlog) as f64 / ((last - first).max(1) as f64 / 1e3),
         published,
     }
+}
+
+/// The earliest time (ms) of several request-time series; 0 when all are empty.
+fn earliest(series: &[Vec<i64>]) -> i64 {
+    series.iter().filter_map(|s| s.first().copied()).min().unwrap_or_default()
+}
+
+/// The latest time (ms) of several request-time series; 0 when all are empty.
+fn latest(series: &[Vec<i64>]) -> i64 {
+    series.iter().filter_map(|s| s.last().copied()).max().unwrap_or_default()
 }
