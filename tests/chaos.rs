@@ -20,10 +20,10 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::Broker;
 use support::chaos::{self, CO_ACCOUNT, PD_ACCOUNT, RN_ACCOUNT};
 use support::process::Paybridge;
 use support::sandbox::Sandbox;
+use support::{Broker, Record};
 
 /// A small deterministic generator (no seed from the clock: a failing run can be repeated
 /// with `PAYBRIDGE_CHAOS_SEED`).
@@ -181,13 +181,36 @@ fn event_partitions(total: u64) -> i32 {
     i32::try_from((total / 3_000).max(3)).unwrap_or(3)
 }
 
-/// Every record `topic` holds (off the async runtime), and the broker back. The time allowed
-/// follows the number of records: tansu 0.6.0 serves these at a few hundred per second.
-async fn read(broker: Broker, topic: &str) -> (Broker, Vec<support::Record>) {
-    let topic = topic.to_owned();
+/// Above this many notifications the topics are read from the stopped broker's own store
+/// (`support::store`), which the default run checks against a read over the Kafka protocol.
+const READ_FROM_STORE_ABOVE: u64 = 10_000;
+
+/// Every record of the event topic and of the DLQ. The default run reads them over the Kafka
+/// protocol (off the async runtime; tansu 0.6.0 serves these at a few hundred per second)
+/// and then checks that the broker's store holds the same records; a long run reads the
+/// store only.
+async fn read_topics(broker: Broker, total: u64, events: &str, dlq: &str) -> (Vec<Record>, Vec<Record>) {
+    let (events, dlq) = (events.to_owned(), dlq.to_owned());
     tokio::task::spawn_blocking(move || {
-        let records = broker.read_everything(&topic, Duration::from_millis(10), Duration::from_secs(30));
-        (broker, records)
+        let mut broker = broker;
+        if total > READ_FROM_STORE_ABOVE {
+            return (broker.stored_records(&events), broker.stored_records(&dlq));
+        }
+        let per_record = Duration::from_millis(10);
+        // The small DLQ first: after a long read the broker can be slow to answer metadata.
+        let dead_letters = broker.read_everything(&dlq, per_record, Duration::from_secs(30));
+        let records = broker.read_everything(&events, per_record, Duration::from_secs(30));
+        let stored = broker.stored_records(&events);
+        let values = |records: &[Record]| {
+            let mut values: Vec<_> = records
+                .iter()
+                .map(|r| (r.partition, r.offset, r.key.clone(), r.value.clone(), r.headers.clone()))
+                .collect();
+            values.sort();
+            values
+        };
+        assert_eq!(values(&stored), values(&records), "the broker's store holds what a consumer read");
+        (records, dead_letters)
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"))
@@ -325,12 +348,8 @@ async fn chaos_loses_nothing_and_acknowledges_nothing_early() {
 
     // What the topic holds, and the records every check needs.
     println!("chaos: drained after {:.0?} of load and {drain:.0?} of drain; reading the topics", load_phase);
-    // The small DLQ first: after a long run the broker can be slow to answer metadata once
-    // the large topic has been read.
-    let (broker, dead_letters) = read(broker, &topics[1]).await;
-    let (broker, records) = read(broker, &topics[0]).await;
-    drop(broker);
-    let events: Vec<Value> = records.iter().map(support::Record::json).collect();
+    let (records, dead_letters) = read_topics(broker, total, &topics[0], &topics[1]).await;
+    let events: Vec<Value> = records.iter().map(Record::json).collect();
     let ids: HashSet<String> = events.iter().filter_map(|e| e["id"].as_str().map(str::to_owned)).collect();
     let commits = chaos::commit_times(&bridges.logs());
     let by_provider = chaos::by_provider(&events);

@@ -11,6 +11,7 @@ pub mod raw_http;
 pub mod registry;
 pub mod ripplenet;
 pub mod sandbox;
+pub mod store;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -287,6 +288,13 @@ impl Broker {
         }
         consumer.assign(&assignment).unwrap_or_else(|e| panic!("assign: {e}"));
         (consumer, records)
+    }
+
+    /// Stops the broker and reads every record of `topic` from its own store, for topics too
+    /// long to read back over the Kafka protocol (see [`store`]).
+    pub fn stored_records(&mut self, topic: &str) -> Vec<Record> {
+        self.stop();
+        store::records(&self.dir.path().join("broker.db"), topic)
     }
 
     fn drain(consumer: &BaseConsumer, expected: usize, limit: Duration) -> Vec<Record> {
