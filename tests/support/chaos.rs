@@ -4,6 +4,7 @@
 //! read of the topic.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use paybridge::event::{UpstreamIdentity, event_id};
@@ -61,16 +62,41 @@ pub fn at(entry: &Value) -> Option<DateTime<Utc>> {
     Some(written + chrono::Duration::milliseconds(1))
 }
 
+/// Payments Direct reads for the checks. The token is renewed every few seconds (the chaos
+/// sandbox's tokens live 15 s, and a long run reads tens of thousands of payments), and an
+/// answer without the expected field stops the test instead of becoming a wrong id.
+struct PaymentReads<'a> {
+    sandbox: &'a Sandbox,
+    token: String,
+    since: Instant,
+}
+
+impl<'a> PaymentReads<'a> {
+    async fn new(sandbox: &'a Sandbox) -> Self {
+        PaymentReads { sandbox, token: sandbox.pd_token().await, since: Instant::now() }
+    }
+
+    async fn get(&mut self, path: &str, field: &str) -> Value {
+        if self.since.elapsed() > Duration::from_secs(5) {
+            self.token = self.sandbox.pd_token().await;
+            self.since = Instant::now();
+        }
+        let answer = self.sandbox.get_json(path, Some(&self.token)).await;
+        assert!(!answer[field].is_null(), "GET {path}: no {field} in the answer {answer}");
+        answer
+    }
+}
+
 /// Every state each payment has been in: (state, time) from its transitions, the INITIATED
 /// state with its creation time, and what searches served.
 pub async fn pd_history(sb: &Sandbox, payments: &[String]) -> HashSet<String> {
-    let token = sb.pd_token().await;
+    let mut reads = PaymentReads::new(sb).await;
     let mut ids = HashSet::new();
     for payment in payments {
-        let p = sb.get_json(&format!("/v3/payments/{payment}"), Some(&token)).await;
+        let p = reads.get(&format!("/v3/payments/{payment}"), "paymentState").await;
         ids.insert(pd_id(payment, "INITIATED", p["initiatedAt"].as_str()));
         ids.insert(pd_id(payment, p["paymentState"].as_str().unwrap_or_default(), p["lastStateUpdatedAt"].as_str()));
-        let states = sb.get_json(&format!("/v3/payments/{payment}/states"), Some(&token)).await;
+        let states = reads.get(&format!("/v3/payments/{payment}/states"), "stateTransitions").await;
         for t in states["stateTransitions"].as_array().into_iter().flatten() {
             ids.insert(pd_id(payment, t["updatedTo"].as_str().unwrap_or_default(), t["updatedAt"].as_str()));
         }
@@ -98,10 +124,10 @@ pub async fn pd_served(sb: &Sandbox) -> (HashSet<String>, bool) {
 
 /// The current state of each payment, as an event id.
 pub async fn pd_current(sb: &Sandbox, payments: &[String]) -> HashSet<String> {
-    let token = sb.pd_token().await;
+    let mut reads = PaymentReads::new(sb).await;
     let mut ids = HashSet::new();
     for payment in payments {
-        let p = sb.get_json(&format!("/v3/payments/{payment}"), Some(&token)).await;
+        let p = reads.get(&format!("/v3/payments/{payment}"), "paymentState").await;
         ids.insert(pd_id(payment, p["paymentState"].as_str().unwrap_or_default(), p["lastStateUpdatedAt"].as_str()));
     }
     ids
