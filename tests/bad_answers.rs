@@ -15,6 +15,7 @@ use support::Broker;
 use support::chaos::{self, CO_ACCOUNT, PD_ACCOUNT, RN_ACCOUNT};
 use support::process::{Paybridge, eventually};
 use support::sandbox::Sandbox;
+use support::sources;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Provider {
@@ -173,47 +174,22 @@ fn metric(admin_port: u16, name: &str, source: &str) -> u64 {
 
 fn config(broker: &Broker, sandbox: &Sandbox, topics: &[String; 3], key_path: &str) -> String {
     let [topic, dlq, state] = topics;
-    let checkout = support::checkout::section(sandbox, key_path)
-        .replace("account = \"merchant-001\"", &format!("account = \"{CO_ACCOUNT}\""));
-    let base = support::base_config_with_state(broker, topic, dlq, state);
-    base + &format!(
-        r#"
-[[sources]]
-kind = "ripplenet"
-name = "rn"
-account = "{RN_ACCOUNT}"
-base_url = "{url}"
+    let ripplenet = r#"
 new_interval = "300ms"
 sent_interval = "1s"
 sent_delay = "0s"
 backoff_max = "1s"
-page_size = 2
-
-[sources.auth]
-token_url = "{url}/oauth/token"
-client_id = "sandbox-client"
-client_secret = "sandbox-secret"
-audience = "urn:ripplenet:sandbox"
-
-[[sources]]
-kind = "payments_direct"
-name = "pd"
-account = "{PD_ACCOUNT}"
-base_url = "{url}"
+page_size = 2"#;
+    let payments_direct = r#"
 interval = "300ms"
 max_idle_interval = "500ms"
 safety_lag = "200ms"
 start_from = "10m"
-backoff_max = "1s"
-
-[sources.auth]
-token_url = "{url}/v2/oauth/token"
-client_id = "sandbox-client"
-client_secret = "sandbox-secret"
-audience = "urn:ripplexcurrent-test:sandbox"
-{checkout}"#,
-        url = sandbox.url(""),
-    )
+backoff_max = "1s""#;
+    support::base_config_with_state(broker, topic, dlq, state)
+        + &sources::ripplenet(sandbox, RN_ACCOUNT, ripplenet)
+        + &sources::payments_direct(sandbox, PD_ACCOUNT, payments_direct)
+        + &sources::checkout(sandbox, key_path, CO_ACCOUNT)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use support::chaos::{self, CO_ACCOUNT, PD_ACCOUNT, RN_ACCOUNT};
 use support::process::Paybridge;
 use support::sandbox::Sandbox;
+use support::sources;
 use support::{Broker, Record};
 
 /// A small deterministic generator (no seed from the clock: a failing run can be repeated
@@ -74,60 +75,27 @@ fn faults() -> Vec<Value> {
 
 fn config(broker: &Broker, sandbox: &Sandbox, topics: &[String; 3]) -> String {
     let [topic, dlq, state] = topics;
-    let checkout = support::checkout::section(sandbox, "KEY_PATH")
-        .replace("account = \"merchant-001\"", &format!("account = \"{CO_ACCOUNT}\""));
-    support::base_config_with_state(broker, topic, dlq, state)
-        + &format!(
-            r#"
-[log]
-format = "json"
-
-[[sources]]
-kind = "ripplenet"
-name = "rn"
-account = "{RN_ACCOUNT}"
-base_url = "{base}"
+    let webhook =
+        |path: &str| format!("\n[sources.webhook]\nenabled = true\npath = \"{path}\"\ncommit_timeout = \"5s\"\n");
+    let ripplenet = r#"
 new_interval = "300ms"
 sent_interval = "2s"
 sent_delay = "0s"
-backoff_max = "2s"
-
-[sources.auth]
-token_url = "{base}/oauth/token"
-client_id = "sandbox-client"
-client_secret = "sandbox-secret"
-audience = "urn:ripplenet:sandbox"
-
-[sources.webhook]
-enabled = true
-path = "/hooks/rn"
-commit_timeout = "5s"
-
-[[sources]]
-kind = "payments_direct"
-name = "pd"
-account = "{PD_ACCOUNT}"
-base_url = "{base}"
+backoff_max = "2s""#;
+    let payments_direct = r#"
 interval = "500ms"
 max_idle_interval = "1s"
 safety_lag = "1s"
 start_from = "10m"
 backoff_max = "2s"
-page_size = 100
-
-[sources.auth]
-token_url = "{base}/v2/oauth/token"
-client_id = "sandbox-client"
-client_secret = "sandbox-secret"
-audience = "urn:ripplexcurrent-test:sandbox"
-
-[sources.webhook]
-enabled = true
-path = "/hooks/pd"
-commit_timeout = "5s"
-{checkout}"#,
-            base = sandbox.url(""),
-        )
+page_size = 100"#;
+    support::base_config_with_state(broker, topic, dlq, state)
+        + "\n[log]\nformat = \"json\"\n"
+        + &sources::ripplenet(sandbox, RN_ACCOUNT, ripplenet)
+        + &webhook("/hooks/rn")
+        + &sources::payments_direct(sandbox, PD_ACCOUNT, payments_direct)
+        + &webhook("/hooks/pd")
+        + &sources::checkout(sandbox, "KEY_PATH", CO_ACCOUNT)
 }
 
 /// `paybridge run` processes, one at a time, on fixed ports; every one is kept, so its

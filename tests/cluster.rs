@@ -29,6 +29,7 @@ use support::Broker;
 use support::chaos::{self, CO_ACCOUNT, RN_ACCOUNT};
 use support::process::{Paybridge, eventually};
 use support::sandbox::Sandbox;
+use support::sources;
 
 const SESSION: Duration = Duration::from_secs(6);
 const RN_SWEEP: Duration = Duration::from_secs(1);
@@ -99,7 +100,24 @@ async fn setup(checkout: Option<&support::keys::Keys>) -> Setup {
     let coordination = broker.new_topic("cluster-coordination", 12);
     let group = support::unique_topic("cluster-group");
     let bystander = Bystander::join(&broker, &group);
-    let base = sandbox.url("");
+    let ripplenet = format!(
+        r#"
+new_interval = "300ms"
+sent_interval = "{sweep}s"
+sent_delay = "0s"
+backoff_max = "1s""#,
+        sweep = RN_SWEEP.as_secs()
+    );
+    let payments_direct = format!(
+        r#"
+interval = "{pd_ms}ms"
+max_idle_interval = "1s"
+safety_lag = "1s"
+start_from = "10m"
+backoff_max = "1s"
+page_size = 5"#,
+        pd_ms = PD_INTERVAL.as_millis()
+    );
     let mut config = support::base_config_with_state(&broker, &topic, &dlq, &state)
         + &format!(
             r#"
@@ -111,48 +129,13 @@ group_id = "{group}"
 topic = "{coordination}"
 session_timeout = "{session}s"
 handover_timeout = "5s"
-
-[[sources]]
-kind = "ripplenet"
-name = "rn"
-account = "{RN_ACCOUNT}"
-base_url = "{base}"
-new_interval = "300ms"
-sent_interval = "{sweep}s"
-sent_delay = "0s"
-backoff_max = "1s"
-
-[sources.auth]
-token_url = "{base}/oauth/token"
-client_id = "sandbox-client"
-client_secret = "sandbox-secret"
-audience = "urn:ripplenet:sandbox"
-
-[[sources]]
-kind = "payments_direct"
-name = "pd"
-account = "pd-cluster"
-base_url = "{base}"
-interval = "{pd_ms}ms"
-max_idle_interval = "1s"
-safety_lag = "1s"
-start_from = "10m"
-backoff_max = "1s"
-page_size = 5
-
-[sources.auth]
-token_url = "{base}/v2/oauth/token"
-client_id = "sandbox-client"
-client_secret = "sandbox-secret"
-audience = "urn:ripplexcurrent-test:sandbox"
 "#,
             session = SESSION.as_secs(),
-            sweep = RN_SWEEP.as_secs(),
-            pd_ms = PD_INTERVAL.as_millis(),
-        );
+        )
+        + &sources::ripplenet(&sandbox, RN_ACCOUNT, &ripplenet)
+        + &sources::payments_direct(&sandbox, "pd-cluster", &payments_direct);
     if let Some(keys) = checkout {
-        config += &support::checkout::section(&sandbox, &keys.private_file.display().to_string())
-            .replace("account = \"merchant-001\"", &format!("account = \"{CO_ACCOUNT}\""));
+        config += &sources::checkout(&sandbox, &keys.private_file.display().to_string(), CO_ACCOUNT);
     }
     Setup { sandbox, broker, topic, state, config, _bystander: bystander }
 }

@@ -35,27 +35,8 @@ async fn setup_timed(timing: &str, source_extra: &str) -> Setup {
     let topic = broker.new_topic("pd-events", 3);
     let dlq = broker.new_topic("pd-dlq", 1);
     let state = broker.new_topic("pd-state", 1);
-    let source = format!(
-        r#"
-[[sources]]
-kind = "payments_direct"
-name = "pd"
-account = "{ACCOUNT}"
-base_url = "{base}"
-{timing}
-safety_lag = "1s"
-start_from = "10m"
-backoff_max = "1s"
-{source_extra}
-
-[sources.auth]
-token_url = "{base}/v2/oauth/token"
-client_id = "sandbox-client"
-client_secret = "sandbox-secret"
-audience = "urn:ripplexcurrent-test:sandbox"
-"#,
-        base = sandbox.url(""),
-    );
+    let settings = format!("{timing}\nsafety_lag = \"1s\"\nstart_from = \"10m\"\nbackoff_max = \"1s\"\n{source_extra}");
+    let source = support::sources::payments_direct(&sandbox, ACCOUNT, &settings);
     let config = support::base_config_with_state(&broker, &topic, &dlq, &state) + &source;
     Setup { sandbox, broker, topic, state, config }
 }

@@ -11,6 +11,7 @@ pub mod raw_http;
 pub mod registry;
 pub mod ripplenet;
 pub mod sandbox;
+pub mod sources;
 pub mod store;
 
 use std::net::TcpListener;
