@@ -316,11 +316,18 @@ async fn each_singleton_runs_on_one_process_and_moves_to_a_survivor_when_its_own
     let stopped_at = Instant::now();
     let code = processes[owner].as_mut().and_then(Paybridge::stop);
     assert_eq!(code, Some(0), "a clean stop");
+    // It leaves the group before it exits (its last log lines may still be on their way).
+    if let Some(p) = processes[owner].as_ref() {
+        p.wait_for_log("left the group", Duration::from_secs(5));
+    }
     processes[owner] = None;
     let last = settled_owners(&refs(&processes), Duration::from_secs(30)).await;
     let took = stopped_at.elapsed();
     println!("cluster: after SIGTERM the cursor moved from process {owner} to {} in {took:?}", last["pd"]);
-    assert!(took < SESSION, "a clean stop hands over before a session timeout would: {took:?}");
+    // The survivor takes over once the group has rebalanced without the leaver: with Apache
+    // Kafka at once; tansu 0.6.0's rounds take from 1.3 s to about 10 s here (half of 8 runs
+    // were over the 6 s session timeout), so the bound is the one of a takeover after a kill.
+    assert!(took <= bound, "a clean stop hands over within a rebalance: {took:?}, bound {bound:?}");
     payments.extend(s.sandbox.pd_create(3).await);
     eventually("every state published after the handover", Duration::from_secs(40), || all_published(&s, &payments))
         .await;
@@ -406,9 +413,13 @@ async fn three_processes_share_the_ripplenet_and_checkout_backlogs_and_lose_noth
     let keys = support::keys::rsa_keys();
     let s = setup(Some(&keys)).await;
     let per_provider = 600;
+    // All three run before the backlogs exist: one that starts late would find them drained.
+    let processes = [spawn(&s), spawn(&s), spawn(&s)];
+    for p in &processes {
+        p.wait_for_log("paybridge started", Duration::from_secs(30));
+    }
     let rn = s.sandbox.create(per_provider).await;
     let co = support::checkout::create(&s.sandbox, per_provider, None).await;
-    let processes = [spawn(&s), spawn(&s), spawn(&s)];
     let started = Instant::now();
     eventually("both backlogs drained and acknowledged", Duration::from_secs(90), || async {
         support::ripplenet::acked(&s.sandbox).await >= per_provider as u64

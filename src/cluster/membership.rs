@@ -109,5 +109,8 @@ pub fn serve(
     for _ in 0..10 {
         let _ = consumer.poll(POLL);
     }
+    // Closing the consumer sends the LeaveGroup.
+    drop(consumer);
+    tracing::info!("left the group");
     Ok(())
 }
