@@ -77,8 +77,11 @@ async fn during_an_ack_outage_the_pollers_back_off_and_nothing_is_republished() 
         acked(&s.sandbox).await == 1000
     })
     .await;
-    // A 1 s sweeper that backs off (2 s, 3 s cap) sweeps far fewer than 15 times in 15 s.
-    assert!(during.len() <= 9, "the sweeper backed off during the outage: {} sweeps", during.len());
+    // A 1 s sweeper that never backed off would sweep 15 times or more in these 15 s; backing
+    // off (2 s, 3 s cap) brings it to about 6. Its backoff restarts when a sweep finds the
+    // acknowledger between two retry pauses (not failing at that moment): 10 sweeps were seen
+    // once in a CI run, hence the bound of 11.
+    assert!(during.len() <= 11, "the sweeper backed off during the outage: {} sweeps", during.len());
     // Failed acks are retried with backoff, not hammered: 25 calls of 40 at most per round.
     assert!(acks_tried <= 25 * 8, "{acks_tried} ack calls during the outage");
     let (_broker, records) = read(s.broker, s.topic.clone()).await;
