@@ -6,42 +6,39 @@ use super::sandbox::Sandbox;
 
 /// A RippleNet source named `rn` for `account`, with `settings` as extra lines of the source.
 pub fn ripplenet(sandbox: &Sandbox, account: &str, settings: &str) -> String {
-    format!(
-        r#"
-[[sources]]
-kind = "ripplenet"
-name = "rn"
-account = "{account}"
-base_url = "{base}"
-{settings}
-
-[sources.auth]
-token_url = "{base}/oauth/token"
-client_id = "sandbox-client"
-client_secret = "sandbox-secret"
-audience = "urn:ripplenet:sandbox"
-"#,
-        base = sandbox.url(""),
-    )
+    section(sandbox, ("ripplenet", "rn"), account, settings, ("/oauth/token", "urn:ripplenet:sandbox"))
 }
 
 /// A Payments Direct source named `pd` for `account`, with `settings` as extra lines of the
 /// source.
 pub fn payments_direct(sandbox: &Sandbox, account: &str, settings: &str) -> String {
+    let auth = ("/v2/oauth/token", "urn:ripplexcurrent-test:sandbox");
+    section(sandbox, ("payments_direct", "pd"), account, settings, auth)
+}
+
+/// A source of `kind` named `name`, with the sandbox's client credentials for the token at
+/// `token_path` and `audience`.
+fn section(
+    sandbox: &Sandbox,
+    (kind, name): (&str, &str),
+    account: &str,
+    settings: &str,
+    (token_path, audience): (&str, &str),
+) -> String {
     format!(
         r#"
 [[sources]]
-kind = "payments_direct"
-name = "pd"
+kind = "{kind}"
+name = "{name}"
 account = "{account}"
 base_url = "{base}"
 {settings}
 
 [sources.auth]
-token_url = "{base}/v2/oauth/token"
+token_url = "{base}{token_path}"
 client_id = "sandbox-client"
 client_secret = "sandbox-secret"
-audience = "urn:ripplexcurrent-test:sandbox"
+audience = "{audience}"
 "#,
         base = sandbox.url(""),
     )
