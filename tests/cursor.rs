@@ -67,9 +67,17 @@ async fn the_cursor_advances_after_the_events_and_survives_a_restart() {
     let events: Vec<_> = (0..5).map(|n| ripplenet_event(30_000 + n, "pay-cur", 10)).collect();
     let done = committer.commit(events, "2025-10-01T14:05:00Z").await.unwrap_or_else(|e| panic!("{e}"));
     assert!(done.batch.is_delivered() && done.cursor_committed);
+    // The committer keeps one client for its reads: each read sees the newest position,
+    // also when nothing was written since the last read.
+    for _ in 0..2 {
+        assert_eq!(committer.last_cursor().await.ok().flatten().as_deref(), Some("2025-10-01T14:05:00Z"));
+    }
     let events: Vec<_> = (5..8).map(|n| ripplenet_event(30_000 + n, "pay-cur", 10)).collect();
     let done = committer.commit(events, "2025-10-01T14:10:00Z").await.unwrap_or_else(|e| panic!("{e}"));
     assert!(done.cursor_committed);
+    for _ in 0..2 {
+        assert_eq!(committer.last_cursor().await.ok().flatten().as_deref(), Some("2025-10-01T14:10:00Z"));
+    }
 
     // A new committer (a restarted paybridge) reads the last position back.
     let restarted = s.committer("rpd").await.unwrap_or_else(|e| panic!("{e}"));

@@ -8,14 +8,15 @@
 //! - exactly-once (`kafka.exactly_once`): events and cursor in one Kafka transaction, see
 //!   [`super::transaction`].
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureProducer;
 use tokio::time::Instant;
 
 use super::kafka::{EventRecord, SendError, Written, await_delivery, producer_config, send_waiting};
-use super::state::{CursorRecord, StateError, read_last_cursor};
+use super::state::{ClaimRecord, CursorRecord, StateError, StateReader, home_partition};
 use super::transaction::machine::Ended;
 use super::transaction::{TransactionError, TransactionalWriter};
 use crate::ack::BatchOutcome;
@@ -51,6 +52,10 @@ pub enum CursorError {
         "another replica took the cursor over (epoch {theirs} above this replica's {ours}); the position was not written"
     )]
     Superseded { ours: u64, theirs: u64 },
+    /// `[cluster]`: the broker confirmed the claim, but the state topic read after it did not
+    /// show it; the tenure does not start on a position it cannot vouch for.
+    #[error("the claim of epoch {0} was confirmed but not read back from the state topic")]
+    ClaimNotRead(u64),
 }
 
 /// What a commit did.
@@ -86,14 +91,18 @@ pub struct CursorCommitter {
     tenure: AtomicI64,
     /// `[cluster]`, at-least-once: when the state topic was last read for a higher epoch.
     epoch_checked: std::sync::Mutex<Option<Instant>>,
+    /// `[cluster]`, at-least-once: the partition of this source's records (-1: by key).
+    home: AtomicI32,
+    /// Reads the position back (one client for every read of this committer).
+    reader: StateReader,
 }
 
 /// How long a new owner waits after its claim before looking for a concurrent one.
-pub const CLAIM_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+pub const CLAIM_SETTLE: Duration = Duration::from_millis(500);
 
 /// How often a cursor owner looks for a higher epoch than its own before writing (a group
 /// coordinator that hands one partition to two replicas is caught within this).
-pub const EPOCH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+pub const EPOCH_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 impl CursorCommitter {
     /// Starts the committer for `source`. With `kafka.exactly_once` it first proves the
@@ -120,31 +129,55 @@ impl CursorCommitter {
             epoch: AtomicU64::new(0),
             tenure: AtomicI64::new(-1),
             epoch_checked: std::sync::Mutex::new(None),
+            home: AtomicI32::new(-1),
+            reader: StateReader::new(kafka, source),
         })
     }
 
-    /// `[cluster]`: starts this tenure by writing `cursor` (the position it read) under an
-    /// epoch above `current`'s, so what an earlier owner writes late never wins. Nothing to do
-    /// with one replica, or exactly-once (there the transactional.id fences earlier owners).
-    pub async fn claim(&self, current: Option<&CursorRecord>, cursor: &str) -> Result<(), CursorError> {
-        let Mode::AtLeastOnce { producer, .. } = &self.mode else { return Ok(()) };
-        if self.fence.is_none() {
-            return Ok(());
-        }
-        let epoch = current.and_then(|r| r.epoch).unwrap_or(0) + 1;
+    /// Starts a tenure of the source: the committed position it starts from, or None when
+    /// there is none (the caller starts from `initial`).
+    ///
+    /// `[cluster]`, at-least-once: first claims the source under an epoch above the newest
+    /// (see [`super::state`]). Once the broker confirmed the claim and a competing claim had
+    /// time to show, it reads the position in force (what the previous owner wrote before
+    /// the claim; nothing it writes after counts) and writes it again under its own epoch,
+    /// or `initial` when there is none, so a takeover before the first commit starts from
+    /// the same place.
+    pub async fn take_over(&self, timeout: Duration, initial: &str) -> Result<Option<CursorRecord>, CursorError> {
+        let (Mode::AtLeastOnce { producer, .. }, Some(_)) = (&self.mode, &self.fence) else {
+            // One replica, or exactly-once (there the transactional.id fences earlier owners).
+            return self.last_record_within(timeout).await;
+        };
+        let before = self.reader.view(timeout).await?;
+        let epoch = before.writer.0 + 1;
+        self.home.store(home_partition(&self.source, before.partitions).unwrap_or(-1), Ordering::SeqCst);
         self.epoch.store(epoch, Ordering::SeqCst);
         self.tenure.store(-1, Ordering::SeqCst);
-        let claim = self.write_cursor(producer, cursor).await?;
+        let claim = ClaimRecord { source: self.source.clone(), epoch, claimed_at: Utc::now() };
+        let claim = self.write(producer, json_record(claim.key(), &claim)).await?;
         self.tenure.store(claim.offset, Ordering::SeqCst);
         // Two replicas the group handed the task at once claim within moments of each other:
-        // look again after a pause, so the earlier claim steps back before it reads a page.
+        // look after a pause, so the earlier claim steps back before it reads a page.
         tokio::time::sleep(CLAIM_SETTLE).await;
-        if let Ok(mut checked) = self.epoch_checked.lock() {
-            *checked = None;
+        let ours = (epoch, claim.offset);
+        let view = self.reader.view(timeout).await?;
+        if view.writer > ours {
+            tracing::warn!(source = %self.source, ours = ?ours, theirs = ?view.writer, "another replica claimed the cursor too, later; this one stops and rejoins the group");
+            return Err(CursorError::Superseded { ours: epoch, theirs: view.writer.0 });
         }
-        self.check_epoch().await?;
+        if view.writer < ours {
+            return Err(CursorError::ClaimNotRead(epoch));
+        }
+        if let Ok(mut checked) = self.epoch_checked.lock() {
+            *checked = Some(Instant::now());
+        }
+        let (cursor, committed_at) = match &view.record {
+            Some(record) => (record.cursor.as_str(), record.committed_at),
+            None => (initial, Utc::now()),
+        };
+        self.write(producer, self.cursor_record(cursor, committed_at)).await?;
         tracing::info!(source = %self.source, epoch, tenure = claim.offset, "took the cursor over");
-        Ok(())
+        Ok(view.record)
     }
 
     /// The last committed cursor, or None before the first commit.
@@ -159,8 +192,8 @@ impl CursorCommitter {
 
     /// [`Self::last_record`], giving the read `timeout` (a source that has not committed
     /// for long has its position deep in a busy state topic).
-    pub async fn last_record_within(&self, timeout: std::time::Duration) -> Result<Option<CursorRecord>, CursorError> {
-        Ok(read_last_cursor(&self.kafka, &self.source, timeout).await?)
+    pub async fn last_record_within(&self, timeout: Duration) -> Result<Option<CursorRecord>, CursorError> {
+        Ok(self.reader.last(timeout).await?)
     }
 
     /// Publishes `events` and, only when every one of them is settled, advances the cursor
@@ -172,7 +205,7 @@ impl CursorCommitter {
                 let batch = submitter.submit(&self.source, events).await?.outcome().await;
                 let settled = batch.events.iter().all(|e| e.outcome.is_settled());
                 let cursor_committed = match settled {
-                    true => match self.write_cursor(producer, cursor).await {
+                    true => match self.write(producer, self.cursor_record(cursor, Utc::now())).await {
                         Ok(_) => true,
                         Err(e @ (CursorError::NotOwner | CursorError::Superseded { .. })) => return Err(e),
                         Err(_) => false,
@@ -182,7 +215,7 @@ impl CursorCommitter {
                 Ok(CommitOutcome { batch, cursor_committed })
             }
             Mode::ExactlyOnce(writer) => {
-                let record = self.cursor_record(cursor);
+                let record = self.cursor_record(cursor, Utc::now());
                 let page = writer.lock().await.commit_page(&events, &record, &self.stop).await?;
                 Ok(CommitOutcome { batch: page.batch, cursor_committed: page.committed })
             }
@@ -209,9 +242,9 @@ impl CursorCommitter {
         if !due {
             return Ok(());
         }
-        match self.last_record().await {
-            Ok(Some(record)) if record.writer() > ours => {
-                let theirs = record.writer();
+        match self.reader.view(self.kafka.metadata_timeout.get()).await {
+            Ok(view) if view.writer > ours => {
+                let theirs = view.writer;
                 tracing::warn!(source = %self.source, ours = ?ours, theirs = ?theirs, "another replica took the cursor over; this one stops and rejoins the group");
                 Err(CursorError::Superseded { ours: ours.0, theirs: theirs.0 })
             }
@@ -219,39 +252,40 @@ impl CursorCommitter {
         }
     }
 
-    fn cursor_record(&self, cursor: &str) -> EventRecord {
+    fn cursor_record(&self, cursor: &str, committed_at: DateTime<Utc>) -> EventRecord {
         let epoch = Some(self.epoch.load(Ordering::SeqCst)).filter(|e| *e > 0);
         let tenure = Some(self.tenure.load(Ordering::SeqCst)).filter(|t| *t >= 0);
-        let value = CursorRecord {
-            source: self.source.clone(),
-            cursor: cursor.to_owned(),
-            committed_at: Utc::now(),
-            epoch,
-            tenure,
-        };
-        EventRecord {
-            key: value.key(),
-            value: serde_json::to_vec(&value).unwrap_or_default(),
-            headers: vec![("content-type", "application/json".to_owned())],
-        }
+        let value = CursorRecord { source: self.source.clone(), cursor: cursor.to_owned(), committed_at, epoch, tenure };
+        json_record(value.key(), &value)
     }
 
-    async fn write_cursor(&self, producer: &FutureProducer, cursor: &str) -> Result<Written, CursorError> {
+    /// Writes a state record to the source's home partition (`[cluster]`) or by its key.
+    async fn write(&self, producer: &FutureProducer, record: EventRecord) -> Result<Written, CursorError> {
         // A tenure that lost the task writes nothing (its epoch would lose anyway).
         if self.fence.as_ref().is_some_and(|f| !f.may_write()) {
             tracing::warn!(source = %self.source, "this replica no longer owns the task; the position is not written");
             return Err(CursorError::NotOwner);
         }
         self.check_epoch().await?;
-        let record = self.cursor_record(cursor);
+        let home = Some(self.home.load(Ordering::SeqCst)).filter(|p| *p >= 0);
         let deadline = Instant::now() + self.kafka.delivery_timeout.get();
-        let delivery = send_waiting(producer, &self.kafka.state_topic, &record, record.owned_headers(), deadline)
-            .await
-            .map_err(CursorError::Send)?;
+        let delivery =
+            send_waiting(producer, &self.kafka.state_topic, home, &record, record.owned_headers(), deadline)
+                .await
+                .map_err(CursorError::Send)?;
         let result = await_delivery(delivery, deadline).await;
         if let Err(e) = &result {
             tracing::warn!(source = %self.source, error = %e, "cursor not committed; the window will be read again");
         }
         result.map_err(CursorError::Send)
+    }
+}
+
+/// A state record: `value` as JSON under `key`.
+fn json_record(key: String, value: &impl serde::Serialize) -> EventRecord {
+    EventRecord {
+        key,
+        value: serde_json::to_vec(value).unwrap_or_default(),
+        headers: vec![("content-type", "application/json".to_owned())],
     }
 }

@@ -48,7 +48,7 @@ impl DlqWriter {
     ) -> Result<(), SendError> {
         let extra = [(REASON_HEADER, reason), (ERROR_CODE_HEADER, error_code), (ORIGINAL_TOPIC_HEADER, original_topic)];
         let headers = headers_of(record.headers.iter().map(|(k, v)| (*k, v.as_str())).chain(extra));
-        let delivery = send_waiting(&self.producer, &self.topic, record, headers, deadline).await?;
+        let delivery = send_waiting(&self.producer, &self.topic, None, record, headers, deadline).await?;
         await_delivery(delivery, deadline).await.map(|_| ())
     }
 

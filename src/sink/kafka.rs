@@ -266,7 +266,7 @@ impl KafkaSink {
 
     /// Puts one record in the producer queue, waiting while the queue is full.
     async fn enqueue(&self, record: &EventRecord, deadline: Instant) -> Result<DeliveryFuture, SendError> {
-        send_waiting(&self.producer, &self.topic, record, record.owned_headers(), deadline).await
+        send_waiting(&self.producer, &self.topic, None, record, record.owned_headers(), deadline).await
     }
 
     /// Sends an upstream payload that could not become an event (poison) to the DLQ, with
@@ -300,18 +300,23 @@ impl KafkaSink {
 }
 
 /// Sends one record, waiting (backpressure) while the local queue is full, until `deadline`.
+/// It goes to the partition its key gives, or to `partition`.
 pub(crate) async fn send_waiting<C: ClientContext + 'static>(
     producer: &FutureProducer<C>,
     topic: &str,
+    partition: Option<i32>,
     record: &EventRecord,
     headers: OwnedHeaders,
     deadline: Instant,
 ) -> Result<DeliveryFuture, SendError> {
     loop {
-        let future_record = FutureRecord::to(topic)
+        let mut future_record = FutureRecord::to(topic)
             .key(record.key.as_bytes())
             .payload(record.value.as_slice())
             .headers(headers.clone());
+        if let Some(partition) = partition {
+            future_record = future_record.partition(partition);
+        }
         match producer.send_result(future_record) {
             Ok(delivery) => return Ok(delivery),
             Err((e, _)) if classify(&e) == ErrorClass::QueueFull => {

@@ -161,7 +161,7 @@ impl Transactions for TransactionalWriter {
         for outbound in records {
             let record = &outbound.record;
             let topic = self.topic(outbound.target);
-            in_flight.push(send_waiting(&self.producer, topic, record, record.owned_headers(), deadline).await);
+            in_flight.push(send_waiting(&self.producer, topic, None, record, record.owned_headers(), deadline).await);
         }
         let mut results = Vec::with_capacity(records.len());
         for sent in in_flight {

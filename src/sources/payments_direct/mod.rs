@@ -195,19 +195,11 @@ impl PaymentsDirect {
         let mut timeout = self.kafka_metadata_timeout;
         let Some(committer) = &self.committer else { return Err(Stopped) };
         loop {
-            let read = committer.last_record_within(timeout).await;
+            let initial = Position::at(self.config.start_from.resolve(Utc::now()));
+            let read = committer.take_over(timeout, &initial.encode()).await;
             timeout = (timeout * 2).min(Duration::from_secs(600));
             let problem = match read {
-                Ok(None) => {
-                    let position = Position::at(self.config.start_from.resolve(Utc::now()));
-                    match committer.claim(None, &position.encode()).await {
-                        Ok(()) => return Ok((position, None)),
-                        Err(e) => match self.lost_claim(e) {
-                            Some(problem) => problem,
-                            None => return Err(Stopped),
-                        },
-                    }
-                }
+                Ok(None) => return Ok((initial, None)),
                 Ok(Some(record)) => match Position::parse(&record.cursor) {
                     Ok(position) => {
                         // safety_lag of margin for the provider's clock running behind ours.
@@ -221,17 +213,14 @@ impl PaymentsDirect {
                             since = since.min(floor.since);
                         }
                         let recovery = Recovery { from, since, until: None, done: Default::default() };
-                        match committer.claim(Some(&record), &record.cursor).await {
-                            Ok(()) => return Ok((position, Some(recovery))),
-                            Err(e) => match self.lost_claim(e) {
-                                Some(problem) => problem,
-                                None => return Err(Stopped),
-                            },
-                        }
+                        return Ok((position, Some(recovery)));
                     }
                     Err(e) => format!("the committed position cannot be read ({e}); fix or remove the state record"),
                 },
-                Err(e) => e.to_string(),
+                Err(e) => match self.lost_claim(e) {
+                    Some(problem) => problem,
+                    None => return Err(Stopped),
+                },
             };
             let wait = backoff.next(None);
             tracing::error!(source = %self.config.name, error = %problem, wait_ms = wait.as_millis() as u64, "cannot load the position; nothing is searched");
@@ -251,7 +240,7 @@ impl PaymentsDirect {
                 self.fenced.store(true, Ordering::SeqCst);
                 None
             }
-            e => Some(format!("cannot take the cursor over: {e}")),
+            e => Some(e.to_string()),
         }
     }
 
