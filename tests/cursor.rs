@@ -3,10 +3,12 @@
 
 mod support;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use paybridge::ack::Outcome;
+use paybridge::cluster::gate::{Fence, Gate, TenureEnd, run_while_owned};
 use paybridge::metrics::Metrics;
 use paybridge::pipeline::{Pipeline, PipelineSettings};
 use paybridge::registry::ValueFormat;
@@ -23,6 +25,11 @@ struct Setup {
 }
 
 async fn setup(extra: &str) -> Setup {
+    setup_with(extra, 1).await
+}
+
+/// [`setup`] with a state topic of `state_partitions` partitions.
+async fn setup_with(extra: &str, state_partitions: i32) -> Setup {
     let broker = Broker::start();
     let topic = broker.new_topic("cur-events", 1);
     let dlq = broker.new_topic("cur-dlq", 1);
@@ -33,9 +40,8 @@ async fn setup(extra: &str) -> Setup {
         &dlq,
         &format!("state_topic = \"{state}\"\ntopic_replication_factor = 1\ntopic_partitions = 1\n{extra}"),
     );
-    create_topics(&kafka, &[TopicSpec { name: state, compacted: true, partitions: None }], Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let spec = TopicSpec { name: state, compacted: true, partitions: Some(state_partitions) };
+    create_topics(&kafka, &[spec], Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
     kafka.metadata_timeout = paybridge::config::HumanDuration::from_secs(10);
     let sink = KafkaSink::new(&kafka).unwrap_or_else(|e| panic!("{e}"));
     let settings = PipelineSettings { capacity: 1000, delivery_deadline: kafka.delivery_timeout.get() };
@@ -46,16 +52,37 @@ async fn setup(extra: &str) -> Setup {
 impl Setup {
     /// A one-replica committer of `source` on this setup's pipeline.
     async fn committer(&self, source: &str) -> Result<CursorCommitter, CursorError> {
-        CursorCommitter::start(
-            &self.kafka,
-            source,
-            self.pipeline.submitter(),
-            ValueFormat::Json,
-            CancellationToken::new(),
-            None,
-        )
-        .await
+        self.committer_with(source, None).await
     }
+
+    async fn committer_with(&self, source: &str, fence: Option<Fence>) -> Result<CursorCommitter, CursorError> {
+        let stop = CancellationToken::new();
+        CursorCommitter::start(&self.kafka, source, self.pipeline.submitter(), ValueFormat::Json, stop, fence).await
+    }
+}
+
+/// The fence of a singleton task this process owns (as `[cluster]` grants it), on a gate of
+/// its own: two of them are two replicas the group handed the same task at once.
+async fn owned_fence() -> Fence {
+    let gate = Gate::new(Arc::new(tokio::sync::Notify::new()));
+    gate.grant();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    tokio::spawn(run_while_owned(
+        gate,
+        CancellationToken::new(),
+        |_| {},
+        move |stop, fence| {
+            if let Some(tx) = tx.take() {
+                let _ = tx.send(fence);
+            }
+            async move {
+                stop.cancelled().await;
+                TenureEnd::Released
+            }
+        },
+    ));
+    rx.await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,4 +207,83 @@ async fn after_20000_positions_the_last_one_is_found_within_the_metadata_timeout
     // A source that never committed: the whole topic is read to know it (slow on tansu).
     let none = read_last_cursor(&kafka, "pd-none", Duration::from_secs(60)).await.map_err(|e| e.to_string());
     assert_eq!(none.map(|r| r.is_none()), Ok(true));
+}
+
+/// One owner keeps committing (every few milliseconds) while another takes the task over,
+/// three times: the group handed the task to two replicas at once. Folding the state topic
+/// as the module `sink::state` documents it (claims and positions in the order they landed),
+/// the position never moves back, each takeover starts exactly from the position in force
+/// when its claim landed, and what the old owner writes after that claim never counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_starts_from_the_position_in_force_when_its_claim_landed() {
+    let s = setup_with("", 3).await;
+    let owner = s.committer_with("pd", Some(owned_fence().await)).await.unwrap_or_else(|e| panic!("{e}"));
+    let first = owner.take_over(Duration::from_secs(10), "000000").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first, None, "nothing committed yet: the caller starts from its initial position");
+    let mut owner = Arc::new(owner);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let mut starts = Vec::new();
+    for _ in 0..3 {
+        let keep_writing = CancellationToken::new();
+        let writer = {
+            let (owner, next, keep_writing) = (owner.clone(), next.clone(), keep_writing.clone());
+            tokio::spawn(async move {
+                while !keep_writing.is_cancelled() {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    match owner.commit(Vec::new(), &format!("{n:06}")).await {
+                        Ok(done) => assert!(done.cursor_committed, "position {n} not written"),
+                        Err(CursorError::Superseded { .. }) => return,
+                        Err(e) => panic!("{e}"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let successor = s.committer_with("pd", Some(owned_fence().await)).await.unwrap_or_else(|e| panic!("{e}"));
+        let start = successor.take_over(Duration::from_secs(10), "unused").await.unwrap_or_else(|e| panic!("{e}"));
+        starts.push(start.map(|r| r.cursor).unwrap_or_else(|| panic!("the takeover found no position")));
+        keep_writing.cancel();
+        writer.await.unwrap_or_else(|e| panic!("{e}"));
+        owner = Arc::new(successor);
+    }
+
+    let state = s.kafka.state_topic.clone();
+    let broker = s.broker;
+    let records = tokio::task::spawn_blocking(move || broker.read_to_end(&state, Duration::from_secs(20)))
+        .await
+        .unwrap_or_default();
+    let home: HashSet<i32> = records.iter().map(|r| r.partition).collect();
+    assert_eq!(home.len(), 1, "every record of the source sits in one partition");
+    let mut records: Vec<_> = records.iter().map(|r| (r.offset, r.json())).collect();
+    records.sort_by_key(|(offset, _)| *offset);
+    // (epoch, claim offset) of the tenure in force, and the position in force.
+    let mut tenure = (0, -1);
+    let mut position: Option<String> = None;
+    let (mut claims_seen, mut void, mut accepted) = (Vec::new(), 0, 0);
+    for (offset, value) in &records {
+        let epoch = value["epoch"].as_u64().unwrap_or_else(|| panic!("no epoch in {value}"));
+        let Some(cursor) = value["cursor"].as_str() else {
+            assert!((epoch, *offset) > tenure, "a claim below the tenure in force: {value}");
+            tenure = (epoch, *offset);
+            claims_seen.push(position.clone());
+            continue;
+        };
+        let writer = (epoch, value["tenure"].as_i64().unwrap_or_else(|| panic!("no tenure in {value}")));
+        if writer < tenure {
+            void += 1;
+            continue;
+        }
+        assert_eq!(writer, tenure, "a position of a tenure that never claimed: {value}");
+        if let Some(before) = &position {
+            assert!(cursor >= before.as_str(), "the position moved back from {before} to {cursor}");
+        }
+        position = Some(cursor.to_owned());
+        accepted += 1;
+    }
+    println!("takeover: {} records, {accepted} positions in force, {void} late writes of old owners", records.len());
+    assert_eq!(claims_seen.len(), 4, "one claim per tenure");
+    assert_eq!(claims_seen[0], None);
+    let carried: Vec<String> = claims_seen[1..].iter().map(|p| p.clone().unwrap_or_default()).collect();
+    assert_eq!(carried, starts, "each takeover starts from the position in force when its claim landed");
 }

@@ -255,7 +255,8 @@ impl CursorCommitter {
     fn cursor_record(&self, cursor: &str, committed_at: DateTime<Utc>) -> EventRecord {
         let epoch = Some(self.epoch.load(Ordering::SeqCst)).filter(|e| *e > 0);
         let tenure = Some(self.tenure.load(Ordering::SeqCst)).filter(|t| *t >= 0);
-        let value = CursorRecord { source: self.source.clone(), cursor: cursor.to_owned(), committed_at, epoch, tenure };
+        let value =
+            CursorRecord { source: self.source.clone(), cursor: cursor.to_owned(), committed_at, epoch, tenure };
         json_record(value.key(), &value)
     }
 
@@ -269,10 +270,9 @@ impl CursorCommitter {
         self.check_epoch().await?;
         let home = Some(self.home.load(Ordering::SeqCst)).filter(|p| *p >= 0);
         let deadline = Instant::now() + self.kafka.delivery_timeout.get();
-        let delivery =
-            send_waiting(producer, &self.kafka.state_topic, home, &record, record.owned_headers(), deadline)
-                .await
-                .map_err(CursorError::Send)?;
+        let delivery = send_waiting(producer, &self.kafka.state_topic, home, &record, record.owned_headers(), deadline)
+            .await
+            .map_err(CursorError::Send)?;
         let result = await_delivery(delivery, deadline).await;
         if let Err(e) = &result {
             tracing::warn!(source = %self.source, error = %e, "cursor not committed; the window will be read again");

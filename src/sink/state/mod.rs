@@ -175,7 +175,12 @@ const TAIL: i64 = 64;
 /// page, so however long it has run and whether or not the broker compacts, its latest
 /// record is near the end. Bounded time: the records read are about the records written
 /// since the source's last commit, by every source sharing the topic.
-fn read_blocking(consumer: &BaseConsumer, topic: &str, source: &str, timeout: Duration) -> Result<StateView, StateError> {
+fn read_blocking(
+    consumer: &BaseConsumer,
+    topic: &str,
+    source: &str,
+    timeout: Duration,
+) -> Result<StateView, StateError> {
     let read_error = |source: KafkaError| StateError::Read { topic: topic.to_owned(), source };
     let deadline = std::time::Instant::now() + timeout;
     let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(read_error)?;
