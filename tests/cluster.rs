@@ -341,20 +341,27 @@ async fn each_singleton_runs_on_one_process_and_moves_to_a_survivor_when_its_own
 }
 
 /// The state records of `pd` in log order: ((epoch, tenure), window start).
-fn positions(broker: &Broker, state: &str) -> Vec<((u64, i64), chrono::DateTime<chrono::Utc>)> {
-    broker
-        .read_to_end(state, Duration::from_secs(10))
+/// The `pd` records of the state topic in the order they landed: the tenure that wrote each
+/// ((epoch, offset of its claim)) and its position's `after`, none on a claim.
+type StateEntry = ((u64, i64), Option<chrono::DateTime<chrono::Utc>>);
+
+fn positions(broker: &Broker, state: &str) -> Vec<StateEntry> {
+    let mut records = broker.read_to_end(state, Duration::from_secs(10));
+    records.retain(|r| r.key.as_deref().is_some_and(|k| k == "pd" || k.starts_with("pd#")));
+    let partitions: HashSet<i32> = records.iter().map(|r| r.partition).collect();
+    assert!(partitions.len() <= 1, "the source's records sit in one partition: {partitions:?}");
+    records.sort_by_key(|r| r.offset);
+    records
         .iter()
-        .filter(|r| r.key.as_deref().is_some_and(|k| k == "pd" || k.starts_with("pd#")))
         .map(|r| {
             let v = r.json();
-            let cursor: Value = serde_json::from_str(v["cursor"].as_str().unwrap_or("{}")).unwrap_or_default();
+            let epoch = v["epoch"].as_u64().unwrap_or_else(|| panic!("no epoch in {v}"));
+            let Some(cursor) = v["cursor"].as_str() else { return ((epoch, r.offset), None) };
+            let cursor: Value = serde_json::from_str(cursor).unwrap_or_else(|e| panic!("{e}: {v}"));
             let after = cursor["after"].as_str().unwrap_or_default();
             let after = chrono::DateTime::parse_from_rfc3339(after).unwrap_or_else(|e| panic!("{e}: {v}"));
-            let epoch = v["epoch"].as_u64().unwrap_or(0);
-            // A claim's tenure is its own offset.
-            let tenure = v["tenure"].as_i64().unwrap_or(if epoch > 0 { r.offset } else { -1 });
-            ((epoch, tenure), after.with_timezone(&chrono::Utc))
+            let tenure = v["tenure"].as_i64().unwrap_or_else(|| panic!("no tenure in {v}"));
+            ((epoch, tenure), Some(after.with_timezone(&chrono::Utc)))
         })
         .collect()
 }
@@ -387,20 +394,24 @@ async fn a_paused_owner_neither_moves_the_cursor_back_nor_skips_a_window() {
     // owner finds the higher epoch at its next write and rejoins).
     settled_owners(&refs(&processes), Duration::from_secs(40)).await;
 
-    // The position, as a reader applies the epochs, never moves back.
+    // The position in force (a claim starts a tenure that carries it on; what an older
+    // tenure writes after a newer claim never counts) never moves back.
     let records = positions(&s.broker, &s.state);
-    let mut current: Option<((u64, i64), chrono::DateTime<chrono::Utc>)> = None;
-    for (epoch, after) in &records {
-        if current.as_ref().is_some_and(|(e, _)| epoch < e) {
+    let mut tenure = (0, -1);
+    let mut current: Option<chrono::DateTime<chrono::Utc>> = None;
+    for (writer, after) in &records {
+        if writer < &tenure {
             continue; // a stale owner's late write: never read
         }
-        if let Some((_, before)) = &current {
+        tenure = *writer;
+        let Some(after) = after else { continue };
+        if let Some(before) = &current {
             assert!(after >= before, "the cursor moved back from {before} to {after}: {records:?}");
         }
-        current = Some((*epoch, *after));
+        current = Some(*after);
     }
-    let epochs: HashSet<(u64, i64)> = records.iter().map(|(e, _)| *e).collect();
-    assert!(epochs.len() >= 2, "the takeover claimed a new epoch: {records:?}");
+    let claims = records.iter().filter(|(_, after)| after.is_none()).count();
+    assert!(claims >= 2, "the takeover claimed a new epoch: {records:?}");
     // No window skipped (gaps) by either process.
     let (order, _) = windows(&s.sandbox).await;
     let gaps: Vec<&(String, String)> =
