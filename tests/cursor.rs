@@ -248,11 +248,7 @@ async fn a_takeover_starts_from_the_position_in_force_when_its_claim_landed() {
         owner = Arc::new(successor);
     }
 
-    let state = s.kafka.state_topic.clone();
-    let broker = s.broker;
-    let records = tokio::task::spawn_blocking(move || broker.read_to_end(&state, Duration::from_secs(20)))
-        .await
-        .unwrap_or_default();
+    let records = tokio::task::block_in_place(|| s.broker.read_to_end(&s.kafka.state_topic, Duration::from_secs(20)));
     let home: HashSet<i32> = records.iter().map(|r| r.partition).collect();
     assert_eq!(home.len(), 1, "every record of the source sits in one partition");
     let mut records: Vec<_> = records.iter().map(|r| (r.offset, r.json())).collect();
@@ -286,4 +282,15 @@ async fn a_takeover_starts_from_the_position_in_force_when_its_claim_landed() {
     assert_eq!(claims_seen[0], None);
     let carried: Vec<String> = claims_seen[1..].iter().map(|p| p.clone().unwrap_or_default()).collect();
     assert_eq!(carried, starts, "each takeover starts from the position in force when its claim landed");
+
+    // The same source run again with one replica (no `[cluster]`): it starts from the last
+    // tenure's position, and a restart finds its own newer one.
+    let last = owner.last_cursor().await.unwrap_or_else(|e| panic!("{e}"));
+    let single = s.committer("pd").await.unwrap_or_else(|e| panic!("{e}"));
+    let start = single.take_over(Duration::from_secs(10), "unused").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(start.map(|r| r.cursor), last);
+    assert!(single.commit(Vec::new(), "999999").await.is_ok_and(|done| done.cursor_committed));
+    let restarted = s.committer("pd").await.unwrap_or_else(|e| panic!("{e}"));
+    let start = restarted.take_over(Duration::from_secs(10), "unused").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(start.map(|r| r.cursor).as_deref(), Some("999999"));
 }

@@ -91,7 +91,8 @@ pub struct CursorCommitter {
     tenure: AtomicI64,
     /// `[cluster]`, at-least-once: when the state topic was last read for a higher epoch.
     epoch_checked: std::sync::Mutex<Option<Instant>>,
-    /// `[cluster]`, at-least-once: the partition of this source's records (-1: by key).
+    /// At-least-once: the partition of this source's records once [`Self::take_over`] found
+    /// it (-1: by key).
     home: AtomicI32,
     /// Reads the position back (one client for every read of this committer).
     reader: StateReader,
@@ -144,13 +145,18 @@ impl CursorCommitter {
     /// or `initial` when there is none, so a takeover before the first commit starts from
     /// the same place.
     pub async fn take_over(&self, timeout: Duration, initial: &str) -> Result<Option<CursorRecord>, CursorError> {
-        let (Mode::AtLeastOnce { producer, .. }, Some(_)) = (&self.mode, &self.fence) else {
-            // One replica, or exactly-once (there the transactional.id fences earlier owners).
+        let Mode::AtLeastOnce { producer, .. } = &self.mode else {
+            // Exactly-once: the transactional.id fences earlier owners.
             return self.last_record_within(timeout).await;
         };
         let before = self.reader.view(timeout).await?;
-        let epoch = before.writer.0 + 1;
+        // Its records go to the home partition (with one replica too, so that a deployment
+        // that ran with `[cluster]` and no longer does finds its own newest record).
         self.home.store(home_partition(&self.source, before.partitions).unwrap_or(-1), Ordering::SeqCst);
+        if self.fence.is_none() {
+            return Ok(before.record);
+        }
+        let epoch = before.writer.0 + 1;
         self.epoch.store(epoch, Ordering::SeqCst);
         self.tenure.store(-1, Ordering::SeqCst);
         let claim = ClaimRecord { source: self.source.clone(), epoch, claimed_at: Utc::now() };
@@ -260,7 +266,8 @@ impl CursorCommitter {
         json_record(value.key(), &value)
     }
 
-    /// Writes a state record to the source's home partition (`[cluster]`) or by its key.
+    /// Writes a state record to the source's home partition, or by its key before
+    /// [`Self::take_over`].
     async fn write(&self, producer: &FutureProducer, record: EventRecord) -> Result<Written, CursorError> {
         // A tenure that lost the task writes nothing (its epoch would lose anyway).
         if self.fence.as_ref().is_some_and(|f| !f.may_write()) {
