@@ -475,3 +475,47 @@ async fn the_broker_stopped_mid_window_and_the_process_killed_loses_nothing() {
     let (_broker, found) = ids_when_quiet(s.broker, s.topic.clone(), second.admin_port).await;
     assert_eq!(found, expected, "every payment is in Kafka after the outage and the kill");
 }
+
+/// With webhooks on, a state reaches paybridge twice: by its webhook at once, and by the
+/// search once the window passes it. Whichever path gets it confirmed first, the other does
+/// not publish it again: 300 payments through three lifecycle steps, no faults, give one
+/// record per state (a little slack for a webhook and a search meeting the same state at
+/// the same moment), and every state is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_webhooks_and_searches_a_state_is_published_once() {
+    let (admin_port, intake_port) = (support::free_port(), support::free_port());
+    let mut scenario = paybridge_sandbox::Scenario::default();
+    scenario.payments_direct.callback_url = Some(format!("http://127.0.0.1:{intake_port}/hooks/pd"));
+    scenario.payments_direct.webhook_retry_interval = Duration::from_secs(1);
+    let sandbox = Sandbox::start(scenario).await;
+    let broker = Broker::start();
+    let topic = broker.new_topic("pd-once-events", 3);
+    let (dlq, state) = (broker.new_topic("pd-once-dlq", 1), broker.new_topic("pd-once-state", 1));
+    let settings = "interval = \"500ms\"\nmax_idle_interval = \"1s\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"\npage_size = 100\n\
+                    [sources.webhook]\nenabled = true\npath = \"/hooks/pd\"\ncommit_timeout = \"5s\"";
+    let config = support::base_config_with_state(&broker, &topic, &dlq, &state)
+        + &support::sources::payments_direct(&sandbox, ACCOUNT, settings);
+    let bridge = Paybridge::spawn_on_ports(&config, &[], "info", (admin_port, intake_port));
+    bridge.wait_for_log("paybridge started", Duration::from_secs(30));
+    let created = sandbox.pd_create(300).await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        sandbox.control("/_sandbox/payments_direct/advance", serde_json::json!({"failure_rate": 0.1})).await;
+    }
+    let answered = || async {
+        let ledger = sandbox.ledger("kind=webhook").await;
+        let ok = |e: &&Value| e["status"].as_u64().is_some_and(|s| (200..300).contains(&s));
+        ledger.iter().filter(|e| e["provider"] == "payments_direct").filter(ok).count()
+    };
+    // The first step alone moves all 300.
+    eventually("the webhooks answered", Duration::from_secs(30), || async { answered().await >= 300 }).await;
+    let current = current_ids(&sandbox, &created).await;
+    let (_broker, records, found) = records_when_quiet(broker, topic, admin_port).await;
+    let missing = current.difference(&found).count();
+    assert_eq!(missing, 0, "current states missing from Kafka");
+    let by_webhook = records.iter().filter(|r| r.json()["data"]["notification_id"].is_string()).count();
+    assert!(by_webhook > 0 && by_webhook < records.len(), "both paths published: {by_webhook} of {}", records.len());
+    let per_state = records.len() as f64 / found.len() as f64;
+    println!("webhooks and searches: {} records for {} states ({per_state:.2} each)", records.len(), found.len());
+    assert!(per_state <= 1.05, "{} records for {} states", records.len(), found.len());
+}

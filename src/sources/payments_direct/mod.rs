@@ -24,6 +24,8 @@ use tokio::task::JoinSet;
 use self::api::{PaymentsDirectApi, SearchPage};
 use self::position::{Position, RecoveryFloor};
 use self::recovery::Recovery;
+use super::runtime::expiring::RecentIds;
+use super::runtime::ledger::LedgerLimits;
 use super::{SourceContext, pause};
 use crate::cluster::gate::{Fence, TenureEnd, run_while_owned};
 use crate::config::{KafkaConfig, PaymentsDirectSource};
@@ -64,6 +66,10 @@ pub struct PaymentsDirect {
     /// Consecutive failed searches (the alert is raised at `alert_after`).
     failures: AtomicU32,
     kafka_metadata_timeout: Duration,
+    /// Ids of states the broker confirmed lately, by either path (shared by the webhook
+    /// instance and the tenures): a state a webhook published is not published again by
+    /// the search, nor the other way round.
+    recent: Arc<RecentIds>,
 }
 
 impl PaymentsDirect {
@@ -74,6 +80,17 @@ impl PaymentsDirect {
         kafka: &KafkaConfig,
         ctx: SourceContext,
         role: Role,
+    ) -> Result<Arc<Self>, String> {
+        let recent = Arc::new(RecentIds::new(LedgerLimits::default()));
+        Self::start_with(config, kafka, ctx, role, recent).await
+    }
+
+    async fn start_with(
+        config: PaymentsDirectSource,
+        kafka: &KafkaConfig,
+        ctx: SourceContext,
+        role: Role,
+        recent: Arc<RecentIds>,
     ) -> Result<Arc<Self>, String> {
         let api = PaymentsDirectApi::new(&config, ctx.metrics.clone()).map_err(|e| e.to_string())?;
         let fence = match &role {
@@ -108,6 +125,7 @@ impl PaymentsDirect {
             fenced: Default::default(),
             failures: AtomicU32::new(0),
             kafka_metadata_timeout: kafka.metadata_timeout.get(),
+            recent,
         }))
     }
 
@@ -147,7 +165,8 @@ impl PaymentsDirect {
             let (me, kafka) = (me.clone(), kafka.clone());
             async move {
                 let ctx = SourceContext { stop: tenure_stop.clone(), ..me.ctx.clone() };
-                match PaymentsDirect::start(me.config.clone(), &kafka, ctx, Role::Tenure(fence)).await {
+                let role = Role::Tenure(fence);
+                match PaymentsDirect::start_with(me.config.clone(), &kafka, ctx, role, me.recent.clone()).await {
                     Ok(tenure) => tenure.run().await,
                     Err(reason) => {
                         tracing::error!(source = %me.config.name, %reason, "cannot start the cursor cycle; giving the task back");
@@ -477,6 +496,13 @@ impl PaymentsDirect {
     /// Publishes a page's events and commits `next` once all are settled; what the broker
     /// did not confirm is published again (same ids) until it is, or the source stops.
     async fn commit(&self, mut events: Vec<CanonicalEvent>, next: &Position) -> Result<(), Stopped> {
+        // What a webhook already got confirmed is in Kafka: the position may pass it.
+        let before = events.len();
+        events.retain(|e| !self.recent.contains(&e.id.to_string()));
+        if events.len() < before {
+            tracing::debug!(source = %self.config.name, skipped = before - events.len(), "states a webhook already published");
+        }
+        let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
         let cursor = next.encode();
         let mut backoff = Backoff::new(self.config.backoff_max.get());
         let Some(committer) = &self.committer else { return Err(Stopped) };
@@ -513,6 +539,10 @@ impl PaymentsDirect {
                 }
             };
             if outcome.cursor_committed {
+                // The position passed them: every one of the page's events is in Kafka.
+                for id in &ids {
+                    self.recent.committed(id);
+                }
                 return Ok(());
             }
             let settled: Vec<bool> = outcome.batch.events.iter().map(|e| e.outcome.is_settled()).collect();

@@ -83,13 +83,22 @@ impl PaymentsDirect {
                 };
             }
         };
+        let id = event.id.to_string();
+        if self.recent.contains(&id) {
+            // The search (or an earlier delivery of this webhook) got it confirmed already.
+            tracing::debug!(source = %self.config.name, payment_id, "state already in Kafka; answered 200");
+            return WebhookOutcome::Committed;
+        }
         let handle = match self.ctx.submitter.submit(&self.config.name, vec![event]).await {
             Ok(handle) => handle,
             Err(e) => return WebhookOutcome::NotCommitted(e.to_string()),
         };
         let outcome = handle.outcome().await;
         match outcome.events.first().map(|e| &e.outcome) {
-            Some(o) if o.is_settled() => WebhookOutcome::Committed,
+            Some(o) if o.is_settled() => {
+                self.recent.committed(&id);
+                WebhookOutcome::Committed
+            }
             Some(o) => WebhookOutcome::NotCommitted(format!("{o:?}")),
             None => WebhookOutcome::NotCommitted("no outcome".into()),
         }

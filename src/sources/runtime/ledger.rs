@@ -7,12 +7,14 @@
 //! recently committed ids are remembered with a bound on memory (entries expire, the
 //! oldest go first), so a flood of bogus ids cannot grow the ledger without limit.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use super::expiring::Expiring;
 
 /// What became of a claimed notification, as the waiters see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,46 +39,6 @@ pub struct LedgerLimits {
 impl Default for LedgerLimits {
     fn default() -> Self {
         Self { max_entries: 100_000, ttl: Duration::from_secs(3600) }
-    }
-}
-
-/// A map whose entries expire after `ttl` and whose oldest entries go first beyond `max`.
-struct Expiring<V> {
-    entries: HashMap<String, (V, Instant)>,
-    order: VecDeque<(String, Instant)>,
-}
-
-impl<V> Expiring<V> {
-    fn new() -> Self {
-        Self { entries: HashMap::new(), order: VecDeque::new() }
-    }
-
-    fn evict(&mut self, limits: LedgerLimits, now: Instant) {
-        while let Some((key, at)) = self.order.front() {
-            let expired = now.duration_since(*at) >= limits.ttl;
-            if !expired && self.entries.len() <= limits.max_entries && self.order.len() <= 2 * limits.max_entries {
-                break;
-            }
-            // Only the newest write of a key owns its entry; older order slots are stale.
-            if self.entries.get(key).is_some_and(|(_, written)| written == at) {
-                self.entries.remove(key);
-            }
-            self.order.pop_front();
-        }
-    }
-
-    fn get(&self, key: &str, limits: LedgerLimits, now: Instant) -> Option<&V> {
-        self.entries.get(key).filter(|(_, at)| now.duration_since(*at) < limits.ttl).map(|(v, _)| v)
-    }
-
-    fn insert(&mut self, key: &str, value: V, limits: LedgerLimits, now: Instant) {
-        self.entries.insert(key.to_owned(), (value, now));
-        self.order.push_back((key.to_owned(), now));
-        self.evict(limits, now);
-    }
-
-    fn remove(&mut self, key: &str) {
-        self.entries.remove(key);
     }
 }
 
@@ -186,7 +148,7 @@ impl Ledger {
     /// Remembered attempt counts and committed ids (for the memory bound's test).
     pub fn remembered(&self) -> usize {
         let inner = self.lock();
-        inner.attempts.entries.len() + inner.committed.entries.len()
+        inner.attempts.len() + inner.committed.len()
     }
 }
 
