@@ -67,6 +67,7 @@ pub struct Metrics {
     webhook_ignored: Family<SourceLabels, Counter>,
     pipeline_depth: Gauge,
     last_poll: Family<SourceLabels, Gauge<f64, AtomicU64>>,
+    cursor_position: Family<SourceLabels, Gauge<f64, AtomicU64>>,
     ack_invalid: Family<SourceLabels, Counter>,
     webhook_unknown: Family<SourceLabels, Counter>,
     processing_failures: Family<SourceLabels, Counter>,
@@ -102,6 +103,7 @@ impl Metrics {
         let webhook_ignored = Family::<SourceLabels, Counter>::default();
         let pipeline_depth = Gauge::default();
         let last_poll = Family::<SourceLabels, Gauge<f64, AtomicU64>>::default();
+        let cursor_position = Family::<SourceLabels, Gauge<f64, AtomicU64>>::default();
         let ack_invalid = Family::<SourceLabels, Counter>::default();
         let webhook_unknown = Family::<SourceLabels, Counter>::default();
         let processing_failures = Family::<SourceLabels, Counter>::default();
@@ -196,6 +198,11 @@ impl Metrics {
             "Unix time of each source's last successful poll",
             last_poll.clone(),
         );
+        registry.register(
+            "cursor_position_timestamp_seconds",
+            "Unix time up to which a cursor source's state changes are in Kafka (its committed position)",
+            cursor_position.clone(),
+        );
         Self {
             registry,
             received,
@@ -212,6 +219,7 @@ impl Metrics {
             webhook_ignored,
             pipeline_depth,
             last_poll,
+            cursor_position,
             ack_invalid,
             webhook_unknown,
             processing_failures,
@@ -302,6 +310,12 @@ impl Metrics {
             .map(|d| d.as_secs_f64())
             .unwrap_or_default();
         self.last_poll.get_or_create(&Self::labels(source)).set(now);
+    }
+
+    /// A cursor source's position: every state change before `at` is in Kafka.
+    pub fn cursor_position(&self, source: &str, at: chrono::DateTime<chrono::Utc>) {
+        let seconds = at.timestamp_millis() as f64 / 1000.0;
+        self.cursor_position.get_or_create(&Self::labels(source)).set(seconds);
     }
 
     pub fn ack_invalid(&self, source: &str, n: usize) {

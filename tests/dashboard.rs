@@ -21,6 +21,7 @@ fn exposed_series() -> BTreeSet<String> {
     m.enrichment_failed("s");
     m.webhook_ignored("s");
     m.polled("s");
+    m.cursor_position("s", chrono::Utc::now());
     m.ack_invalid("s", 1);
     m.ack_failed("s", 1);
     m.dead_lettered();

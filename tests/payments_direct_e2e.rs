@@ -154,6 +154,13 @@ async fn page_size_7_over_100_payments_reads_one_window_of_15_pages_and_publishe
         "one window, 15 pages: {served:?}"
     );
     assert!(served.get(15).is_none_or(|(id, _)| id.is_none()), "the 16th search starts a new window: {served:?}");
+    // The committed position is exported: once caught up it is the last window's end, a
+    // safety lag and an idle wait or so behind now (start_from was 10 minutes back).
+    let metrics = support::ripplenet::metrics(bridge.admin_port);
+    let line = metrics.lines().find(|l| l.starts_with("paybridge_cursor_position_timestamp_seconds{source=\"pd\"}"));
+    let position: f64 = line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or_default();
+    let behind = chrono::Utc::now().timestamp() as f64 - position;
+    assert!((0.0..30.0).contains(&behind), "the position is {behind} s behind now");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

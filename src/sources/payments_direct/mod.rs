@@ -182,6 +182,7 @@ impl PaymentsDirect {
         let end = || if self.fenced.load(Ordering::SeqCst) { TenureEnd::Fenced } else { TenureEnd::Released };
         let Ok((mut position, mut recovery)) = self.load_position().await else { return end() };
         tracing::info!(source = %self.config.name, position = %position.encode(), "starting from the committed position");
+        self.ctx.metrics.cursor_position(&self.config.name, position.after);
         let interval = self.config.interval.get();
         let mut idle_wait = interval;
         let mut wait = Duration::ZERO;
@@ -539,6 +540,7 @@ impl PaymentsDirect {
                 }
             };
             if outcome.cursor_committed {
+                self.ctx.metrics.cursor_position(&self.config.name, next.after);
                 // The position passed them: every one of the page's events is in Kafka.
                 for id in &ids {
                     self.recent.committed(id);
