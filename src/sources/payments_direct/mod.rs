@@ -250,9 +250,9 @@ impl PaymentsDirect {
         }
     }
 
-    /// A claim that failed: None when the task is not this replica's any more (another
+    /// A takeover that failed: None when the task is not this replica's any more (another
     /// claimed it too, and won: the tenure ends and the replica rejoins), else the problem
-    /// to retry after.
+    /// to retry after (the state topic could not be read or written).
     fn lost_claim(&self, e: CursorError) -> Option<String> {
         match e {
             CursorError::NotOwner => None,
@@ -499,11 +499,18 @@ impl PaymentsDirect {
     async fn commit(&self, mut events: Vec<CanonicalEvent>, next: &Position) -> Result<(), Stopped> {
         // What a webhook already got confirmed is in Kafka: the position may pass it.
         let before = events.len();
-        events.retain(|e| !self.recent.contains(&e.id.to_string()));
+        let mut ids: Vec<String> = Vec::with_capacity(before);
+        events.retain(|e| {
+            let id = e.id.to_string();
+            let fresh = !self.recent.contains(&id);
+            if fresh {
+                ids.push(id);
+            }
+            fresh
+        });
         if events.len() < before {
             tracing::debug!(source = %self.config.name, skipped = before - events.len(), "states a webhook already published");
         }
-        let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
         let cursor = next.encode();
         let mut backoff = Backoff::new(self.config.backoff_max.get());
         let Some(committer) = &self.committer else { return Err(Stopped) };
