@@ -27,7 +27,7 @@ fn rss_bytes() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_times_capacity_blocks_submitters_and_memory_stays_bounded() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_own();
     let topic = broker.new_topic("mem-events", 1);
     let dlq = broker.new_topic("mem-dlq", 1);
     let config = kafka_config_with(&broker, &topic, &dlq, "delivery_timeout = \"60s\"");

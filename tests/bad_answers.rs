@@ -196,7 +196,7 @@ backoff_max = "1s""#;
 async fn every_bad_provider_answer_is_counted_survived_and_loses_nothing() {
     let keys = support::keys::rsa_keys();
     let sandbox = support::checkout::sandbox(&keys).await;
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_own();
     let topics = [
         broker.new_topic("answers-events", 3),
         broker.new_topic("answers-dlq", 1),

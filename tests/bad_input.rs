@@ -316,7 +316,7 @@ async fn every_bad_input_gets_its_status_and_reason_and_nothing_wrong_happens() 
     scenario.ripplenet.client_secret = RN_SECRET.into();
     scenario.payments_direct.client_secret = PD_SECRET.into();
     let sandbox = Sandbox::start(scenario).await;
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_own();
     let topic = broker.new_topic("bad-events", 3);
     let dlq = broker.new_topic("bad-dlq", 1);
     let state = broker.new_topic("bad-state", 1);

@@ -11,7 +11,7 @@ use support::{Broker, ripplenet_event};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_with_batches_in_flight() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_own();
     let topic = broker.new_topic("br-events", 1);
     let dlq = broker.new_topic("br-dlq", 1);
     let text = format!(

@@ -209,7 +209,7 @@ async fn chaos_loses_nothing_and_acknowledges_nothing_early() {
         scenario.checkout.visibility_timeout = Duration::from_secs(5);
     })
     .await;
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_own();
     let topics = [
         broker.new_topic("chaos-events", event_partitions(total)),
         broker.new_topic("chaos-dlq", 1),

@@ -6,15 +6,16 @@
 mod support;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use paybridge::event::{UpstreamIdentity, event_id};
 use paybridge_sandbox::scenario::PeriodAnswer;
 use serde_json::json;
 use support::checkout::{config, create, sandbox, sandbox_with, unacked};
+use support::child::{OutputWithin, wait_within};
 use support::keys::rsa_keys;
 use support::{Broker, Record, read_records as read};
 
@@ -32,8 +33,7 @@ fn backfill(config_path: &Path, args: &[&str]) -> Finished {
         .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run paybridge backfill: {e}"));
+        .output_within(Duration::from_secs(120));
     Finished {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -50,8 +50,7 @@ fn backfill_on_terminal(config_path: &Path, args: &[&str]) -> Finished {
         .args(["--quiet", "--return", "--command", &command, "/dev/null"])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run script (util-linux): {e}"));
+        .output_within(Duration::from_secs(120));
     Finished {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -71,29 +70,29 @@ fn backfill_interrupted(config_path: &Path, args: &[&str]) -> Finished {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run paybridge backfill: {e}"));
+    let stdout = support::child::read_in_background(child.stdout.take());
+    let lines = support::child::lines_in_background(child.stderr.take());
     let mut stderr = String::new();
-    if let Some(err) = child.stderr.take() {
-        let mut lines = BufReader::new(err).lines();
-        for line in lines.by_ref().map_while(Result::ok) {
-            let progress = line.starts_with("backfill co:");
-            stderr.push_str(&line);
-            stderr.push('\n');
-            if progress {
-                let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-                break;
-            }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut interrupted = false;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(line) = lines.recv_timeout(left) else { break };
+        if !interrupted && line.starts_with("backfill co:") {
+            support::child::signal(&child, "INT");
+            interrupted = true;
         }
-        for line in lines.map_while(Result::ok) {
-            stderr.push_str(&line);
-            stderr.push('\n');
-        }
+        stderr.push_str(&line);
+        stderr.push('\n');
     }
-    let mut stdout = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut stdout);
+    if !interrupted {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no progress line within 60 s; killed the backfill:\n{stderr}");
     }
-    let code = child.wait().ok().and_then(|s| s.code());
-    Finished { code, stdout, stderr }
+    let status = wait_within(&mut child, Duration::from_secs(60));
+    let status = status.unwrap_or_else(|| panic!("backfill did not stop within 60 s of SIGINT; killed it:\n{stderr}"));
+    let stdout = String::from_utf8_lossy(&stdout.recv_timeout(Duration::from_secs(5)).unwrap_or_default()).into_owned();
+    Finished { code: status.code(), stdout, stderr }
 }
 
 fn ago(minutes: i64) -> String {
@@ -196,8 +195,7 @@ async fn a_stopped_backfill_says_how_far_it_got_and_its_resume_command_finishes_
         .arg("backfill")
         .args(&words)
         .args(["--page-size", "5"])
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .output_within(Duration::from_secs(120));
     let stdout = String::from_utf8_lossy(&resumed.stdout);
     assert_eq!(resumed.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&resumed.stderr));
     assert!(stdout.contains("read: 30\n"), "the resumed run reads the whole unfinished slice: {stdout}");

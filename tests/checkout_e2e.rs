@@ -79,7 +79,7 @@ async fn four_receives_are_in_flight_by_default_and_one_when_configured() {
 async fn with_the_broker_down_at_start_nothing_is_received_or_acked_until_it_returns() {
     let keys = rsa_keys();
     let sb = sandbox(&keys).await;
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_own();
     let (topic, dlq) = (broker.new_topic("co-events", 3), broker.new_topic("co-dlq", 1));
     let created = create(&sb, 50, None).await;
     broker.stop();

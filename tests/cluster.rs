@@ -34,6 +34,8 @@ use support::sources;
 const SESSION: Duration = Duration::from_secs(6);
 const RN_SWEEP: Duration = Duration::from_secs(1);
 const PD_INTERVAL: Duration = Duration::from_millis(500);
+/// RippleNet notifications per poll: small pages, so a backlog takes many polls.
+const RN_PAGE: usize = 10;
 
 /// A group member that joins first and stays the leader (see the module comment).
 struct Bystander {
@@ -89,7 +91,7 @@ struct Setup {
 async fn setup(checkout: Option<&support::keys::Keys>) -> Setup {
     let sandbox = match checkout {
         Some(keys) => {
-            support::checkout::sandbox_with(keys, |s| s.checkout.visibility_timeout = Duration::from_secs(10)).await
+            support::checkout::sandbox_with(keys, |s| s.checkout.visibility_timeout = Duration::from_secs(30)).await
         }
         None => Sandbox::start(paybridge_sandbox::Scenario::default()).await,
     };
@@ -103,8 +105,9 @@ async fn setup(checkout: Option<&support::keys::Keys>) -> Setup {
     let ripplenet = format!(
         r#"
 new_interval = "300ms"
+page_size = {RN_PAGE}
 sent_interval = "{sweep}s"
-sent_delay = "0s"
+sent_delay = "1m"
 backoff_max = "1s""#,
         sweep = RN_SWEEP.as_secs()
     );
@@ -285,7 +288,9 @@ async fn each_singleton_runs_on_one_process_and_moves_to_a_survivor_when_its_own
     tokio::time::sleep(Duration::from_secs(6)).await;
     let ledger = s.sandbox.ledger("kind=request&provider=ripplenet").await;
     let sweeps = ripplenet_sweeps(&ledger).into_iter().filter(|t| *t >= since).count();
-    assert!((3..=9).contains(&sweeps), "one sweeper polls SENT about once a second; saw {sweeps} polls in 6 s");
+    // One sweeper makes about 6 (fewer when the machine is busy), two about 12: the bound
+    // tells one from two, and that there is one at all.
+    assert!((1..=9).contains(&sweeps), "one sweeper polls SENT about once a second; saw {sweeps} polls in 6 s");
     assert_eq!(owners(&refs(&processes)).get("pd").map(Vec::len), Some(1), "still one cursor owner");
 
     // SIGKILL the cursor's owner; a survivor takes it (and the sweeper, if it was there too).
@@ -419,11 +424,22 @@ async fn a_paused_owner_neither_moves_the_cursor_back_nor_skips_a_window() {
     assert!(gaps.len() <= 1, "only the first window may start where no other ended: {gaps:?} of {order:?}");
 }
 
+/// How long the simulator holds each RippleNet NEW poll in the three-process test.
+const POLL_LATENCY_MS: u64 = 100;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_share_the_ripplenet_and_checkout_backlogs_and_lose_nothing() {
     let keys = support::keys::rsa_keys();
     let s = setup(Some(&keys)).await;
     let per_provider = 600;
+    // Enough work for three, whoever wakes first. RippleNet: every process polls NEW at
+    // least every 300 ms + POLL_LATENCY_MS while it finds nothing, and polls again at once
+    // after a full page; one process alone needs 600 / RN_PAGE = 60 polls of at least
+    // POLL_LATENCY_MS (6 s) to drain the backlog, so each of the three polls it (and takes
+    // pages) long before it is gone. Checkout: each process keeps 4 receives of at most 10
+    // messages waiting (long polls), so 12 receives share each delivery round.
+    let latency = serde_json::json!({"endpoint": "ripplenet.poll_new", "action": "latency", "ms": POLL_LATENCY_MS});
+    assert_eq!(s.sandbox.control("/_sandbox/faults", latency).await, reqwest::StatusCode::CREATED);
     // All three run before the backlogs exist: one that starts late would find them drained.
     let processes = [spawn(&s), spawn(&s), spawn(&s)];
     for p in &processes {
@@ -439,20 +455,31 @@ async fn three_processes_share_the_ripplenet_and_checkout_backlogs_and_lose_noth
     .await;
     println!("cluster: 3 processes drained {} notifications in {:?}", 2 * per_provider, started.elapsed());
 
-    // Each process took a part of each backlog.
+    // Each process took a part of each backlog, and each notification was published by one
+    // process once (the sweeper waits a minute; Checkout hides a message 30 s).
+    let mut published = BTreeMap::new();
     for (i, p) in processes.iter().enumerate() {
         for source in ["rn", "co"] {
-            let published =
+            let n =
                 support::metric_sum(p.admin_port, &format!("paybridge_events_published_total{{source=\"{source}\""));
-            assert!(published > 0, "process {i} published nothing of {source}");
+            assert!(n > 0, "process {i} published nothing of {source}");
+            *published.entry(source).or_insert(0) += n;
         }
     }
-    // Nothing lost: every notification's event is in the topic.
+    let want = BTreeMap::from([("co", per_provider as u64), ("rn", per_provider as u64)]);
+    assert_eq!(published, want, "events published by the three processes together, per source");
+    // Nothing lost: every notification's event is in the topic, and none twice.
     let events: Vec<Value> = s.broker.read_to_end(&s.topic, Duration::from_secs(60)).iter().map(|r| r.json()).collect();
-    let ids: HashSet<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
-    let missing_rn = rn.iter().filter(|u| !ids.contains(chaos::rn_id(u).as_str())).count();
-    let missing_co = co.iter().filter(|m| !ids.contains(chaos::co_id(m).as_str())).count();
+    let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in events.iter().filter_map(|e| e["id"].as_str()) {
+        *ids.entry(id).or_default() += 1;
+    }
+    let missing_rn = rn.iter().filter(|u| !ids.contains_key(chaos::rn_id(u).as_str())).count();
+    let missing_co = co.iter().filter(|m| !ids.contains_key(chaos::co_id(m).as_str())).count();
     assert_eq!((missing_rn, missing_co), (0, 0), "notifications missing from Kafka (RippleNet, Checkout)");
+    let ours: HashSet<String> = rn.iter().map(|u| chaos::rn_id(u)).chain(co.iter().map(|m| chaos::co_id(m))).collect();
+    let twice: Vec<_> = ids.iter().filter(|(id, n)| **n > 1 && ours.contains(**id)).collect();
+    assert!(twice.is_empty(), "events in the topic more than once: {twice:?}");
     // Nothing acknowledged before its event was confirmed, by any process.
     let logs: Vec<String> = processes.iter().map(Paybridge::log).collect();
     let commits = chaos::commit_times(&logs);

@@ -1,10 +1,14 @@
 //! Config loading: every error with its key path, environment overrides, interpolation,
 //! secrets never echoed, and the documented example.
 
+#[path = "support/child.rs"]
+mod child;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
+use child::{OutputWithin, QUICK};
 use paybridge::config::{Config, ConfigErrors, load};
 use serde_json::Value;
 
@@ -85,8 +89,7 @@ fn validate_command_reports_all_three_mistakes_and_exits_2() {
         .args(["config", "validate", "--config"])
         .arg(&file)
         .env_remove("PAYBRIDGE_KAFKA__BOOTSTRAP_SERVERS")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run paybridge: {e}"));
+        .output_within(QUICK);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("kafka.colour: unknown key"), "{stderr}");
@@ -100,8 +103,7 @@ fn validate_command_accepts_the_example_and_exits_0() {
     let out = Command::new(env!("CARGO_BIN_EXE_paybridge"))
         .args(["config", "validate", "--config"])
         .arg(root().join("examples/paybridge.toml"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run paybridge: {e}"));
+        .output_within(QUICK);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
 }
 

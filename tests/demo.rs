@@ -1,12 +1,19 @@
 //! `./scripts/demo` end to end: events of all three providers, a clean stop on Ctrl-C
 //! (SIGINT), a summary, and nothing left running. Uses the binaries this test run built
 //! (`cargo test --workspace` builds paybridge-sandbox too) instead of a release build.
+//!
+//! The demo runs in a process group of its own. Should it not stop within its deadline after
+//! SIGINT, the test sends SIGTERM, then kills the whole group, and fails with what it saw:
+//! the suite never waits for it for ever.
 
 mod support;
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::child::{OutputWithin, QUICK, exit_within, kill_group, signal, wait_within};
 
 const DEMO_PORTS: [u16; 4] = [19092, 18800, 18080, 19090];
 
@@ -24,8 +31,10 @@ fn the_demo_shows_all_three_providers_and_stops_cleanly_on_ctrl_c() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(root.join("scripts/demo"))
         .env("PAYBRIDGE_DEMO_BIN_DIR", bin_dir)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
@@ -43,14 +52,29 @@ fn the_demo_shows_all_three_providers_and_stops_cleanly_on_ctrl_c() {
             seen.push(line);
         }
     }
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
-    let rest: Vec<String> = rx.try_iter().collect();
-    let mut stderr = String::new();
-    if let Some(mut err) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
-    }
+    let stderr_text = support::child::read_in_background(child.stderr.take());
+    // Ctrl-C. Should the demo still run 30 s later, SIGTERM (so it can still stop what it
+    // started), then SIGKILL to its whole group; either way the test fails.
+    signal(&child, "INT");
+    let status = match exit_within(&mut child, Duration::from_secs(30)) {
+        Some(status) => Ok(status),
+        None => {
+            signal(&child, "TERM");
+            match wait_within(&mut child, Duration::from_secs(30)) {
+                Some(_) => Err("SIGINT did not stop it within 30 s; SIGTERM did"),
+                None => Err("neither SIGINT nor SIGTERM stopped it within 30 s each; its process group was killed"),
+            }
+        }
+    };
+    // Anything the demo left behind in its group is a failure (checked below), and killed.
+    let left_behind = group_members(&child);
+    kill_group(&child, "KILL");
+    let rest: Vec<String> = lines_until_closed(&rx, Duration::from_secs(10));
+    let stderr =
+        String::from_utf8_lossy(&stderr_text.recv_timeout(Duration::from_secs(5)).unwrap_or_default()).into_owned();
     let tail_of = |lines: &[String]| lines.iter().rev().take(15).rev().cloned().collect::<Vec<_>>().join("\n");
+    let status =
+        status.unwrap_or_else(|why| panic!("the demo did not stop on Ctrl-C: {why}\n{}\n{stderr}", tail_of(&rest)));
     assert!(providers.iter().all(|(_, s)| *s), "{providers:?} after 60 s:\n{}\n{stderr}", tail_of(&seen));
     assert_eq!(status.code(), Some(0), "{stderr}");
 
@@ -61,7 +85,36 @@ fn the_demo_shows_all_three_providers_and_stops_cleanly_on_ctrl_c() {
     }
     assert!(rest.iter().any(|l| l.trim_start().starts_with("ripplenet-demo ")), "{rest:?}");
     assert!(rest.iter().any(|l| l.starts_with("sent to the DLQ:")), "{rest:?}");
-    // Nothing left behind: every port the demo used is closed.
+    // Nothing left behind: no process of its group, and every port the demo used is closed.
+    assert!(left_behind.is_empty(), "processes still running after the demo stopped: {left_behind}");
     let open: Vec<u16> = DEMO_PORTS.into_iter().filter(|p| listening(*p)).collect();
     assert!(open.is_empty(), "still listening after the demo: {open:?}");
+}
+
+/// The lines still to come on `rx`, until the writer closed its end (or `limit` passed).
+fn lines_until_closed(rx: &std::sync::mpsc::Receiver<String>, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut lines = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => break,
+        }
+    }
+    lines
+}
+
+/// The processes (pid and command) of the process group `child` leads, but for `child`.
+fn group_members(child: &std::process::Child) -> String {
+    let out = Command::new("ps").args(["-o", "pid=,pgid=,args=", "-e"]).output_within(QUICK);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let group = child.id().to_string();
+    text.lines()
+        .filter(|l| {
+            let mut fields = l.split_whitespace();
+            let (pid, pgid) = (fields.next(), fields.next());
+            pgid == Some(group.as_str()) && pid != Some(group.as_str())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

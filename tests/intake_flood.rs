@@ -40,7 +40,7 @@ struct Tally {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_beyond_the_limit_gets_429s_and_memory_stays_bounded() {
-    let mut s = support::ripplenet::setup().await;
+    let mut s = support::ripplenet::setup_own().await;
     let extra = format!(
         "new_interval = \"1h\"\nsent_interval = \"1h\"\n[sources.webhook]\nenabled = true\npath = \"/hooks/rn\"\n\
          commit_timeout = \"{COMMIT_TIMEOUT_SECS}s\"\nmax_concurrency = {LIMIT}"

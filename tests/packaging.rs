@@ -1,5 +1,9 @@
 //! The container build copies everything the manifest needs (no Docker here to try it).
 
+#[path = "support/child.rs"]
+mod child;
+
+use child::{OutputWithin, QUICK};
 use std::path::Path;
 
 fn read(rel: &str) -> String {
@@ -64,7 +68,7 @@ fn the_image_carries_the_product_only() {
     let deps = manifest.get("dependencies").and_then(toml::Value::as_table).cloned().unwrap_or_default();
     assert!(!deps.contains_key("paybridge-sandbox"), "the simulator must stay a dev-dependency");
     // `paybridge --help` lists no simulator command.
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_paybridge")).arg("--help").output();
-    let help = help.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_paybridge")).arg("--help").output_within(QUICK);
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
     assert!(help.contains("run") && !help.to_lowercase().contains("sandbox"), "{help}");
 }

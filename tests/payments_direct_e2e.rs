@@ -30,8 +30,16 @@ async fn setup(source_extra: &str) -> Setup {
 
 /// [`setup`] with other `interval` / `max_idle_interval` lines.
 async fn setup_timed(timing: &str, source_extra: &str) -> Setup {
+    setup_on(Broker::start(), timing, source_extra).await
+}
+
+/// [`setup`] on a broker of the test's own (a test that stops or restarts it).
+async fn setup_own(source_extra: &str) -> Setup {
+    setup_on(Broker::start_own(), "interval = \"1s\"\nmax_idle_interval = \"2s\"", source_extra).await
+}
+
+async fn setup_on(broker: Broker, timing: &str, source_extra: &str) -> Setup {
     let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
-    let broker = Broker::start();
     let topic = broker.new_topic("pd-events", 3);
     let dlq = broker.new_topic("pd-dlq", 1);
     let state = broker.new_topic("pd-state", 1);
@@ -289,7 +297,8 @@ fn transition(payment_id: &str, state: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_answer_200_after_commit_with_the_search_paths_id_400_when_malformed_503_while_the_broker_is_down() {
     // Searches once at start, then not for an hour: what arrives later comes by webhook.
-    let mut s = setup_timed(
+    let mut s = setup_on(
+        Broker::start_own(),
         "interval = \"1h\"\nmax_idle_interval = \"1h\"",
         "[sources.webhook]\nenabled = true\npath = \"/hooks/pd\"\ncommit_timeout = \"2s\"",
     )
@@ -462,7 +471,7 @@ async fn random_lifecycles_with_two_sigkills_mid_cycle_lose_no_state_and_keep_id
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_stopped_mid_window_and_the_process_killed_loses_nothing() {
-    let mut s = setup("page_size = 7").await;
+    let mut s = setup_own("page_size = 7").await;
     let created = s.sandbox.pd_create(100).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let fault = serde_json::json!({"endpoint": "payments_direct.search", "action": "latency", "ms": 300});

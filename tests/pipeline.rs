@@ -52,7 +52,7 @@ async fn delivered_means_every_event_is_readable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_before_the_send_gives_retry_never_delivered() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_own();
     let topic = broker.new_topic("k-events", 1);
     let dlq = broker.new_topic("k-dlq", 1);
     let config = kafka_config_with(&broker, &topic, &dlq, "delivery_timeout = \"3s\"");
@@ -108,7 +108,7 @@ async fn an_oversized_record_goes_to_the_dlq_and_only_it_is_rejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_pipeline_makes_submitters_wait() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_own();
     let topic = broker.new_topic("bp-events", 1);
     let dlq = broker.new_topic("bp-dlq", 1);
     let config = kafka_config_with(&broker, &topic, &dlq, "delivery_timeout = \"4s\"");
@@ -150,7 +150,7 @@ async fn a_full_pipeline_makes_submitters_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_resolves_in_flight_batches_as_retry_within_the_deadline() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_own();
     let topic = broker.new_topic("sd-events", 1);
     let dlq = broker.new_topic("sd-dlq", 1);
     let config = kafka_config_with(&broker, &topic, &dlq, "delivery_timeout = \"60s\"");

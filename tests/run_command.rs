@@ -5,6 +5,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::child::OutputWithin;
 use support::process::Paybridge;
 use support::{Broker, unique_topic};
 
@@ -77,7 +78,7 @@ fn run_refuses_to_start_without_its_topics_and_names_them() {
     let dlq = unique_topic("nothere-dlq");
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let config = write_config(dir.path(), &broker, &topic, &dlq, "");
-    let out = paybridge(&config).output().unwrap_or_else(|e| panic!("{e}"));
+    let out = paybridge(&config).output_within(Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&topic) && stderr.contains(&dlq), "{stderr}");
@@ -118,7 +119,7 @@ fn run_with_an_invalid_config_exits_2_naming_the_key() {
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[kafka]\nbootstrap_servers = \"b:1\"\ntopic_partitions = 0\n")
         .unwrap_or_else(|e| panic!("{e}"));
-    let out = paybridge(&path).output().unwrap_or_else(|e| panic!("{e}"));
+    let out = paybridge(&path).output_within(Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("kafka.topic_partitions"), "{stderr}");
@@ -133,7 +134,7 @@ fn run_names_an_admin_address_it_cannot_bind() {
     let port = taken.local_addr().map(|a| a.port()).unwrap_or_default();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let config = write_config_admin(dir.path(), &broker, &topic, &dlq, "", port);
-    let out = paybridge(&config).output().unwrap_or_else(|e| panic!("{e}"));
+    let out = paybridge(&config).output_within(Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("admin.listen"), "{stderr}");
@@ -141,7 +142,7 @@ fn run_names_an_admin_address_it_cannot_bind() {
 
 #[test]
 fn sigterm_with_the_broker_gone_still_exits_within_the_shutdown_deadline() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_own();
     let topic = broker.new_topic("gone", 1);
     let dlq = broker.new_topic("gone-dlq", 1);
     let mut bridge = Paybridge::start(&run_config(&broker, &topic, &dlq, "[shutdown]\ntimeout = \"3s\"\n"));

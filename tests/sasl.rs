@@ -23,7 +23,7 @@ fn config(broker: &Broker, topic: &str, dlq: &str, env: &[(&str, &str)]) -> payb
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scram_credentials_from_config_authenticate_the_producer() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_own();
     let topic = broker.new_topic("sasl-events", 1);
     let dlq = broker.new_topic("sasl-dlq", 1);
     broker.create_scram_user("paybridge", "s3cret-pw");

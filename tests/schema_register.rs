@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 use paybridge::schemas::event_schema;
 use serde_json::{Value, json};
+use support::child::{OutputWithin, QUICK};
 use support::registry::{Access, Registry};
 
 const DEFAULT_SUBJECT: &str = "paybridge.payment-events.v1-value";
@@ -17,8 +18,7 @@ fn paybridge(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("PAYBRIDGE_REGISTRY_BASIC_AUTH")
         .env_remove("PAYBRIDGE_REGISTRY_BEARER")
         .envs(env.iter().copied())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run paybridge: {e}"))
+        .output_within(QUICK)
 }
 
 /// `paybridge schema register` with `args`.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use paybridge::event::CanonicalEvent;
 use paybridge::schemas::event_schema;
 use serde_json::{Value, json};
+use support::child::OutputWithin;
 use support::process::{Paybridge, eventually};
 use support::registry::{Access, Registry};
 use support::ripplenet::{FAST, acked, config, read, setup};
@@ -75,10 +76,9 @@ async fn wire_framed_records_carry_the_registry_id_and_decode() {
                 "--config",
             ])
             .arg(&tail_config)
-            .output()
+            .output_within(Duration::from_secs(60))
     })
     .await
-    .unwrap_or_else(|e| panic!("{e}"))
     .unwrap_or_else(|e| panic!("{e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let events: Vec<CanonicalEvent> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
@@ -92,29 +92,14 @@ fn refused_start(config_text: &str) -> (Option<i32>, String) {
     let port = support::free_port();
     let text = config_text.replace("{admin}", &port.to_string()).replace("{intake}", &support::free_port().to_string());
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_paybridge"))
+    let out = Command::new(env!("CARGO_BIN_EXE_paybridge"))
         .args(["run", "--config"])
         .arg(&path)
         .env("REGISTRY_PASSWORD", PASSWORD)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let started = Instant::now();
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("paybridge run did not refuse to start within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    if let Some(mut err) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
-    }
+        .stdin(Stdio::null())
+        .output_within(Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let status = out.status;
     (status.code(), stderr)
 }
 

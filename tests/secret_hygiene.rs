@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
+use support::child::{OutputWithin, QUICK};
 use support::process::{Paybridge, eventually};
 use support::sandbox::Sandbox;
 use support::{Broker, keys};
@@ -176,7 +177,7 @@ async fn flow(broker: &Broker, keys: &keys::Keys, topics: &[String; 3], format: 
 async fn no_secret_reaches_a_log_line_in_text_or_json_at_debug_level() {
     let keys = keys::rsa_keys();
     let private_pem = String::from_utf8_lossy(&keys.private_pem).into_owned();
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_own();
     let topics = [broker.new_topic("sec-events", 3), broker.new_topic("sec-dlq", 1), broker.new_topic("sec-state", 1)];
     broker.create_scram_user("paybridge", KAFKA_PASSWORD);
     broker.restart_with_authentication("paybridge", KAFKA_PASSWORD);
@@ -320,8 +321,7 @@ fn validation_errors_do_not_repeat_secrets() {
             .args(["config", "validate", "--config"])
             .arg(&path)
             .envs(env(&private_pem))
-            .output()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .output_within(QUICK);
         assert_eq!(output.status.code(), Some(2));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(key), "{stderr}");

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use paybridge::sink::kafka::{KafkaSink, producer_config};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use support::child::OutputWithin;
 use support::{Broker, kafka_config_with, ripplenet_event};
 
 fn config_file(dir: &tempfile::TempDir, broker: &Broker, topic: &str) -> std::path::PathBuf {
@@ -36,12 +37,12 @@ fn lines(rx: &mpsc::Receiver<String>, n: usize) -> Vec<String> {
 
 /// SIGINT, then the exit code and stderr.
 fn interrupt(mut child: Child) -> (Option<i32>, String) {
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
-    let mut stderr = String::new();
-    if let Some(mut err) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
-    }
+    let stderr = support::child::read_in_background(child.stderr.take());
+    support::child::signal(&child, "INT");
+    let status = support::child::wait_within(&mut child, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&stderr.recv_timeout(Duration::from_secs(5)).unwrap_or_default()).into_owned();
+    let status =
+        status.unwrap_or_else(|| panic!("paybridge tail did not stop within 30 s of SIGINT; killed it:\n{stderr}"));
     (status.code(), stderr)
 }
 
@@ -99,8 +100,7 @@ fn tail_of_a_missing_topic_says_so_and_exits_1() {
     let out = Command::new(env!("CARGO_BIN_EXE_paybridge"))
         .args(["tail", "--config"])
         .arg(&config)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .output_within(Duration::from_secs(90));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no-such-topic") && stderr.contains("does not exist"), "{stderr}");
@@ -129,7 +129,7 @@ fn a_reader_that_goes_away_ends_the_tail_quietly() {
         env!("CARGO_BIN_EXE_paybridge"),
         config.display()
     );
-    let out = Command::new("bash").args(["-o", "pipefail", "-c", &script]).output().unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new("bash").args(["-o", "pipefail", "-c", &script]).output_within(Duration::from_secs(90));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");

@@ -103,7 +103,7 @@ impl Plan {
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let plan = Plan::new(full);
-    let broker = support::Broker::start();
+    let broker = support::Broker::start_own();
     let mut r = Results {
         generated_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
         mode: if full { "full" } else { "smoke" }.into(),

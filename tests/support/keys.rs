@@ -1,5 +1,6 @@
 //! RSA key pairs for private_key_jwt tests, made with the system's openssl.
 
+use super::child::{OutputWithin, QUICK};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -18,16 +19,18 @@ pub fn rsa_keys() -> Keys {
         .args(["genrsa", "-out"])
         .arg(&private)
         .arg("2048")
-        .output()
-        .is_ok_and(|o| o.status.success());
+        .output_within(QUICK)
+        .status
+        .success();
     assert!(ok, "openssl genrsa");
     let ok = Command::new("openssl")
         .args(["rsa", "-pubout", "-in"])
         .arg(&private)
         .arg("-out")
         .arg(&public)
-        .output()
-        .is_ok_and(|o| o.status.success());
+        .output_within(QUICK)
+        .status
+        .success();
     assert!(ok, "openssl rsa -pubout");
     let private_pem = std::fs::read(&private).unwrap_or_default();
     Keys { dir, private_pem, private_file: private, public_file: public }

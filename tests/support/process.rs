@@ -126,6 +126,7 @@ impl Paybridge {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
+        let _ = self.child.wait();
         None
     }
 }

@@ -19,8 +19,17 @@ pub struct Setup {
     pub dlq: String,
 }
 
+/// The setup on the test binary's shared broker.
 pub async fn setup() -> Setup {
-    let broker = Broker::start();
+    setup_on(Broker::start()).await
+}
+
+/// The setup on a broker of the test's own (a test that stops or restarts it).
+pub async fn setup_own() -> Setup {
+    setup_on(Broker::start_own()).await
+}
+
+async fn setup_on(broker: Broker) -> Setup {
     let topic = broker.new_topic("rn-events", 3);
     let dlq = broker.new_topic("rn-dlq", 1);
     let sandbox = Sandbox::start(Scenario::default()).await;

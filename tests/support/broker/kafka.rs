@@ -1,0 +1,133 @@
+//! Apache Kafka as the test broker: one combined KRaft node (broker and controller) on two
+//! free ports, its log in a temporary folder, resolved by `scripts/install-kafka`.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Where `scripts/install-kafka` put the broker (it installs it when missing, once per test
+/// process, and answers at once when it is there).
+pub fn home() -> &'static Path {
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
+    HOME.get_or_init(|| {
+        if let Some(home) = std::env::var_os("PAYBRIDGE_KAFKA_HOME").map(PathBuf::from)
+            && home.join("log4j2.properties").exists()
+        {
+            return home;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-kafka");
+        let out = std::process::Command::new(&script)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "scripts/install-kafka failed (the tests run on Apache Kafka; PAYBRIDGE_TEST_BROKER=tansu runs them on tansu):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+/// The server.properties of a node; `sasl` = Some((user, password)) makes the client
+/// listener SASL_PLAINTEXT with SCRAM-SHA-512 (the user must exist: [`add_scram_user`]).
+pub fn server_properties(data: &Path, port: u16, controller_port: u16, sasl: Option<(&str, &str)>) -> String {
+    let (protocol, sasl_lines) = match sasl {
+        None => ("PLAINTEXT", String::new()),
+        Some((user, password)) => (
+            "SASL_PLAINTEXT",
+            format!(
+                "sasl.enabled.mechanisms=SCRAM-SHA-512\nsasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n\
+                 listener.name.client.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.\
+                 ScramLoginModule required username=\"{user}\" password=\"{password}\";\n"
+            ),
+        ),
+    };
+    format!(
+        "process.roles=broker,controller\n\
+         node.id=1\n\
+         controller.quorum.voters=1@127.0.0.1:{controller_port}\n\
+         listeners=CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
+         advertised.listeners=CLIENT://127.0.0.1:{port}\n\
+         listener.security.protocol.map=CLIENT:{protocol},CONTROLLER:PLAINTEXT\n\
+         inter.broker.listener.name=CLIENT\n\
+         controller.listener.names=CONTROLLER\n\
+         {sasl_lines}\
+         log.dirs={data}\n\
+         num.partitions=1\n\
+         auto.create.topics.enable=false\n\
+         offsets.topic.replication.factor=1\n\
+         offsets.topic.num.partitions=5\n\
+         transaction.state.log.replication.factor=1\n\
+         transaction.state.log.min.isr=1\n\
+         transaction.state.log.num.partitions=5\n\
+         share.coordinator.state.topic.replication.factor=1\n\
+         share.coordinator.state.topic.min.isr=1\n\
+         group.initial.rebalance.delay.ms=0\n\
+         group.min.session.timeout.ms=1000\n\
+         group.consumer.min.session.timeout.ms=1000\n\
+         group.consumer.min.heartbeat.interval.ms=500\n",
+        data = data.display(),
+    )
+}
+
+/// The JVM's arguments for `main_class args`: the broker's class path and logging.
+pub fn java_args(main_class: &str, args: &[&str]) -> Vec<String> {
+    let home = home();
+    let mut all = vec![
+        "-Xms256m".to_owned(),
+        "-Xmx512m".to_owned(),
+        "-XX:+UseG1GC".to_owned(),
+        "-XX:-UsePerfData".to_owned(),
+        "-Djava.awt.headless=true".to_owned(),
+        format!("-Dlog4j2.configurationFile={}", home.join("log4j2.properties").display()),
+        "-cp".to_owned(),
+        format!("{}/*", home.join("libs").display()),
+        main_class.to_owned(),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    all
+}
+
+/// Formats a fresh node's storage (`kafka.tools.StorageTool format`).
+pub fn format(dir: &Path, properties: &Path) {
+    let args = java_args("kafka.tools.StorageTool", &["format", "-t", CLUSTER_ID, "-c", &properties.to_string_lossy()]);
+    run_java(dir, &args, "format the broker's storage");
+}
+
+/// Adds (or replaces) a SCRAM-SHA-512 user on the running broker at `bootstrap`.
+pub fn add_scram_user(dir: &Path, bootstrap: &str, name: &str, password: &str) {
+    let config = format!("SCRAM-SHA-512=[iterations=4096,password={password}]");
+    let args = java_args(
+        "kafka.admin.ConfigCommand",
+        &[
+            "--bootstrap-server",
+            bootstrap,
+            "--alter",
+            "--add-config",
+            &config,
+            "--entity-type",
+            "users",
+            "--entity-name",
+            name,
+        ],
+    );
+    run_java(dir, &args, "add a SCRAM user");
+}
+
+/// Any valid cluster id (base64 of 16 bytes); every node is a cluster of its own.
+const CLUSTER_ID: &str = "cGF5YnJpZGdlLXRlc3RzMQ";
+
+fn run_java(dir: &Path, args: &[String], what: &str) {
+    use super::super::child::OutputWithin;
+    let out = std::process::Command::new("java")
+        .current_dir(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output_within(std::time::Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "could not {what}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
