@@ -163,12 +163,16 @@ async fn ledger(State(s): State<SandboxState>, Query(q): Query<HashMap<String, S
 #[serde(deny_unknown_fields)]
 struct CreatePayments {
     count: usize,
+    /// The originator's `internalId` of each payment (default `Invoice-<n>`).
+    #[serde(default)]
+    internal_id: Option<String>,
 }
 
 async fn create_payments(State(s): State<SandboxState>, body: Bytes) -> Response {
     match serde_json::from_slice::<CreatePayments>(&body) {
         Ok(r) => {
-            let ids: Vec<String> = payments_direct::create(&s, r.count).iter().map(ToString::to_string).collect();
+            let created = payments_direct::create_with(&s, r.count, r.internal_id.as_deref());
+            let ids: Vec<String> = created.iter().map(ToString::to_string).collect();
             (StatusCode::CREATED, Json(json!({ "paymentIds": ids }))).into_response()
         }
         Err(e) => bad_request(format!("invalid body: {e}")),

@@ -269,6 +269,12 @@ fn parse_search(body: &Value) -> Result<Search, String> {
 
 /// Creates `count` INITIATED payments.
 pub fn create(s: &SandboxState, count: usize) -> Vec<Uuid> {
+    create_with(s, count, None)
+}
+
+/// [`create`] with the originator's `internalId` of every payment (default `Invoice-<n>`):
+/// a long one makes an event larger than a topic accepts.
+pub fn create_with(s: &SandboxState, count: usize, internal_id: Option<&str>) -> Vec<Uuid> {
     let mut inner = s.lock();
     let mut created = Vec::with_capacity(count);
     for i in 0..count {
@@ -286,7 +292,7 @@ pub fn create(s: &SandboxState, count: usize) -> Vec<Uuid> {
             source_currency: "USD".into(),
             destination_amount: (amount * 0.92 * 100.0).round() / 100.0,
             destination_currency: "EUR".into(),
-            internal_id: format!("Invoice-{}", i + 1),
+            internal_id: internal_id.map_or_else(|| format!("Invoice-{}", i + 1), str::to_owned),
             history: Vec::new(),
             errors: Vec::new(),
         });

@@ -74,6 +74,12 @@ pub fn signal(child: &Child, signal: &str) {
     let _ = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
 }
 
+/// Sends `signal` (e.g. "STOP", "CONT") to process `pid`.
+pub fn signal_pid(pid: u32, signal: &str) {
+    let sent = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill -{signal} {pid} failed");
+}
+
 /// Sends `signal` to the process group `child` leads (started with `process_group(0)`);
 /// harmless when it leads none.
 pub fn kill_group(child: &Child, signal: &str) {

@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod child;
 pub mod compat;
 pub mod keys;
+pub mod payments_direct;
 pub mod process;
 pub mod raw_http;
 pub mod registry;
@@ -176,15 +177,17 @@ timeout = "5s"
     )
 }
 
-/// [`base_config`] for configs with a cursor source: a `state_topic`, and a 60 s delivery
-/// timeout (after a timed-out record librdkafka bumps the idempotent producer's epoch, and
-/// tansu 0.6.0's storage task then panics on the next produce).
+/// [`base_config`] for configs with a cursor source: a `state_topic`. On tansu also a 60 s
+/// delivery timeout (after a timed-out record librdkafka bumps the idempotent producer's
+/// epoch, and tansu 0.6.0's storage task then panics on the next produce); Apache Kafka
+/// keeps the 5 s of [`base_config`].
 pub fn base_config_with_state(broker: &Broker, topic: &str, dlq: &str, state: &str) -> String {
-    base_config(broker, topic, dlq).replacen("[kafka]\n", &format!("[kafka]\nstate_topic = \"{state}\"\n"), 1).replacen(
-        "delivery_timeout = \"5s\"",
-        "delivery_timeout = \"60s\"",
-        1,
-    )
+    let config =
+        base_config(broker, topic, dlq).replacen("[kafka]\n", &format!("[kafka]\nstate_topic = \"{state}\"\n"), 1);
+    if broker.is_tansu() {
+        return config.replacen("delivery_timeout = \"5s\"", "delivery_timeout = \"60s\"", 1);
+    }
+    config
 }
 
 /// The sum of every series of a running paybridge's metrics whose line starts with `prefix`

@@ -115,6 +115,11 @@ impl Paybridge {
         self.child.id()
     }
 
+    /// `Some(exit code)` once the process has exited (the code is `None` after a signal).
+    pub fn exit_code(&mut self) -> Option<Option<i32>> {
+        self.child.try_wait().ok().flatten().map(|s| s.code())
+    }
+
     /// Sends SIGTERM and waits (at most 30 s) for the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();

@@ -100,8 +100,16 @@ impl Sandbox {
     }
 
     pub async fn pd_create(&self, count: usize) -> Vec<String> {
-        let r =
-            self.http.post(self.url("/_sandbox/payments_direct/payments")).json(&json!({"count": count})).send().await;
+        self.pd_create_body(json!({"count": count})).await
+    }
+
+    /// [`Sandbox::pd_create`] with the originator's `internalId` of each payment.
+    pub async fn pd_create_with_internal_id(&self, count: usize, internal_id: &str) -> Vec<String> {
+        self.pd_create_body(json!({"count": count, "internal_id": internal_id})).await
+    }
+
+    async fn pd_create_body(&self, body: Value) -> Vec<String> {
+        let r = self.http.post(self.url("/_sandbox/payments_direct/payments")).json(&body).send().await;
         let v: Value = r.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default();
         v["paymentIds"]
             .as_array()

@@ -254,9 +254,17 @@ impl Broker {
 
     /// Creates a topic and waits until its metadata shows it.
     pub fn create_topic(&self, name: &str, partitions: i32) {
+        self.create_topic_with(name, partitions, &[]);
+    }
+
+    /// [`Broker::create_topic`] with topic configs (e.g. `max.message.bytes`).
+    pub fn create_topic_with(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
         let admin: AdminClient<DefaultClientContext> =
             self.client_config().create().unwrap_or_else(|e| panic!("admin client: {e}"));
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (key, value) in configs {
+            topic = topic.set(key, value);
+        }
         // A thread of its own, so this works from sync and async tests alike.
         let results = std::thread::scope(|scope| {
             scope
@@ -312,7 +320,17 @@ impl Broker {
     /// Stops where the consumer reports the end of each partition, not at a count: a
     /// transactional topic's commit markers take offsets but are no records.
     pub fn read_to_end(&self, topic: &str, limit: Duration) -> Vec<Record> {
-        let (consumer, _) = self.reader_with(topic, true);
+        self.read_to_end_as(topic, limit, "read_committed")
+    }
+
+    /// [`Broker::read_to_end`] with every record, aborted transactions' too (`isolation.level
+    /// = read_uncommitted`).
+    pub fn read_uncommitted_to_end(&self, topic: &str, limit: Duration) -> Vec<Record> {
+        self.read_to_end_as(topic, limit, "read_uncommitted")
+    }
+
+    fn read_to_end_as(&self, topic: &str, limit: Duration, isolation: &str) -> Vec<Record> {
+        let (consumer, _) = self.reader_with(topic, true, isolation);
         let mut ends = std::collections::BTreeMap::new();
         if let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) {
             for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
@@ -364,14 +382,16 @@ impl Broker {
     /// of records the topic holds now (on Apache Kafka a transactional topic's markers count
     /// too: read with a limit, not an exact count).
     fn reader(&self, topic: &str) -> (BaseConsumer, i64) {
-        self.reader_with(topic, false)
+        self.reader_with(topic, false, "read_committed")
     }
 
-    /// [`Broker::reader`]; `eof`: the consumer reports the end of each partition.
-    fn reader_with(&self, topic: &str, eof: bool) -> (BaseConsumer, i64) {
+    /// [`Broker::reader`]; `eof`: the consumer reports the end of each partition; `isolation`:
+    /// read_committed (librdkafka's default) or read_uncommitted.
+    fn reader_with(&self, topic: &str, eof: bool, isolation: &str) -> (BaseConsumer, i64) {
         let consumer: BaseConsumer = self
             .client_config()
             .set("enable.partition.eof", eof.to_string())
+            .set("isolation.level", isolation)
             .set("group.id", super::unique_topic("reader"))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
