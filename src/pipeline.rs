@@ -139,26 +139,38 @@ async fn run_worker(
     while running.join_next().await.is_some() {}
 }
 
-async fn publish(sink: KafkaSink, delivery_deadline: Duration, batch: Batch, metrics: Arc<Metrics>) {
-    let Batch { source, submitted, events, completer, _permit: permit } = batch;
-    let deadline = Instant::now() + delivery_deadline;
-    let outcomes = sink.publish_batch(&events, deadline).await;
-    metrics.batch_resolved(&source, &outcomes, submitted.elapsed());
+/// What every resolved batch leaves behind, whichever way it was published (the pipeline,
+/// or a cursor source's transaction): the metrics, a debug line, and one line per confirmed
+/// event at trace level (target `paybridge::commit`), which the chaos test compares upstream
+/// acknowledgement times with (off unless asked for).
+pub fn record_resolved(
+    metrics: &Metrics,
+    source: &str,
+    events: &[CanonicalEvent],
+    outcomes: &[Outcome],
+    latency: Duration,
+) {
+    metrics.batch_resolved(source, outcomes, latency);
     tracing::debug!(
         source = %source,
         events = events.len(),
         delivered = outcomes.iter().filter(|o| **o == Outcome::Delivered).count(),
         "batch resolved"
     );
-    // One line per confirmed event at trace level (target `paybridge::commit`): what the
-    // chaos test compares upstream acknowledgement times with. Off unless asked for.
     if tracing::enabled!(target: "paybridge::commit", tracing::Level::TRACE) {
-        for (event, outcome) in events.iter().zip(&outcomes) {
+        for (event, outcome) in events.iter().zip(outcomes) {
             if *outcome == Outcome::Delivered {
                 tracing::trace!(target: "paybridge::commit", id = %event.id, "event committed");
             }
         }
     }
+}
+
+async fn publish(sink: KafkaSink, delivery_deadline: Duration, batch: Batch, metrics: Arc<Metrics>) {
+    let Batch { source, submitted, events, completer, _permit: permit } = batch;
+    let deadline = Instant::now() + delivery_deadline;
+    let outcomes = sink.publish_batch(&events, deadline).await;
+    record_resolved(&metrics, &source, &events, &outcomes, submitted.elapsed());
     // The events leave the pipeline before their handle resolves, so whoever awaited it
     // sees the capacity (and the depth gauge) already given back.
     drop(permit);

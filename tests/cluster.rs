@@ -88,7 +88,31 @@ struct Setup {
 
 /// The sources: `rn` (sweeper every second) and `pd` (cursor cycle) always; `co` too when
 /// `checkout` holds its section.
-async fn setup(checkout: Option<&support::keys::Keys>) -> Setup {
+/// The group protocol of a test's `[cluster]`: `classic` or `consumer` (KIP-848).
+type Protocol = &'static str;
+
+/// Each cluster test runs with both group protocols (tansu 0.6.0 has the classic one only).
+macro_rules! with_both_protocols {
+    ($test:ident) => {
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn classic() {
+                super::$test("classic").await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn consumer() {
+                if crate::support::Engine::chosen() == crate::support::Engine::Tansu {
+                    eprintln!("tansu 0.6.0 has no KIP-848 consumer protocol: tested on Apache Kafka");
+                    return;
+                }
+                super::$test("consumer").await;
+            }
+        }
+    };
+}
+
+async fn setup(checkout: Option<&support::keys::Keys>, protocol: Protocol) -> Setup {
     let sandbox = match checkout {
         Some(keys) => {
             support::checkout::sandbox_with(keys, |s| s.checkout.visibility_timeout = Duration::from_secs(30)).await
@@ -130,6 +154,7 @@ format = "json"
 
 [cluster]
 group_id = "{group}"
+group_protocol = "{protocol}"
 topic = "{coordination}"
 session_timeout = "{session}s"
 handover_timeout = "5s"
@@ -275,9 +300,10 @@ async fn advance(sb: &Sandbox, payments: &[String], to: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_singleton_runs_on_one_process_and_moves_to_a_survivor_when_its_owner_is_killed() {
-    let s = setup(None).await;
+with_both_protocols!(each_singleton_runs_on_one_process_and_moves_to_a_survivor_when_its_owner_is_killed);
+
+async fn each_singleton_runs_on_one_process_and_moves_to_a_survivor_when_its_owner_is_killed(protocol: Protocol) {
+    let s = setup(None, protocol).await;
     s.sandbox.create(10).await;
     let mut payments = s.sandbox.pd_create(10).await;
     let mut processes = vec![Some(spawn(&s)), Some(spawn(&s)), Some(spawn(&s))];
@@ -301,7 +327,7 @@ async fn each_singleton_runs_on_one_process_and_moves_to_a_survivor_when_its_own
     processes[victim] = None;
     let after = settled_owners(&refs(&processes), Duration::from_secs(40)).await;
     let took = killed_at.elapsed();
-    println!("cluster: the cursor moved from process {victim} to {} in {took:?}", after["pd"]);
+    println!("cluster ({protocol}): the cursor moved from process {victim} to {} in {took:?}", after["pd"]);
     assert_ne!(after["pd"], victim);
     // Apache Kafka notices the expired session and rebalances at once; the new owner then
     // claims the cursor (about 1.5 s). Measured 6.5 s with the 6 s session; the bound leaves
@@ -332,7 +358,7 @@ async fn each_singleton_runs_on_one_process_and_moves_to_a_survivor_when_its_own
     processes[owner] = None;
     let last = settled_owners(&refs(&processes), Duration::from_secs(30)).await;
     let took = stopped_at.elapsed();
-    println!("cluster: after SIGTERM the cursor moved from process {owner} to {} in {took:?}", last["pd"]);
+    println!("cluster ({protocol}): after SIGTERM the cursor moved from process {owner} to {} in {took:?}", last["pd"]);
     // The survivor takes over once the group has rebalanced without the leaver: Apache Kafka
     // rebalances at once (1.1 s measured from SIGTERM to the new owner's claim; the bound,
     // under the 6 s session timeout, shows nobody waited for it); tansu 0.6.0's rounds take
@@ -377,9 +403,10 @@ fn positions(broker: &Broker, state: &str) -> Vec<StateEntry> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paused_owner_neither_moves_the_cursor_back_nor_skips_a_window() {
-    let s = setup(None).await;
+with_both_protocols!(a_paused_owner_neither_moves_the_cursor_back_nor_skips_a_window);
+
+async fn a_paused_owner_neither_moves_the_cursor_back_nor_skips_a_window(protocol: Protocol) {
+    let s = setup(None, protocol).await;
     let mut payments = s.sandbox.pd_create(10).await;
     let processes = vec![Some(spawn(&s)), Some(spawn(&s))];
     let first = settled_owners(&refs(&processes), Duration::from_secs(60)).await;
@@ -398,7 +425,7 @@ async fn a_paused_owner_neither_moves_the_cursor_back_nor_skips_a_window() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!(
-        "cluster: after SIGSTOP the cursor moved from process {paused} to {survivor} in {:?}",
+        "cluster ({protocol}): after SIGSTOP the cursor moved from process {paused} to {survivor} in {:?}",
         paused_at.elapsed()
     );
     advance(&s.sandbox, &payments[..5], "VALIDATING").await;
@@ -438,10 +465,11 @@ async fn a_paused_owner_neither_moves_the_cursor_back_nor_skips_a_window() {
 /// How long the simulator holds each RippleNet NEW poll in the three-process test.
 const POLL_LATENCY_MS: u64 = 100;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_processes_share_the_ripplenet_and_checkout_backlogs_and_lose_nothing() {
+with_both_protocols!(three_processes_share_the_ripplenet_and_checkout_backlogs_and_lose_nothing);
+
+async fn three_processes_share_the_ripplenet_and_checkout_backlogs_and_lose_nothing(protocol: Protocol) {
     let keys = support::keys::rsa_keys();
-    let s = setup(Some(&keys)).await;
+    let s = setup(Some(&keys), protocol).await;
     let per_provider = 600;
     // Enough work for three, whoever wakes first. RippleNet: every process polls NEW at
     // least every 300 ms + POLL_LATENCY_MS while it finds nothing, and polls again at once
@@ -464,7 +492,7 @@ async fn three_processes_share_the_ripplenet_and_checkout_backlogs_and_lose_noth
             && support::checkout::unacked(&s.sandbox).await == 0
     })
     .await;
-    println!("cluster: 3 processes drained {} notifications in {:?}", 2 * per_provider, started.elapsed());
+    println!("cluster ({protocol}): 3 processes drained {} notifications in {:?}", 2 * per_provider, started.elapsed());
 
     // Each process took a part of each backlog, and each notification was published by one
     // process once (the sweeper waits a minute; Checkout hides a message 30 s).

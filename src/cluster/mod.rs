@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::gate::Gate;
 use self::membership::Shared;
-use crate::config::{ClusterConfig, KafkaConfig};
+use crate::config::{ClusterConfig, GroupProtocol, KafkaConfig};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::sink::kafka::consumer_config;
@@ -67,16 +67,20 @@ impl Cluster {
         let session = cluster.session_timeout.get();
         let handover = cluster.handover_timeout.get();
         let mut config = consumer_config(kafka, &group);
-        config
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            .set("session.timeout.ms", session.as_millis().to_string())
-            // Frequent heartbeats: a survivor hears of a rebalance soon after the session expired.
-            .set(
-                "heartbeat.interval.ms",
-                (session / 10).clamp(Duration::from_millis(100), Duration::from_secs(3)).as_millis().to_string(),
-            )
-            // The rebalance bound: a revoke may wait handover_timeout for the tasks.
-            .set("max.poll.interval.ms", (session + handover + Duration::from_secs(10)).as_millis().to_string());
+        config.set("group.protocol", cluster.group_protocol.as_str());
+        if cluster.group_protocol == GroupProtocol::Classic {
+            // With KIP-848 the broker assigns and times sessions and heartbeats.
+            config
+                .set("partition.assignment.strategy", "cooperative-sticky")
+                .set("session.timeout.ms", session.as_millis().to_string())
+                // Frequent heartbeats: a survivor hears of a rebalance soon after the session expired.
+                .set(
+                    "heartbeat.interval.ms",
+                    (session / 10).clamp(Duration::from_millis(100), Duration::from_secs(3)).as_millis().to_string(),
+                );
+        }
+        // The rebalance bound: a revoke may wait handover_timeout for the tasks.
+        config.set("max.poll.interval.ms", (session + handover + Duration::from_secs(10)).as_millis().to_string());
         let partitions = partition_count(&config, &cluster.topic, kafka.metadata_timeout.get()).await?;
         let rejoin = Arc::new(Notify::new());
         let mut gates = BTreeMap::new();

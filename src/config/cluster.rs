@@ -18,9 +18,16 @@ pub struct ClusterConfig {
     #[serde(default)]
     #[schemars(length(min = 1, max = 249))]
     pub group_id: Option<String>,
-    /// A replica that has not sent a heartbeat for this long is out of the group, and its
-    /// singleton tasks move to another replica (the broker's group.min/max.session.timeout.ms
-    /// bound it, by default 6 s to 30 min).
+    /// The consumer-group protocol: `classic` (JoinGroup/SyncGroup, every Kafka-compatible
+    /// broker) or `consumer` (KIP-848, Apache Kafka 4.0 and later: the broker assigns the
+    /// partitions and rebalances incrementally, without stopping the group).
+    #[serde(default)]
+    pub group_protocol: GroupProtocol,
+    /// `classic`: a replica that has not sent a heartbeat for this long is out of the
+    /// group, and its singleton tasks move to another replica (the broker's
+    /// group.min/max.session.timeout.ms bound it, by default 6 s to 30 min). `consumer`: the
+    /// broker decides (`group.consumer.session.timeout.ms`, 45 s by default, or the group's
+    /// own `consumer.session.timeout.ms`), and this setting is not sent.
     #[serde(default = "default_session_timeout")]
     pub session_timeout: HumanDuration,
     /// The coordination topic: each singleton task maps to one of its partitions (by a hash
@@ -40,6 +47,27 @@ pub struct ClusterConfig {
     /// bound, whichever comes first).
     #[serde(default = "default_handover_timeout")]
     pub handover_timeout: HumanDuration,
+}
+
+/// The consumer-group protocol of `[cluster]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup with cooperative-sticky assignment (every broker).
+    #[default]
+    Classic,
+    /// KIP-848's broker-side assignment (Apache Kafka 4.0 and later).
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// librdkafka's `group.protocol` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
 }
 
 impl ClusterConfig {

@@ -23,7 +23,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use checkout::{AUTO_ACK_REFUSED, CheckoutSource, JwtClient, is_auto_ack_key};
-pub use cluster::ClusterConfig;
+pub use cluster::{ClusterConfig, GroupProtocol};
 pub use duration::{DURATION_PATTERN, HumanDuration};
 pub use intake::{IntakeConfig, IpNetwork, TlsConfig, WebhookConfig, WebhookSignature, WebhookToken, canonical};
 pub use listen::ListenAddr;

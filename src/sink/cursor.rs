@@ -16,6 +16,7 @@ use rdkafka::producer::FutureProducer;
 use tokio::time::Instant;
 
 use super::kafka::{EventRecord, SendError, Written, await_delivery, producer_config, send_waiting};
+use super::published::{Published, published_since};
 use super::state::{ClaimRecord, CursorRecord, StateError, StateReader, home_partition};
 use super::transaction::machine::Ended;
 use super::transaction::{TransactionError, TransactionalWriter};
@@ -65,6 +66,10 @@ pub struct CommitOutcome {
     pub batch: BatchOutcome,
     /// True only when the cursor record was confirmed by the broker.
     pub cursor_committed: bool,
+    /// Exactly-once: the events went out in the committer's own transaction, not through
+    /// the pipeline, so the caller records what the pipeline records for its batches
+    /// ([`crate::pipeline::record_resolved`]).
+    pub transactional: bool,
 }
 
 enum Mode {
@@ -196,6 +201,18 @@ impl CursorCommitter {
         self.last_record_within(self.kafka.metadata_timeout.get()).await
     }
 
+    /// The ids of `event_source`'s events in the events topic stamped `since` or later (see
+    /// [`super::published`]).
+    pub async fn published_since(
+        &self,
+        event_source: &str,
+        since: DateTime<Utc>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Published, rdkafka::error::KafkaError> {
+        published_since(&self.kafka, event_source, since, max, timeout).await
+    }
+
     /// [`Self::last_record`], giving the read `timeout` (a source that has not committed
     /// for long has its position deep in a busy state topic).
     pub async fn last_record_within(&self, timeout: Duration) -> Result<Option<CursorRecord>, CursorError> {
@@ -218,12 +235,12 @@ impl CursorCommitter {
                     },
                     false => false,
                 };
-                Ok(CommitOutcome { batch, cursor_committed })
+                Ok(CommitOutcome { batch, cursor_committed, transactional: false })
             }
             Mode::ExactlyOnce(writer) => {
                 let record = self.cursor_record(cursor, Utc::now());
                 let page = writer.lock().await.commit_page(&events, &record, &self.stop).await?;
-                Ok(CommitOutcome { batch: page.batch, cursor_committed: page.committed })
+                Ok(CommitOutcome { batch: page.batch, cursor_committed: page.committed, transactional: true })
             }
         }
     }

@@ -101,6 +101,17 @@ impl EventRecord {
     pub fn owned_headers(&self) -> OwnedHeaders {
         headers_of(self.headers.iter().map(|(k, v)| (*k, v.as_str())))
     }
+
+    /// An upper bound of the bytes this record takes alone in a record batch, uncompressed:
+    /// key, value and headers with Kafka's per-record and per-batch framing.
+    pub fn batch_bytes(&self) -> usize {
+        /// A record batch's header (61 bytes) and a record's varints and attributes.
+        const FRAMING: usize = 61 + 32;
+        /// Per header: its varint lengths.
+        const PER_HEADER: usize = 10;
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len() + PER_HEADER).sum();
+        FRAMING.saturating_add(self.key.len()).saturating_add(self.value.len()).saturating_add(headers)
+    }
 }
 
 pub(crate) fn headers_of<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> OwnedHeaders {

@@ -5,6 +5,7 @@ pub mod dlq;
 pub mod errors;
 pub mod fatal;
 pub mod kafka;
+pub mod published;
 pub mod state;
 pub mod topics;
 pub mod transaction;

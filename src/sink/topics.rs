@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 
@@ -18,8 +18,31 @@ pub enum TopicError {
     Missing(Vec<String>),
     #[error("cannot create topic {topic}: {reason}")]
     Create { topic: String, reason: String },
+    #[error("cannot read the configuration of topic {topic}: {reason}")]
+    Describe { topic: String, reason: String },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// A topic's `max.message.bytes`: the largest record batch the broker accepts for it.
+pub async fn max_message_bytes(kafka: &KafkaConfig, topic: &str, timeout: Duration) -> Result<usize, TopicError> {
+    let admin: AdminClient<DefaultClientContext> = producer_config(kafka)
+        .create()
+        .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
+    let options = AdminOptions::new().request_timeout(Some(timeout));
+    let resources = [ResourceSpecifier::Topic(topic)];
+    let results = admin
+        .describe_configs(resources.iter(), &options)
+        .await
+        .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
+    let described = results.into_iter().next().ok_or_else(|| TopicError::Internal("no answer".into()))?;
+    let resource =
+        described.map_err(|code| TopicError::Describe { topic: topic.to_owned(), reason: code.to_string() })?;
+    resource
+        .get("max.message.bytes")
+        .and_then(|e| e.value.as_deref())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| TopicError::Describe { topic: topic.to_owned(), reason: "no max.message.bytes".into() })
 }
 
 /// A topic paybridge needs.

@@ -144,6 +144,26 @@ impl Drop for Paybridge {
     }
 }
 
+impl Paybridge {
+    /// [`eventually`], failing with the tail of this process's log.
+    pub async fn eventually<F, Fut>(&self, what: &str, limit: Duration, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + limit;
+        while !check().await {
+            if Instant::now() > deadline {
+                let log = self.log();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!("timed out waiting for: {what}; paybridge's log ends with:\n{}", tail.join("\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Waits until `check` is true, polling every 100 ms; panics with `what` after `limit`.
 pub async fn eventually<F, Fut>(what: &str, limit: Duration, check: F)
 where

@@ -2,6 +2,10 @@
 //! every path is tested without a broker (tansu 0.6.0 has no transactions).
 //!
 //! begin → send the events and the position → commit:
+//! - an event larger than the events topic's `max.message.bytes` goes to the DLQ inside the
+//!   transaction from the first attempt: the broker would refuse its whole produce batch,
+//!   and librdkafka then aborts the transaction and reports every record as purged, naming
+//!   none, so the page could never commit;
 //! - an event the broker permanently refuses (too large, invalid) aborts the attempt, and
 //!   the next attempt sends that event to the DLQ inside the transaction: the page still
 //!   commits, with the event Rejected instead of the page aborting forever;
@@ -72,6 +76,17 @@ pub trait Transactions {
     fn value_format(&self) -> ValueFormat {
         ValueFormat::Json
     }
+    /// The topics' `max.message.bytes`, when known.
+    fn limits(&self) -> Option<Limits> {
+        None
+    }
+}
+
+/// The largest record batch the broker accepts for the events topic and for the DLQ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub events: usize,
+    pub dlq: usize,
 }
 
 /// Why a page's transaction ended without an outcome per event.
@@ -100,6 +115,12 @@ impl PageOutcome {
     }
 }
 
+/// Room for the DLQ headers a rejected event gets.
+const DLQ_HEADERS_BYTES: usize = 1024;
+
+/// The error code name of an event over the events topic's limit (librdkafka's name).
+pub const TOO_LARGE: &str = "MessageSizeTooLarge";
+
 /// The wait between two attempts to finish (commit or abort) a transaction.
 pub const FINISH_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -123,6 +144,25 @@ pub async fn commit_page<T: Transactions>(
     }
     // Events the broker refused for good, by index: sent to the DLQ from the next attempt.
     let mut rejected: HashMap<usize, (String, String)> = HashMap::new();
+    if let Some(limits) = tx.limits() {
+        for (i, record) in records.iter().enumerate() {
+            let bytes = record.batch_bytes();
+            if bytes <= limits.events {
+                continue;
+            }
+            // The DLQ copy carries three more headers (reason, code, topic).
+            if bytes.saturating_add(DLQ_HEADERS_BYTES) > limits.dlq {
+                let reason = format!(
+                    "an event of {bytes} bytes is over the max.message.bytes of both the events topic ({}) and the DLQ ({}): nowhere to write it",
+                    limits.events, limits.dlq
+                );
+                return Ok(PageOutcome::retry(&ids, &reason));
+            }
+            let reason =
+                format!("the event takes {bytes} bytes, over the events topic's max.message.bytes ({})", limits.events);
+            rejected.insert(i, (TOO_LARGE.to_owned(), reason));
+        }
+    }
     loop {
         if let Err(failure) = tx.begin().await {
             return match failure {

@@ -20,9 +20,15 @@ struct Scripted {
     /// Every record sent, per attempt.
     sent: Vec<Vec<Outbound>>,
     open: bool,
+    /// The topics' limits the writer knows.
+    limits: Option<Limits>,
 }
 
 impl Transactions for Scripted {
+    fn limits(&self) -> Option<Limits> {
+        self.limits
+    }
+
     async fn begin(&mut self) -> Result<(), Failure> {
         assert!(!self.open, "begin while a transaction is open");
         self.calls.push("begin".into());
@@ -175,6 +181,34 @@ async fn a_permanently_refused_event_goes_to_the_dlq_inside_the_next_attempt() {
     let outcomes: Vec<_> = outcome.events.iter().map(|e| e.outcome.clone()).collect();
     assert_eq!(outcomes, [Outcome::Delivered, Outcome::Rejected("too large".into()), Outcome::Delivered]);
     assert!(outcome.events.iter().all(|e| e.outcome.is_settled()));
+}
+
+#[tokio::test]
+async fn an_event_over_the_topics_limit_goes_to_the_dlq_from_the_first_attempt() {
+    // The broker would refuse its batch, and librdkafka would abort the transaction and
+    // report every record purged: the event must never be sent to the events topic.
+    let events = events(3);
+    let bytes = |i: usize| EventRecord::from_event(&events[i], ValueFormat::Json).map(|r| r.batch_bytes()).unwrap_or(0);
+    let limit = bytes(0).max(bytes(2));
+    let mut big = events.clone();
+    big[1].data.references.insert("internal_id".into(), "x".repeat(limit));
+    let mut tx = Scripted { limits: Some(Limits { events: limit, dlq: 10 * limit }), ..Default::default() };
+    let Ok(outcome) = run(&mut tx, &big).await else { panic!("ended") };
+    assert_eq!(tx.calls, ["begin", "send 4", "commit"]);
+    let targets: Vec<_> = tx.sent[0].iter().map(|o| o.target).collect();
+    assert_eq!(targets, [Target::Events, Target::Dlq, Target::Events, Target::State]);
+    assert!(tx.sent[0][1].record.headers.contains(&(ERROR_CODE_HEADER, TOO_LARGE.into())));
+    assert!(matches!(&outcome.events[1].outcome, Outcome::Rejected(r) if r.contains("max.message.bytes")));
+    assert!(outcome.events.iter().all(|e| e.outcome.is_settled()));
+}
+
+#[tokio::test]
+async fn an_event_over_the_dlqs_limit_too_leaves_the_page_unsettled_without_a_transaction() {
+    let events = events(2);
+    let mut tx = Scripted { limits: Some(Limits { events: 10, dlq: 10 }), ..Default::default() };
+    let Ok(outcome) = run(&mut tx, &events).await else { panic!("ended") };
+    assert!(tx.calls.is_empty(), "nothing is sent: {:?}", tx.calls);
+    assert!(outcome.events.iter().all(|e| matches!(&e.outcome, Outcome::Retry(r) if r.contains("nowhere"))));
 }
 
 #[tokio::test]

@@ -16,9 +16,10 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use self::machine::{Ended, Failure, Outbound, PageOutcome, RecordFailure, Target, Transactions, commit_page};
+use self::machine::{Ended, Failure, Limits, Outbound, PageOutcome, RecordFailure, Target, Transactions, commit_page};
 use super::errors::{ErrorClass, classify, error_code_name};
 use super::kafka::{EventRecord, SendError, await_delivery, producer_config, send_waiting};
+use super::topics::max_message_bytes;
 use crate::config::KafkaConfig;
 use crate::event::CanonicalEvent;
 use crate::registry::ValueFormat;
@@ -37,6 +38,21 @@ pub enum TransactionError {
 /// As for the DLQ producer: a record too large for the events topic is refused by the
 /// broker (a permanent, abortable error), so the next attempt can put it in the DLQ.
 const MAX_MESSAGE_BYTES: &str = "1000000000";
+
+/// librdkafka's default `batch.size`: produce batches stay at most this large.
+const MAX_BATCH_BYTES: usize = 1_000_000;
+
+/// `topic`'s `max.message.bytes`, or Kafka's default when it cannot be read (with a warning:
+/// an event over the real, smaller limit would stall its page).
+async fn topic_limit(kafka: &KafkaConfig, topic: &str) -> usize {
+    match max_message_bytes(kafka, topic, kafka.metadata_timeout.get()).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(topic, error = %e, assumed = KAFKA_DEFAULT_MAX_MESSAGE_BYTES, "cannot read the topic's max.message.bytes; assuming Kafka's default");
+            KAFKA_DEFAULT_MAX_MESSAGE_BYTES
+        }
+    }
+}
 
 /// The shortest transaction timeout paybridge asks for (librdkafka's default).
 const MIN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,7 +87,12 @@ pub struct TransactionalWriter {
     call_timeout: Duration,
     delivery_timeout: Duration,
     value_format: ValueFormat,
+    limits: Limits,
 }
+
+/// Kafka's default `max.message.bytes`, assumed for a topic whose configuration cannot be
+/// read (the principal may lack DescribeConfigs).
+const KAFKA_DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
 
 /// The `transactional.id` of a source's writer.
 pub fn transactional_id(prefix: &str, source: &str) -> String {
@@ -85,11 +106,16 @@ impl TransactionalWriter {
     pub async fn start(kafka: &KafkaConfig, source: &str, value_format: ValueFormat) -> Result<Self, TransactionError> {
         let delivery_timeout = kafka.delivery_timeout.get();
         let transaction_timeout = MIN_TRANSACTION_TIMEOUT.max(delivery_timeout + kafka.metadata_timeout.get());
+        let limits =
+            Limits { events: topic_limit(kafka, &kafka.topic).await, dlq: topic_limit(kafka, &kafka.dlq_topic).await };
         let mut config = producer_config(kafka);
         config
             .set("transactional.id", transactional_id(&kafka.transactional_prefix(), source))
             .set("transaction.timeout.ms", transaction_timeout.as_millis().to_string())
-            .set("message.max.bytes", MAX_MESSAGE_BYTES);
+            .set("message.max.bytes", MAX_MESSAGE_BYTES)
+            // No produce batch over the events topic's limit: the broker would refuse the
+            // whole batch, and the transaction with it (a larger event is sent alone).
+            .set("batch.size", limits.events.clamp(1, MAX_BATCH_BYTES).to_string());
         let producer: FutureProducer = config.create().map_err(TransactionError::Producer)?;
         let mut writer = Self {
             producer,
@@ -99,6 +125,7 @@ impl TransactionalWriter {
             call_timeout: kafka.metadata_timeout.get(),
             delivery_timeout,
             value_format,
+            limits,
         };
         writer.probe(source).await.map_err(TransactionError::Unsupported)?;
         Ok(writer)
@@ -149,6 +176,10 @@ impl TransactionalWriter {
 impl Transactions for TransactionalWriter {
     fn value_format(&self) -> ValueFormat {
         self.value_format
+    }
+
+    fn limits(&self) -> Option<Limits> {
+        Some(self.limits)
     }
 
     async fn begin(&mut self) -> Result<(), Failure> {

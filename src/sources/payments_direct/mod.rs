@@ -27,12 +27,14 @@ use self::recovery::Recovery;
 use super::runtime::expiring::RecentIds;
 use super::runtime::ledger::LedgerLimits;
 use super::{SourceContext, pause};
+use crate::ack::Outcome;
 use crate::cluster::gate::{Fence, TenureEnd, run_while_owned};
 use crate::config::{KafkaConfig, PaymentsDirectSource};
-use crate::event::{CanonicalEvent, Provider, kafka_key};
+use crate::event::{CanonicalEvent, Provider, event_source, kafka_key};
 use crate::http::backoff::Backoff;
 use crate::http::client::ApiError;
 use crate::normalize::payments_direct::{Via, payment};
+use crate::pipeline::record_resolved;
 use crate::sink::cursor::{CursorCommitter, CursorError};
 use crate::sink::transaction::machine::Ended;
 
@@ -232,6 +234,7 @@ impl PaymentsDirect {
                             from = from.min(floor.from);
                             since = since.min(floor.since);
                         }
+                        self.remember_published(from - lag).await;
                         let recovery = Recovery { from, since, until: None, done: Default::default() };
                         return Ok((position, Some(recovery)));
                     }
@@ -246,6 +249,28 @@ impl PaymentsDirect {
             tracing::error!(source = %self.config.name, error = %problem, wait_ms = wait.as_millis() as u64, "cannot load the position; nothing is searched");
             if pause(&self.ctx.stop, wait).await {
                 return Err(Stopped);
+            }
+        }
+    }
+
+    /// After a restart, before the recovery: the source's states already in Kafka since
+    /// `since` count as published, so the recovery and the search leave them out (a crash
+    /// costs no duplicate of what the previous process got committed). A read that fails or
+    /// is cut short only costs duplicates.
+    async fn remember_published(&self, since: DateTime<Utc>) {
+        let Some(committer) = &self.committer else { return };
+        let source = event_source(Provider::PaymentsDirect, self.config.account());
+        let max = LedgerLimits::default().max_entries;
+        let timeout = (self.kafka_metadata_timeout * 4).max(Duration::from_secs(10));
+        match committer.published_since(&source, since, max, timeout).await {
+            Ok(found) => {
+                for id in &found.ids {
+                    self.recent.committed(id);
+                }
+                tracing::info!(source = %self.config.name, states = found.ids.len(), complete = found.complete, %since, "states already in Kafka read back for the recovery");
+            }
+            Err(e) => {
+                tracing::warn!(source = %self.config.name, error = %e, "cannot read back the states already in Kafka; the recovery may publish some again");
             }
         }
     }
@@ -515,7 +540,16 @@ impl PaymentsDirect {
         let mut backoff = Backoff::new(self.config.backoff_max.get());
         let Some(committer) = &self.committer else { return Err(Stopped) };
         loop {
+            let started = tokio::time::Instant::now();
             let outcome = match committer.commit(events.clone(), &cursor).await {
+                Ok(outcome) if outcome.transactional => {
+                    // Published in the committer's transaction: counted here, as the
+                    // pipeline counts the batches it publishes.
+                    self.ctx.metrics.received(&self.config.name, events.len());
+                    let outcomes: Vec<Outcome> = outcome.batch.events.iter().map(|e| e.outcome.clone()).collect();
+                    record_resolved(&self.ctx.metrics, &self.config.name, &events, &outcomes, started.elapsed());
+                    outcome
+                }
                 Ok(outcome) => outcome,
                 Err(CursorError::Closed(_) | CursorError::Ended(Ended::InDoubt) | CursorError::NotOwner) => {
                     return Err(Stopped);
@@ -555,9 +589,13 @@ impl PaymentsDirect {
                 return Ok(());
             }
             let settled: Vec<bool> = outcome.batch.events.iter().map(|e| e.outcome.is_settled()).collect();
+            let reason = outcome.batch.events.iter().find_map(|e| match &e.outcome {
+                Outcome::Retry(reason) => Some(reason.clone()),
+                _ => None,
+            });
             events = events.into_iter().zip(settled).filter(|(_, s)| !s).map(|(e, _)| e).collect();
             let wait = backoff.next(None);
-            tracing::warn!(source = %self.config.name, unsettled = events.len(), wait_ms = wait.as_millis() as u64, "page not confirmed; the position stays and the page is published again");
+            tracing::warn!(source = %self.config.name, unsettled = events.len(), reason = reason.unwrap_or_default(), wait_ms = wait.as_millis() as u64, "page not confirmed; the position stays and the page is published again");
             if pause(&self.ctx.stop, wait).await {
                 return Err(Stopped);
             }

@@ -28,7 +28,9 @@ pub fn home() -> &'static Path {
     })
 }
 
-/// The server.properties of a node; `sasl` = Some((user, password)) makes the client
+/// The server.properties of a node. KIP-848 groups (`cluster.group_protocol = "consumer"`)
+/// get the broker's session timeout: 6 s here, like the tests' classic groups (Kafka's
+/// default is 45 s). `sasl` = Some((user, password)) makes the client
 /// listener SASL_PLAINTEXT with SCRAM-SHA-512 (the user must exist: [`add_scram_user`]).
 pub fn server_properties(data: &Path, port: u16, controller_port: u16, sasl: Option<(&str, &str)>) -> String {
     let (protocol, sasl_lines) = match sasl {
@@ -65,7 +67,9 @@ pub fn server_properties(data: &Path, port: u16, controller_port: u16, sasl: Opt
          group.initial.rebalance.delay.ms=0\n\
          group.min.session.timeout.ms=1000\n\
          group.consumer.min.session.timeout.ms=1000\n\
-         group.consumer.min.heartbeat.interval.ms=500\n",
+         group.consumer.min.heartbeat.interval.ms=500\n\
+         group.consumer.session.timeout.ms=6000\n\
+         group.consumer.heartbeat.interval.ms=1000\n",
         data = data.display(),
     )
 }
