@@ -1,5 +1,6 @@
-//! paybridge's benchmark: every path against its ceiling, in one run, on one local tansu
-//! (SQLite storage) and the provider sandbox. Writes bench/results/latest.json and the
+//! paybridge's benchmark: every path against its ceiling, in one run, on one local broker
+//! (Apache Kafka by default; tansu 0.6.0 with `PAYBRIDGE_TEST_BROKER=tansu`) and the provider
+//! sandbox. Writes bench/results/latest.json and the
 //! "Latest run" section of bench/REPORT.md; `bench/plot.py` draws the plots from the JSON
 //! (`./scripts/bench` does all of it).
 //!
@@ -115,7 +116,10 @@ async fn main() {
             dir.strip_prefix(root).unwrap_or(&dir).display().to_string()
         },
         machine: Machine::this(),
-        broker: "tansu 0.6.0, SQLite storage".into(),
+        broker: match broker.engine() {
+            support::Engine::Kafka => "Apache Kafka 4.1.1, one combined KRaft node".into(),
+            support::Engine::Tansu => "tansu 0.6.0, SQLite storage".into(),
+        },
         ..Results::default()
     };
 
