@@ -72,6 +72,11 @@ fn without_transactions(broker: &Broker) -> bool {
     broker.is_tansu()
 }
 
+/// The events `p` got confirmed (the metric counts exactly-once pages too).
+fn published(p: &Paybridge) -> u64 {
+    support::metric_sum(p.admin_port, "paybridge_events_published_total{source=\"pd\"")
+}
+
 /// Records per event id (the `ce_id` header).
 fn counts(records: &[Record]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -203,9 +208,7 @@ async fn an_event_the_broker_refuses_goes_to_the_dlq_inside_the_transaction_and_
     payments.extend(large.iter().cloned());
     let bridge = Paybridge::start(&config(&s, &prefix));
     bridge
-        .eventually("the first states committed", Duration::from_secs(30), || async {
-            support::metric_sum(bridge.admin_port, "paybridge_events_published_total{source=\"pd\"") >= 10
-        })
+        .eventually("the first states committed", Duration::from_secs(30), || async { published(&bridge) >= 10 })
         .await;
     // Later changes are published too: the position moved past the refused event.
     for id in &payments {
@@ -257,17 +260,15 @@ async fn a_restarted_instance_fences_the_paused_one_whose_late_writes_never_beco
     let prefix = support::unique_topic("eos-fence");
     let mut payments = s.sandbox.pd_create(50).await;
     let mut zombie = Paybridge::start(&config(&s, &prefix));
-    eventually("the first instance committed pages", Duration::from_secs(30), || async {
-        support::metric_sum(zombie.admin_port, "paybridge_events_published_total{source=\"pd\"") >= 50
-    })
-    .await;
+    eventually("the first instance committed pages", Duration::from_secs(30), || async { published(&zombie) >= 50 })
+        .await;
     // Paused (a GC pause, a frozen VM) with work waiting for it...
     payments.extend(s.sandbox.pd_create(50).await);
     signal_pid(zombie.pid(), "STOP");
     // ...while its replacement starts with the same transactional.id and takes over.
     let replacement = Paybridge::start(&config(&s, &prefix));
     eventually("the replacement published the new payments", Duration::from_secs(60), || async {
-        support::metric_sum(replacement.admin_port, "paybridge_events_published_total{source=\"pd\"") >= 50
+        published(&replacement) >= 50
     })
     .await;
     for id in &payments {
@@ -308,7 +309,7 @@ async fn two_deployments_with_different_prefixes_run_side_by_side() {
     // Both read the payments as they are, then as they change.
     for p in [&a, &b] {
         p.eventually("the deployment published the new payments", Duration::from_secs(30), || async {
-            support::metric_sum(p.admin_port, "paybridge_events_published_total{source=\"pd\"") >= 30
+            published(p) >= 30
         })
         .await;
     }
