@@ -209,6 +209,23 @@ fn membership_log(processes: &[Option<&Paybridge>]) -> String {
     lines.join("\n")
 }
 
+/// The owners once the group has stopped moving tasks: the same single owners two
+/// observations 2 s apart (two heartbeats). With KIP-848 the broker converges on its
+/// target assignment over several heartbeats after a member joins, so an owner seen once
+/// can have handed the task on moments later.
+async fn stable_owners(processes: &[Option<&Paybridge>], limit: Duration) -> BTreeMap<String, usize> {
+    let deadline = Instant::now() + limit;
+    let mut seen = settled_owners(processes, limit).await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = settled_owners(processes, deadline.saturating_duration_since(Instant::now())).await;
+        if now == seen {
+            return now;
+        }
+        seen = now;
+    }
+}
+
 /// Waits until each of "rn/sent" and "pd" runs on exactly one process; the owners.
 async fn settled_owners(processes: &[Option<&Paybridge>], limit: Duration) -> BTreeMap<String, usize> {
     let deadline = Instant::now() + limit;
@@ -307,7 +324,7 @@ async fn each_singleton_runs_on_one_process_and_moves_to_a_survivor_when_its_own
     s.sandbox.create(10).await;
     let mut payments = s.sandbox.pd_create(10).await;
     let mut processes = vec![Some(spawn(&s)), Some(spawn(&s)), Some(spawn(&s))];
-    let first = settled_owners(&refs(&processes), Duration::from_secs(60)).await;
+    settled_owners(&refs(&processes), Duration::from_secs(60)).await;
     eventually("the first payments published", Duration::from_secs(30), || all_published(&s, &payments)).await;
 
     // Steady state: one sweeper's worth of SENT polls over 6 s (three sweepers would make ~18).
@@ -321,7 +338,7 @@ async fn each_singleton_runs_on_one_process_and_moves_to_a_survivor_when_its_own
     assert_eq!(owners(&refs(&processes)).get("pd").map(Vec::len), Some(1), "still one cursor owner");
 
     // SIGKILL the cursor's owner; a survivor takes it (and the sweeper, if it was there too).
-    let victim = first["pd"];
+    let victim = stable_owners(&refs(&processes), Duration::from_secs(30)).await["pd"];
     let killed_at = Instant::now();
     processes[victim].as_mut().map(Paybridge::kill);
     processes[victim] = None;
@@ -347,7 +364,7 @@ async fn each_singleton_runs_on_one_process_and_moves_to_a_survivor_when_its_own
         .await;
     // A replica that stops (SIGTERM, a rolling update) hands its tasks over at once: it
     // leaves the group once its sources settled, without waiting for a session timeout.
-    let owner = after["pd"];
+    let owner = stable_owners(&refs(&processes), Duration::from_secs(30)).await["pd"];
     let stopped_at = Instant::now();
     let code = processes[owner].as_mut().and_then(Paybridge::stop);
     assert_eq!(code, Some(0), "a clean stop");
@@ -409,10 +426,10 @@ async fn a_paused_owner_neither_moves_the_cursor_back_nor_skips_a_window(protoco
     let s = setup(None, protocol).await;
     let mut payments = s.sandbox.pd_create(10).await;
     let processes = vec![Some(spawn(&s)), Some(spawn(&s))];
-    let first = settled_owners(&refs(&processes), Duration::from_secs(60)).await;
+    settled_owners(&refs(&processes), Duration::from_secs(60)).await;
     eventually("the first payments published", Duration::from_secs(30), || all_published(&s, &payments)).await;
 
-    let paused = first["pd"];
+    let paused = stable_owners(&refs(&processes), Duration::from_secs(30)).await["pd"];
     let pid = processes[paused].as_ref().map(Paybridge::pid).unwrap_or_default().to_string();
     assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().is_ok_and(|s| s.success()));
     // While it sleeps: more payments, and the other process takes the cursor over.
