@@ -68,6 +68,13 @@ impl Submitter {
         Ok(handle)
     }
 
+    /// A batch a cursor source published in its own transaction, outside the pipeline:
+    /// counted, logged and traced as the pipeline does its own ([`record_resolved`]).
+    pub fn resolved_elsewhere(&self, source: &str, events: &[CanonicalEvent], outcomes: &[Outcome], latency: Duration) {
+        self.metrics.received(source, events.len());
+        record_resolved(&self.metrics, source, events, outcomes, latency);
+    }
+
     /// Events currently inside the pipeline.
     pub fn depth(&self) -> usize {
         (self.capacity as usize).saturating_sub(self.permits.available_permits())
@@ -143,7 +150,7 @@ async fn run_worker(
 /// or a cursor source's transaction): the metrics, a debug line, and one line per confirmed
 /// event at trace level (target `paybridge::commit`), which the chaos test compares upstream
 /// acknowledgement times with (off unless asked for).
-pub fn record_resolved(
+fn record_resolved(
     metrics: &Metrics,
     source: &str,
     events: &[CanonicalEvent],

@@ -66,10 +66,6 @@ pub struct CommitOutcome {
     pub batch: BatchOutcome,
     /// True only when the cursor record was confirmed by the broker.
     pub cursor_committed: bool,
-    /// Exactly-once: the events went out in the committer's own transaction, not through
-    /// the pipeline, so the caller records what the pipeline records for its batches
-    /// ([`crate::pipeline::record_resolved`]).
-    pub transactional: bool,
 }
 
 enum Mode {
@@ -78,7 +74,11 @@ enum Mode {
         producer: FutureProducer,
     },
     /// The lock is held for a whole transaction (the writer's steps take `&mut`).
-    ExactlyOnce(Mutex<TransactionalWriter>),
+    ExactlyOnce {
+        writer: Mutex<TransactionalWriter>,
+        /// Only to count the pages as the pipeline counts its batches.
+        submitter: Submitter,
+    },
 }
 
 /// Commits a cursor source's batches and positions.
@@ -122,7 +122,8 @@ impl CursorCommitter {
         fence: Option<Fence>,
     ) -> Result<Self, CursorError> {
         let mode = if kafka.exactly_once {
-            Mode::ExactlyOnce(Mutex::new(TransactionalWriter::start(kafka, source, value_format).await?))
+            let writer = Mutex::new(TransactionalWriter::start(kafka, source, value_format).await?);
+            Mode::ExactlyOnce { writer, submitter }
         } else {
             Mode::AtLeastOnce { submitter, producer: producer_config(kafka).create()? }
         };
@@ -235,12 +236,15 @@ impl CursorCommitter {
                     },
                     false => false,
                 };
-                Ok(CommitOutcome { batch, cursor_committed, transactional: false })
+                Ok(CommitOutcome { batch, cursor_committed })
             }
-            Mode::ExactlyOnce(writer) => {
+            Mode::ExactlyOnce { writer, submitter } => {
                 let record = self.cursor_record(cursor, Utc::now());
+                let started = Instant::now();
                 let page = writer.lock().await.commit_page(&events, &record, &self.stop).await?;
-                Ok(CommitOutcome { batch: page.batch, cursor_committed: page.committed, transactional: true })
+                let outcomes: Vec<_> = page.batch.events.iter().map(|e| e.outcome.clone()).collect();
+                submitter.resolved_elsewhere(&self.source, &events, &outcomes, started.elapsed());
+                Ok(CommitOutcome { batch: page.batch, cursor_committed: page.committed })
             }
         }
     }

@@ -24,25 +24,38 @@ pub enum TopicError {
     Internal(String),
 }
 
-/// A topic's `max.message.bytes`: the largest record batch the broker accepts for it.
-pub async fn max_message_bytes(kafka: &KafkaConfig, topic: &str, timeout: Duration) -> Result<usize, TopicError> {
+/// Each topic's `max.message.bytes` (the largest record batch the broker accepts for it),
+/// in the order of `topics`, read in one DescribeConfigs request.
+pub async fn max_message_bytes(
+    kafka: &KafkaConfig,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<Vec<usize>, TopicError> {
     let admin: AdminClient<DefaultClientContext> = producer_config(kafka)
         .create()
         .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
     let options = AdminOptions::new().request_timeout(Some(timeout));
-    let resources = [ResourceSpecifier::Topic(topic)];
+    let resources: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
     let results = admin
         .describe_configs(resources.iter(), &options)
         .await
         .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
-    let described = results.into_iter().next().ok_or_else(|| TopicError::Internal("no answer".into()))?;
-    let resource =
-        described.map_err(|code| TopicError::Describe { topic: topic.to_owned(), reason: code.to_string() })?;
-    resource
-        .get("max.message.bytes")
-        .and_then(|e| e.value.as_deref())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| TopicError::Describe { topic: topic.to_owned(), reason: "no max.message.bytes".into() })
+    if results.len() != topics.len() {
+        return Err(TopicError::Internal(format!("{} answers for {} topics", results.len(), topics.len())));
+    }
+    topics
+        .iter()
+        .zip(results)
+        .map(|(topic, described)| {
+            let describe = |reason: String| TopicError::Describe { topic: (*topic).to_owned(), reason };
+            let resource = described.map_err(|code| describe(code.to_string()))?;
+            resource
+                .get("max.message.bytes")
+                .and_then(|e| e.value.as_deref())
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| describe("no max.message.bytes".into()))
+        })
+        .collect()
 }
 
 /// A topic paybridge needs.

@@ -42,14 +42,16 @@ const MAX_MESSAGE_BYTES: &str = "1000000000";
 /// librdkafka's default `batch.size`: produce batches stay at most this large.
 const MAX_BATCH_BYTES: usize = 1_000_000;
 
-/// `topic`'s `max.message.bytes`, or Kafka's default when it cannot be read (with a warning:
-/// an event over the real, smaller limit would stall its page).
-async fn topic_limit(kafka: &KafkaConfig, topic: &str) -> usize {
-    match max_message_bytes(kafka, topic, kafka.metadata_timeout.get()).await {
-        Ok(bytes) => bytes,
+/// The events topic's and the DLQ's `max.message.bytes`, or Kafka's default when they
+/// cannot be read (with a warning: an event over a real, smaller limit would stall its page).
+async fn topic_limits(kafka: &KafkaConfig) -> Limits {
+    let topics = [kafka.topic.as_str(), kafka.dlq_topic.as_str()];
+    match max_message_bytes(kafka, &topics, kafka.metadata_timeout.get()).await.as_deref() {
+        Ok(&[events, dlq]) => Limits { events, dlq },
+        Ok(_) => Limits { events: KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: KAFKA_DEFAULT_MAX_MESSAGE_BYTES },
         Err(e) => {
-            tracing::warn!(topic, error = %e, assumed = KAFKA_DEFAULT_MAX_MESSAGE_BYTES, "cannot read the topic's max.message.bytes; assuming Kafka's default");
-            KAFKA_DEFAULT_MAX_MESSAGE_BYTES
+            tracing::warn!(error = %e, assumed = KAFKA_DEFAULT_MAX_MESSAGE_BYTES, "cannot read the topics' max.message.bytes; assuming Kafka's default");
+            Limits { events: KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: KAFKA_DEFAULT_MAX_MESSAGE_BYTES }
         }
     }
 }
@@ -106,8 +108,7 @@ impl TransactionalWriter {
     pub async fn start(kafka: &KafkaConfig, source: &str, value_format: ValueFormat) -> Result<Self, TransactionError> {
         let delivery_timeout = kafka.delivery_timeout.get();
         let transaction_timeout = MIN_TRANSACTION_TIMEOUT.max(delivery_timeout + kafka.metadata_timeout.get());
-        let limits =
-            Limits { events: topic_limit(kafka, &kafka.topic).await, dlq: topic_limit(kafka, &kafka.dlq_topic).await };
+        let limits = topic_limits(kafka).await;
         let mut config = producer_config(kafka);
         config
             .set("transactional.id", transactional_id(&kafka.transactional_prefix(), source))

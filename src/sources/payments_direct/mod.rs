@@ -34,7 +34,6 @@ use crate::event::{CanonicalEvent, Provider, event_source, kafka_key};
 use crate::http::backoff::Backoff;
 use crate::http::client::ApiError;
 use crate::normalize::payments_direct::{Via, payment};
-use crate::pipeline::record_resolved;
 use crate::sink::cursor::{CursorCommitter, CursorError};
 use crate::sink::transaction::machine::Ended;
 
@@ -540,16 +539,7 @@ impl PaymentsDirect {
         let mut backoff = Backoff::new(self.config.backoff_max.get());
         let Some(committer) = &self.committer else { return Err(Stopped) };
         loop {
-            let started = tokio::time::Instant::now();
             let outcome = match committer.commit(events.clone(), &cursor).await {
-                Ok(outcome) if outcome.transactional => {
-                    // Published in the committer's transaction: counted here, as the
-                    // pipeline counts the batches it publishes.
-                    self.ctx.metrics.received(&self.config.name, events.len());
-                    let outcomes: Vec<Outcome> = outcome.batch.events.iter().map(|e| e.outcome.clone()).collect();
-                    record_resolved(&self.ctx.metrics, &self.config.name, &events, &outcomes, started.elapsed());
-                    outcome
-                }
                 Ok(outcome) => outcome,
                 Err(CursorError::Closed(_) | CursorError::Ended(Ended::InDoubt) | CursorError::NotOwner) => {
                     return Err(Stopped);
