@@ -8,7 +8,9 @@
 //!   the position moves on;
 //! - a restarted instance fences a paused one (same `transactional.id`): the paused one's
 //!   late writes never become visible, and it stops;
-//! - two deployments with different `transactional_id_prefix` run side by side.
+//! - two deployments with different `transactional_id_prefix` run side by side;
+//! - a commit the broker answers later than the call's timeout is called again until it is
+//!   done, never reported failed (its page would be published twice).
 //!
 //! tansu 0.6.0 has no transactions: there exactly-once mode refuses to start (tests/cursor.rs),
 //! and these tests say so and stop.
@@ -21,6 +23,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use support::chaos::{PD_ACCOUNT, pd_current, pd_served};
 use support::child::signal_pid;
+use support::kafka_proxy::{END_TXN, HoldingProxy};
 use support::payments_direct::{drive_lifecycles, wait_caught_up};
 use support::process::{Paybridge, eventually};
 use support::sandbox::Sandbox;
@@ -331,4 +334,57 @@ async fn two_deployments_with_different_prefixes_run_side_by_side() {
     for (name, p) in [("a", &a), ("b", &b)] {
         assert!(!p.log().contains("fenced"), "deployment {name} was fenced:\n{}", p.log());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_times_out_is_completed_never_reported_failed() {
+    if support::Engine::chosen() == support::Engine::Tansu {
+        eprintln!("tansu 0.6.0 has no transactions: exactly-once mode is tested on Apache Kafka");
+        return;
+    }
+    // Every client connection after the bootstrap goes through the proxy, which can make the
+    // broker's transaction coordinator answer a commit (EndTxn) late.
+    let proxy = HoldingProxy::listen(END_TXN);
+    let s = setup(Broker::start_own_behind(&proxy), None).await;
+    let prefix = support::unique_topic("eos-slow-commit");
+    let payments = s.sandbox.pd_create(60).await;
+    // A commit reaches the broker 8 s late: paybridge's commit call (kafka.metadata_timeout,
+    // 3 s in the tests) times out twice before the broker has even seen it, and the broker
+    // commits it after that.
+    proxy.hold(Duration::from_secs(8));
+    let bridge = Paybridge::start(&config(&s, &prefix));
+    bridge
+        .eventually("a commit that timed out and was called again", Duration::from_secs(60), || async {
+            proxy.held() >= 2 && bridge.log().contains("finishing it again")
+        })
+        .await;
+    proxy.hold(Duration::ZERO);
+    for id in &payments {
+        assert!(s.sandbox.pd_transition(id, "VALIDATING").await.is_success(), "{id}");
+    }
+    wait_caught_up(&s.sandbox, chrono::Utc::now()).await;
+    let expected = expected_states(&s.sandbox, &payments).await;
+    bridge
+        .eventually("every state in the events topic", Duration::from_secs(60), || async {
+            let seen = counts(&s.broker.read_to_end(&s.topic, Duration::from_secs(10)));
+            expected.iter().all(|id| seen.contains_key(id))
+        })
+        .await;
+    let log = bridge.log();
+    let retried: Vec<&str> = log.lines().filter(|l| l.contains("finishing it again")).collect();
+    assert!(retried.iter().all(|l| l.contains("Commit")), "only commits were called again: {retried:?}");
+    // A commit reported failed would have put its page back: published again in a new
+    // transaction while the first one committed too, so visible twice.
+    for never in ["transaction failed", "transaction aborted", "stopped while the commit was in doubt"] {
+        assert!(!log.contains(never), "no page was given up ({never:?}):\n{log}");
+    }
+    let (_broker, committed, _) = committed_and_all(s.broker, s.topic.clone()).await;
+    every_state_once(&committed, &expected);
+    println!(
+        "exactly-once: {} commits held 8 s, {} calls again, {} states once each",
+        proxy.held(),
+        retried.len(),
+        expected.len()
+    );
+    drop(bridge);
 }

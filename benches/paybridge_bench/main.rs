@@ -1,21 +1,22 @@
 //! paybridge's benchmark: every path against its ceiling, in one run, on one local broker
 //! (Apache Kafka by default; tansu 0.6.0 with `PAYBRIDGE_TEST_BROKER=tansu`) and the provider
-//! sandbox. Writes bench/results/latest.json and the
-//! "Latest run" section of bench/REPORT.md; `bench/plot.py` draws the plots from the JSON
+//! sandbox. Writes bench/results/<broker>/latest.json and
+//! the "Latest run" section of bench/REPORT.md (this run beside the newest run on the other
+//! broker); `bench/plot.py` draws the plots from the JSON
 //! (`./scripts/bench` does all of it).
 //!
 //! Scenarios: the ceiling (a raw librdkafka producer, idempotent, acks=all, records of each
 //! source's event size, before and after the scenarios), start-up and idle memory, the
 //! three poll paths draining a backlog including the upstream acks or cursor commits,
-//! RippleNet webhooks at fixed offered rates and at saturation, and the RippleNet poll path
+//! RippleNet webhooks at saturation and at offered rates below it, and the RippleNet poll path
 //! as the backlog grows and with other `pipeline.capacity` values, and 1, 2 and 3 processes
 //! (`[cluster]`) draining RippleNet and Checkout backlogs together.
 //!
 //! `cargo bench --bench paybridge_bench` runs it all (release build). Under `cargo test` (no
 //! `--bench` argument) it runs as a smoke of a few seconds with tiny sizes and writes to
-//! target/bench-smoke/ instead, so the harness never rots. Environment:
-//! `PAYBRIDGE_BENCH_N` (backlog of the default runs, 10,000), `PAYBRIDGE_BENCH_SCALING`
-//! (backlogs, "1000,100000"), `PAYBRIDGE_BENCH_CAPACITIES` ("1000,5000,50000"),
+//! target/bench-smoke/<broker>/ instead, so the harness never rots. Environment:
+//! `PAYBRIDGE_BENCH_N` (backlog of the default runs, 50,000), `PAYBRIDGE_BENCH_SCALING`
+//! (backlogs, "1000,10000,200000"), `PAYBRIDGE_BENCH_CAPACITIES` ("1000,5000,50000"),
 //! `PAYBRIDGE_BENCH_OUT` (output directory), and the `PAYBRIDGE_BENCH_KAFKA`,
 //! `PAYBRIDGE_BENCH_SOURCE`, `PAYBRIDGE_BENCH_CHECKOUT` config additions (setup.rs).
 
@@ -28,6 +29,7 @@ mod measure;
 mod payments_direct;
 mod replicas;
 mod report;
+mod report_compare;
 mod report_tables;
 mod ripplenet;
 mod running;
@@ -42,6 +44,7 @@ use ceiling::Ceiling;
 use paybridge_sandbox::Scenario;
 use report::{Machine, Results};
 use support::sandbox::Sandbox;
+use webhooks::CALLERS;
 
 /// The sizes of one run.
 struct Plan {
@@ -49,11 +52,14 @@ struct Plan {
     n: usize,
     scaling: Vec<usize>,
     capacities: Vec<usize>,
-    /// Offered webhook rates, as fractions of the RippleNet ceiling (full) or per second (smoke).
+    /// Offered webhook rates, as fractions of the rate answered at saturation (full) or per
+    /// second (smoke).
     rates: Vec<f64>,
     webhook_seconds: f64,
     starts: usize,
     idle: Duration,
+    /// The shortest run of the raw producer.
+    ceiling_time: Duration,
 }
 
 fn list(name: &str, default: &[usize]) -> Vec<usize> {
@@ -75,22 +81,26 @@ impl Plan {
                 webhook_seconds: 1.0,
                 starts: 1,
                 idle: Duration::from_millis(300),
+                ceiling_time: Duration::ZERO,
             };
         }
-        let n = std::env::var("PAYBRIDGE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+        let n = std::env::var("PAYBRIDGE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
         Plan {
             full,
             n,
-            scaling: list("PAYBRIDGE_BENCH_SCALING", &[1_000, 100_000]),
+            scaling: list("PAYBRIDGE_BENCH_SCALING", &[1_000, 10_000, 200_000]),
             capacities: list("PAYBRIDGE_BENCH_CAPACITIES", &[1_000, 5_000, 50_000]),
             rates: vec![0.25, 0.5, 0.75],
             webhook_seconds: 5.0,
             starts: 5,
             idle: Duration::from_secs(3),
+            ceiling_time: Duration::from_secs(3),
         }
     }
 
-    fn out_dir(&self) -> PathBuf {
+    /// Where every broker's figures go (each in a folder of its own) and, unless it is
+    /// bench/results, the report.
+    fn base_dir(&self) -> PathBuf {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         match std::env::var("PAYBRIDGE_BENCH_OUT") {
             Ok(dir) => PathBuf::from(dir),
@@ -98,28 +108,53 @@ impl Plan {
             Err(_) => root.join("target/bench-smoke"),
         }
     }
+
+    /// This run's folder: the base folder's `kafka` or `tansu`.
+    fn out_dir(&self, engine: &str) -> PathBuf {
+        self.base_dir().join(engine)
+    }
+
+    /// The report: bench/REPORT.md for a full run into bench/results, else a REPORT.md in the
+    /// base folder.
+    fn report_path(&self) -> PathBuf {
+        if self.full && std::env::var("PAYBRIDGE_BENCH_OUT").is_err() {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/REPORT.md")
+        } else {
+            self.base_dir().join("REPORT.md")
+        }
+    }
 }
+
+/// The engines in the report's column order: the reference broker first.
+const ENGINES: [&str; 2] = ["kafka", "tansu"];
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let plan = Plan::new(full);
     let broker = support::Broker::start_own();
+    let (engine, broker_name) = match broker.engine() {
+        support::Engine::Kafka => ("kafka", "Apache Kafka 4.1.1, one combined KRaft node"),
+        support::Engine::Tansu => ("tansu", "tansu 0.6.0, SQLite storage"),
+    };
     let mut r = Results {
         generated_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
         mode: if full { "full" } else { "smoke" }.into(),
         build: if cfg!(debug_assertions) { "debug" } else { "release" }.into(),
-        command: if full { "./scripts/bench" } else { "cargo test --bench paybridge_bench (smoke)" }.into(),
+        command: match (full, engine) {
+            (true, "tansu") => "PAYBRIDGE_TEST_BROKER=tansu ./scripts/bench",
+            (true, _) => "./scripts/bench",
+            (false, _) => "cargo test --bench paybridge_bench (smoke)",
+        }
+        .into(),
         output_dir: {
-            let dir = plan.out_dir();
+            let dir = plan.out_dir(engine);
             let root = Path::new(env!("CARGO_MANIFEST_DIR"));
             dir.strip_prefix(root).unwrap_or(&dir).display().to_string()
         },
         machine: Machine::this(),
-        broker: match broker.engine() {
-            support::Engine::Kafka => "Apache Kafka 4.1.1, one combined KRaft node".into(),
-            support::Engine::Tansu => "tansu 0.6.0, SQLite storage".into(),
-        },
+        engine: engine.into(),
+        broker: broker_name.into(),
         ..Results::default()
     };
 
@@ -128,8 +163,7 @@ async fn main() {
     let uuids = sb.create(1).await;
     let rn_sample = setup::ripplenet_sample(&sb, &uuids[0]).await;
     let mut rn_ceiling = Ceiling::new(&rn_sample);
-    rn_ceiling.measure(&broker, &rn_sample, plan.n, 5).await;
-    rn_ceiling.measure(&broker, &rn_sample, plan.n, 2).await;
+    rn_ceiling.measure(&broker, &rn_sample, plan.n, plan.ceiling_time).await;
 
     eprintln!("bench: start-up and idle memory");
     r.startup = startup::measure_all(&broker, plan.starts, plan.idle).await;
@@ -137,29 +171,31 @@ async fn main() {
     eprintln!("bench: RippleNet poll path, backlog {}", plan.n);
     let default_run = ripplenet::poll_run(&broker, plan.n, None).await;
 
-    let rates: Vec<(f64, usize)> = plan
-        .rates
-        .iter()
-        .map(|f| if full { (f * rn_ceiling.best() / 50.0).round() * 50.0 } else { *f })
-        .map(|rate| (rate, (rate * plan.webhook_seconds) as usize))
-        .collect();
-    eprintln!("bench: webhooks at {rates:?} (rate, count), then saturation");
-    r.webhooks = webhooks::suite(&broker, &rates, plan.n).await;
+    eprintln!("bench: webhooks at saturation ({CALLERS} callers), then offered at {:?}", plan.rates);
+    let (rates, seconds) = (plan.rates.clone(), plan.webhook_seconds);
+    r.webhooks = webhooks::suite(&broker, plan.n, |saturated| {
+        rates
+            .iter()
+            .map(|f| if full { (f * saturated / 50.0).round().max(1.0) * 50.0 } else { *f })
+            .map(|rate| (rate, (rate * seconds) as usize))
+            .collect()
+    })
+    .await;
 
     eprintln!("bench: Checkout poll path, backlog {}", plan.n);
     let co_sample = setup::checkout_sample();
     let mut co_ceiling = Ceiling::new(&co_sample);
-    co_ceiling.measure(&broker, &co_sample, plan.n, 2).await;
+    co_ceiling.measure(&broker, &co_sample, plan.n, plan.ceiling_time).await;
     let co_run = checkout::poll_run(&broker, plan.n).await;
-    co_ceiling.measure(&broker, &co_sample, plan.n, 2).await;
+    co_ceiling.measure(&broker, &co_sample, plan.n, plan.ceiling_time).await;
 
     eprintln!("bench: Payments Direct poll path, backlog {}", plan.n);
     sb.pd_create(1).await;
     let pd_sample = setup::payments_direct_sample(&sb).await;
     let mut pd_ceiling = Ceiling::new(&pd_sample);
-    pd_ceiling.measure(&broker, &pd_sample, plan.n, 2).await;
+    pd_ceiling.measure(&broker, &pd_sample, plan.n, plan.ceiling_time).await;
     let pd_run = payments_direct::poll_run(&broker, plan.n).await;
-    pd_ceiling.measure(&broker, &pd_sample, plan.n, 2).await;
+    pd_ceiling.measure(&broker, &pd_sample, plan.n, plan.ceiling_time).await;
 
     for &backlog in &plan.scaling {
         eprintln!("bench: scaling, RippleNet backlog {backlog}");
@@ -177,8 +213,7 @@ async fn main() {
     }
 
     eprintln!("bench: ceiling again (RippleNet-sized records)");
-    rn_ceiling.measure(&broker, &rn_sample, plan.n, 5).await;
-    rn_ceiling.measure(&broker, &rn_sample, plan.n, 2).await;
+    rn_ceiling.measure(&broker, &rn_sample, plan.n, plan.ceiling_time).await;
 
     r.poll_paths = vec![default_run, co_run, pd_run];
     r.ceilings = [("ripplenet", rn_ceiling), ("checkout", co_ceiling), ("payments_direct", pd_ceiling)]
@@ -192,20 +227,25 @@ async fn main() {
     }
 }
 
-/// latest.json and the report: in the full mode bench/REPORT.md's "Latest run" section,
-/// in the smoke a REPORT.md of its own next to the JSON.
+/// This run's latest.json, then the report: this run beside the newest run on the other
+/// broker (its latest.json in the same base folder), in bench/REPORT.md's "Latest run"
+/// section for a full run, else in a REPORT.md of its own in the base folder.
 fn write(plan: &Plan, r: &Results) {
-    let dir = plan.out_dir();
+    let dir = plan.out_dir(&r.engine);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let json = serde_json::to_string_pretty(r).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.join("latest.json"), json).unwrap_or_else(|e| panic!("{e}"));
-    let markdown = r.markdown();
+    let others: Vec<Results> = ENGINES
+        .iter()
+        .filter(|e| **e != r.engine)
+        .filter_map(|e| std::fs::read_to_string(plan.out_dir(e).join("latest.json")).ok())
+        .filter_map(|text| serde_json::from_str(&text).ok())
+        .collect();
+    let mut runs: Vec<&Results> = others.iter().chain(std::iter::once(r)).collect();
+    runs.sort_by_key(|x| ENGINES.iter().position(|e| *e == x.engine));
+    let markdown = report::markdown(&runs);
     println!("{markdown}");
-    let report = if plan.full && std::env::var("PAYBRIDGE_BENCH_OUT").is_err() {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/REPORT.md")
-    } else {
-        dir.join("REPORT.md")
-    };
+    let report = plan.report_path();
     let old = std::fs::read_to_string(&report).unwrap_or_default();
     std::fs::write(&report, report::replace_latest(&old, &markdown)).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("bench: wrote {} and {}", dir.join("latest.json").display(), report.display());

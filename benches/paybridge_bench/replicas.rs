@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::running::{in_batches, request_times, until};
 use crate::setup::{self, Topics};
@@ -12,7 +12,7 @@ use crate::support::Broker;
 use crate::support::process::Paybridge;
 
 /// One setup's drain.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ReplicaRun {
     pub processes: usize,
     /// Notifications per provider.

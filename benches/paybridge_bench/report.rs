@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ceiling::Ceiling;
 use crate::running::PollRun;
 use crate::startup::Startup;
 use crate::webhooks::WebhookSuite;
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Machine {
     pub cores: usize,
     pub cpu: String,
@@ -39,7 +39,7 @@ impl Machine {
 }
 
 /// A target of issue 14, with what this run measured.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Target {
     pub what: String,
     pub target: String,
@@ -47,7 +47,8 @@ pub struct Target {
     pub met: bool,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Results {
     pub generated_at: String,
     /// "full" (`cargo bench`) or "smoke" (`cargo test`, seconds, debug build).
@@ -57,6 +58,9 @@ pub struct Results {
     /// Where latest.json and the plots are.
     pub output_dir: String,
     pub machine: Machine,
+    /// "kafka" or "tansu" (`PAYBRIDGE_TEST_BROKER`): the folder of this run's figures.
+    pub engine: String,
+    /// The broker, its version and storage.
     pub broker: String,
     /// The raw producer, by the source whose record size it used.
     pub ceilings: BTreeMap<String, Ceiling>,
@@ -152,34 +156,52 @@ impl Results {
             .chain(std::iter::once(self.webhooks.process.peak_rss_mib))
     }
 
-    pub fn markdown(&self) -> String {
+    /// The broker's name and version, for column headings ("Apache Kafka 4.1.1").
+    pub fn broker_name(&self) -> &str {
+        self.broker.split(',').next().unwrap_or(&self.broker)
+    }
+
+    /// This run's tables, headed at level 4 (they go under the broker's own heading).
+    pub fn detail(&self) -> String {
         let mut md = String::new();
-        let m = &self.machine;
-        let _ = writeln!(md, "## Latest run\n");
-        let _ = writeln!(
-            md,
-            "{} ({} mode, {} build) on {} cores ({}), {} GiB, Linux {}; {}. Command: `{}`. \
-             Figures: {dir}/latest.json; plots: {dir}/*.png.\n",
-            self.generated_at,
-            self.mode,
-            self.build,
-            m.cores,
-            m.cpu,
-            m.memory_gib,
-            m.kernel,
-            self.broker,
-            self.command,
-            dir = self.output_dir
-        );
-        md.push_str(&crate::report_tables::targets(&self.targets));
         md.push_str(&crate::report_tables::throughput(self));
         md.push_str(&crate::report_tables::webhooks(&self.webhooks));
         md.push_str(&crate::report_tables::startup(&self.startup));
         md.push_str(&crate::report_tables::scaling(self));
         md.push_str(&crate::report_tables::replicas(&self.replicas));
         md.push_str(&crate::report_tables::calls_and_cpu(self));
-        md
+        md.replace("### ", "#### ")
     }
+}
+
+/// The "Latest run" section: the newest run on each broker, side by side, then each run's
+/// own tables. `runs` in the order of the columns (the reference broker first).
+pub fn markdown(runs: &[&Results]) -> String {
+    let mut md = String::from("## Latest run\n\n");
+    if let Some(first) = runs.first() {
+        let m = &first.machine;
+        let _ = writeln!(md, "On {} cores ({}), {} GiB, Linux {}.\n", m.cores, m.cpu, m.memory_gib, m.kernel);
+    }
+    for r in runs {
+        let _ = writeln!(
+            md,
+            "- **{}**: {} ({} mode, {} build), `{}`; figures {dir}/latest.json, plots {dir}/*.png.",
+            r.broker,
+            r.generated_at,
+            r.mode,
+            r.build,
+            r.command,
+            dir = r.output_dir
+        );
+    }
+    md.push('\n');
+    md.push_str(&crate::report_compare::targets(runs));
+    md.push_str(&crate::report_compare::side_by_side(runs));
+    for r in runs {
+        let _ = writeln!(md, "### On {}\n", r.broker);
+        md.push_str(&r.detail());
+    }
+    md
 }
 
 const START: &str = "<!-- bench:latest:start (written by the benchmark; edits here are replaced) -->";

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::measure::{self, Cpu, CpuPerThousand, RssTrace};
 use crate::support::process::Paybridge;
 
 /// What every scenario reports about paybridge itself.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ProcessFigures {
     pub start_to_ready_ms: f64,
     pub peak_rss_mib: f64,
@@ -67,7 +67,7 @@ fn tail(log: &str) -> String {
 }
 
 /// One poll path's drain of a backlog.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PollRun {
     /// ripplenet, checkout or payments_direct.
     pub source: String,

@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::measure;
 use crate::running::Running;
 use crate::setup::{self, Topics};
 use crate::support::Broker;
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Startup {
     /// ripplenet, checkout, payments_direct or all three.
     pub sources: String,

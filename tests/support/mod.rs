@@ -8,6 +8,7 @@ pub mod chaos;
 pub mod checkout;
 pub mod child;
 pub mod compat;
+pub mod kafka_proxy;
 pub mod keys;
 pub mod payments_direct;
 pub mod process;

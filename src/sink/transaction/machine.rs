@@ -257,19 +257,24 @@ fn newly_rejected(
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Finish {
+pub enum Finish {
     Commit,
     Abort,
 }
 
-enum Finished {
+pub enum Finished {
     Committed,
     Aborted(String),
 }
 
 /// Commits or aborts, calling again after a retriable failure (librdkafka lets an
 /// interrupted commit or abort be completed). A commit that turns abortable is aborted.
-async fn finish<T: Transactions>(tx: &mut T, mut step: Finish, stop: &CancellationToken) -> Result<Finished, Ended> {
+/// `stop` ends the retries with [`Ended::InDoubt`].
+pub async fn finish<T: Transactions>(
+    tx: &mut T,
+    mut step: Finish,
+    stop: &CancellationToken,
+) -> Result<Finished, Ended> {
     let mut aborted_because = None;
     loop {
         let result = match step {

@@ -11,12 +11,15 @@ pub mod machine;
 
 use std::time::Duration;
 
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use self::machine::{Ended, Failure, Limits, Outbound, PageOutcome, RecordFailure, Target, Transactions, commit_page};
+use self::machine::{
+    Ended, FINISH_RETRY_PAUSE, Failure, Finish, Finished, Limits, Outbound, PageOutcome, RecordFailure, Target,
+    Transactions, commit_page, finish,
+};
 use super::errors::{ErrorClass, classify, error_code_name};
 use super::kafka::{EventRecord, SendError, await_delivery, producer_config, send_waiting};
 use super::topics::max_message_bytes;
@@ -31,6 +34,13 @@ pub enum TransactionError {
          use a broker with transactions (Apache Kafka, Redpanda) or set kafka.exactly_once = false"
     )]
     Unsupported(String),
+    #[error(
+        "kafka.exactly_once = true, but the broker did not finish a test transaction within {}s \
+         ({reason}); check that the brokers are reachable and their transaction coordinator is \
+         up (a new cluster creates its __transaction_state topic on first use)",
+        .budget.as_secs()
+    )]
+    NoAnswer { budget: Duration, reason: String },
     #[error("cannot create the transactional producer: {0}")]
     Producer(KafkaError),
 }
@@ -54,6 +64,12 @@ async fn topic_limits(kafka: &KafkaConfig) -> Limits {
             Limits { events: KAFKA_DEFAULT_MAX_MESSAGE_BYTES, dlq: KAFKA_DEFAULT_MAX_MESSAGE_BYTES }
         }
     }
+}
+
+/// How long the start-up probe keeps calling a step that times out again: four of its calls,
+/// and at least 30 s (a new cluster's coordinator takes seconds to create its topic).
+fn probe_budget(call_timeout: Duration) -> Duration {
+    call_timeout.saturating_mul(4).max(Duration::from_secs(30))
 }
 
 /// The shortest transaction timeout paybridge asks for (librdkafka's default).
@@ -128,30 +144,66 @@ impl TransactionalWriter {
             value_format,
             limits,
         };
-        writer.probe(source).await.map_err(TransactionError::Unsupported)?;
+        writer.probe(source).await?;
         Ok(writer)
     }
 
-    async fn probe(&mut self, source: &str) -> Result<(), String> {
-        let producer = self.producer.clone();
-        let timeout = self.call_timeout;
-        blocking(move || producer.init_transactions(timeout)).await.map_err(|e| e.to_string())?;
+    /// One transaction with a record in the state topic, before the source starts. A broker
+    /// without transactions refuses a step for good ([`TransactionError::Unsupported`]); a
+    /// step that only times out (a coordinator still starting, a slow network) is called
+    /// again, as librdkafka allows, until [`probe_budget`] has passed
+    /// ([`TransactionError::NoAnswer`]).
+    async fn probe(&mut self, source: &str) -> Result<(), TransactionError> {
+        let budget = probe_budget(self.call_timeout);
+        let deadline = CancellationToken::new();
+        let _cancel_at_deadline = deadline.clone().drop_guard();
+        let cancel = deadline.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(budget).await;
+            cancel.cancel();
+        });
+        let no_answer = |reason: String| TransactionError::NoAnswer { budget, reason };
+        self.init(&deadline).await.map_err(|e| match e {
+            Failure::Retriable(reason) => no_answer(reason),
+            Failure::Fatal(reason) | Failure::Abortable(reason) => TransactionError::Unsupported(reason),
+        })?;
         let probe = EventRecord {
             key: format!("{source}.probe"),
             value: b"{}".to_vec(),
             headers: vec![("content-type", "application/json".to_owned())],
         };
-        self.begin().await.map_err(describe)?;
+        self.begin().await.map_err(|e| TransactionError::Unsupported(describe(e)))?;
         let sent = self.send(&[Outbound { target: Target::State, record: probe }]).await;
         if let Some(Err(e)) = sent.into_iter().next() {
-            let _ = self.abort().await;
-            return Err(format!("{e:?}"));
+            let _ = finish(self, Finish::Abort, &deadline).await;
+            return Err(match e {
+                RecordFailure::Transient(reason) => no_answer(reason),
+                RecordFailure::Permanent { reason, .. } => TransactionError::Unsupported(reason),
+            });
         }
-        if let Err(e) = self.commit().await {
-            let _ = self.abort().await;
-            return Err(describe(e));
+        match finish(self, Finish::Commit, &deadline).await {
+            Ok(Finished::Committed) => Ok(()),
+            Ok(Finished::Aborted(reason)) | Err(Ended::Fatal(reason)) => Err(TransactionError::Unsupported(reason)),
+            Err(Ended::InDoubt) => Err(no_answer("the commit was not confirmed".into())),
         }
-        Ok(())
+    }
+
+    /// `init_transactions`, called again after each timeout until `deadline` is cancelled.
+    async fn init(&mut self, deadline: &CancellationToken) -> Result<(), Failure> {
+        loop {
+            let producer = self.producer.clone();
+            let timeout = self.call_timeout;
+            match blocking(move || producer.init_transactions(timeout)).await.map_err(failure) {
+                Err(Failure::Retriable(reason)) if !deadline.is_cancelled() => {
+                    tracing::warn!(%reason, "the transaction coordinator has not answered yet; asking again");
+                    tokio::select! {
+                        _ = deadline.cancelled() => return Err(Failure::Retriable(reason)),
+                        _ = tokio::time::sleep(FINISH_RETRY_PAUSE) => {}
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Sends `events` and the position `record` in one transaction (see [`machine`]).
@@ -220,11 +272,13 @@ impl Transactions for TransactionalWriter {
 }
 
 /// librdkafka's class of a transaction error. An error without a class (a cancelled call)
-/// may be retried: whether it took effect is unknown.
+/// may be retried: whether it took effect is unknown. A request the broker does not support
+/// (tansu 0.6.0's EndTxn) can never succeed, though librdkafka calls it retriable.
 fn failure(error: KafkaError) -> Failure {
     let text = error.to_string();
     match &error {
         KafkaError::Transaction(e) if e.is_fatal() => Failure::Fatal(text),
+        KafkaError::Transaction(e) if e.code() == RDKafkaErrorCode::UnsupportedFeature => Failure::Fatal(text),
         KafkaError::Transaction(e) if e.txn_requires_abort() => Failure::Abortable(text),
         KafkaError::Transaction(e) if !e.is_retriable() => Failure::Abortable(text),
         _ => Failure::Retriable(text),

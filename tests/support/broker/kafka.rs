@@ -28,11 +28,21 @@ pub fn home() -> &'static Path {
     })
 }
 
+/// A node's ports: the client listener, the one it tells clients to use (a proxy's, or its
+/// own), and the controller's.
+#[derive(Clone, Copy)]
+pub struct Ports {
+    pub own: u16,
+    pub advertised: u16,
+    pub controller: u16,
+}
+
 /// The server.properties of a node. KIP-848 groups (`cluster.group_protocol = "consumer"`)
 /// get the broker's session timeout: 6 s here, like the tests' classic groups (Kafka's
 /// default is 45 s). `sasl` = Some((user, password)) makes the client
 /// listener SASL_PLAINTEXT with SCRAM-SHA-512 (the user must exist: [`add_scram_user`]).
-pub fn server_properties(data: &Path, port: u16, controller_port: u16, sasl: Option<(&str, &str)>) -> String {
+pub fn server_properties(data: &Path, ports: Ports, sasl: Option<(&str, &str)>) -> String {
+    let Ports { own: port, advertised, controller: controller_port } = ports;
     let (protocol, sasl_lines) = match sasl {
         None => ("PLAINTEXT", String::new()),
         Some((user, password)) => (
@@ -49,7 +59,7 @@ pub fn server_properties(data: &Path, port: u16, controller_port: u16, sasl: Opt
          node.id=1\n\
          controller.quorum.voters=1@127.0.0.1:{controller_port}\n\
          listeners=CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
-         advertised.listeners=CLIENT://127.0.0.1:{port}\n\
+         advertised.listeners=CLIENT://127.0.0.1:{advertised}\n\
          listener.security.protocol.map=CLIENT:{protocol},CONTROLLER:PLAINTEXT\n\
          inter.broker.listener.name=CLIENT\n\
          controller.listener.names=CONTROLLER\n\

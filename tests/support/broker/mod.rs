@@ -21,6 +21,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::Record;
+use super::kafka_proxy::HoldingProxy;
 use node::Node;
 
 /// Which broker the tests run on.
@@ -59,13 +60,19 @@ struct Server {
     shared: bool,
     /// SASL/SCRAM credentials clients (and the broker itself) authenticate with.
     auth: Option<(String, String)>,
+    /// The port the broker tells clients to use (a proxy's), when not its own.
+    advertised: Option<u16>,
 }
 
 impl Server {
-    fn start(engine: Engine, shared: bool) -> Server {
+    fn start(engine: Engine, shared: bool, proxy: Option<&HoldingProxy>) -> Server {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let (port, controller_port) = (super::free_port(), super::free_port());
-        let mut server = Server { engine, port, controller_port, dir, node: None, shared, auth: None };
+        let advertised = proxy.map(|p| {
+            p.forward_to(port);
+            p.port()
+        });
+        let mut server = Server { engine, port, controller_port, dir, node: None, shared, auth: None, advertised };
         if engine == Engine::Kafka {
             let properties = server.write_kafka_properties();
             kafka::format(server.dir.path(), &properties);
@@ -77,7 +84,12 @@ impl Server {
     fn write_kafka_properties(&self) -> std::path::PathBuf {
         let data = self.dir.path().join("data");
         let sasl = self.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-        let text = kafka::server_properties(&data, self.port, self.controller_port, sasl);
+        let ports = kafka::Ports {
+            own: self.port,
+            advertised: self.advertised.unwrap_or(self.port),
+            controller: self.controller_port,
+        };
+        let text = kafka::server_properties(&data, ports, sasl);
         let path = self.dir.path().join("server.properties");
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("server.properties: {e}"));
         path
@@ -174,7 +186,7 @@ impl Broker {
             return Broker::start_own();
         }
         static SHARED: OnceLock<Arc<Mutex<Server>>> = OnceLock::new();
-        let server = SHARED.get_or_init(|| Arc::new(Mutex::new(Server::start(engine, true)))).clone();
+        let server = SHARED.get_or_init(|| Arc::new(Mutex::new(Server::start(engine, true, None)))).clone();
         let port = lock(&server).port;
         Broker { server, shared: true, engine, port }
     }
@@ -182,7 +194,17 @@ impl Broker {
     /// A broker of the test's own, which it may stop, kill, restart or reconfigure.
     pub fn start_own() -> Broker {
         let engine = Engine::chosen();
-        let server = Server::start(engine, false);
+        let server = Server::start(engine, false, None);
+        let port = server.port;
+        Broker { server: Arc::new(Mutex::new(server)), shared: false, engine, port }
+    }
+
+    /// An Apache Kafka broker of the test's own that advertises `proxy`'s port, so every
+    /// client connection after the bootstrap goes through the proxy (which forwards to it).
+    pub fn start_own_behind(proxy: &HoldingProxy) -> Broker {
+        let engine = Engine::chosen();
+        assert_eq!(engine, Engine::Kafka, "a broker behind a proxy is an Apache Kafka broker");
+        let server = Server::start(engine, false, Some(proxy));
         let port = server.port;
         Broker { server: Arc::new(Mutex::new(server)), shared: false, engine, port }
     }
