@@ -19,15 +19,15 @@ use crate::registry::ValueFormat;
 /// Producer properties paybridge sets before the user's `kafka.properties`
 /// (which may override them, except the forced ones).
 ///
-/// `max.in.flight.requests.per.connection=2` (librdkafka's default is 5): when the broker is
-/// slower than the producer, librdkafka's broker thread busy-polls while every in-flight
-/// slot is taken. Measured on tansu (bench/REPORT.md): the same records/s with 2, at about a
-/// twentieth of the producer's CPU, which a sidecar shares with everything else.
+/// `max.in.flight.requests.per.connection` stays librdkafka's (5). paybridge set 2 while it
+/// was measured on tansu, where librdkafka's broker thread busy-polled with every slot taken
+/// by a broker slower than the producer; on Apache Kafka 2 and 5 measured the same
+/// throughput and CPU (bench/REPORT.md, 2026-12-04), and 5 leaves room for a link with a
+/// longer round trip.
 const DEFAULT_PROPERTIES: &[(&str, &str)] = &[
     ("compression.type", "lz4"),
     ("linger.ms", "5"),
     ("batch.num.messages", "10000"),
-    ("max.in.flight.requests.per.connection", "2"),
     ("client.id", crate::config::DEFAULT_CLIENT_ID),
 ];
 
