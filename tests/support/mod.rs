@@ -56,7 +56,8 @@ pub fn unique_topic(prefix: &str) -> String {
 /// One record read back from the broker.
 #[derive(Clone, Debug)]
 pub struct Record {
-    /// Producer create time, Unix milliseconds.
+    /// Unix milliseconds: the producer's create time, or the broker's append time on a
+    /// `message.timestamp.type=LogAppendTime` topic.
     pub timestamp: Option<i64>,
     pub partition: i32,
     pub offset: i64,
