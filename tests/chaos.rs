@@ -181,6 +181,27 @@ fn append_times(on_kafka: bool, records: &[Record]) -> HashMap<String, DateTime<
     first
 }
 
+/// After a loss: every process's log, the sandbox's ledger and served states, and the
+/// topic's Payments Direct events of the payments concerned, in a folder of the target
+/// directory (printed), for the investigation.
+async fn keep_evidence(bridges: &Bridges, sandbox: &Sandbox, events: &[Value], lost: &HashSet<&String>) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("chaos-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+    let _ = std::fs::create_dir_all(&dir);
+    for (i, log) in bridges.logs().iter().enumerate() {
+        let _ = std::fs::write(dir.join(format!("paybridge-{i:02}.log")), log);
+    }
+    let served = sandbox.get_json("/_sandbox/payments_direct/served", None).await;
+    let _ = std::fs::write(dir.join("served.json"), served.to_string());
+    let ledger = sandbox.ledger("provider=payments_direct").await;
+    let _ = std::fs::write(dir.join("ledger-payments-direct.json"), Value::Array(ledger).to_string());
+    let lost_events: Vec<String> = lost.iter().map(|id| (*id).clone()).collect();
+    let _ = std::fs::write(dir.join("lost-ids.json"), json!(lost_events).to_string());
+    let pd: Vec<&Value> = events.iter().filter(|e| e["data"]["payment_id"].is_string()).collect();
+    let _ = std::fs::write(dir.join("payments-direct-events.json"), json!(pd).to_string());
+    eprintln!("chaos: {} served states missing; evidence in {}", lost.len(), dir.display());
+}
+
 /// On tansu, above this many notifications the topics are read from the stopped broker's own
 /// store (`support::store`), which the default run checks against a read over the Kafka
 /// protocol.
@@ -367,6 +388,10 @@ async fn chaos_loses_nothing_and_acknowledges_nothing_early() {
     let missing = |expected: &HashSet<String>| expected.difference(&ids).count();
     assert_eq!(missing(&rn_ids), 0, "RippleNet notifications missing from Kafka");
     assert_eq!(missing(&co_ids), 0, "Checkout messages missing from Kafka");
+    if missing(&served) > 0 {
+        let lost: HashSet<&String> = served.difference(&ids).collect();
+        keep_evidence(&bridges, &sandbox, &events, &lost).await;
+    }
     assert_eq!(missing(&served), 0, "Payments Direct states a search served missing from Kafka");
     assert_eq!(missing(&final_states), 0, "Payments Direct final states missing from Kafka");
 
