@@ -335,6 +335,92 @@ async fn webhooks_answer_200_after_commit_with_the_search_paths_id_400_when_malf
     assert_eq!(post(transition(&created[1], "VALIDATING")).await, 503, "not committed while the broker is down");
 }
 
+/// The ids of every state the payment entered after it was created, from the sandbox's
+/// transitions, with the time it entered each: [(state, updatedAt, id)].
+async fn entered_states(sb: &Sandbox, payment_id: &str) -> Vec<(String, String, String)> {
+    let token = sb.pd_token().await;
+    let history: Value = sb.get_json(&format!("/v3/payments/{payment_id}/states"), Some(&token)).await;
+    history["stateTransitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some((t["updatedTo"].as_str()?.to_owned(), t["updatedAt"].as_str()?.to_owned())))
+        .map(|(state, at)| {
+            let id = state_id(payment_id, &state, &at);
+            (state, at, id)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_delivered_after_its_payment_moved_on_publishes_the_state_it_announced() {
+    // Searches once at start, then not for an hour: what arrives later comes by webhook.
+    let s = setup_on(
+        Broker::start(),
+        "interval = \"1h\"\nmax_idle_interval = \"1h\"",
+        "[sources.webhook]\nenabled = true\npath = \"/hooks/pd\"\ncommit_timeout = \"5s\"",
+    )
+    .await;
+    let bridge = Paybridge::start(&s.config);
+    eventually("the start-up search", Duration::from_secs(30), || async { !searches(&s.sandbox).await.is_empty() })
+        .await;
+    let url = format!("{}/hooks/pd", bridge.intake());
+    // Two payments go INITIATED → VALIDATING → TRANSFERRING; VALIDATING's webhook comes only
+    // now (a retry after a 503, or delivered out of order).
+    let created = s.sandbox.pd_create(2).await;
+    for id in &created {
+        for to in ["VALIDATING", "TRANSFERRING"] {
+            assert!(s.sandbox.pd_transition(id, to).await.is_success());
+        }
+    }
+    let http = reqwest::Client::new();
+    let post = |body: Value| {
+        let (http, url) = (http.clone(), url.clone());
+        async move { http.post(&url).json(&body).send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    let mut entered = Vec::new();
+    for id in &created {
+        let states = entered_states(&s.sandbox, id).await;
+        assert_eq!(states.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["VALIDATING", "TRANSFERRING"]);
+        entered.push(states);
+    }
+    let expected: HashSet<String> = entered.iter().flatten().map(|e| e.2.clone()).collect();
+    // paybridge's reads of the transitions (the sandbox's ledger; the test's own are above).
+    let reads = || async {
+        s.sandbox
+            .ledger("kind=request&provider=payments_direct")
+            .await
+            .iter()
+            .filter(|e| e["endpoint"] == "payments_direct.states")
+            .count()
+    };
+    let before = reads().await;
+    // The first announces the state with its time (as the sandbox sends it), the second the
+    // state alone: both are answered only once VALIDATING and TRANSFERRING are in Kafka.
+    let mut with_time = transition(&created[0], "VALIDATING");
+    with_time["eventData"]["lastStateUpdatedAt"] = Value::String(entered[0][0].1.clone());
+    assert_eq!(post(with_time).await, 200);
+    assert_eq!(post(transition(&created[1], "VALIDATING")).await, 200);
+    assert_eq!(reads().await - before, 2, "one transitions read per webhook whose payment had moved on");
+    let (_broker, records) = read(s.broker, s.topic.clone(), 4).await;
+    assert_eq!(ids(&records), expected, "the announced state and the later one, with the search path's ids");
+    assert_eq!(records.len(), 4, "each once");
+    for id in &created {
+        let states: Vec<String> = records
+            .iter()
+            .map(|r| r.json())
+            .filter(|v| v["data"]["payment_id"] == id.as_str())
+            .map(|v| v["data"]["provider_state"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(states, ["VALIDATING", "TRANSFERRING"], "in the order the provider recorded them");
+    }
+
+    // A webhook whose state is the payment's current one costs no transitions read.
+    let before = reads().await;
+    assert_eq!(post(transition(&created[0], "TRANSFERRING")).await, 200);
+    assert_eq!(reads().await, before);
+}
+
 /// (paymentId, state, lastStateUpdatedAt) → its event id.
 fn state_id(payment_id: &str, state: &str, at: &str) -> String {
     let updated_at = chrono::DateTime::parse_from_rfc3339(at).ok().map(|t| t.with_timezone(&chrono::Utc));

@@ -66,16 +66,16 @@ pub async fn ripplenet_webhook(
 
 /// `POST {path}` with a Payments Direct webhook: 400 for anything but the documented
 /// envelope; 200 (counted as ignored) for an event type other than
-/// `PAYMENT_STATE_TRANSITION`; otherwise the payment is fetched and its current state
-/// published: 200 once committed (or when the provider does not know the payment), 503 when
+/// `PAYMENT_STATE_TRANSITION`; otherwise the payment is fetched and the announced state and
+/// every later one published: 200 once committed (or when the provider does not know the payment), 503 when
 /// not committed within `commit_timeout`.
 pub async fn payments_direct_webhook(
     State(source): State<Arc<PaymentsDirect>>,
     Extension(refuser): Extension<Refuser>,
     body: Bytes,
 ) -> Response {
-    let (id, payment_id) = match pd::envelope(&body) {
-        Ok(Envelope::StateTransition { id, payment_id }) => (id, payment_id),
+    let (id, payment_id, announced) = match pd::envelope(&body) {
+        Ok(Envelope::StateTransition { id, payment_id, announced }) => (id, payment_id, announced),
         Ok(Envelope::Other { event_type }) => {
             source.webhook_ignored(&event_type);
             return answer(StatusCode::OK, "ignored: not a PAYMENT_STATE_TRANSITION");
@@ -83,7 +83,7 @@ pub async fn payments_direct_webhook(
         Err(reason) => return refuser.malformed(reason),
     };
     let limit = source.config().webhook.commit_timeout.get();
-    match tokio::time::timeout(limit, source.webhook(&id, &payment_id)).await {
+    match tokio::time::timeout(limit, source.webhook(&id, &payment_id, &announced)).await {
         Ok(pd::WebhookOutcome::Committed) => answer(StatusCode::OK, "committed"),
         Ok(pd::WebhookOutcome::Unknown) => answer(StatusCode::OK, "unknown payment"),
         Ok(pd::WebhookOutcome::NotCommitted(reason)) => {

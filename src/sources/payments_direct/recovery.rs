@@ -68,31 +68,46 @@ impl Recovery {
         current: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Vec<CanonicalEvent> {
-        let mut events = Vec::new();
-        let initial = initial_state(item, transitions);
-        for t in initial.iter().chain(transitions) {
-            let (Some(to), Some(at)) = (t.get("updatedTo").and_then(Value::as_str), time(t.get("updatedAt"))) else {
-                continue;
-            };
-            if at < self.from || at >= current {
-                continue;
-            }
-            let mut earlier = item.clone();
-            if let Some(map) = earlier.as_object_mut() {
-                map.insert("paymentState".into(), Value::String(to.to_owned()));
-                for field in STATE_TIME_FIELDS {
-                    if map.contains_key(field) || field == STATE_TIME_FIELDS[0] {
-                        map.insert(field.into(), t.get("updatedAt").cloned().unwrap_or(Value::Null));
-                    }
+        states_between(account, item, transitions, (self.from, current), Via::default(), now)
+    }
+}
+
+/// Events for the states `item` (a payment) entered in `[from, until)` by its `transitions`
+/// (the state it was created in dated by `initiatedAt`), each with the id a search would have
+/// given it while the payment was in it; `data.raw` holds the payment and the transition.
+pub fn states_between(
+    account: &str,
+    item: &Value,
+    transitions: &[Value],
+    (from, until): (DateTime<Utc>, DateTime<Utc>),
+    via: Via<'_>,
+    now: DateTime<Utc>,
+) -> Vec<CanonicalEvent> {
+    let mut events = Vec::new();
+    let initial = initial_state(item, transitions);
+    for t in initial.iter().chain(transitions) {
+        let (Some(to), Some(at)) = (t.get("updatedTo").and_then(Value::as_str), time(t.get("updatedAt"))) else {
+            continue;
+        };
+        if at < from || at >= until {
+            continue;
+        }
+        let mut earlier = item.clone();
+        if let Some(map) = earlier.as_object_mut() {
+            map.insert("paymentState".into(), Value::String(to.to_owned()));
+            for field in STATE_TIME_FIELDS {
+                if map.contains_key(field) || field == STATE_TIME_FIELDS[0] {
+                    map.insert(field.into(), t.get("updatedAt").cloned().unwrap_or(Value::Null));
                 }
             }
-            if let Ok(mut event) = payment(account, &earlier, Via::default(), now) {
-                event.data.raw = json!({ "payment": item, "stateTransition": t });
-                events.push(event);
-            }
         }
-        events
+        if let Ok(mut event) = payment(account, &earlier, via, now) {
+            event.data.raw = json!({ "payment": item, "stateTransition": t });
+            events.push(event);
+        }
     }
+    events.sort_by_key(|e| e.time);
+    events
 }
 
 /// The state a payment was created in, as a transition-like record: the transitions list

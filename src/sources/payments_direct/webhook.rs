@@ -1,12 +1,18 @@
 //! `PAYMENT_STATE_TRANSITION` webhooks: a thin payload, so the payment is fetched with the
-//! source's own credentials (nothing in the body is trusted beyond the payment id) and its
-//! current state is published, with the id the search path gives that state. The next
-//! search cycle covers whatever a lost webhook missed.
+//! source's own credentials and the states published come from the provider's own records,
+//! with the ids the search path gives them. The body's payment id says which payment; its
+//! announced state (`eventData.paymentState`, `eventData.lastStateUpdatedAt`) only says from
+//! which state on: when the payment has moved on since (a retried delivery, an out-of-order
+//! one), its transitions (`GET /v3/payments/{id}/states`) give the announced state and every
+//! later one, all published before the 200. The next search cycle covers whatever a lost
+//! webhook missed.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::PaymentsDirect;
+use super::recovery::{state_time, states_between};
+use crate::event::CanonicalEvent;
 use crate::normalize::payments_direct::{Via, payment};
 
 /// The only event type Payments Direct sends.
@@ -16,9 +22,19 @@ pub const STATE_TRANSITION: &str = "PAYMENT_STATE_TRANSITION";
 #[derive(Debug, PartialEq, Eq)]
 pub enum Envelope {
     /// `{id, eventType: PAYMENT_STATE_TRANSITION, eventVersion, eventData{paymentId, …}}`.
-    StateTransition { id: String, payment_id: String },
+    StateTransition { id: String, payment_id: String, announced: Announced },
     /// Another event type: answered 200 and counted as ignored.
     Other { event_type: String },
+}
+
+/// The state a webhook announced, as far as its body says (either may be missing or
+/// unreadable: then the payment's whole history is published).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Announced {
+    /// `eventData.paymentState`.
+    pub state: Option<String>,
+    /// `eventData.lastStateUpdatedAt`.
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// Validates `{id, eventType, eventVersion, eventData{paymentId, …}}`; the reason otherwise.
@@ -41,13 +57,19 @@ pub fn envelope(body: &[u8]) -> Result<Envelope, &'static str> {
     if uuid::Uuid::parse_str(payment_id).is_err() {
         return Err("eventData.paymentId must be a UUID");
     }
-    Ok(Envelope::StateTransition { id: id.to_owned(), payment_id: payment_id.to_owned() })
+    let announced = Announced {
+        state: text("/eventData/paymentState").map(str::to_owned),
+        at: text("/eventData/lastStateUpdatedAt")
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+    };
+    Ok(Envelope::StateTransition { id: id.to_owned(), payment_id: payment_id.to_owned(), announced })
 }
 
 /// What a state-transition webhook came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum WebhookOutcome {
-    /// The payment's current state is in Kafka (or the DLQ): answer 200.
+    /// The announced state and every later one are in Kafka (or the DLQ): answer 200.
     Committed,
     /// The provider does not know the payment: answer 200 (a retry cannot help), counted.
     Unknown,
@@ -56,9 +78,10 @@ pub enum WebhookOutcome {
 }
 
 impl PaymentsDirect {
-    /// Fetches the webhook's payment and publishes its current state; resolves when the
-    /// broker confirmed it (the intake bounds the wait by `commit_timeout`).
-    pub async fn webhook(&self, id: &str, payment_id: &str) -> WebhookOutcome {
+    /// Fetches the webhook's payment and publishes the announced state and every later one
+    /// (see the module); resolves when the broker confirmed them all (the intake bounds the
+    /// wait by `commit_timeout`).
+    pub async fn webhook(&self, id: &str, payment_id: &str, announced: &Announced) -> WebhookOutcome {
         let raw = match self.api.payment(payment_id).await {
             Ok(Some(raw)) => raw,
             Ok(None) => {
@@ -72,8 +95,9 @@ impl PaymentsDirect {
             }
         };
         let via = Via { notification_id: Some(id), notification_type: Some(STATE_TRANSITION) };
+        let now = Utc::now();
         // GET /v3/payments/{id} carries the failure details; the normalizer keeps them.
-        let event = match payment(self.config.account(), &raw, via, Utc::now()) {
+        let current = match payment(self.config.account(), &raw, via, now) {
             Ok(event) => event,
             Err(e) => {
                 // The DLQ keeps it; the search path meets the same payload and does the same.
@@ -83,26 +107,82 @@ impl PaymentsDirect {
                 };
             }
         };
-        let id = event.id.to_string();
-        if self.recent.contains(&id) {
-            // The search (or an earlier delivery of this webhook) got it confirmed already.
-            tracing::debug!(source = %self.config.name, payment_id, "state already in Kafka; answered 200");
+        let mut events = match self.earlier_states(payment_id, &raw, announced, via, now).await {
+            Ok(events) => events,
+            Err(reason) => return WebhookOutcome::NotCommitted(reason),
+        };
+        events.push(current);
+        events.retain(|e| !self.recent.contains(&e.id.to_string()));
+        if events.is_empty() {
+            // The search (or an earlier delivery of this webhook) got them confirmed already.
+            tracing::debug!(source = %self.config.name, payment_id, "states already in Kafka; answered 200");
             return WebhookOutcome::Committed;
         }
-        let handle = match self.ctx.submitter.submit(&self.config.name, vec![event]).await {
+        let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+        let handle = match self.ctx.submitter.submit(&self.config.name, events).await {
             Ok(handle) => handle,
             Err(e) => return WebhookOutcome::NotCommitted(e.to_string()),
         };
         let outcome = handle.outcome().await;
-        match outcome.events.first().map(|e| &e.outcome) {
-            Some(o) if o.is_settled() => {
-                self.recent.committed(&id);
-                WebhookOutcome::Committed
-            }
-            Some(o) => WebhookOutcome::NotCommitted(format!("{o:?}")),
-            None => WebhookOutcome::NotCommitted("no outcome".into()),
+        if let Some(unsettled) = outcome.events.iter().find(|e| !e.outcome.is_settled()) {
+            return WebhookOutcome::NotCommitted(format!("{:?}", unsettled.outcome));
         }
+        if outcome.events.len() != ids.len() {
+            return WebhookOutcome::NotCommitted("not every state has an outcome".into());
+        }
+        for id in &ids {
+            self.recent.committed(id);
+        }
+        WebhookOutcome::Committed
     }
+
+    /// The states from the announced one up to (not including) the payment's current one,
+    /// from its transitions; none (and no call) when the announced state is the current one.
+    async fn earlier_states(
+        &self,
+        payment_id: &str,
+        raw: &Value,
+        announced: &Announced,
+        via: Via<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CanonicalEvent>, String> {
+        let current_at = state_time(raw);
+        let current_state = raw.get("paymentState").and_then(Value::as_str);
+        let up_to_date = match (announced.at, &announced.state, current_at) {
+            (Some(at), _, Some(current)) => at >= current,
+            (None, Some(state), _) => Some(state.as_str()) == current_state,
+            _ => false,
+        };
+        let Some(current_at) = current_at.filter(|_| !up_to_date) else {
+            return Ok(Vec::new());
+        };
+        let transitions = self.api.states(payment_id).await.map_err(|e| {
+            tracing::warn!(source = %self.config.name, payment_id, error = %e, "cannot read the payment's transitions; answered 503");
+            format!("cannot read the payment's transitions: {e}")
+        })?;
+        let from = announced
+            .at
+            .or_else(|| announced.state.as_deref().and_then(|s| last_entered(raw, &transitions, s)))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        Ok(states_between(self.config.account(), raw, &transitions, (from, current_at), via, now))
+    }
+}
+
+/// When the payment last entered `state`, by its transitions (or `initiatedAt` for the
+/// state it was created in).
+fn last_entered(raw: &Value, transitions: &[Value], state: &str) -> Option<DateTime<Utc>> {
+    let at = |v: Option<&Value>| {
+        v.and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
+    };
+    let entered = transitions.iter().filter(|t| t.get("updatedTo").and_then(Value::as_str) == Some(state));
+    entered.filter_map(|t| at(t.get("updatedAt"))).max().or_else(|| {
+        let created_in = transitions
+            .iter()
+            .filter_map(|t| Some((at(t.get("updatedAt"))?, t.get("updatedFrom")?.as_str()?)))
+            .min_by_key(|(when, _)| *when)
+            .map(|(_, from)| from);
+        (created_in == Some(state)).then(|| at(raw.get("initiatedAt"))).flatten()
+    })
 }
 
 #[cfg(test)]
@@ -110,11 +190,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_announced_state_is_found_by_when_the_payment_last_entered_it() {
+        let raw = serde_json::json!({"paymentState": "RETURNED", "initiatedAt": "2026-12-04T10:00:00.000Z"});
+        let transitions = vec![
+            serde_json::json!({"updatedFrom": "INITIATED", "updatedTo": "VALIDATING", "updatedAt": "2026-12-04T10:00:01.000Z"}),
+            serde_json::json!({"updatedFrom": "VALIDATING", "updatedTo": "COMPLETED", "updatedAt": "2026-12-04T10:00:02.000Z"}),
+            serde_json::json!({"updatedFrom": "COMPLETED", "updatedTo": "RETURNED", "updatedAt": "2026-12-04T10:00:03.000Z"}),
+        ];
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc));
+        assert_eq!(last_entered(&raw, &transitions, "COMPLETED"), at("2026-12-04T10:00:02Z"));
+        assert_eq!(last_entered(&raw, &transitions, "INITIATED"), at("2026-12-04T10:00:00Z"), "created in it");
+        assert_eq!(last_entered(&raw, &transitions, "FAILED"), None, "never in it: the whole history is published");
+    }
+
+    #[test]
+    fn the_announced_time_is_read_when_the_body_has_one() {
+        let body = br#"{"id": "n-1", "eventType": "PAYMENT_STATE_TRANSITION", "eventVersion": 1,
+            "eventData": {"paymentId": "0f5f3d3e-8a55-4c50-9a55-2f1f0c1e9b41", "paymentState": "VALIDATING",
+                          "lastStateUpdatedAt": "2026-12-04T10:00:01.000Z"}}"#;
+        let Ok(Envelope::StateTransition { announced, .. }) = envelope(body) else { panic!("a valid envelope") };
+        assert_eq!(announced.state.as_deref(), Some("VALIDATING"));
+        assert_eq!(
+            announced.at,
+            DateTime::parse_from_rfc3339("2026-12-04T10:00:01Z").ok().map(|t| t.with_timezone(&Utc))
+        );
+        let odd = br#"{"id": "n-1", "eventType": "PAYMENT_STATE_TRANSITION", "eventVersion": 1,
+            "eventData": {"paymentId": "0f5f3d3e-8a55-4c50-9a55-2f1f0c1e9b41", "lastStateUpdatedAt": 5}}"#;
+        let Ok(Envelope::StateTransition { announced, .. }) = envelope(odd) else { panic!("still a valid envelope") };
+        assert_eq!(announced, Announced::default(), "what cannot be read is left out");
+    }
+
+    #[test]
     fn envelopes_are_validated_and_other_types_told_apart() {
         let ok = br#"{"id": "n-1", "eventType": "PAYMENT_STATE_TRANSITION", "eventVersion": 1,
                       "eventData": {"paymentId": "0f5f3d3e-8a55-4c50-9a55-2f1f0c1e9b41", "paymentState": "COMPLETED"}}"#;
         let payment_id = "0f5f3d3e-8a55-4c50-9a55-2f1f0c1e9b41".to_owned();
-        assert_eq!(envelope(ok), Ok(Envelope::StateTransition { id: "n-1".into(), payment_id }));
+        let announced = Announced { state: Some("COMPLETED".into()), at: None };
+        assert_eq!(envelope(ok), Ok(Envelope::StateTransition { id: "n-1".into(), payment_id, announced }));
         let traversal = br#"{"id": "n", "eventType": "PAYMENT_STATE_TRANSITION", "eventVersion": 1, "eventData": {"paymentId": ".."}}"#;
         assert_eq!(envelope(traversal), Err("eventData.paymentId must be a UUID"));
         let other = br#"{"id": "n-2", "eventType": "QUOTE_EXPIRED", "eventVersion": 1, "eventData": {}}"#;
