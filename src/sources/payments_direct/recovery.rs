@@ -114,7 +114,7 @@ pub fn states_between(
 /// only changes, so the first state (the earliest transition's `updatedFrom`) is dated by the
 /// payment's `initiatedAt`, the state time a search showed while it was in that state.
 /// None for a payment that never changed (a search shows its first state itself).
-fn initial_state(item: &Value, transitions: &[Value]) -> Option<Value> {
+pub(super) fn initial_state(item: &Value, transitions: &[Value]) -> Option<Value> {
     let first = transitions
         .iter()
         .filter_map(|t| Some((time(t.get("updatedAt"))?, t.get("updatedFrom")?.as_str()?)))
@@ -123,7 +123,7 @@ fn initial_state(item: &Value, transitions: &[Value]) -> Option<Value> {
     Some(json!({"updatedTo": first.1, "updatedAt": initiated_at, "initialState": true}))
 }
 
-fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+pub(super) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
     v.and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
 }
 

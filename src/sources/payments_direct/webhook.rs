@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::PaymentsDirect;
-use super::recovery::{state_time, states_between};
+use super::recovery::{initial_state, state_time, states_between, time};
 use crate::event::CanonicalEvent;
 use crate::normalize::payments_direct::{Via, payment};
 
@@ -171,18 +171,13 @@ impl PaymentsDirect {
 /// When the payment last entered `state`, by its transitions (or `initiatedAt` for the
 /// state it was created in).
 fn last_entered(raw: &Value, transitions: &[Value], state: &str) -> Option<DateTime<Utc>> {
-    let at = |v: Option<&Value>| {
-        v.and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
-    };
-    let entered = transitions.iter().filter(|t| t.get("updatedTo").and_then(Value::as_str) == Some(state));
-    entered.filter_map(|t| at(t.get("updatedAt"))).max().or_else(|| {
-        let created_in = transitions
-            .iter()
-            .filter_map(|t| Some((at(t.get("updatedAt"))?, t.get("updatedFrom")?.as_str()?)))
-            .min_by_key(|(when, _)| *when)
-            .map(|(_, from)| from);
-        (created_in == Some(state)).then(|| at(raw.get("initiatedAt"))).flatten()
-    })
+    let initial = initial_state(raw, transitions);
+    initial
+        .iter()
+        .chain(transitions)
+        .filter(|t| t.get("updatedTo").and_then(Value::as_str) == Some(state))
+        .filter_map(|t| time(t.get("updatedAt")))
+        .max()
 }
 
 #[cfg(test)]
