@@ -1,4 +1,4 @@
-//! The results of one run: bench/results/latest.json, and the Markdown summary that goes
+//! The results of one run: bench/results/<broker>/latest.json, and the Markdown summary that goes
 //! into bench/REPORT.md (between its `bench:latest` markers).
 
 use std::collections::BTreeMap;
