@@ -421,6 +421,48 @@ async fn a_webhook_delivered_after_its_payment_moved_on_publishes_the_state_it_a
     assert_eq!(reads().await, before);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_answer_lost_while_its_payments_move_on_loses_no_state() {
+    let s = setup("").await;
+    let bridge = Paybridge::start(&s.config);
+    eventually("the start-up search", Duration::from_secs(30), || async { !searches(&s.sandbox).await.is_empty() })
+        .await;
+    // Every search answer is lost from now on (the provider serves the page, the answer
+    // never arrives), until a search whose window holds the new payments went unanswered.
+    let lost = serde_json::json!({"endpoint": "payments_direct.search", "action": "lost_response"});
+    assert_eq!(s.sandbox.control("/_sandbox/faults", lost).await, reqwest::StatusCode::CREATED);
+    let payments = s.sandbox.pd_create(5).await;
+    let created_at = chrono::Utc::now();
+    let initiated = current_ids(&s.sandbox, &payments).await;
+    eventually("a lost search over the new payments", Duration::from_secs(30), || async {
+        s.sandbox.ledger("kind=search_window&provider=payments_direct").await.iter().any(|w| {
+            let end = w["id"].as_str().and_then(|id| id.split("..").nth(1));
+            end.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).is_some_and(|end| end > created_at)
+        })
+    })
+    .await;
+    // They move on before the search is repeated (about a second later, the backoff), so
+    // no search will show them INITIATED again.
+    for id in &payments {
+        assert!(s.sandbox.pd_transition(id, "VALIDATING").await.is_success(), "{id}");
+    }
+    let cleared = s.sandbox.http.delete(s.sandbox.url("/_sandbox/faults")).send().await;
+    assert!(cleared.is_ok_and(|r| r.status().is_success()), "faults cleared");
+    let mut expected = initiated.clone();
+    expected.extend(current_ids(&s.sandbox, &payments).await);
+    let (_broker, found) = ids_when_quiet(s.broker, s.topic.clone(), bridge.admin_port).await;
+    let missing: Vec<&String> = expected.difference(&found).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} states missing ({} INITIATED):\n{}",
+        missing.len(),
+        expected.len(),
+        missing.iter().filter(|id| initiated.contains(**id)).count(),
+        bridge.log()
+    );
+    assert!(bridge.log().contains("a search went unanswered"), "{}", bridge.log());
+}
+
 /// (paymentId, state, lastStateUpdatedAt) → its event id.
 fn state_id(payment_id: &str, state: &str, at: &str) -> String {
     let updated_at = chrono::DateTime::parse_from_rfc3339(at).ok().map(|t| t.with_timezone(&chrono::Utc));

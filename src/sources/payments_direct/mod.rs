@@ -311,10 +311,13 @@ impl PaymentsDirect {
             if self.ctx.stop.is_cancelled() {
                 return Err(Stopped);
             }
-            let searched = match prefetched.take() {
+            let (searched, unanswered_since) = match prefetched.take() {
                 Some(searched) => searched,
                 None => self.search(after, before, position).await?,
             };
+            if let Some(since) = unanswered_since {
+                self.recover_unanswered(recovery, after, since);
+            }
             let Some(page) = searched else {
                 // The provider refused the saved page token: read the window again.
                 *position = Position { before: Some(before), page_token: None, pages: 0, ..Position::at(after) };
@@ -372,16 +375,38 @@ impl PaymentsDirect {
         }
     }
 
+    /// A search of the window starting at `after` went unanswered (or answered garbled) from
+    /// `since` on: the provider may have served a page paybridge never saw, and a payment on
+    /// it that moved on before the search was repeated is no longer in this window. That is
+    /// the case of a process killed after reading a page, so the same recovery covers it:
+    /// payments whose state changed after `since` get their transitions since `after` read
+    /// (once each) until the windows have caught up.
+    fn recover_unanswered(&self, recovery: &mut Option<Recovery>, after: DateTime<Utc>, since: DateTime<Utc>) {
+        tracing::info!(source = %self.config.name, window_start = %after, %since, "a search went unanswered; payments that moved since get their transitions read");
+        match recovery {
+            Some(r) => {
+                r.from = r.from.min(after);
+                r.since = r.since.min(since);
+                r.until = None;
+            }
+            None => *recovery = Some(Recovery { from: after, since, until: None, done: Default::default() }),
+        }
+    }
+
     /// One search page, retried with backoff; None when the provider refused the page
-    /// token of the position (the window must be read from its start).
+    /// token of the position (the window must be read from its start). With it, when an
+    /// attempt went unanswered or answered garbled (the provider may have served the page),
+    /// the moment the first such attempt started.
     async fn search(
         &self,
         after: DateTime<Utc>,
         before: DateTime<Utc>,
         position: &Position,
-    ) -> Result<Option<SearchPage>, Stopped> {
+    ) -> Result<(Option<SearchPage>, Option<DateTime<Utc>>), Stopped> {
         let mut backoff = Backoff::new(self.config.backoff_max.get());
+        let mut unanswered_since = None;
         loop {
+            let started = Utc::now();
             let failure = match self.api.search(after, before, position.page_token.as_deref()).await {
                 Ok(page) => {
                     self.ctx.health.polled(&self.config.name);
@@ -390,14 +415,17 @@ impl PaymentsDirect {
                         tracing::info!(source = %self.config.name, "search works again");
                     }
                     self.ctx.metrics.source_alert(&self.config.name, false);
-                    return Ok(Some(page));
+                    return Ok((Some(page), unanswered_since));
                 }
                 Err(ApiError::Refused { status: 400 | 404 | 410, detail, .. }) if position.page_token.is_some() => {
                     tracing::warn!(source = %self.config.name, %detail, pages = position.pages, "the saved page token was refused; reading the window from its start");
-                    return Ok(None);
+                    return Ok((None, unanswered_since));
                 }
                 Err(e) => e,
             };
+            if matches!(failure, ApiError::Retryable { .. } | ApiError::Malformed(_)) {
+                unanswered_since.get_or_insert(started);
+            }
             let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
             if failures >= self.config.alert_after {
                 self.ctx.metrics.source_alert(&self.config.name, true);
