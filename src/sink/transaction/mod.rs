@@ -156,8 +156,9 @@ impl TransactionalWriter {
     async fn probe(&mut self, source: &str) -> Result<(), TransactionError> {
         let budget = probe_budget(self.call_timeout);
         let deadline = CancellationToken::new();
-        let _cancel_at_deadline = deadline.clone().drop_guard();
         let cancel = deadline.clone();
+        // Once at start: the timer may outlive the probe by up to `budget`, cancelling a
+        // token nobody watches any more.
         tokio::spawn(async move {
             tokio::time::sleep(budget).await;
             cancel.cancel();

@@ -388,6 +388,8 @@ impl PaymentsDirect {
                 r.from = r.from.min(after);
                 r.since = r.since.min(since);
                 r.until = None;
+                // A payment recovered before may have been on the lost page in a later state.
+                r.done.clear();
             }
             None => *recovery = Some(Recovery { from: after, since, until: None, done: Default::default() }),
         }

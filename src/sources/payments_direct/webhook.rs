@@ -96,22 +96,22 @@ impl PaymentsDirect {
         };
         let via = Via { notification_id: Some(id), notification_type: Some(STATE_TRANSITION) };
         let now = Utc::now();
-        // GET /v3/payments/{id} carries the failure details; the normalizer keeps them.
-        let current = match payment(self.config.account(), &raw, via, now) {
-            Ok(event) => event,
-            Err(e) => {
-                // The DLQ keeps it; the search path meets the same payload and does the same.
-                return match self.dead_letter(&raw, &format!("cannot normalize: {e}")).await {
-                    Ok(()) => WebhookOutcome::Committed,
-                    Err(_) => WebhookOutcome::NotCommitted("stopping".into()),
-                };
-            }
-        };
+        // The announced state first: a payment whose current form cannot be normalized still
+        // gets its earlier states published.
         let mut events = match self.earlier_states(payment_id, &raw, announced, via, now).await {
             Ok(events) => events,
             Err(reason) => return WebhookOutcome::NotCommitted(reason),
         };
-        events.push(current);
+        // GET /v3/payments/{id} carries the failure details; the normalizer keeps them.
+        match payment(self.config.account(), &raw, via, now) {
+            Ok(current) => events.push(current),
+            Err(e) => {
+                // The DLQ keeps it; the search path meets the same payload and does the same.
+                if self.dead_letter(&raw, &format!("cannot normalize: {e}")).await.is_err() {
+                    return WebhookOutcome::NotCommitted("stopping".into());
+                }
+            }
+        }
         events.retain(|e| !self.recent.contains(&e.id.to_string()));
         if events.is_empty() {
             // The search (or an earlier delivery of this webhook) got them confirmed already.
