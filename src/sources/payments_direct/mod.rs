@@ -8,9 +8,10 @@
 //! `max_idle_interval`.
 
 pub mod api;
+pub mod history;
 pub mod position;
-pub mod recovery;
 pub mod webhook;
+pub mod windows;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,8 +23,9 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use self::api::{PaymentsDirectApi, SearchPage};
-use self::position::{Position, RecoveryFloor};
-use self::recovery::Recovery;
+use self::history::{in_first_state, state_time, states_between};
+use self::position::Position;
+use self::windows::ReadWindows;
 use super::runtime::expiring::RecentIds;
 use super::runtime::ledger::LedgerLimits;
 use super::{SourceContext, pause};
@@ -39,6 +41,13 @@ use crate::sink::transaction::machine::Ended;
 
 /// States whose reasons the search leaves out (`GET /v3/payments/{id}` has them).
 const FAILURE_STATES: [&str; 3] = ["FAILED", "DECLINED", "RETURNED"];
+
+/// What this process knows is in Kafka already (shared by the webhook instance and the
+/// cursor cycle's tenures).
+struct Seen {
+    recent: Arc<RecentIds>,
+    verified: Arc<RecentIds>,
+}
 
 /// The source stopped (shutdown, or its task went to another replica) before it could
 /// finish what it was doing.
@@ -71,6 +80,10 @@ pub struct PaymentsDirect {
     /// instance and the tenures): a state a webhook published is not published again by
     /// the search, nor the other way round.
     recent: Arc<RecentIds>,
+    /// Ids of states the search path got confirmed together with every state the payment
+    /// passed through before (its history read, or its first state): a search that shows
+    /// one again needs no history read.
+    verified: Arc<RecentIds>,
 }
 
 impl PaymentsDirect {
@@ -82,8 +95,11 @@ impl PaymentsDirect {
         ctx: SourceContext,
         role: Role,
     ) -> Result<Arc<Self>, String> {
-        let recent = Arc::new(RecentIds::new(LedgerLimits::default()));
-        Self::start_with(config, kafka, ctx, role, recent).await
+        let seen = Seen {
+            recent: Arc::new(RecentIds::new(LedgerLimits::default())),
+            verified: Arc::new(RecentIds::new(LedgerLimits::default())),
+        };
+        Self::start_with(config, kafka, ctx, role, seen).await
     }
 
     async fn start_with(
@@ -91,7 +107,7 @@ impl PaymentsDirect {
         kafka: &KafkaConfig,
         ctx: SourceContext,
         role: Role,
-        recent: Arc<RecentIds>,
+        Seen { recent, verified }: Seen,
     ) -> Result<Arc<Self>, String> {
         let api = PaymentsDirectApi::new(&config, ctx.metrics.clone()).map_err(|e| e.to_string())?;
         let fence = match &role {
@@ -127,6 +143,7 @@ impl PaymentsDirect {
             failures: AtomicU32::new(0),
             kafka_metadata_timeout: kafka.metadata_timeout.get(),
             recent,
+            verified,
         }))
     }
 
@@ -167,7 +184,8 @@ impl PaymentsDirect {
             async move {
                 let ctx = SourceContext { stop: tenure_stop.clone(), ..me.ctx.clone() };
                 let role = Role::Tenure(fence);
-                match PaymentsDirect::start_with(me.config.clone(), &kafka, ctx, role, me.recent.clone()).await {
+                let seen = Seen { recent: me.recent.clone(), verified: me.verified.clone() };
+                match PaymentsDirect::start_with(me.config.clone(), &kafka, ctx, role, seen).await {
                     Ok(tenure) => tenure.run().await,
                     Err(reason) => {
                         tracing::error!(source = %me.config.name, %reason, "cannot start the cursor cycle; giving the task back");
@@ -181,7 +199,7 @@ impl PaymentsDirect {
 
     async fn run(self: Arc<Self>) -> TenureEnd {
         let end = || if self.fenced.load(Ordering::SeqCst) { TenureEnd::Fenced } else { TenureEnd::Released };
-        let Ok((mut position, mut recovery)) = self.load_position().await else { return end() };
+        let Ok((mut position, mut windows)) = self.load_position().await else { return end() };
         tracing::info!(source = %self.config.name, position = %position.encode(), "starting from the committed position");
         self.ctx.metrics.cursor_position(&self.config.name, position.after);
         let interval = self.config.interval.get();
@@ -191,7 +209,7 @@ impl PaymentsDirect {
             if pause(&self.ctx.stop, wait).await {
                 return end();
             }
-            match self.cycle(&mut position, &mut recovery).await {
+            match self.cycle(&mut position, &mut windows).await {
                 // Nothing changed: double the wait (up to max_idle_interval).
                 Ok(0) => {
                     idle_wait = (idle_wait * 2).min(self.config.max_idle_interval.get()).max(interval);
@@ -206,36 +224,30 @@ impl PaymentsDirect {
         }
     }
 
-    /// The committed position, or the first run's start, and (after a previous run) the
-    /// recovery of states it may have seen without publishing; retried while the state
-    /// topic cannot be read.
-    async fn load_position(&self) -> Result<(Position, Option<Recovery>), Stopped> {
+    /// The committed position, or the first run's start, and the windows that can still
+    /// hide a state the search never showed (the previous process's, by the floor it saved);
+    /// retried while the state topic cannot be read.
+    async fn load_position(&self) -> Result<(Position, ReadWindows), Stopped> {
         let mut backoff = Backoff::new(self.config.backoff_max.get());
         // Each attempt gets twice the time of the one before (a position deep in a busy
         // state topic takes longer to reach than the metadata timeout).
         let mut timeout = self.kafka_metadata_timeout;
+        let lag = chrono::TimeDelta::from_std(self.config.safety_lag.get()).unwrap_or_default();
         let Some(committer) = &self.committer else { return Err(Stopped) };
         loop {
             let initial = Position::at(self.config.start_from.resolve(Utc::now()));
             let read = committer.take_over(timeout, &initial.encode()).await;
             timeout = (timeout * 2).min(Duration::from_secs(600));
             let problem = match read {
-                Ok(None) => return Ok((initial, None)),
+                Ok(None) => return Ok((initial, ReadWindows::resumed(lag, None, Utc::now()))),
                 Ok(Some(record)) => match Position::parse(&record.cursor) {
                     Ok(position) => {
-                        // safety_lag of margin for the provider's clock running behind ours.
-                        let lag = chrono::TimeDelta::from_std(self.config.safety_lag.get()).unwrap_or_default();
-                        let mut from = position.after;
-                        let mut since = record.committed_at - lag;
-                        // An earlier recovery the previous process did not finish is
-                        // carried on whole.
-                        if let Some(floor) = position.recovering {
-                            from = from.min(floor.from);
-                            since = since.min(floor.since);
-                        }
-                        self.remember_published(from - lag).await;
-                        let recovery = Recovery { from, since, until: None, done: Default::default() };
-                        return Ok((position, Some(recovery)));
+                        // The previous process may have been shown states it never got
+                        // committed, in the window it was reading or (for payments that
+                        // moved on while it read) the ones before its floor.
+                        let floor = position.floor.unwrap_or(position.after).min(position.after);
+                        self.remember_published(floor - lag).await;
+                        return Ok((position, ReadWindows::resumed(lag, Some(floor), record.committed_at)));
                     }
                     Err(e) => format!("the committed position cannot be read ({e}); fix or remove the state record"),
                 },
@@ -252,9 +264,9 @@ impl PaymentsDirect {
         }
     }
 
-    /// After a restart, before the recovery: the source's states already in Kafka since
-    /// `since` count as published, so the recovery and the search leave them out (a crash
-    /// costs no duplicate of what the previous process got committed). A read that fails or
+    /// After a restart: the source's states already in Kafka since `since` count as
+    /// published, so the history reads and the search leave them out (a crash costs no
+    /// duplicate of what the previous process got committed). A read that fails or
     /// is cut short only costs duplicates.
     async fn remember_published(&self, since: DateTime<Utc>) {
         let Some(committer) = &self.committer else { return };
@@ -266,10 +278,10 @@ impl PaymentsDirect {
                 for id in &found.ids {
                     self.recent.committed(id);
                 }
-                tracing::info!(source = %self.config.name, states = found.ids.len(), complete = found.complete, %since, "states already in Kafka read back for the recovery");
+                tracing::info!(source = %self.config.name, states = found.ids.len(), complete = found.complete, %since, "states already in Kafka read back");
             }
             Err(e) => {
-                tracing::warn!(source = %self.config.name, error = %e, "cannot read back the states already in Kafka; the recovery may publish some again");
+                tracing::warn!(source = %self.config.name, error = %e, "cannot read back the states already in Kafka; history reads may publish some again");
             }
         }
     }
@@ -290,7 +302,7 @@ impl PaymentsDirect {
 
     /// Reads the current window (resuming after its last settled page) to its end; the
     /// number of payments read.
-    async fn cycle(&self, position: &mut Position, recovery: &mut Option<Recovery>) -> Result<usize, Stopped> {
+    async fn cycle(&self, position: &mut Position, windows: &mut ReadWindows) -> Result<usize, Stopped> {
         let (after, before) = match position.before {
             Some(before) => (position.after, before),
             None => {
@@ -311,13 +323,10 @@ impl PaymentsDirect {
             if self.ctx.stop.is_cancelled() {
                 return Err(Stopped);
             }
-            let (searched, unanswered_since) = match prefetched.take() {
+            let searched = match prefetched.take() {
                 Some(searched) => searched,
                 None => self.search(after, before, position).await?,
             };
-            if let Some(since) = unanswered_since {
-                self.recover_unanswered(recovery, after, since);
-            }
             let Some(page) = searched else {
                 // The provider refused the saved page token: read the window again.
                 *position = Position { before: Some(before), page_token: None, pages: 0, ..Position::at(after) };
@@ -344,6 +353,7 @@ impl PaymentsDirect {
                 tokens_seen.clear();
                 continue;
             }
+            let events = self.events(&page.payments, windows, after).await?;
             let mut next = match &page.last_page_token {
                 Some(token) => Position {
                     before: Some(before),
@@ -351,10 +361,13 @@ impl PaymentsDirect {
                     pages: position.pages + 1,
                     ..Position::at(after)
                 },
-                None => Position::at(before),
+                None => {
+                    // Every page of the window has been read.
+                    windows.closed(after, Utc::now(), before);
+                    Position::at(before)
+                }
             };
-            next.recovering = recovery.as_ref().map(|r| RecoveryFloor { from: r.from, since: r.since });
-            let events = self.events(&page.payments, recovery).await?;
+            next.floor = Some(windows.floor(next.after)).filter(|floor| *floor < next.after);
             if next.page_token.is_some() {
                 // The next page's token is known: it is searched while this page commits.
                 let (committed, searched) = tokio::join!(self.commit(events, &next), self.search(after, before, &next));
@@ -366,49 +379,24 @@ impl PaymentsDirect {
             tracing::debug!(source = %self.config.name, payments = page.payments.len(), position = %next.encode(), "page committed");
             *position = next;
             if position.before.is_none() {
-                if recovery.as_mut().is_some_and(|r| r.window_done(after, Utc::now())) {
-                    let recovered = recovery.take().map(|r| r.done.len()).unwrap_or_default();
-                    tracing::info!(source = %self.config.name, payments = recovered, "caught up with the restart; recovery done");
-                }
                 return Ok(read);
             }
         }
     }
 
-    /// A search of the window starting at `after` went unanswered (or answered garbled) from
-    /// `since` on: the provider may have served a page paybridge never saw, and a payment on
-    /// it that moved on before the search was repeated is no longer in this window. That is
-    /// the case of a process killed after reading a page, so the same recovery covers it:
-    /// payments whose state changed after `since` get their transitions since `after` read
-    /// (once each) until the windows have caught up.
-    fn recover_unanswered(&self, recovery: &mut Option<Recovery>, after: DateTime<Utc>, since: DateTime<Utc>) {
-        tracing::info!(source = %self.config.name, window_start = %after, %since, "a search went unanswered; payments that moved since get their transitions read");
-        match recovery {
-            Some(r) => {
-                r.from = r.from.min(after);
-                r.since = r.since.min(since);
-                r.until = None;
-                // A payment recovered before may have been on the lost page in a later state.
-                r.done.clear();
-            }
-            None => *recovery = Some(Recovery { from: after, since, until: None, done: Default::default() }),
-        }
-    }
-
     /// One search page, retried with backoff; None when the provider refused the page
-    /// token of the position (the window must be read from its start). With it, when an
-    /// attempt went unanswered or answered garbled (the provider may have served the page),
-    /// the moment the first such attempt started.
+    /// token of the position (the window must be read from its start). An answer that was
+    /// lost (the provider may have served the page) needs nothing more: a payment on it that
+    /// moved on before the search was repeated is shown later in a state entered before this
+    /// window's read ended, so its history is read from this window's start.
     async fn search(
         &self,
         after: DateTime<Utc>,
         before: DateTime<Utc>,
         position: &Position,
-    ) -> Result<(Option<SearchPage>, Option<DateTime<Utc>>), Stopped> {
+    ) -> Result<Option<SearchPage>, Stopped> {
         let mut backoff = Backoff::new(self.config.backoff_max.get());
-        let mut unanswered_since = None;
         loop {
-            let started = Utc::now();
             let failure = match self.api.search(after, before, position.page_token.as_deref()).await {
                 Ok(page) => {
                     self.ctx.health.polled(&self.config.name);
@@ -417,17 +405,14 @@ impl PaymentsDirect {
                         tracing::info!(source = %self.config.name, "search works again");
                     }
                     self.ctx.metrics.source_alert(&self.config.name, false);
-                    return Ok((Some(page), unanswered_since));
+                    return Ok(Some(page));
                 }
                 Err(ApiError::Refused { status: 400 | 404 | 410, detail, .. }) if position.page_token.is_some() => {
                     tracing::warn!(source = %self.config.name, %detail, pages = position.pages, "the saved page token was refused; reading the window from its start");
-                    return Ok((None, unanswered_since));
+                    return Ok(None);
                 }
                 Err(e) => e,
             };
-            if matches!(failure, ApiError::Retryable { .. } | ApiError::Malformed(_)) {
-                unanswered_since.get_or_insert(started);
-            }
             let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
             if failures >= self.config.alert_after {
                 self.ctx.metrics.source_alert(&self.config.name, true);
@@ -447,24 +432,41 @@ impl PaymentsDirect {
         }
     }
 
-    /// The page's events, failure details attached; a payment that cannot be normalized
-    /// goes to the DLQ (confirmed) instead, so it never holds the cursor.
+    /// The page's events, failure details attached, each payment's current state preceded
+    /// by the states it passed through since the windows that could have shown them (a
+    /// history read, for a payment not in its first state whose current state the search
+    /// path has not published yet). A payment that cannot be normalized goes to the DLQ
+    /// (confirmed) instead of its current state, so it never holds the cursor.
     async fn events(
         &self,
         payments: &[Value],
-        recovery: &mut Option<Recovery>,
+        windows: &ReadWindows,
+        current: DateTime<Utc>,
     ) -> Result<Vec<CanonicalEvent>, Stopped> {
         let now = Utc::now();
         let mut events = Vec::with_capacity(payments.len());
         for raw in payments {
-            if let Some(r) = recovery.as_mut()
-                && let Some((id, current)) = r.wants(raw)
+            let normalized = payment(self.config.account(), raw, Via::default(), now);
+            if let Ok(event) = &normalized
+                && self.verified.contains(&event.id.to_string())
             {
-                let transitions = self.transitions(&id).await?;
-                events.extend(r.events(self.config.account(), raw, &transitions, current, now));
-                r.done.insert(id);
+                continue;
             }
-            match payment(self.config.account(), raw, Via::default(), now) {
+            if !in_first_state(raw)
+                && let (Some(at), Some(payment_id)) = (state_time(raw), raw.get("paymentId").and_then(Value::as_str))
+            {
+                let from = windows.unseen_from(at, current);
+                let transitions = self.transitions(payment_id).await?;
+                events.extend(states_between(
+                    self.config.account(),
+                    raw,
+                    &transitions,
+                    (from, at),
+                    Via::default(),
+                    now,
+                ));
+            }
+            match normalized {
                 Ok(mut event) => {
                     if self.config.enrich_failures && FAILURE_STATES.contains(&event.data.provider_state.as_str()) {
                         event.data.errors = self.failure_details(&event.data.payment_id).await?;
@@ -477,26 +479,39 @@ impl PaymentsDirect {
         Ok(events)
     }
 
-    /// `GET /v3/payments/{id}/states`, retried with backoff up to `alert_after` attempts;
-    /// then none (logged): recovery is best effort, never a reason to hold the cursor.
+    /// `GET /v3/payments/{id}/states`, retried with backoff until it answers: the page (and
+    /// so the position) waits for it, since without it states the payment passed through
+    /// unseen would be lost. Failures count toward `alert_after` like failed searches.
     async fn transitions(&self, payment_id: &str) -> Result<Vec<Value>, Stopped> {
         let mut backoff = Backoff::new(self.config.backoff_max.get());
-        for attempt in 1..=self.config.alert_after {
-            match self.api.states(payment_id).await {
-                Ok(transitions) => return Ok(transitions),
-                Err(e) if attempt < self.config.alert_after => {
-                    let wait = backoff.next(None);
-                    tracing::warn!(source = %self.config.name, payment_id, error = %e, attempt, "state transitions not fetched; trying again");
-                    if pause(&self.ctx.stop, wait).await {
-                        return Err(Stopped);
+        loop {
+            let failure = match self.api.states(payment_id).await {
+                Ok(transitions) => {
+                    if self.failures.swap(0, Ordering::Relaxed) >= self.config.alert_after {
+                        tracing::info!(source = %self.config.name, "state histories are read again");
+                        self.ctx.metrics.source_alert(&self.config.name, false);
                     }
+                    return Ok(transitions);
                 }
-                Err(e) => {
-                    tracing::error!(source = %self.config.name, payment_id, error = %e, "state transitions not fetched; states it passed through while paybridge was down may be missing");
-                }
+                Err(e) => e,
+            };
+            let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+            if failures >= self.config.alert_after {
+                self.ctx.metrics.source_alert(&self.config.name, true);
+            }
+            if failure.is_malformed() {
+                self.ctx.metrics.processing_failure(&self.config.name);
+            }
+            let retry_after = match &failure {
+                ApiError::Retryable { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            let wait = backoff.next(retry_after);
+            tracing::warn!(source = %self.config.name, payment_id, error = %failure, failures, wait_ms = wait.as_millis() as u64, "state history not read; the page and the position wait for it");
+            if pause(&self.ctx.stop, wait).await {
+                return Err(Stopped);
             }
         }
-        Ok(Vec::new())
     }
 
     /// `errors[]` of `GET /v3/payments/{id}`, retried with backoff up to `alert_after`
@@ -553,6 +568,7 @@ impl PaymentsDirect {
     async fn commit(&self, mut events: Vec<CanonicalEvent>, next: &Position) -> Result<(), Stopped> {
         // What a webhook already got confirmed is in Kafka: the position may pass it.
         let before = events.len();
+        let page_ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
         let mut ids: Vec<String> = Vec::with_capacity(before);
         events.retain(|e| {
             let id = e.id.to_string();
@@ -605,6 +621,9 @@ impl PaymentsDirect {
                 // The position passed them: every one of the page's events is in Kafka.
                 for id in &ids {
                     self.recent.committed(id);
+                }
+                for id in &page_ids {
+                    self.verified.committed(id);
                 }
                 return Ok(());
             }

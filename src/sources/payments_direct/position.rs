@@ -19,18 +19,18 @@ pub struct Position {
     /// Pages of that window settled so far.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pages: u64,
-    /// While a restart's recovery is not finished: where it started (see `recovery`), so a
-    /// process killed during a recovery hands it on whole instead of starting a narrower one.
+    /// The start of the earliest window that can still hide a state the search never showed
+    /// (see `windows`), when earlier than `after`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recovering: Option<RecoveryFloor>,
+    pub floor: Option<DateTime<Utc>>,
+    /// Written by earlier builds (an unfinished recovery, `{"from", "since"}`): read as `floor`.
+    #[serde(default, skip_serializing)]
+    pub(super) recovering: Option<Legacy>,
 }
 
-/// The reach of an unfinished recovery: transitions since `from`, of payments whose state is
-/// newer than `since`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecoveryFloor {
-    pub from: DateTime<Utc>,
-    pub since: DateTime<Utc>,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub(super) struct Legacy {
+    from: DateTime<Utc>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -40,13 +40,16 @@ fn is_zero(n: &u64) -> bool {
 impl Position {
     /// Between windows: the next one starts at `after`.
     pub fn at(after: DateTime<Utc>) -> Self {
-        Self { after, before: None, page_token: None, pages: 0, recovering: None }
+        Self { after, before: None, page_token: None, pages: 0, floor: None, recovering: None }
     }
 
     /// The state record's text (JSON), or a bare RFC 3339 time (`afterTimestamp`) as an
     /// operator may write one by hand.
     pub fn parse(text: &str) -> Result<Self, String> {
-        if let Ok(position) = serde_json::from_str::<Position>(text) {
+        if let Ok(mut position) = serde_json::from_str::<Position>(text) {
+            if let Some(legacy) = position.recovering.take() {
+                position.floor = Some(position.floor.map_or(legacy.from, |f| f.min(legacy.from)));
+            }
             return Ok(position);
         }
         DateTime::parse_from_rfc3339(text.trim())
@@ -74,12 +77,16 @@ mod tests {
             before: Some(t("2026-11-21T10:01:00Z")),
             page_token: Some("tok5".into()),
             pages: 5,
-            recovering: Some(RecoveryFloor { from: t("2026-11-21T09:58:00Z"), since: t("2026-11-21T09:59:00Z") }),
+            floor: Some(t("2026-11-21T09:58:00Z")),
+            recovering: None,
         };
         assert_eq!(Position::parse(&mid.encode()), Ok(mid));
         let between = Position::at(t("2026-11-21T10:01:00Z"));
         assert_eq!(between.encode(), r#"{"after":"2026-11-21T10:01:00Z"}"#);
         assert_eq!(Position::parse("2026-11-21T10:01:00Z"), Ok(between));
         assert!(Position::parse("garbage").is_err());
+        // An earlier version's unfinished recovery becomes the floor.
+        let legacy = r#"{"after":"2026-11-21T10:01:00Z","recovering":{"from":"2026-11-21T09:58:00Z","since":"2026-11-21T09:59:00Z"}}"#;
+        assert_eq!(Position::parse(legacy).map(|p| p.floor), Ok(Some(t("2026-11-21T09:58:00Z"))));
     }
 }

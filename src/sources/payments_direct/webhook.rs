@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::PaymentsDirect;
-use super::recovery::{initial_state, state_time, states_between, time};
+use super::history::{initial_state, state_time, states_between, time};
 use crate::event::CanonicalEvent;
 use crate::normalize::payments_direct::{Via, payment};
 

@@ -1,0 +1,140 @@
+//! A payment's state history (`GET /v3/payments/{id}/states`) as events: the states a
+//! search or a webhook did not show, each with the id a search would have given it while
+//! the payment was in it. The first state, which no transition names as its target, is
+//! dated by `initiatedAt`.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::event::CanonicalEvent;
+use crate::normalize::payments_direct::{STATE_TIME_FIELDS, Via, payment};
+
+/// Whether `raw` (a search item) is in the state it was created in: its state time is not
+/// after `initiatedAt`. Such a payment has no earlier state to miss.
+pub fn in_first_state(raw: &Value) -> bool {
+    match (state_time(raw), time(raw.get("initiatedAt"))) {
+        (Some(at), Some(initiated)) => at <= initiated,
+        _ => false,
+    }
+}
+
+/// Events for the states `item` (a payment) entered in `[from, until)` by its `transitions`
+/// (the state it was created in dated by `initiatedAt`), each with the id a search would have
+/// given it while the payment was in it; `data.raw` holds the payment and the transition.
+pub fn states_between(
+    account: &str,
+    item: &Value,
+    transitions: &[Value],
+    (from, until): (DateTime<Utc>, DateTime<Utc>),
+    via: Via<'_>,
+    now: DateTime<Utc>,
+) -> Vec<CanonicalEvent> {
+    let mut events = Vec::new();
+    let initial = initial_state(item, transitions);
+    for t in initial.iter().chain(transitions) {
+        let (Some(to), Some(at)) = (t.get("updatedTo").and_then(Value::as_str), time(t.get("updatedAt"))) else {
+            continue;
+        };
+        if at < from || at >= until {
+            continue;
+        }
+        let mut earlier = item.clone();
+        if let Some(map) = earlier.as_object_mut() {
+            map.insert("paymentState".into(), Value::String(to.to_owned()));
+            for field in STATE_TIME_FIELDS {
+                if map.contains_key(field) || field == STATE_TIME_FIELDS[0] {
+                    map.insert(field.into(), t.get("updatedAt").cloned().unwrap_or(Value::Null));
+                }
+            }
+        }
+        if let Ok(mut event) = payment(account, &earlier, via, now) {
+            event.data.raw = json!({ "payment": item, "stateTransition": t });
+            events.push(event);
+        }
+    }
+    events.sort_by_key(|e| e.time);
+    events
+}
+
+/// The state a payment was created in, as a transition-like record: the transitions list
+/// only changes, so the first state (the earliest transition's `updatedFrom`) is dated by the
+/// payment's `initiatedAt`, the state time a search showed while it was in that state.
+/// None for a payment that never changed (a search shows its first state itself).
+pub(super) fn initial_state(item: &Value, transitions: &[Value]) -> Option<Value> {
+    let first = transitions
+        .iter()
+        .filter_map(|t| Some((time(t.get("updatedAt"))?, t.get("updatedFrom")?.as_str()?)))
+        .min_by_key(|(at, _)| *at)?;
+    let initiated_at = item.get("initiatedAt").filter(|v| time(Some(v)).is_some())?;
+    Some(json!({"updatedTo": first.1, "updatedAt": initiated_at, "initialState": true}))
+}
+
+pub(super) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    v.and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+/// A payment's state time (`lastStateUpdatedAt`, else `updatedAt`).
+pub fn state_time(raw: &Value) -> Option<DateTime<Utc>> {
+    STATE_TIME_FIELDS.iter().find_map(|f| time(raw.get(*f)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{UpstreamIdentity, event_id};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+    }
+
+    #[test]
+    fn earlier_states_in_the_range_get_the_ids_a_search_gives_them() {
+        let item =
+            json!({"paymentId": "p-1", "paymentState": "COMPLETED", "lastStateUpdatedAt": "2026-11-21T10:02:00.000Z"});
+        let transitions = vec![
+            json!({"updatedFrom": "INITIATED", "updatedTo": "VALIDATING", "updatedAt": "2026-11-21T09:59:00.000Z"}),
+            json!({"updatedFrom": "VALIDATING", "updatedTo": "TRANSFERRING", "updatedAt": "2026-11-21T10:01:00.000Z"}),
+            json!({"updatedFrom": "TRANSFERRING", "updatedTo": "COMPLETED", "updatedAt": "2026-11-21T10:02:00.000Z"}),
+        ];
+        let range = (t("2026-11-21T10:00:00Z"), t("2026-11-21T10:02:00Z"));
+        let events = states_between("acct", &item, &transitions, range, Via::default(), Utc::now());
+        assert_eq!(events.len(), 1, "only TRANSFERRING: VALIDATING is before the range, COMPLETED is its end");
+        let identity = UpstreamIdentity::PaymentsDirectState {
+            payment_id: "p-1".into(),
+            state: "TRANSFERRING".into(),
+            updated_at: Some(t("2026-11-21T10:01:00Z")),
+        };
+        assert_eq!(events[0].id, event_id("acct", &identity));
+        assert_eq!(events[0].data.raw["stateTransition"]["updatedTo"], "TRANSFERRING");
+        let all = (t("2026-11-21T09:00:00Z"), t("2026-11-21T10:02:00Z"));
+        let states: Vec<String> = states_between("acct", &item, &transitions, all, Via::default(), Utc::now())
+            .into_iter()
+            .map(|e| e.data.provider_state)
+            .collect();
+        assert_eq!(states, ["VALIDATING", "TRANSFERRING"], "in the order the provider recorded them");
+    }
+
+    #[test]
+    fn the_first_state_no_transition_names_is_dated_by_initiated_at() {
+        let item = json!({"paymentId": "p-1", "paymentState": "VALIDATING",
+            "initiatedAt": "2026-11-21T10:00:10.000Z", "lastStateUpdatedAt": "2026-11-21T10:01:00.000Z"});
+        let transitions = vec![
+            json!({"updatedFrom": "INITIATED", "updatedTo": "VALIDATING", "updatedAt": "2026-11-21T10:01:00.000Z"}),
+        ];
+        let range = (t("2026-11-21T10:00:00Z"), t("2026-11-21T10:01:00Z"));
+        let events = states_between("acct", &item, &transitions, range, Via::default(), Utc::now());
+        assert_eq!(events.len(), 1, "INITIATED, seen by a search while the payment was in it");
+        // The id a search gave the payment while it was INITIATED (state time = initiatedAt).
+        let while_initiated = json!({"paymentId": "p-1", "paymentState": "INITIATED",
+            "initiatedAt": "2026-11-21T10:00:10.000Z", "lastStateUpdatedAt": "2026-11-21T10:00:10.000Z"});
+        let searched = payment("acct", &while_initiated, Via::default(), Utc::now()).map(|e| e.id).ok();
+        assert_eq!(Some(events[0].id), searched);
+        assert!(in_first_state(&while_initiated));
+        assert!(!in_first_state(&item));
+        assert!(!in_first_state(&json!({"paymentId": "p-1", "paymentState": "INITIATED"})), "unknown: not first");
+        // Before the range: nothing.
+        let old = json!({"paymentId": "p-2", "paymentState": "VALIDATING",
+            "initiatedAt": "2026-11-21T09:00:00.000Z", "lastStateUpdatedAt": "2026-11-21T10:01:00.000Z"});
+        assert!(states_between("acct", &old, &transitions, range, Via::default(), Utc::now()).is_empty());
+    }
+}
