@@ -68,6 +68,7 @@ pub struct Metrics {
     pipeline_depth: Gauge,
     last_poll: Family<SourceLabels, Gauge<f64, AtomicU64>>,
     cursor_position: Family<SourceLabels, Gauge<f64, AtomicU64>>,
+    clock_skew: Family<SourceLabels, Gauge<f64, AtomicU64>>,
     ack_invalid: Family<SourceLabels, Counter>,
     webhook_unknown: Family<SourceLabels, Counter>,
     processing_failures: Family<SourceLabels, Counter>,
@@ -104,6 +105,7 @@ impl Metrics {
         let pipeline_depth = Gauge::default();
         let last_poll = Family::<SourceLabels, Gauge<f64, AtomicU64>>::default();
         let cursor_position = Family::<SourceLabels, Gauge<f64, AtomicU64>>::default();
+        let clock_skew = Family::<SourceLabels, Gauge<f64, AtomicU64>>::default();
         let ack_invalid = Family::<SourceLabels, Counter>::default();
         let webhook_unknown = Family::<SourceLabels, Counter>::default();
         let processing_failures = Family::<SourceLabels, Counter>::default();
@@ -203,6 +205,11 @@ impl Metrics {
             "Unix time up to which a cursor source's state changes are in Kafka (its committed position)",
             cursor_position.clone(),
         );
+        registry.register(
+            "clock_skew_seconds",
+            "paybridge's clock minus the provider's, from the Date of its answers (positive: paybridge is ahead)",
+            clock_skew.clone(),
+        );
         Self {
             registry,
             received,
@@ -220,6 +227,7 @@ impl Metrics {
             pipeline_depth,
             last_poll,
             cursor_position,
+            clock_skew,
             ack_invalid,
             webhook_unknown,
             processing_failures,
@@ -313,6 +321,11 @@ impl Metrics {
     }
 
     /// A cursor source's position: every state change before `at` is in Kafka.
+    pub fn clock_skew(&self, source: &str, skew: chrono::TimeDelta) {
+        let seconds = skew.num_milliseconds() as f64 / 1000.0;
+        self.clock_skew.get_or_create(&Self::labels(source)).set(seconds);
+    }
+
     pub fn cursor_position(&self, source: &str, at: chrono::DateTime<chrono::Utc>) {
         let seconds = at.timestamp_millis() as f64 / 1000.0;
         self.cursor_position.get_or_create(&Self::labels(source)).set(seconds);

@@ -5,7 +5,8 @@
 //! process's commit log and a full read of the topic:
 //!
 //! - every upstream notification is in Kafka (RippleNet notifications, Checkout messages,
-//!   every Payments Direct state a search served and every payment's final state);
+//!   every state every Payments Direct payment passed through, from the sandbox's own
+//!   history: its first state, each transition, and every state a search served);
 //! - nothing acknowledged upstream (RippleNet and Checkout acks, 2xx webhook answers) is
 //!   missing from Kafka, and no acknowledgement precedes its event's confirmation;
 //! - distinct event ids = distinct upstream notifications (no phantom ids);
@@ -388,15 +389,21 @@ async fn chaos_loses_nothing_and_acknowledges_nothing_early() {
     let missing = |expected: &HashSet<String>| expected.difference(&ids).count();
     assert_eq!(missing(&rn_ids), 0, "RippleNet notifications missing from Kafka");
     assert_eq!(missing(&co_ids), 0, "Checkout messages missing from Kafka");
-    if missing(&served) > 0 {
-        let lost: HashSet<&String> = served.difference(&ids).collect();
+    let history = chaos::pd_history(&sandbox, &pd).await;
+    let every_state: HashSet<String> = history.union(&served).cloned().collect();
+    if missing(&every_state) > 0 {
+        let lost: HashSet<&String> = every_state.difference(&ids).collect();
         keep_evidence(&bridges, &sandbox, &events, &lost).await;
     }
     assert_eq!(missing(&served), 0, "Payments Direct states a search served missing from Kafka");
     assert_eq!(missing(&final_states), 0, "Payments Direct final states missing from Kafka");
+    assert_eq!(
+        missing(&history),
+        0,
+        "Payments Direct states passed through (the sandbox's history) missing from Kafka"
+    );
 
     // 2. No phantom: every id is an upstream notification (or a state the payment was in).
-    let history = chaos::pd_history(&sandbox, &pd).await;
     let known: HashSet<&String> = rn_ids.iter().chain(&co_ids).chain(&history).collect();
     let phantoms: Vec<&String> = ids.iter().filter(|id| !known.contains(id)).collect();
     assert!(
@@ -477,13 +484,14 @@ async fn chaos_loses_nothing_and_acknowledges_nothing_early() {
     assert_eq!(dlq_records, 0, "nothing here is poison: the DLQ stays empty");
     let requests = sandbox.ledger("kind=request").await;
     let faulted = requests.iter().filter(|e| e["status"].as_u64().is_none_or(|s| s == 0 || s >= 429)).count();
-    let notifications = rn_ids.len() + co_ids.len() + served.union(&final_states).count();
+    let notifications = rn_ids.len() + co_ids.len() + every_state.len();
     println!(
-        "chaos: {notifications} upstream notifications (RippleNet {}, Checkout {}, Payments Direct {} states of {} payments)",
+        "chaos: {notifications} upstream notifications (RippleNet {}, Checkout {}, Payments Direct {} states of {} payments, {} of them served by a search)",
         rn_ids.len(),
         co_ids.len(),
-        served.union(&final_states).count(),
-        pd.len()
+        every_state.len(),
+        pd.len(),
+        served.len()
     );
     println!(
         "chaos: {} SIGKILLs of paybridge, {broker_restarts} broker kill/restart, {faulted} of {} upstream requests faulted (5xx, 429, lost)",
@@ -505,6 +513,13 @@ async fn chaos_loses_nothing_and_acknowledges_nothing_early() {
     println!(
         "chaos: {pd_webhooks_by_append} of the Payments Direct 2xx answers came after a state no process saw confirmed \
          (its producer killed between the broker's append and its answer) was in Kafka"
+    );
+    let pd_records = by_provider.get("payments_direct").map_or(0, |(n, _)| *n);
+    let pd_calls = requests.iter().filter(|e| e["provider"] == "payments_direct").count();
+    println!(
+        "chaos: payments_direct: {:.2} records per state, {:.2} upstream calls per state (webhook fetches, searches, history reads, tokens)",
+        pd_records as f64 / every_state.len().max(1) as f64,
+        pd_calls as f64 / every_state.len().max(1) as f64
     );
     println!("chaos: load {:.0?}, drain {:.0?}, total {:.0?}", load_phase, drain, started.elapsed());
 }

@@ -40,7 +40,12 @@ async fn setup_own(source_extra: &str) -> Setup {
 }
 
 async fn setup_on(broker: Broker, timing: &str, source_extra: &str) -> Setup {
-    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    setup_with(paybridge_sandbox::Scenario::default(), broker, timing, source_extra).await
+}
+
+/// [`setup_on`] with a sandbox scenario of the test's own.
+async fn setup_with(scenario: paybridge_sandbox::Scenario, broker: Broker, timing: &str, source_extra: &str) -> Setup {
+    let sandbox = Sandbox::start(scenario).await;
     let topic = broker.new_topic("pd-events", 3);
     let dlq = broker.new_topic("pd-dlq", 1);
     let state = broker.new_topic("pd-state", 1);
@@ -683,4 +688,66 @@ async fn with_webhooks_and_searches_a_state_is_published_once() {
     let per_state = records.len() as f64 / found.len() as f64;
     println!("webhooks and searches: {} records for {} states ({per_state:.2} each)", records.len(), found.len());
     assert!(per_state <= 1.05, "{} records for {} states", records.len(), found.len());
+}
+
+/// Every state `ids` passed through (their first one included), by event id.
+async fn every_state(sb: &Sandbox, ids: &[String], initiated: &HashSet<String>) -> HashSet<String> {
+    let mut all = initiated.clone();
+    for id in ids {
+        all.extend(entered_states(sb, id).await.into_iter().map(|e| e.2));
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_the_search_shows_60_s_after_its_time_is_published() {
+    let mut scenario = paybridge_sandbox::Scenario::default();
+    scenario.payments_direct.search_lag = Duration::from_secs(60);
+    // The default overlap (2 minutes) and one-second windows: the windows are long past
+    // these states when the search first shows them.
+    let s = setup_with(scenario, Broker::start(), "interval = \"1s\"\nmax_idle_interval = \"2s\"", "").await;
+    let bridge = Paybridge::start(&s.config);
+    let created = s.sandbox.pd_create(2).await;
+    let initiated = current_ids(&s.sandbox, &created).await;
+    assert!(s.sandbox.pd_transition(&created[1], "VALIDATING").await.is_success());
+    let expected = every_state(&s.sandbox, &created, &initiated).await;
+    assert_eq!(expected.len(), 3);
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    assert_eq!(published(bridge.admin_port), 0.0, "the search shows nothing for 60 s");
+    let (_broker, found) = ids_when_quiet(s.broker, s.topic.clone(), bridge.admin_port).await;
+    assert_eq!(found, expected, "every state, once the search shows it:\n{}", bridge.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_10_s_ahead_of_the_providers_loses_nothing_and_shows_in_the_skew_metric() {
+    // The provider's clock is 10 s behind paybridge's; safety_lag is 1 s and no overlap is
+    // configured, so only the measured skew keeps windows from closing in its future.
+    let scenario = paybridge_sandbox::Scenario { clock_offset_s: -10, ..Default::default() };
+    let s = setup_with(scenario, Broker::start(), "interval = \"1s\"\nmax_idle_interval = \"1s\"", "overlap = \"0s\"")
+        .await;
+    let bridge = Paybridge::start(&s.config);
+    let mut created = Vec::new();
+    let mut initiated = HashSet::new();
+    for round in 0..30 {
+        let new = s.sandbox.pd_create(1).await;
+        initiated.extend(current_ids(&s.sandbox, &new).await);
+        if round % 2 == 0 {
+            assert!(s.sandbox.pd_transition(&new[0], "VALIDATING").await.is_success());
+        }
+        created.extend(new);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let expected = every_state(&s.sandbox, &created, &initiated).await;
+    assert_eq!(expected.len(), 45);
+    let (_broker, found) = ids_when_quiet(s.broker, s.topic.clone(), bridge.admin_port).await;
+    let missing = expected.difference(&found).count();
+    assert_eq!(missing, 0, "{missing} of {} states missing:\n{}", expected.len(), bridge.log());
+    let metrics = support::ripplenet::metrics(bridge.admin_port);
+    let skew = metrics
+        .lines()
+        .find(|l| l.starts_with("paybridge_clock_skew_seconds{source=\"pd\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok());
+    assert!(skew.is_some_and(|s| (9.0..=11.5).contains(&s)), "skew {skew:?}");
+    assert!(bridge.log().contains("differs from the provider's"), "warned:\n{}", bridge.log());
 }

@@ -195,6 +195,8 @@ async fn main() {
     let mut pd_ceiling = Ceiling::new(&pd_sample);
     pd_ceiling.measure(&broker, &pd_sample, plan.n, plan.ceiling_time).await;
     let pd_run = payments_direct::poll_run(&broker, plan.n).await;
+    eprintln!("bench: Payments Direct poll path, {} states of payments that moved through four", plan.n);
+    let pd_lifecycles = payments_direct::lifecycles_run(&broker, plan.n).await;
     pd_ceiling.measure(&broker, &pd_sample, plan.n, plan.ceiling_time).await;
 
     for &backlog in &plan.scaling {
@@ -215,7 +217,7 @@ async fn main() {
     eprintln!("bench: ceiling again (RippleNet-sized records)");
     rn_ceiling.measure(&broker, &rn_sample, plan.n, plan.ceiling_time).await;
 
-    r.poll_paths = vec![default_run, co_run, pd_run];
+    r.poll_paths = vec![default_run, co_run, pd_run, pd_lifecycles];
     r.ceilings = [("ripplenet", rn_ceiling), ("checkout", co_ceiling), ("payments_direct", pd_ceiling)]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -259,7 +261,10 @@ fn smoke_checks(r: &Results) {
         assert!(!run.calls.is_empty(), "{} run counted no upstream calls", run.source);
         assert!(run.process.peak_rss_mib > 0.0 && !run.process.rss_trace.is_empty(), "no memory readings");
     }
-    assert_eq!(r.poll_paths.len(), 3);
+    assert_eq!(r.poll_paths.len(), 4);
+    let lifecycles = r.poll_paths.iter().find(|p| p.source == report::LIFECYCLES);
+    let histories = lifecycles.and_then(|p| p.calls.get("payments_direct.states")).copied().unwrap_or(0);
+    assert_eq!(histories * 4, lifecycles.map_or(0, |p| p.backlog), "one history read per payment, four states each");
     assert_eq!(r.replicas.len(), 3, "replicas: 1, 2 and 3 processes");
     for run in &r.replicas {
         assert!(run.events_per_s > 0.0 && run.published.len() == run.processes, "replicas measured nothing: {run:?}");

@@ -77,6 +77,10 @@ pub struct Results {
     pub targets: Vec<Target>,
 }
 
+/// The Payments Direct run whose payments each passed through four states before the search
+/// first showed them.
+pub const LIFECYCLES: &str = "payments_direct_lifecycles";
+
 fn target(what: String, target: &str, measured: String, met: bool) -> Target {
     Target { what, target: target.into(), measured, met }
 }
@@ -89,7 +93,7 @@ impl Results {
         for run in self.poll_paths.iter_mut().chain(&mut self.scaling_backlog).chain(&mut self.scaling_capacity) {
             run.rate_against(match run.source.as_str() {
                 "checkout" => co,
-                "payments_direct" => pd,
+                "payments_direct" | LIFECYCLES => pd,
                 _ => rn,
             });
         }
@@ -109,11 +113,13 @@ impl Results {
                 format!("{:.2} ×", run.ratio),
                 run.ratio >= 0.9,
             ));
+            // Payments that passed through states no search showed cost a history read each.
+            let (bound, shown) = if run.source == LIFECYCLES { (0.35, "≤ 0.35") } else { (0.05, "≤ 0.05") };
             t.push(target(
                 format!("{} upstream calls per event", run.source),
-                "≤ 0.05",
+                shown,
                 format!("{:.3}", run.calls_per_event),
-                run.calls_per_event <= 0.05,
+                run.calls_per_event <= bound,
             ));
         }
         let hooks = &self.webhooks.runs;

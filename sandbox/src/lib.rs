@@ -34,7 +34,22 @@ pub fn router(state: SandboxState) -> Router {
         .merge(payments_direct::routes())
         .merge(checkout::routes(&checkout_paths))
         .merge(control::routes())
+        .layer(axum::middleware::map_response_with_state(state.clone(), provider_date))
         .with_state(state)
+}
+
+/// Every answer's `Date` is the sandbox clock's (a provider whose clock differs from the
+/// client's shows it there, as a real one does).
+async fn provider_date(
+    axum::extract::State(state): axum::extract::State<SandboxState>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let now = state.lock().now();
+    let date = now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&date) {
+        response.headers_mut().insert(axum::http::header::DATE, value);
+    }
+    response
 }
 
 /// Creates the sandbox state, with the scenario's initial data (whose webhooks, if a

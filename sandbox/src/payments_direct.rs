@@ -153,7 +153,9 @@ async fn search(s: &SandboxState, headers: &HeaderMap, body: &Bytes, endpoint: E
         let window = format!("{}..{}", stamp(query.after), stamp(query.before));
         inner.ledger.record(now, EntryKind::SearchWindow, PROVIDER, Some(window), Some(endpoint.name.into()), None);
         let field = inner.scenario.payments_direct.state_time_field;
-        let (page, token) = inner.payments.search(&query);
+        let lag = inner.scenario.payments_direct.search_lag;
+        let as_of = (!lag.is_zero()).then(|| now - chrono::Duration::from_std(lag).unwrap_or_default());
+        let (page, token) = inner.payments.search(&query, as_of);
         let data: Vec<Value> = page.iter().map(|p| p.summary(field)).collect();
         let served: Vec<(String, String, String)> = page
             .iter()

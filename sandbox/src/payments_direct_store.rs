@@ -39,6 +39,12 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The `timestamp` of a failure detail.
+fn time_of(error: &Value) -> Option<DateTime<Utc>> {
+    let text = error.get("timestamp")?.as_str()?;
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+}
+
 #[derive(Clone, Debug)]
 pub struct Transition {
     pub from: String,
@@ -113,6 +119,26 @@ impl Payment {
             map.insert("errors".into(), Value::Array(self.errors.clone()));
         }
         v
+    }
+
+    /// The payment as it was at `at`: its state then and that state's time (and the
+    /// failure details it had by then); None before it was initiated.
+    pub fn as_of(&self, at: DateTime<Utc>) -> Option<Payment> {
+        if self.initiated_at > at {
+            return None;
+        }
+        let mut then = self.clone();
+        let past: Vec<Transition> = self.history.iter().filter(|t| t.at <= at).cloned().collect();
+        match past.last() {
+            Some(last) => (then.state, then.last_state_updated_at) = (last.to.clone(), last.at),
+            None => {
+                then.state = self.history.first().map_or_else(|| self.state.clone(), |t| t.from.clone());
+                then.last_state_updated_at = self.initiated_at;
+            }
+        }
+        then.history = past;
+        then.errors.retain(|e| time_of(e).is_none_or(|t| t <= at));
+        Some(then)
     }
 
     pub fn states(&self) -> Value {
@@ -240,8 +266,23 @@ impl PaymentsStore {
         Ok(t)
     }
 
-    /// Matching payments, sorted, one page; the token when more remain.
-    pub fn search(&self, q: &Search) -> (Vec<&Payment>, Option<PageKey>) {
+    /// Matching payments as they were at `as_of` (now when None), sorted, one page; the
+    /// token when more remain.
+    pub fn search(&self, q: &Search, as_of: Option<DateTime<Utc>>) -> (Vec<Payment>, Option<PageKey>) {
+        match as_of {
+            None => {
+                let (page, token) = Self::page(q, self.payments.values());
+                (page.into_iter().cloned().collect(), token)
+            }
+            Some(at) => {
+                let then: Vec<Payment> = self.payments.values().filter_map(|p| p.as_of(at)).collect();
+                let (page, token) = Self::page(q, then.iter());
+                (page.into_iter().cloned().collect(), token)
+            }
+        }
+    }
+
+    fn page<'a>(q: &Search, payments: impl Iterator<Item = &'a Payment>) -> (Vec<&'a Payment>, Option<PageKey>) {
         let range_value = |p: &Payment| match q.range {
             RangeType::Creation => p.initiated_at,
             RangeType::Expiry => p.expires_at,
@@ -252,9 +293,7 @@ impl PaymentsStore {
             SortField::LastStateUpdatedAt => p.last_state_updated_at,
             SortField::ExpiresAt => p.expires_at,
         };
-        let mut hits: Vec<&Payment> = self
-            .payments
-            .values()
+        let mut hits: Vec<&Payment> = payments
             .filter(|p| q.after.is_none_or(|a| range_value(p) >= a) && q.before.is_none_or(|b| range_value(p) <= b))
             .filter(|p| q.states.is_empty() || q.states.contains(&p.state))
             .filter(|p| q.ids.is_empty() || q.ids.contains(&p.id))
@@ -341,6 +380,28 @@ mod tests {
     }
 
     #[test]
+    fn a_lagging_search_shows_payments_as_they_were() {
+        let mut store = PaymentsStore::default();
+        let t0 = Utc::now();
+        let id = Uuid::from_u128(7);
+        store.insert(payment(7, t0));
+        let seconds = chrono::Duration::seconds;
+        assert!(store.transition(&id, "VALIDATING", t0 + seconds(10)).is_ok());
+        assert!(store.transition(&id, "FAILED", t0 + seconds(20)).is_ok());
+        let wide = search(t0 - seconds(60), t0 + seconds(60), 10);
+        let at = |offset: i64| {
+            let (page, _) = store.search(&wide, Some(t0 + seconds(offset)));
+            page.first().map(|p| (p.state.clone(), p.last_state_updated_at, p.errors.len()))
+        };
+        assert_eq!(at(-1), None, "not initiated yet");
+        assert_eq!(at(5), Some(("INITIATED".into(), t0, 0)));
+        assert_eq!(at(15), Some(("VALIDATING".into(), t0 + seconds(10), 0)));
+        assert_eq!(at(25), Some(("FAILED".into(), t0 + seconds(20), 1)));
+        let (now, _) = store.search(&wide, None);
+        assert_eq!(now.first().map(|p| p.state.as_str()), Some("FAILED"));
+    }
+
+    #[test]
     fn state_time_moves_on_every_transition() {
         let t0 = Utc::now();
         let mut store = PaymentsStore::default();
@@ -365,7 +426,7 @@ mod tests {
         let mut q = search(t0, t0 + chrono::Duration::seconds(120), 5);
         let mut seen = Vec::new();
         loop {
-            let (page, token) = store.search(&q);
+            let (page, token) = store.search(&q, None);
             seen.extend(page.iter().map(|p| p.id));
             match token {
                 Some(t) => q.after_key = PageKey::decode(&t.encode()),

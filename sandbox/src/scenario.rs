@@ -17,6 +17,10 @@ pub struct Scenario {
     /// Traffic generated from the start (none by default).
     #[serde(default)]
     pub generator: Option<super::generator::Rates>,
+    /// Seconds the sandbox clock runs ahead of the host's (negative: behind): every time
+    /// it stamps and its `Date` header. `/_sandbox/clock/advance` moves it on from there.
+    #[serde(default)]
+    pub clock_offset_s: i64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -172,6 +176,11 @@ pub struct PaymentsDirectScenario {
     /// INITIATED payments created at start.
     #[serde(default)]
     pub initial_payments: usize,
+    /// How far the search lags behind the payments (an index behind its writes): the
+    /// search shows each payment as it was this long ago (absent before it existed). Single
+    /// payments and state histories are always current.
+    #[serde(default, with = "humantime_serde")]
+    pub search_lag: Duration,
 }
 
 impl Default for PaymentsDirectScenario {
@@ -186,6 +195,7 @@ impl Default for PaymentsDirectScenario {
             webhook_max_retries: default_retries(),
             state_time_field: Default::default(),
             initial_payments: 0,
+            search_lag: Duration::ZERO,
         }
     }
 }

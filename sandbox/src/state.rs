@@ -83,7 +83,7 @@ pub struct SandboxState {
 impl SandboxState {
     pub fn new(seed: u64, scenario: Scenario) -> Self {
         let inner = Inner {
-            clock_offset: chrono::Duration::zero(),
+            clock_offset: chrono::Duration::seconds(scenario.clock_offset_s),
             tokens: HashMap::new(),
             ripplenet: RipplenetStore::default(),
             payments: PaymentsStore::default(),

@@ -45,6 +45,12 @@ pub struct PaymentsDirectSource {
     /// at the provider right now fall into the next window.
     #[serde(default = "default_safety_lag")]
     pub safety_lag: HumanDuration,
+    /// Each window's search starts this long before the previous window's end, so a state
+    /// the provider's search shows late (an index behind its writes) is still found; the
+    /// ids keep the re-read from publishing anything twice. Widened by the measured clock
+    /// skew when that approaches `safety_lag`.
+    #[serde(default = "default_overlap")]
+    pub overlap: HumanDuration,
     /// Where the first run starts (later runs continue from the committed position): an
     /// RFC 3339 time or a duration ago (`2h`). Default: one hour ago.
     #[serde(default = "default_start_from")]
@@ -153,6 +159,9 @@ const fn default_page_size() -> usize {
 }
 const fn default_safety_lag() -> HumanDuration {
     HumanDuration::from_secs(5)
+}
+const fn default_overlap() -> HumanDuration {
+    HumanDuration::from_secs(120)
 }
 const fn default_start_from() -> StartFrom {
     StartFrom::Ago(HumanDuration::from_secs(3600))

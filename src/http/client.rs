@@ -53,6 +53,15 @@ pub struct Answer {
     pub status: StatusCode,
     pub body: Vec<u8>,
     pub truncated: bool,
+    /// The provider's clock (its `Date` header) against paybridge's when the answer came.
+    pub clock: Option<ClockReading>,
+}
+
+/// A provider's `Date` (whole seconds) and paybridge's clock when its answer arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockReading {
+    pub provider: chrono::DateTime<chrono::Utc>,
+    pub local: chrono::DateTime<chrono::Utc>,
 }
 
 impl Answer {
@@ -208,6 +217,15 @@ impl ApiClient {
                 self.tokens.invalidate().await;
                 continue;
             }
+            let clock = response
+                .headers()
+                .get(reqwest::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+                .map(|provider| ClockReading {
+                    provider: provider.with_timezone(&chrono::Utc),
+                    local: chrono::Utc::now(),
+                });
             let retry_after = response
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
@@ -226,7 +244,7 @@ impl ApiClient {
                 };
                 return Err(self.retryable(detail, retry_after));
             }
-            return Ok(Answer { status, body, truncated });
+            return Ok(Answer { status, body, truncated, clock });
         }
         Err(ApiError::Refused {
             provider: self.provider,

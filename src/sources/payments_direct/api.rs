@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::config::PaymentsDirectSource;
-use crate::http::client::{ApiClient, ApiError, Call};
+use crate::http::client::{ApiClient, ApiError, Call, ClockReading};
 use crate::http::oauth::TokenCache;
 use crate::metrics::Metrics;
 
@@ -23,6 +23,8 @@ pub struct SearchPage {
     pub payments: Vec<Value>,
     /// The token of the next page; None on the window's last page.
     pub last_page_token: Option<String>,
+    /// The provider's clock when it answered.
+    pub clock: Option<ClockReading>,
 }
 
 pub struct PaymentsDirectApi {
@@ -83,7 +85,9 @@ impl PaymentsDirectApi {
         if !answer.status.is_success() {
             return Err(answer.refused(PROVIDER));
         }
-        parse_search(&answer.json()?).map_err(|e| ApiError::Malformed(format!("search answer: {e}")))
+        let mut page = parse_search(&answer.json()?).map_err(|e| ApiError::Malformed(format!("search answer: {e}")))?;
+        page.clock = answer.clock;
+        Ok(page)
     }
 
     /// `GET /v3/payments/{id}`; None when the provider does not know it (404).
@@ -154,7 +158,7 @@ pub fn parse_search(body: &Value) -> Result<SearchPage, String> {
     };
     let last_page_token =
         body.pointer("/page/lastPageToken").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned);
-    Ok(SearchPage { payments, last_page_token })
+    Ok(SearchPage { payments, last_page_token, clock: None })
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 pub mod api;
 pub mod history;
 pub mod position;
+pub mod reader;
+pub mod skew;
 pub mod webhook;
 pub mod windows;
 
@@ -18,13 +20,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
 use self::api::{PaymentsDirectApi, SearchPage};
 use self::history::{in_first_state, state_time, states_between};
 use self::position::Position;
+use self::reader::{Reader, SkewNews, Window};
 use self::windows::ReadWindows;
 use super::runtime::expiring::RecentIds;
 use super::runtime::ledger::LedgerLimits;
@@ -34,7 +37,7 @@ use crate::cluster::gate::{Fence, TenureEnd, run_while_owned};
 use crate::config::{KafkaConfig, PaymentsDirectSource};
 use crate::event::{CanonicalEvent, Provider, event_source, kafka_key};
 use crate::http::backoff::Backoff;
-use crate::http::client::ApiError;
+use crate::http::client::{ApiError, ClockReading};
 use crate::normalize::payments_direct::{Via, payment};
 use crate::sink::cursor::{CursorCommitter, CursorError};
 use crate::sink::transaction::machine::Ended;
@@ -199,9 +202,12 @@ impl PaymentsDirect {
 
     async fn run(self: Arc<Self>) -> TenureEnd {
         let end = || if self.fenced.load(Ordering::SeqCst) { TenureEnd::Fenced } else { TenureEnd::Released };
-        let Ok((mut position, mut windows)) = self.load_position().await else { return end() };
+        let Ok((position, windows)) = self.load_position().await else { return end() };
         tracing::info!(source = %self.config.name, position = %position.encode(), "starting from the committed position");
         self.ctx.metrics.cursor_position(&self.config.name, position.after);
+        let lag = TimeDelta::from_std(self.config.safety_lag.get()).unwrap_or_default();
+        let overlap = TimeDelta::from_std(self.config.overlap.get()).unwrap_or_default();
+        let mut reader = Reader::new(position, windows, lag, overlap);
         let interval = self.config.interval.get();
         let mut idle_wait = interval;
         let mut wait = Duration::ZERO;
@@ -209,7 +215,7 @@ impl PaymentsDirect {
             if pause(&self.ctx.stop, wait).await {
                 return end();
             }
-            match self.cycle(&mut position, &mut windows).await {
+            match self.cycle(&mut reader).await {
                 // Nothing changed: double the wait (up to max_idle_interval).
                 Ok(0) => {
                     idle_wait = (idle_wait * 2).min(self.config.max_idle_interval.get()).max(interval);
@@ -302,22 +308,13 @@ impl PaymentsDirect {
 
     /// Reads the current window (resuming after its last settled page) to its end; the
     /// number of payments read.
-    async fn cycle(&self, position: &mut Position, windows: &mut ReadWindows) -> Result<usize, Stopped> {
-        let (after, before) = match position.before {
-            Some(before) => (position.after, before),
-            None => {
-                let lag = chrono::TimeDelta::from_std(self.config.safety_lag.get()).unwrap_or_default();
-                (position.after, Utc::now() - lag)
-            }
-        };
-        if before <= after {
-            return Ok(0);
-        }
+    async fn cycle(&self, reader: &mut Reader) -> Result<usize, Stopped> {
+        let Some(window) = reader.window(Utc::now()) else { return Ok(0) };
         let mut read = 0;
         let mut prefetched = None;
         // The page tokens of this window so far: a provider that hands one out twice would
         // send paybridge round the same pages for ever.
-        let mut tokens_seen: HashSet<String> = position.page_token.iter().cloned().collect();
+        let mut tokens_seen: HashSet<String> = reader.position.page_token.iter().cloned().collect();
         let mut loop_backoff = Backoff::new(self.config.backoff_max.get());
         loop {
             if self.ctx.stop.is_cancelled() {
@@ -325,13 +322,16 @@ impl PaymentsDirect {
             }
             let searched = match prefetched.take() {
                 Some(searched) => searched,
-                None => self.search(after, before, position).await?,
+                None => self.search(&window, &reader.position).await?,
             };
             let Some(page) = searched else {
                 // The provider refused the saved page token: read the window again.
-                *position = Position { before: Some(before), page_token: None, pages: 0, ..Position::at(after) };
+                reader.position = window.position(None, 0);
                 continue;
             };
+            if let Some(reading) = page.clock {
+                self.clock_read(reader, reading);
+            }
             read += page.payments.len();
             if let Some(token) = &page.last_page_token
                 && !tokens_seen.insert(token.clone())
@@ -342,45 +342,67 @@ impl PaymentsDirect {
                 let wait = loop_backoff.next(None);
                 tracing::error!(
                     source = %self.config.name,
-                    pages = position.pages + 1,
+                    pages = reader.position.pages + 1,
                     wait_ms = wait.as_millis() as u64,
                     "the provider returned a page token it had already given in this window (a pagination loop); reading the window again from its start"
                 );
                 if pause(&self.ctx.stop, wait).await {
                     return Err(Stopped);
                 }
-                *position = Position { before: Some(before), page_token: None, pages: 0, ..Position::at(after) };
+                reader.position = window.position(None, 0);
                 tokens_seen.clear();
                 continue;
             }
-            let events = self.events(&page.payments, windows, after).await?;
+            let events = self.events(&page.payments, &reader.windows, window.from).await?;
             let mut next = match &page.last_page_token {
-                Some(token) => Position {
-                    before: Some(before),
-                    page_token: Some(token.clone()),
-                    pages: position.pages + 1,
-                    ..Position::at(after)
-                },
+                Some(token) => window.position(Some(token.clone()), reader.position.pages + 1),
                 None => {
-                    // Every page of the window has been read.
-                    windows.closed(after, Utc::now(), before);
-                    Position::at(before)
+                    // Every page of the window has been read; the next window's search
+                    // starts an overlap (or two, should the skew widen it) before its end.
+                    let ended = reader.provider_time(Utc::now());
+                    reader.windows.closed(window.from, ended, window.before - reader.overlap() * 2);
+                    Position::at(window.before)
                 }
             };
-            next.floor = Some(windows.floor(next.after)).filter(|floor| *floor < next.after);
+            // The earliest start a history read can use from here on.
+            let searched_from = if next.before.is_some() { window.from } else { next.after - reader.overlap() };
+            let floor = reader.windows.floor(searched_from);
+            next.floor = Some(floor).filter(|floor| *floor < next.after);
             if next.page_token.is_some() {
                 // The next page's token is known: it is searched while this page commits.
-                let (committed, searched) = tokio::join!(self.commit(events, &next), self.search(after, before, &next));
+                let (committed, searched) = tokio::join!(self.commit(events, &next), self.search(&window, &next));
                 committed?;
                 prefetched = Some(searched?);
             } else {
                 self.commit(events, &next).await?;
             }
             tracing::debug!(source = %self.config.name, payments = page.payments.len(), position = %next.encode(), "page committed");
-            *position = next;
-            if position.before.is_none() {
+            reader.position = next;
+            if reader.position.before.is_none() {
                 return Ok(read);
             }
+        }
+    }
+
+    /// An answer's `Date`: the skew metric, and a warning when the skew nears `safety_lag`.
+    fn clock_read(&self, reader: &mut Reader, reading: ClockReading) {
+        let news = reader.observe(reading);
+        if let Some(skew) = reader.skew() {
+            self.ctx.metrics.clock_skew(&self.config.name, skew);
+        }
+        let seconds = |d: TimeDelta| d.num_milliseconds() as f64 / 1000.0;
+        match news {
+            Some(SkewNews::Near { skew, overlap }) => tracing::warn!(
+                source = %self.config.name,
+                skew_s = seconds(skew),
+                safety_lag_s = seconds(TimeDelta::from_std(self.config.safety_lag.get()).unwrap_or_default()),
+                overlap_s = seconds(overlap),
+                "paybridge's clock differs from the provider's by half of safety_lag or more (positive: paybridge is ahead); windows close on the provider's clock and the overlap is widened by the skew; fix the clocks (NTP)"
+            ),
+            Some(SkewNews::Normal { skew }) => {
+                tracing::info!(source = %self.config.name, skew_s = seconds(skew), "paybridge's clock agrees with the provider's again");
+            }
+            None => {}
         }
     }
 
@@ -389,15 +411,10 @@ impl PaymentsDirect {
     /// lost (the provider may have served the page) needs nothing more: a payment on it that
     /// moved on before the search was repeated is shown later in a state entered before this
     /// window's read ended, so its history is read from this window's start.
-    async fn search(
-        &self,
-        after: DateTime<Utc>,
-        before: DateTime<Utc>,
-        position: &Position,
-    ) -> Result<Option<SearchPage>, Stopped> {
+    async fn search(&self, window: &Window, position: &Position) -> Result<Option<SearchPage>, Stopped> {
         let mut backoff = Backoff::new(self.config.backoff_max.get());
         loop {
-            let failure = match self.api.search(after, before, position.page_token.as_deref()).await {
+            let failure = match self.api.search(window.from, window.before, position.page_token.as_deref()).await {
                 Ok(page) => {
                     self.ctx.health.polled(&self.config.name);
                     self.ctx.metrics.polled(&self.config.name);

@@ -13,6 +13,9 @@ pub struct Position {
     /// in its middle; None between windows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<DateTime<Utc>>,
+    /// That window's `afterTimestamp` (`after` less the overlap), when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
     /// The `lastPageToken` that follows the last fully settled page of that window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_token: Option<String>,
@@ -40,7 +43,7 @@ fn is_zero(n: &u64) -> bool {
 impl Position {
     /// Between windows: the next one starts at `after`.
     pub fn at(after: DateTime<Utc>) -> Self {
-        Self { after, before: None, page_token: None, pages: 0, floor: None, recovering: None }
+        Self { after, before: None, from: None, page_token: None, pages: 0, floor: None, recovering: None }
     }
 
     /// The state record's text (JSON), or a bare RFC 3339 time (`afterTimestamp`) as an
@@ -75,6 +78,7 @@ mod tests {
         let mid = Position {
             after: t("2026-11-21T10:00:00Z"),
             before: Some(t("2026-11-21T10:01:00Z")),
+            from: Some(t("2026-11-21T09:59:00Z")),
             page_token: Some("tok5".into()),
             pages: 5,
             floor: Some(t("2026-11-21T09:58:00Z")),

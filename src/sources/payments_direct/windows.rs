@@ -29,9 +29,9 @@ impl ReadWindows {
         Self { lag, read: floor.map(|start| (start, committed_at)).into_iter().collect() }
     }
 
-    /// The window that started at `start` was read to its end at `ended`; the next starts at
-    /// `next`. Windows whose read ended more than `lag` before `next` are dropped: every
-    /// state the search shows from now on was entered at or after `next`.
+    /// The window whose search started at `start` was read to its end at `ended` (on the
+    /// provider's clock); every state the search shows from now on was entered at or after
+    /// `next`, so windows whose read ended more than `lag` before it are dropped.
     pub fn closed(&mut self, start: DateTime<Utc>, ended: DateTime<Utc>, next: DateTime<Utc>) {
         self.read.push_back((start, ended));
         self.read.retain(|(_, ended)| *ended + self.lag > next);
