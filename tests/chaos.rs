@@ -448,10 +448,10 @@ async fn chaos_loses_nothing_and_acknowledges_nothing_early() {
                 // answer came back), appended by the broker. A restarted process learns such
                 // a state from the topic and answers its webhook without publishing it again.
                 let events = pd_events.get(id).map(Vec::as_slice).unwrap_or_default();
-                let in_kafka = |e: &String| match commits.get(e) {
-                    Some(committed) => *committed <= at,
-                    None => appended.get(e).is_some_and(|appended| *appended <= at),
-                };
+                // The earliest evidence counts: a process's commit line, or the broker's
+                // append (a later copy of the same state can have the only commit line).
+                let in_kafka =
+                    |e: &String| commits.get(e).is_some_and(|c| *c <= at) || appended.get(e).is_some_and(|a| *a <= at);
                 let confirmed = |e: &String| commits.get(e).is_some_and(|c| *c <= at);
                 if !events.iter().any(confirmed) && events.iter().any(in_kafka) {
                     pd_webhooks_by_append += 1;

@@ -57,6 +57,9 @@ pub enum CursorError {
     /// show it; the tenure does not start on a position it cannot vouch for.
     #[error("the claim of epoch {0} was confirmed but not read back from the state topic")]
     ClaimNotRead(u64),
+    /// The position's transaction did not commit; it is written again.
+    #[error("the position was not committed")]
+    NotCommitted,
 }
 
 /// What a commit did.
@@ -246,6 +249,25 @@ impl CursorCommitter {
                 submitter.resolved_elsewhere(&self.source, &events, &outcomes, started.elapsed());
                 Ok(CommitOutcome { batch: page.batch, cursor_committed: page.committed })
             }
+        }
+    }
+
+    /// Whether events and positions go in one transaction (`kafka.exactly_once`).
+    pub fn exactly_once(&self) -> bool {
+        matches!(self.mode, Mode::ExactlyOnce { .. })
+    }
+
+    /// Writes the position `cursor`, whose events are settled already (exactly-once: in a
+    /// transaction of its own).
+    pub async fn write_position(&self, cursor: &str) -> Result<(), CursorError> {
+        match &self.mode {
+            Mode::AtLeastOnce { producer, .. } => {
+                self.write(producer, self.cursor_record(cursor, Utc::now())).await.map(|_| ())
+            }
+            Mode::ExactlyOnce { .. } => match self.commit(Vec::new(), cursor).await?.cursor_committed {
+                true => Ok(()),
+                false => Err(CursorError::NotCommitted),
+            },
         }
     }
 

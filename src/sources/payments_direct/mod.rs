@@ -29,10 +29,10 @@ use self::history::{in_first_state, state_time, states_between};
 use self::position::Position;
 use self::reader::{Reader, SkewNews, Window};
 use self::windows::ReadWindows;
+use super::runtime::cursor_pages::{CursorPages, Page, PagesEnded};
 use super::runtime::expiring::RecentIds;
 use super::runtime::ledger::LedgerLimits;
 use super::{SourceContext, pause};
-use crate::ack::Outcome;
 use crate::cluster::gate::{Fence, TenureEnd, run_while_owned};
 use crate::config::{KafkaConfig, PaymentsDirectSource};
 use crate::event::{CanonicalEvent, Provider, event_source, kafka_key};
@@ -50,6 +50,14 @@ const FAILURE_STATES: [&str; 3] = ["FAILED", "DECLINED", "RETURNED"];
 struct Seen {
     recent: Arc<RecentIds>,
     verified: Arc<RecentIds>,
+}
+
+/// What the runtime hands back once a page is in Kafka and its position written.
+struct PageDone {
+    /// Every state of the page (those a webhook had published included).
+    ids: Vec<String>,
+    payments: usize,
+    position: Position,
 }
 
 /// The source stopped (shutdown, or its task went to another replica) before it could
@@ -71,7 +79,7 @@ pub struct PaymentsDirect {
     api: PaymentsDirectApi,
     ctx: SourceContext,
     /// None in the webhook-only instance.
-    committer: Option<CursorCommitter>,
+    committer: Option<Arc<CursorCommitter>>,
     /// `[cluster]`: the tenure this instance runs.
     fence: Option<Fence>,
     /// The exactly-once writer was fenced by another replica's.
@@ -119,7 +127,7 @@ impl PaymentsDirect {
         };
         let committer = match role {
             Role::Webhooks => None,
-            Role::Whole | Role::Tenure(_) => Some(
+            Role::Whole | Role::Tenure(_) => Some(Arc::new(
                 CursorCommitter::start(
                     kafka,
                     &config.name,
@@ -130,7 +138,7 @@ impl PaymentsDirect {
                 )
                 .await
                 .map_err(|e| e.to_string())?,
-            ),
+            )),
         };
         // Readiness: the longest quiet time is the idle wait plus a search that backs off.
         let quiet = config.max_idle_interval.get() + config.backoff_max.get() + config.request_timeout.get();
@@ -272,8 +280,8 @@ impl PaymentsDirect {
 
     /// After a restart: the source's states already in Kafka since `since` count as
     /// published, so the history reads and the search leave them out (a crash costs no
-    /// duplicate of what the previous process got committed). A read that fails or
-    /// is cut short only costs duplicates.
+    /// duplicate of what the previous process got committed). A read that fails or is cut
+    /// short only costs duplicates.
     async fn remember_published(&self, since: DateTime<Utc>) {
         let Some(committer) = &self.committer else { return };
         let source = event_source(Provider::PaymentsDirect, self.config.account());
@@ -306,12 +314,16 @@ impl PaymentsDirect {
         }
     }
 
-    /// Reads the current window (resuming after its last settled page) to its end; the
-    /// number of payments read.
+    /// Reads the current window (resuming after its last settled page) to its end, several
+    /// pages in flight (the runtime writes each page's position once it and every earlier
+    /// one are in Kafka); the number of payments read.
     async fn cycle(&self, reader: &mut Reader) -> Result<usize, Stopped> {
         let Some(window) = reader.window(Utc::now()) else { return Ok(0) };
+        let Some(committer) = &self.committer else { return Err(Stopped) };
+        let (submitter, backoff_max) = (self.ctx.submitter.clone(), self.config.backoff_max.get());
+        let mut pages =
+            CursorPages::start(&self.config.name, committer.clone(), submitter, backoff_max, self.ctx.stop.clone());
         let mut read = 0;
-        let mut prefetched = None;
         // The page tokens of this window so far: a provider that hands one out twice would
         // send paybridge round the same pages for ever.
         let mut tokens_seen: HashSet<String> = reader.position.page_token.iter().cloned().collect();
@@ -320,11 +332,7 @@ impl PaymentsDirect {
             if self.ctx.stop.is_cancelled() {
                 return Err(Stopped);
             }
-            let searched = match prefetched.take() {
-                Some(searched) => searched,
-                None => self.search(&window, &reader.position).await?,
-            };
-            let Some(page) = searched else {
+            let Some(page) = self.search(&window, &reader.position).await? else {
                 // The provider refused the saved page token: read the window again.
                 reader.position = window.position(None, 0);
                 continue;
@@ -358,9 +366,9 @@ impl PaymentsDirect {
                 Some(token) => window.position(Some(token.clone()), reader.position.pages + 1),
                 None => {
                     // Every page of the window has been read; the next window's search
-                    // starts an overlap (or two, should the skew widen it) before its end.
+                    // starts an overlap before its end.
                     let ended = reader.provider_time(Utc::now());
-                    reader.windows.closed(window.from, ended, window.before - reader.overlap() * 2);
+                    reader.windows.closed(window.from, ended, window.before - reader.overlap());
                     Position::at(window.before)
                 }
             };
@@ -368,20 +376,68 @@ impl PaymentsDirect {
             let searched_from = if next.before.is_some() { window.from } else { next.after - reader.overlap() };
             let floor = reader.windows.floor(searched_from);
             next.floor = Some(floor).filter(|floor| *floor < next.after);
-            if next.page_token.is_some() {
-                // The next page's token is known: it is searched while this page commits.
-                let (committed, searched) = tokio::join!(self.commit(events, &next), self.search(&window, &next));
-                committed?;
-                prefetched = Some(searched?);
-            } else {
-                self.commit(events, &next).await?;
+            let tag = PageDone {
+                ids: events.iter().map(|e| e.id.to_string()).collect(),
+                payments: page.payments.len(),
+                position: next.clone(),
+            };
+            let keys = events.iter().map(|e| e.data.payment_id.clone()).collect();
+            let page = Page { events, keys, cursor: next.encode(), tag };
+            let finished = pages.push(page, |events| self.leave_out_published(events)).await;
+            for done in finished.map_err(|e| self.pages_ended(e))? {
+                self.page_done(done);
             }
-            tracing::debug!(source = %self.config.name, payments = page.payments.len(), position = %next.encode(), "page committed");
             reader.position = next;
             if reader.position.before.is_none() {
+                for done in pages.finish().await.map_err(|e| self.pages_ended(e))? {
+                    self.page_done(done);
+                }
                 return Ok(read);
             }
         }
+    }
+
+    /// What a webhook already got confirmed is in Kafka: the page leaves it out (its
+    /// position still passes it).
+    fn leave_out_published(&self, events: &mut Vec<CanonicalEvent>) {
+        let before = events.len();
+        events.retain(|e| !self.recent.contains(&e.id.to_string()));
+        if events.len() < before {
+            tracing::debug!(source = %self.config.name, skipped = before - events.len(), "states a webhook already published");
+        }
+    }
+
+    /// A page and every one before it are in Kafka and its position is written.
+    fn page_done(&self, done: PageDone) {
+        self.ctx.metrics.cursor_position(&self.config.name, done.position.after);
+        for id in &done.ids {
+            self.recent.committed(id);
+            self.verified.committed(id);
+        }
+        tracing::debug!(source = %self.config.name, payments = done.payments, position = %done.position.encode(), "page committed");
+    }
+
+    /// Why the pages in flight stopped, as far as this source is concerned.
+    fn pages_ended(&self, ended: PagesEnded) -> Stopped {
+        let PagesEnded::Failed(e) = ended else { return Stopped };
+        match e {
+            CursorError::Superseded { .. } => {
+                // The group gave the task to two replicas: this one steps back and rejoins.
+                self.fenced.store(true, Ordering::SeqCst);
+            }
+            CursorError::Ended(Ended::Fatal(reason)) if self.fence.is_some() => {
+                // Another replica's writer fenced this one: give the task back and rejoin
+                // the group rather than retry for ever.
+                tracing::warn!(source = %self.config.name, %reason, "the transactional producer was fenced; giving the task back");
+                self.fenced.store(true, Ordering::SeqCst);
+            }
+            CursorError::Ended(Ended::Fatal(reason)) => {
+                tracing::error!(source = %self.config.name, %reason, "the transactional producer cannot commit again");
+                self.ctx.sink.fatal_watch().latch(reason);
+            }
+            e => tracing::debug!(source = %self.config.name, error = %e, "the pages in flight stopped"),
+        }
+        Stopped
     }
 
     /// An answer's `Date`: the skew metric, and a warning when the skew nears `safety_lag`.
@@ -576,84 +632,6 @@ impl PaymentsDirect {
                         return Err(Stopped);
                     }
                 }
-            }
-        }
-    }
-
-    /// Publishes a page's events and commits `next` once all are settled; what the broker
-    /// did not confirm is published again (same ids) until it is, or the source stops.
-    async fn commit(&self, mut events: Vec<CanonicalEvent>, next: &Position) -> Result<(), Stopped> {
-        // What a webhook already got confirmed is in Kafka: the position may pass it.
-        let before = events.len();
-        let page_ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
-        let mut ids: Vec<String> = Vec::with_capacity(before);
-        events.retain(|e| {
-            let id = e.id.to_string();
-            let fresh = !self.recent.contains(&id);
-            if fresh {
-                ids.push(id);
-            }
-            fresh
-        });
-        if events.len() < before {
-            tracing::debug!(source = %self.config.name, skipped = before - events.len(), "states a webhook already published");
-        }
-        let cursor = next.encode();
-        let mut backoff = Backoff::new(self.config.backoff_max.get());
-        let Some(committer) = &self.committer else { return Err(Stopped) };
-        loop {
-            let outcome = match committer.commit(events.clone(), &cursor).await {
-                Ok(outcome) => outcome,
-                Err(CursorError::Closed(_) | CursorError::Ended(Ended::InDoubt) | CursorError::NotOwner) => {
-                    return Err(Stopped);
-                }
-                Err(CursorError::Superseded { .. }) => {
-                    // The group gave the task to two replicas: this one steps back and rejoins.
-                    self.fenced.store(true, Ordering::SeqCst);
-                    return Err(Stopped);
-                }
-                Err(CursorError::Ended(Ended::Fatal(reason))) if self.fence.is_some() => {
-                    // Another replica's writer fenced this one: give the task back and rejoin
-                    // the group rather than retry for ever.
-                    tracing::warn!(source = %self.config.name, %reason, "the transactional producer was fenced; giving the task back");
-                    self.fenced.store(true, Ordering::SeqCst);
-                    return Err(Stopped);
-                }
-                Err(CursorError::Ended(Ended::Fatal(reason))) => {
-                    tracing::error!(source = %self.config.name, %reason, "the transactional producer cannot commit again");
-                    self.ctx.sink.fatal_watch().latch(reason);
-                    return Err(Stopped);
-                }
-                Err(e) => {
-                    tracing::warn!(source = %self.config.name, error = %e, "commit failed");
-                    let wait = backoff.next(None);
-                    if pause(&self.ctx.stop, wait).await {
-                        return Err(Stopped);
-                    }
-                    continue;
-                }
-            };
-            if outcome.cursor_committed {
-                self.ctx.metrics.cursor_position(&self.config.name, next.after);
-                // The position passed them: every one of the page's events is in Kafka.
-                for id in &ids {
-                    self.recent.committed(id);
-                }
-                for id in &page_ids {
-                    self.verified.committed(id);
-                }
-                return Ok(());
-            }
-            let settled: Vec<bool> = outcome.batch.events.iter().map(|e| e.outcome.is_settled()).collect();
-            let reason = outcome.batch.events.iter().find_map(|e| match &e.outcome {
-                Outcome::Retry(reason) => Some(reason.clone()),
-                _ => None,
-            });
-            events = events.into_iter().zip(settled).filter(|(_, s)| !s).map(|(e, _)| e).collect();
-            let wait = backoff.next(None);
-            tracing::warn!(source = %self.config.name, unsettled = events.len(), reason = reason.unwrap_or_default(), wait_ms = wait.as_millis() as u64, "page not confirmed; the position stays and the page is published again");
-            if pause(&self.ctx.stop, wait).await {
-                return Err(Stopped);
             }
         }
     }

@@ -12,6 +12,7 @@
 //! acknowledge what the broker confirmed.
 
 pub mod acker;
+pub mod cursor_pages;
 pub mod expiring;
 pub mod ledger;
 pub mod settle;
