@@ -17,9 +17,8 @@ use crate::pipeline::{Pipeline, PipelineSettings, Submitter};
 use crate::sink::kafka::KafkaSink;
 use crate::sink::topics::{TopicError, ensure_topics, required_topics};
 use crate::sources::SourceContext;
-use crate::sources::checkout::Checkout;
-use crate::sources::payments_direct::{PaymentsDirect, Role};
-use crate::sources::ripplenet::{Poller, Ripplenet, Singleton, health_name};
+use crate::sources::ripplenet::{Poller, Singleton, health_name};
+use crate::sources::start::Wiring;
 use crate::{RunError, admin, intake};
 
 /// How often the broker's metadata is checked for /readyz.
@@ -132,37 +131,18 @@ impl Bridge {
             stop: stop_sources.clone(),
         };
         let mut sources = JoinSet::new();
-        let mut hooks = intake::Hooks::default();
+        let mut hooks = intake::Hooks::new();
+        let wiring = Wiring {
+            ctx: ctx.clone(),
+            kafka: &config.kafka,
+            pipeline_capacity: config.pipeline.capacity,
+            singleton: &singleton,
+        };
         for source in &config.sources {
-            match source {
-                SourceConfig::Ripplenet(cfg) => {
-                    let ripplenet = Ripplenet::new(cfg.clone(), ctx.clone()).map_err(RunError::Http)?;
-                    let sweeper = singleton(&health_name(&cfg.name, Poller::Sent));
-                    ripplenet.spawn(&mut sources, config.pipeline.capacity, sweeper);
-                    if let Some(path) = source.webhook_path() {
-                        hooks.ripplenet.push((path, ripplenet));
-                    }
-                }
-                SourceConfig::Checkout(cfg) => {
-                    let checkout = Checkout::new(cfg.clone(), ctx.clone())
-                        .map_err(|e| RunError::SourceStart { name: cfg.name.clone(), reason: e.to_string() })?;
-                    checkout.spawn(&mut sources, config.pipeline.capacity);
-                }
-                SourceConfig::PaymentsDirect(cfg) => {
-                    let cycle = singleton(&cfg.name);
-                    let role = if cycle.is_some() { Role::Webhooks } else { Role::Whole };
-                    let payments_direct = PaymentsDirect::start(cfg.clone(), &config.kafka, ctx.clone(), role)
-                        .await
-                        .map_err(|reason| RunError::SourceStart { name: cfg.name.clone(), reason })?;
-                    match cycle {
-                        Some(cycle) => payments_direct.spawn_singleton(&mut sources, cycle, config.kafka.clone()),
-                        None => payments_direct.spawn(&mut sources),
-                    }
-                    if let Some(path) = source.webhook_path() {
-                        hooks.payments_direct.push((path, payments_direct));
-                    }
-                }
-            }
+            let started = crate::sources::start::start(source, &wiring)
+                .await
+                .map_err(|reason| RunError::SourceStart { name: source.name().to_owned(), reason })?;
+            hooks.extend(started.run(&mut sources));
         }
 
         let stop_intake = CancellationToken::new();

@@ -13,8 +13,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::kafka::consumer_config;
 use crate::config::KafkaConfig;
 
-/// The ids found, and whether the read reached the end of every partition (false: it
-/// stopped at `max` ids or at its time limit, and some ids may be missing).
+/// The ids found (the newest `max` when there were more), and whether the read reached the
+/// end of every partition (false: it stopped at its time limit, and some ids may be
+/// missing).
 #[derive(Debug, Default)]
 pub struct Published {
     pub ids: Vec<String>,
@@ -22,7 +23,8 @@ pub struct Published {
 }
 
 /// The ids (`ce_id`) of the events of `event_source` (`ce_source`) in the events topic whose
-/// records are stamped `since` or later: at most `max`, within `timeout`.
+/// records are stamped `since` or later, within `timeout`: the newest `max` of them (the
+/// ones a restart would publish again first).
 pub async fn published_since(
     kafka: &KafkaConfig,
     event_source: &str,
@@ -74,7 +76,8 @@ fn read(
         return Ok(found);
     }
     consumer.assign(&assignment)?;
-    while !open.is_empty() && found.ids.len() < max && std::time::Instant::now() < deadline {
+    let mut ids = std::collections::VecDeque::new();
+    while !open.is_empty() && std::time::Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 let headers = message.headers();
@@ -82,7 +85,10 @@ fn read(
                 if header("ce_source") == Some(source.as_bytes())
                     && let Some(id) = header("ce_id").and_then(|v| std::str::from_utf8(v).ok())
                 {
-                    found.ids.push(id.to_owned());
+                    if ids.len() >= max {
+                        ids.pop_front();
+                    }
+                    ids.push_back(id.to_owned());
                 }
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
@@ -92,6 +98,7 @@ fn read(
             None => {}
         }
     }
+    found.ids = ids.into();
     found.complete = open.is_empty();
     Ok(found)
 }

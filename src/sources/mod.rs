@@ -5,6 +5,8 @@ pub mod checkout;
 pub mod payments_direct;
 pub mod ripplenet;
 pub mod runtime;
+pub mod start;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;

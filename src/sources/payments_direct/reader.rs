@@ -1,8 +1,10 @@
 //! Where the cursor cycle reads next, on the provider's clock: the window `[from, before]`
-//! of a cycle, where `from` reaches `overlap` back into the previous window (a state the
-//! provider's search shows late is still found) and `before` = now − `safety_lag`, moved back
-//! by however far paybridge's clock is ahead of the provider's (its `Date`). A skew that
-//! approaches `safety_lag` widens the overlap by as much and is reported once.
+//! of a cycle, where `before` = now − `safety_lag`, moved back by however far paybridge's
+//! clock is ahead of the provider's (its `Date`), and `from` reaches `overlap` back into the
+//! windows before (a state the provider's search shows late is still found) once every
+//! quarter of the overlap: so each state is searched about five times, whatever the
+//! `interval`, and not `overlap / interval` times. A skew that approaches `safety_lag` widens
+//! the overlap by as much and is reported once.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -52,25 +54,34 @@ pub struct Reader {
     near: bool,
     lag: TimeDelta,
     overlap: TimeDelta,
+    /// When a window last reached back by the overlap (paybridge's clock).
+    overlap_read_at: Option<DateTime<Utc>>,
 }
 
 impl Reader {
     pub fn new(position: Position, windows: ReadWindows, lag: TimeDelta, overlap: TimeDelta) -> Self {
-        Self { position, windows, skew: Skew::default(), near: false, lag, overlap }
+        Self { position, windows, skew: Skew::default(), near: false, lag, overlap, overlap_read_at: None }
     }
 
     /// The window to read at `now` (paybridge's clock): the one in progress, or a new one;
     /// None when it would be empty.
-    pub fn window(&self, now: DateTime<Utc>) -> Option<Window> {
+    pub fn window(&mut self, now: DateTime<Utc>) -> Option<Window> {
         let after = self.position.after;
-        let window = match self.position.before {
-            Some(before) => Window { after, from: self.position.from.unwrap_or(after), before },
-            None => {
-                let ahead = self.skew().unwrap_or_default().max(TimeDelta::zero());
-                Window { after, from: after - self.overlap(), before: now - self.lag - ahead }
-            }
-        };
-        (window.before > window.after).then_some(window)
+        if let Some(before) = self.position.before {
+            return Some(Window { after, from: self.position.from.unwrap_or(after), before })
+                .filter(|w| w.before > after);
+        }
+        let ahead = self.skew().unwrap_or_default().max(TimeDelta::zero());
+        let before = now - self.lag - ahead;
+        if before <= after {
+            return None;
+        }
+        let due = self.overlap_read_at.is_none_or(|at| now - at >= self.overlap() / 4);
+        let from = if due { after - self.overlap() } else { after };
+        if due {
+            self.overlap_read_at = Some(now);
+        }
+        Some(Window { after, from, before })
     }
 
     /// paybridge's clock minus the provider's, once an answer carried a `Date`.
@@ -136,6 +147,11 @@ mod tests {
             })
         );
         assert_eq!(r.window(t("2026-12-05T10:00:04Z")), None, "nothing new yet");
+        // The next windows reach back again only once a quarter of the overlap has passed.
+        let soon = r.window(t("2026-12-05T10:01:20Z")).map(|w| w.from);
+        assert_eq!(soon, Some(t("2026-12-05T10:00:00Z")), "20 s later: from the position");
+        let later = r.window(t("2026-12-05T10:01:30Z")).map(|w| w.from);
+        assert_eq!(later, Some(t("2026-12-05T09:58:00Z")), "30 s later: the overlap again");
         // The provider says 10:00:50 when paybridge's clock says 10:01:00.4: 10 s behind.
         let news =
             r.observe(ClockReading { provider: t("2026-12-05T10:00:50Z"), local: t("2026-12-05T10:01:00.400Z") });
@@ -143,8 +159,8 @@ mod tests {
             news,
             Some(SkewNews::Near { skew: TimeDelta::milliseconds(9900), overlap: TimeDelta::milliseconds(129_900) })
         );
-        let w = r.window(now).map(|w| (w.from, w.before));
-        assert_eq!(w, Some((t("2026-12-05T09:57:50.100Z"), t("2026-12-05T10:00:45.100Z"))));
+        let w = r.window(t("2026-12-05T10:02:10Z")).map(|w| (w.from, w.before));
+        assert_eq!(w, Some((t("2026-12-05T09:57:50.100Z"), t("2026-12-05T10:01:55.100Z"))));
         assert_eq!(r.provider_time(now), t("2026-12-05T10:00:50.100Z"));
         // Said once; then the clocks agree again.
         assert_eq!(

@@ -7,13 +7,18 @@
 //! later one, all published before the 200. The next search cycle covers whatever a lost
 //! webhook missed.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::PaymentsDirect;
 use super::history::{initial_state, state_time, states_between, time};
+use crate::config::WebhookConfig;
 use crate::event::CanonicalEvent;
 use crate::normalize::payments_direct::{Via, payment};
+use crate::sources::webhook::{WebhookOutcome, WebhookSource};
 
 /// The only event type Payments Direct sends.
 pub const STATE_TRANSITION: &str = "PAYMENT_STATE_TRANSITION";
@@ -66,15 +71,42 @@ pub fn envelope(body: &[u8]) -> Result<Envelope, &'static str> {
     Ok(Envelope::StateTransition { id: id.to_owned(), payment_id: payment_id.to_owned(), announced })
 }
 
-/// What a state-transition webhook came to.
-#[derive(Debug, PartialEq, Eq)]
-pub enum WebhookOutcome {
-    /// The announced state and every later one are in Kafka (or the DLQ): answer 200.
-    Committed,
-    /// The provider does not know the payment: answer 200 (a retry cannot help), counted.
-    Unknown,
-    /// Not committed (fetch failed, broker slow or down): answer 503, the provider retries.
-    NotCommitted(String),
+/// The largest Payments Direct webhook body unless `webhook.max_body_bytes` says otherwise
+/// (a state transition is a few hundred bytes).
+pub const MAX_WEBHOOK_BODY: usize = 16 * 1024;
+
+/// Ripple's envelope: 400 for anything else; another event type is ignored (200); a
+/// state transition is committed once the announced state and every later one are.
+impl WebhookSource for PaymentsDirect {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn webhook_config(&self) -> &WebhookConfig {
+        &self.config.webhook
+    }
+
+    fn default_max_body(&self) -> usize {
+        MAX_WEBHOOK_BODY
+    }
+
+    fn receive(self: Arc<Self>, body: Vec<u8>) -> BoxFuture<'static, Result<WebhookOutcome, &'static str>> {
+        Box::pin(async move {
+            match envelope(&body)? {
+                Envelope::Other { event_type } => {
+                    self.webhook_ignored(&event_type);
+                    Ok(WebhookOutcome::Ignored("not a PAYMENT_STATE_TRANSITION"))
+                }
+                Envelope::StateTransition { id, payment_id, announced } => {
+                    let outcome = self.webhook(&id, &payment_id, &announced).await;
+                    if let WebhookOutcome::NotCommitted(reason) = &outcome {
+                        tracing::info!(source = %self.config.name, %payment_id, %reason, "webhook not committed");
+                    }
+                    Ok(outcome)
+                }
+            }
+        })
+    }
 }
 
 impl PaymentsDirect {
@@ -87,7 +119,7 @@ impl PaymentsDirect {
             Ok(None) => {
                 self.ctx.metrics.webhook_unknown(&self.config.name);
                 tracing::info!(source = %self.config.name, payment_id, "webhook for an unknown payment; answered 200");
-                return WebhookOutcome::Unknown;
+                return WebhookOutcome::Unknown("unknown payment");
             }
             Err(e) => {
                 tracing::warn!(source = %self.config.name, payment_id, error = %e, "cannot fetch the webhook's payment; answered 503");

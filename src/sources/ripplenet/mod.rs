@@ -12,6 +12,7 @@ pub mod api;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -22,8 +23,9 @@ use super::runtime::acker::{AckCalls, AckReply};
 use super::runtime::ledger::{Settlement, Waiter, settlement};
 use super::runtime::settle::{Item, Settler, SettlerSettings};
 use super::runtime::{LoopSettings, PageReader, PageReport, PollSignals, Polled, UpstreamFailure, poll_loop};
+use super::webhook::{WebhookOutcome, WebhookSource};
 use crate::cluster::gate::{Gate, TenureEnd, run_while_owned};
-use crate::config::RipplenetSource;
+use crate::config::{RipplenetSource, WebhookConfig};
 use crate::event::Provider;
 use crate::normalize::ripplenet::notification;
 
@@ -45,24 +47,59 @@ pub enum Poller {
     Sent,
 }
 
-/// What became of a webhook.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WebhookOutcome {
-    /// The event is in Kafka (or the poison payload in the DLQ): answer 200.
-    Committed,
-    /// RippleNet does not know the msg_id: answer 200 so it does not retry 12 times for nothing.
-    Unknown,
-    /// Not committed (broker down, fetch failed, …): answer 503 so RippleNet retries.
-    NotCommitted(String),
+/// The largest RippleNet webhook body unless `webhook.max_body_bytes` says otherwise (its
+/// thin payload is ~60 bytes).
+pub const MAX_WEBHOOK_BODY: usize = 4096;
+
+/// What a settlement means for a webhook: RippleNet does not know an unknown msg_id, so it
+/// is answered 200 (it would retry 12 times for nothing).
+fn outcome(s: Settlement) -> WebhookOutcome {
+    match s {
+        Settlement::Committed => WebhookOutcome::Committed,
+        Settlement::Unknown => WebhookOutcome::Unknown("unknown msg_id"),
+        Settlement::NotCommitted(reason) => WebhookOutcome::NotCommitted(reason),
+    }
 }
 
-impl From<Settlement> for WebhookOutcome {
-    fn from(s: Settlement) -> Self {
-        match s {
-            Settlement::Committed => WebhookOutcome::Committed,
-            Settlement::Unknown => WebhookOutcome::Unknown,
-            Settlement::NotCommitted(reason) => WebhookOutcome::NotCommitted(reason),
-        }
+#[derive(serde::Deserialize)]
+struct ThinPayload {
+    msg_id: String,
+}
+
+/// RippleNet's thin payload `{"msg_id": "<uuid>"}` (other fields ignored).
+pub fn thin_payload(body: &[u8]) -> Result<Uuid, &'static str> {
+    let payload: ThinPayload =
+        serde_json::from_slice(body).map_err(|_| "the body must be JSON {\"msg_id\": \"<uuid>\"}")?;
+    Uuid::parse_str(payload.msg_id.trim()).map_err(|_| "msg_id must be a UUID")
+}
+
+/// `{"msg_id": "<uuid>"}`: committed once its event is (the acknowledgement follows,
+/// batched with others).
+impl WebhookSource for Ripplenet {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn webhook_config(&self) -> &WebhookConfig {
+        &self.config.webhook
+    }
+
+    fn default_max_body(&self) -> usize {
+        MAX_WEBHOOK_BODY
+    }
+
+    fn receive(self: Arc<Self>, body: Vec<u8>) -> BoxFuture<'static, Result<WebhookOutcome, &'static str>> {
+        Box::pin(async move {
+            let msg_id = thin_payload(&body)?;
+            let outcome = match self.webhook(msg_id) {
+                Err(known) => known,
+                Ok(waiter) => webhook_outcome(waiter).await,
+            };
+            if let WebhookOutcome::NotCommitted(reason) = &outcome {
+                tracing::info!(source = %self.config.name, %msg_id, %reason, "webhook not committed");
+            }
+            Ok(outcome)
+        })
     }
 }
 
@@ -247,7 +284,7 @@ impl PageReader for Reader {
 
 /// Waits for a webhook's settlement.
 pub async fn webhook_outcome(waiter: Waiter) -> WebhookOutcome {
-    settlement(waiter).await.into()
+    outcome(settlement(waiter).await)
 }
 
 /// The readiness name of a poller.
