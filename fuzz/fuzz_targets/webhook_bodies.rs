@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use paybridge::intake::handlers::thin_payload;
 use paybridge::intake::json_depth::too_deep;
 use paybridge::sources::payments_direct::webhook::{Envelope, envelope};
+use paybridge::sources::ripplenet::thin_payload;
 
 fuzz_target!(|data: &[u8]| {
     let _ = thin_payload(data);
