@@ -475,13 +475,7 @@ async fn a_search_answer_lost_while_its_payments_move_on_loses_no_state() {
         missing.iter().filter(|id| initiated.contains(**id)).count(),
         bridge.log()
     );
-    let history_reads = s
-        .sandbox
-        .ledger("kind=request&provider=payments_direct")
-        .await
-        .iter()
-        .filter(|e| e["endpoint"] == "payments_direct.states")
-        .count();
+    let history_reads = history_reads(&s.sandbox).await;
     assert!(history_reads >= payments.len(), "each moved payment's history was read ({history_reads} reads)");
 }
 
@@ -529,15 +523,15 @@ async fn a_payment_moved_three_times_between_two_searches_has_every_transition_i
             .collect();
         assert_eq!(&order, states, "in the order the provider recorded them (one partition per payment)");
     }
-    let history_reads = s
-        .sandbox
-        .ledger("kind=request&provider=payments_direct")
-        .await
-        .iter()
-        .filter(|e| e["endpoint"] == "payments_direct.states")
-        .count();
+    let history_reads = history_reads(&s.sandbox).await;
     // The test read each history once itself (above).
     assert_eq!(history_reads - created.len(), created.len(), "one history read per payment shown past its first state");
+}
+
+/// The `GET /v3/payments/{id}/states` calls the sandbox answered (the test's own included).
+async fn history_reads(sb: &Sandbox) -> usize {
+    let ledger = sb.ledger("kind=request&provider=payments_direct").await;
+    ledger.iter().filter(|e| e["endpoint"] == "payments_direct.states").count()
 }
 
 /// (paymentId, state, lastStateUpdatedAt) → its event id.
