@@ -18,9 +18,19 @@ pub fn in_first_state(raw: &Value) -> bool {
     }
 }
 
+/// What a payment's history gave: the events, and the transitions that could not become one
+/// (with the reason), for the DLQ.
+#[derive(Debug, Default)]
+pub struct States {
+    pub events: Vec<CanonicalEvent>,
+    pub unreadable: Vec<(Value, String)>,
+}
+
 /// Events for the states `item` (a payment) entered in `[from, until)` by its `transitions`
 /// (the state it was created in dated by `initiatedAt`), each with the id a search would have
-/// given it while the payment was in it; `data.raw` holds the payment and the transition.
+/// given it while the payment was in it; `data.raw` holds the payment and the transition. A
+/// transition without a target state or a readable time, or that does not normalize, is
+/// handed back as unreadable (its time unknown, it may be in the range).
 pub fn states_between(
     account: &str,
     item: &Value,
@@ -28,11 +38,12 @@ pub fn states_between(
     (from, until): (DateTime<Utc>, DateTime<Utc>),
     via: Via<'_>,
     now: DateTime<Utc>,
-) -> Vec<CanonicalEvent> {
-    let mut events = Vec::new();
+) -> States {
+    let mut states = States::default();
     let initial = initial_state(item, transitions);
     for t in initial.iter().chain(transitions) {
         let (Some(to), Some(at)) = (t.get("updatedTo").and_then(Value::as_str), time(t.get("updatedAt"))) else {
+            states.unreadable.push((t.clone(), "a state transition without updatedTo or a readable updatedAt".into()));
             continue;
         };
         if at < from || at >= until {
@@ -47,13 +58,16 @@ pub fn states_between(
                 }
             }
         }
-        if let Ok(mut event) = payment(account, &earlier, via, now) {
-            event.data.raw = json!({ "payment": item, "stateTransition": t });
-            events.push(event);
+        match payment(account, &earlier, via, now) {
+            Ok(mut event) => {
+                event.data.raw = json!({ "payment": item, "stateTransition": t });
+                states.events.push(event);
+            }
+            Err(e) => states.unreadable.push((t.clone(), format!("cannot normalize a state transition: {e}"))),
         }
     }
-    events.sort_by_key(|e| e.time);
-    events
+    states.events.sort_by_key(|e| e.time);
+    states
 }
 
 /// The state a payment was created in, as a transition-like record: the transitions list
@@ -97,7 +111,7 @@ mod tests {
             json!({"updatedFrom": "TRANSFERRING", "updatedTo": "COMPLETED", "updatedAt": "2026-11-21T10:02:00.000Z"}),
         ];
         let range = (t("2026-11-21T10:00:00Z"), t("2026-11-21T10:02:00Z"));
-        let events = states_between("acct", &item, &transitions, range, Via::default(), Utc::now());
+        let events = states_between("acct", &item, &transitions, range, Via::default(), Utc::now()).events;
         assert_eq!(events.len(), 1, "only TRANSFERRING: VALIDATING is before the range, COMPLETED is its end");
         let identity = UpstreamIdentity::PaymentsDirectState {
             payment_id: "p-1".into(),
@@ -108,6 +122,7 @@ mod tests {
         assert_eq!(events[0].data.raw["stateTransition"]["updatedTo"], "TRANSFERRING");
         let all = (t("2026-11-21T09:00:00Z"), t("2026-11-21T10:02:00Z"));
         let states: Vec<String> = states_between("acct", &item, &transitions, all, Via::default(), Utc::now())
+            .events
             .into_iter()
             .map(|e| e.data.provider_state)
             .collect();
@@ -122,7 +137,7 @@ mod tests {
             json!({"updatedFrom": "INITIATED", "updatedTo": "VALIDATING", "updatedAt": "2026-11-21T10:01:00.000Z"}),
         ];
         let range = (t("2026-11-21T10:00:00Z"), t("2026-11-21T10:01:00Z"));
-        let events = states_between("acct", &item, &transitions, range, Via::default(), Utc::now());
+        let events = states_between("acct", &item, &transitions, range, Via::default(), Utc::now()).events;
         assert_eq!(events.len(), 1, "INITIATED, seen by a search while the payment was in it");
         // The id a search gave the payment while it was INITIATED (state time = initiatedAt).
         let while_initiated = json!({"paymentId": "p-1", "paymentState": "INITIATED",
@@ -135,6 +150,21 @@ mod tests {
         // Before the range: nothing.
         let old = json!({"paymentId": "p-2", "paymentState": "VALIDATING",
             "initiatedAt": "2026-11-21T09:00:00.000Z", "lastStateUpdatedAt": "2026-11-21T10:01:00.000Z"});
-        assert!(states_between("acct", &old, &transitions, range, Via::default(), Utc::now()).is_empty());
+        assert!(states_between("acct", &old, &transitions, range, Via::default(), Utc::now()).events.is_empty());
+    }
+
+    #[test]
+    fn a_transition_that_cannot_be_read_is_handed_back_not_dropped() {
+        let item =
+            json!({"paymentId": "p-1", "paymentState": "COMPLETED", "lastStateUpdatedAt": "2026-11-21T10:02:00.000Z"});
+        let transitions = vec![
+            json!({"updatedFrom": "INITIATED", "updatedTo": "VALIDATING", "updatedAt": "yesterday"}),
+            json!({"updatedFrom": "VALIDATING", "updatedTo": "TRANSFERRING", "updatedAt": "2026-11-21T10:01:00.000Z"}),
+        ];
+        let all = (t("2026-11-21T09:00:00Z"), t("2026-11-21T10:02:00Z"));
+        let states = states_between("acct", &item, &transitions, all, Via::default(), Utc::now());
+        assert_eq!(states.events.len(), 1);
+        assert_eq!(states.unreadable.len(), 1);
+        assert_eq!(states.unreadable[0].0["updatedAt"], "yesterday");
     }
 }

@@ -532,14 +532,9 @@ impl PaymentsDirect {
             {
                 let from = windows.unseen_from(at, current);
                 let transitions = self.transitions(payment_id).await?;
-                events.extend(states_between(
-                    self.config.account(),
-                    raw,
-                    &transitions,
-                    (from, at),
-                    Via::default(),
-                    now,
-                ));
+                let states = states_between(self.config.account(), raw, &transitions, (from, at), Via::default(), now);
+                events.extend(states.events);
+                self.dead_letter_transitions(payment_id, raw, states.unreadable).await?;
             }
             match normalized {
                 Ok(mut event) => {
@@ -613,6 +608,21 @@ impl PaymentsDirect {
             }
         }
         Ok(None)
+    }
+
+    /// History records that could not become events: each to the DLQ (counted), with the
+    /// payment it belongs to.
+    async fn dead_letter_transitions(
+        &self,
+        payment_id: &str,
+        raw: &Value,
+        unreadable: Vec<(Value, String)>,
+    ) -> Result<(), Stopped> {
+        for (transition, reason) in unreadable {
+            let record = serde_json::json!({"paymentId": payment_id, "payment": raw, "stateTransition": transition});
+            self.dead_letter(&record, &reason).await?;
+        }
+        Ok(())
     }
 
     async fn dead_letter(&self, raw: &Value, reason: &str) -> Result<(), Stopped> {

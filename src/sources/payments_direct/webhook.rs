@@ -196,7 +196,11 @@ impl PaymentsDirect {
             .at
             .or_else(|| announced.state.as_deref().and_then(|s| last_entered(raw, &transitions, s)))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        Ok(states_between(self.config.account(), raw, &transitions, (from, current_at), via, now))
+        let states = states_between(self.config.account(), raw, &transitions, (from, current_at), via, now);
+        if self.dead_letter_transitions(payment_id, raw, states.unreadable).await.is_err() {
+            return Err("stopping".into());
+        }
+        Ok(states.events)
     }
 }
 
