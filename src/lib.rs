@@ -29,8 +29,6 @@ pub enum RunError {
     Topics(#[from] sink::topics::TopicError),
     #[error("cannot create the Kafka producer: {0}")]
     Producer(#[from] rdkafka::error::KafkaError),
-    #[error("cannot build the HTTP client: {0}")]
-    Http(reqwest::Error),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
     #[error("{0}")]
