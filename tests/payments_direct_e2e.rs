@@ -644,14 +644,18 @@ async fn the_broker_stopped_mid_window_and_the_process_killed_loses_nothing() {
 /// search once the window passes it. Whichever path gets it confirmed first, the other does
 /// not publish it again: 300 payments through three lifecycle steps, no faults, give one
 /// record per state (a little slack for a webhook and a search meeting the same state at
-/// the same moment), and every state is there.
+/// the same moment), and every state is there. So that both paths are exercised whatever
+/// the timing, 30 payments are created before paybridge listens and the provider does not
+/// retry webhooks: their first state can only come from the search.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_webhooks_and_searches_a_state_is_published_once() {
     let (admin_port, intake_port) = (support::free_port(), support::free_port());
     let mut scenario = paybridge_sandbox::Scenario::default();
     scenario.payments_direct.callback_url = Some(format!("http://127.0.0.1:{intake_port}/hooks/pd"));
     scenario.payments_direct.webhook_retry_interval = Duration::from_secs(1);
+    scenario.payments_direct.webhook_max_retries = 0;
     let sandbox = Sandbox::start(scenario).await;
+    let early = sandbox.pd_create(30).await;
     let broker = Broker::start();
     let topic = broker.new_topic("pd-once-events", 3);
     let (dlq, state) = (broker.new_topic("pd-once-dlq", 1), broker.new_topic("pd-once-state", 1));
@@ -661,7 +665,8 @@ async fn with_webhooks_and_searches_a_state_is_published_once() {
         + &support::sources::payments_direct(&sandbox, ACCOUNT, settings);
     let bridge = Paybridge::spawn_on_ports(&config, &[], "info", (admin_port, intake_port));
     bridge.wait_for_log("paybridge started", Duration::from_secs(30));
-    let created = sandbox.pd_create(300).await;
+    let mut created = sandbox.pd_create(270).await;
+    created.extend(early);
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_secs(2)).await;
         sandbox.control("/_sandbox/payments_direct/advance", serde_json::json!({"failure_rate": 0.1})).await;
