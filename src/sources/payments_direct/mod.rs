@@ -17,7 +17,6 @@ pub mod windows;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -29,9 +28,12 @@ use self::history::{in_first_state, state_time, states_between};
 use self::position::Position;
 use self::reader::{Reader, SkewNews, Window};
 use self::windows::ReadWindows;
-use super::runtime::cursor_pages::{CursorPages, Page, PagesEnded};
+use super::runtime::cursor::{CursorDriver, IdlePace, Resumed};
+use super::runtime::cursor_pages::{CursorPages, Page};
 use super::runtime::expiring::RecentIds;
 use super::runtime::ledger::LedgerLimits;
+use super::runtime::retry::Retry;
+use super::runtime::{Stopped, UpstreamFailure};
 use super::{SourceContext, pause};
 use crate::cluster::gate::{Fence, TenureEnd, run_while_owned};
 use crate::config::{KafkaConfig, PaymentsDirectSource};
@@ -39,8 +41,6 @@ use crate::event::{CanonicalEvent, Provider, event_source, kafka_key};
 use crate::http::backoff::Backoff;
 use crate::http::client::{ApiError, ClockReading};
 use crate::normalize::payments_direct::{Via, payment};
-use crate::sink::cursor::{CursorCommitter, CursorError};
-use crate::sink::transaction::machine::Ended;
 
 /// How many state ids (and for how long) the source remembers as published: enough for the
 /// overlap's re-reads to find every state of the last `overlap` there at 2,000 states a
@@ -65,10 +65,6 @@ struct PageDone {
     position: Position,
 }
 
-/// The source stopped (shutdown, or its task went to another replica) before it could
-/// finish what it was doing.
-struct Stopped;
-
 /// What an instance of the source does.
 pub enum Role {
     /// Everything: the cursor cycle and webhooks (one replica).
@@ -83,15 +79,10 @@ pub struct PaymentsDirect {
     config: PaymentsDirectSource,
     api: PaymentsDirectApi,
     ctx: SourceContext,
-    /// None in the webhook-only instance.
-    committer: Option<Arc<CursorCommitter>>,
-    /// `[cluster]`: the tenure this instance runs.
-    fence: Option<Fence>,
-    /// The exactly-once writer was fenced by another replica's.
-    fenced: std::sync::atomic::AtomicBool,
-    /// Consecutive failed searches (the alert is raised at `alert_after`).
-    failures: AtomicU32,
-    kafka_metadata_timeout: Duration,
+    /// The committed position and the pages in flight; None in the webhook-only instance.
+    cursor: Option<Arc<CursorDriver>>,
+    /// Searches and history reads until they answer, DLQ writes until confirmed.
+    retry: Retry,
     /// Ids of states the broker confirmed lately, by either path (shared by the webhook
     /// instance and the tenures): a state a webhook published is not published again by
     /// the search, nor the other way round.
@@ -123,41 +114,22 @@ impl PaymentsDirect {
         Seen { recent, verified }: Seen,
     ) -> Result<Arc<Self>, String> {
         let api = PaymentsDirectApi::new(&config, ctx.metrics.clone()).map_err(|e| e.to_string())?;
-        let fence = match &role {
-            Role::Tenure(fence) => Some(fence.clone()),
-            _ => None,
-        };
-        let committer = match role {
+        let (name, backoff_max) = (config.name.as_str(), config.backoff_max.get());
+        let fence = match role {
             Role::Webhooks => None,
-            Role::Whole | Role::Tenure(_) => Some(Arc::new(
-                CursorCommitter::start(
-                    kafka,
-                    &config.name,
-                    ctx.submitter.clone(),
-                    ctx.sink.value_format(),
-                    ctx.stop.clone(),
-                    fence.clone(),
-                )
-                .await
-                .map_err(|e| e.to_string())?,
-            )),
+            Role::Whole => Some(None),
+            Role::Tenure(fence) => Some(Some(fence)),
         };
+        let cursor = match fence {
+            None => None,
+            Some(fence) => Some(Arc::new(CursorDriver::start(kafka, name, ctx.clone(), fence, backoff_max).await?)),
+        };
+        let retry = Retry::new(name, ctx.clone(), backoff_max, config.alert_after);
         // Readiness: the longest quiet time is the idle wait plus a search that backs off.
         let quiet = config.max_idle_interval.get() + config.backoff_max.get() + config.request_timeout.get();
         ctx.health.register_source(&config.name, quiet);
         ctx.metrics.source_alert(&config.name, false);
-        Ok(Arc::new(Self {
-            config,
-            api,
-            ctx,
-            committer,
-            fence,
-            fenced: Default::default(),
-            failures: AtomicU32::new(0),
-            kafka_metadata_timeout: kafka.metadata_timeout.get(),
-            recent,
-            verified,
-        }))
+        Ok(Arc::new(Self { config, api, ctx, cursor, retry, recent, verified }))
     }
 
     pub fn name(&self) -> &str {
@@ -211,120 +183,55 @@ impl PaymentsDirect {
     }
 
     async fn run(self: Arc<Self>) -> TenureEnd {
-        let end = || if self.fenced.load(Ordering::SeqCst) { TenureEnd::Fenced } else { TenureEnd::Released };
-        let Ok((position, windows)) = self.load_position().await else { return end() };
+        let Some(cursor) = self.cursor.clone() else { return TenureEnd::Released };
+        let end = || cursor.end();
+        let Ok((position, windows)) = self.load_position(&cursor).await else { return end() };
         tracing::info!(source = %self.config.name, position = %position.encode(), "starting from the committed position");
         self.ctx.metrics.cursor_position(&self.config.name, position.after);
         let lag = TimeDelta::from_std(self.config.safety_lag.get()).unwrap_or_default();
         let overlap = TimeDelta::from_std(self.config.overlap.get()).unwrap_or_default();
         let mut reader = Reader::new(position, windows, lag, overlap);
-        let interval = self.config.interval.get();
-        let mut idle_wait = interval;
+        let mut pace = IdlePace::new(self.config.interval.get(), self.config.max_idle_interval.get());
         let mut wait = Duration::ZERO;
         loop {
             if pause(&self.ctx.stop, wait).await {
                 return end();
             }
-            match self.cycle(&mut reader).await {
-                // Nothing changed: double the wait (up to max_idle_interval).
-                Ok(0) => {
-                    idle_wait = (idle_wait * 2).min(self.config.max_idle_interval.get()).max(interval);
-                    wait = idle_wait;
-                }
-                Ok(_) => {
-                    wait = interval;
-                    idle_wait = interval;
-                }
+            match self.cycle(&cursor, &mut reader).await {
+                Ok(read) => wait = pace.after(read),
                 Err(Stopped) => return end(),
             }
         }
     }
 
     /// The committed position, or the first run's start, and the windows that can still
-    /// hide a state the search never showed (the previous process's, by the floor it saved);
-    /// retried while the state topic cannot be read.
-    async fn load_position(&self) -> Result<(Position, ReadWindows), Stopped> {
-        let mut backoff = Backoff::new(self.config.backoff_max.get());
-        // Each attempt gets twice the time of the one before (a position deep in a busy
-        // state topic takes longer to reach than the metadata timeout).
-        let mut timeout = self.kafka_metadata_timeout;
-        let lag = chrono::TimeDelta::from_std(self.config.safety_lag.get()).unwrap_or_default();
-        let Some(committer) = &self.committer else { return Err(Stopped) };
-        loop {
-            let initial = Position::at(self.config.start_from.resolve(Utc::now()));
-            let read = committer.take_over(timeout, &initial.encode()).await;
-            timeout = (timeout * 2).min(Duration::from_secs(600));
-            let problem = match read {
-                Ok(None) => return Ok((initial, ReadWindows::resumed(lag, None, Utc::now()))),
-                Ok(Some(record)) => match Position::parse(&record.cursor) {
-                    Ok(position) => {
-                        // The previous process may have been shown states it never got
-                        // committed, in the window it was reading or (for payments that
-                        // moved on while it read) the ones before its floor.
-                        let floor = position.floor.unwrap_or(position.after).min(position.after);
-                        self.remember_published(floor - lag).await;
-                        return Ok((position, ReadWindows::resumed(lag, Some(floor), record.committed_at)));
-                    }
-                    Err(e) => format!("the committed position cannot be read ({e}); fix or remove the state record"),
-                },
-                Err(e) => match self.lost_claim(e) {
-                    Some(problem) => problem,
-                    None => return Err(Stopped),
-                },
-            };
-            let wait = backoff.next(None);
-            tracing::error!(source = %self.config.name, error = %problem, wait_ms = wait.as_millis() as u64, "cannot load the position; nothing is searched");
-            if pause(&self.ctx.stop, wait).await {
-                return Err(Stopped);
-            }
-        }
-    }
-
-    /// After a restart: the source's states already in Kafka since `since` count as
-    /// published, so the history reads and the search leave them out (a crash costs no
-    /// duplicate of what the previous process got committed). A read that fails or is cut
-    /// short only costs duplicates.
-    async fn remember_published(&self, since: DateTime<Utc>) {
-        let Some(committer) = &self.committer else { return };
-        let source = event_source(Provider::PaymentsDirect, self.config.account());
-        let max = ID_MEMORY.max_entries;
-        let timeout = (self.kafka_metadata_timeout * 4).max(Duration::from_secs(10));
-        match committer.published_since(&source, since, max, timeout).await {
-            Ok(found) => {
-                for id in &found.ids {
-                    self.recent.committed(id);
+    /// hide a state the search never showed (the previous process's, by the floor it saved).
+    async fn load_position(&self, cursor: &CursorDriver) -> Result<(Position, ReadWindows), Stopped> {
+        let lag = TimeDelta::from_std(self.config.safety_lag.get()).unwrap_or_default();
+        let initial = Position::at(self.config.start_from.resolve(Utc::now()));
+        let parse = |cursor: &str| Position::parse(cursor).map_err(|e| e.to_string());
+        match cursor.resume(&initial.encode(), parse).await? {
+            None => Ok((initial, ReadWindows::resumed(lag, None, Utc::now()))),
+            Some(Resumed { position, committed_at }) => {
+                // The previous process may have been shown states it never got committed, in
+                // the window it was reading or (for payments that moved on while it read)
+                // the ones before its floor: what it did get into Kafka counts as published.
+                let floor = position.floor.unwrap_or(position.after).min(position.after);
+                let source = event_source(Provider::PaymentsDirect, self.config.account());
+                for id in cursor.published_since(&source, floor - lag, ID_MEMORY.max_entries).await {
+                    self.recent.committed(&id);
                 }
-                tracing::info!(source = %self.config.name, states = found.ids.len(), complete = found.complete, %since, "states already in Kafka read back");
+                Ok((position, ReadWindows::resumed(lag, Some(floor), committed_at)))
             }
-            Err(e) => {
-                tracing::warn!(source = %self.config.name, error = %e, "cannot read back the states already in Kafka; history reads may publish some again");
-            }
-        }
-    }
-
-    /// A takeover that failed: None when the task is not this replica's any more (another
-    /// claimed it too, and won: the tenure ends and the replica rejoins), else the problem
-    /// to retry after (the state topic could not be read or written).
-    fn lost_claim(&self, e: CursorError) -> Option<String> {
-        match e {
-            CursorError::NotOwner => None,
-            CursorError::Superseded { .. } => {
-                self.fenced.store(true, Ordering::SeqCst);
-                None
-            }
-            e => Some(e.to_string()),
         }
     }
 
     /// Reads the current window (resuming after its last settled page) to its end, several
     /// pages in flight (the runtime writes each page's position once it and every earlier
     /// one are in Kafka); the number of payments read.
-    async fn cycle(&self, reader: &mut Reader) -> Result<usize, Stopped> {
+    async fn cycle(&self, cursor: &Arc<CursorDriver>, reader: &mut Reader) -> Result<usize, Stopped> {
         let Some(window) = reader.window(Utc::now()) else { return Ok(0) };
-        let Some(committer) = &self.committer else { return Err(Stopped) };
-        let (submitter, backoff_max) = (self.ctx.submitter.clone(), self.config.backoff_max.get());
-        let mut pages =
-            CursorPages::start(&self.config.name, committer.clone(), submitter, backoff_max, self.ctx.stop.clone());
+        let mut pages: CursorPages<PageDone> = cursor.pages();
         let mut read = 0;
         // The page tokens of this window so far: a provider that hands one out twice would
         // send paybridge round the same pages for ever.
@@ -385,13 +292,12 @@ impl PaymentsDirect {
             };
             let keys = events.iter().map(|e| e.data.payment_id.clone()).collect();
             let page = Page { events, keys, cursor: next.encode(), tag };
-            let finished = pages.push(page, |events| self.leave_out_published(events)).await;
-            for done in finished.map_err(|e| self.pages_ended(e))? {
+            for done in pages.push(page, |events| self.leave_out_published(events)).await? {
                 self.page_done(done);
             }
             reader.position = next;
             if reader.position.before.is_none() {
-                for done in pages.finish().await.map_err(|e| self.pages_ended(e))? {
+                for done in pages.finish().await? {
                     self.page_done(done);
                 }
                 return Ok(read);
@@ -417,29 +323,6 @@ impl PaymentsDirect {
             self.verified.committed(id);
         }
         tracing::debug!(source = %self.config.name, payments = done.payments, position = %done.position.encode(), "page committed");
-    }
-
-    /// Why the pages in flight stopped, as far as this source is concerned.
-    fn pages_ended(&self, ended: PagesEnded) -> Stopped {
-        let PagesEnded::Failed(e) = ended else { return Stopped };
-        match e {
-            CursorError::Superseded { .. } => {
-                // The group gave the task to two replicas: this one steps back and rejoins.
-                self.fenced.store(true, Ordering::SeqCst);
-            }
-            CursorError::Ended(Ended::Fatal(reason)) if self.fence.is_some() => {
-                // Another replica's writer fenced this one: give the task back and rejoin
-                // the group rather than retry for ever.
-                tracing::warn!(source = %self.config.name, %reason, "the transactional producer was fenced; giving the task back");
-                self.fenced.store(true, Ordering::SeqCst);
-            }
-            CursorError::Ended(Ended::Fatal(reason)) => {
-                tracing::error!(source = %self.config.name, %reason, "the transactional producer cannot commit again");
-                self.ctx.sink.fatal_watch().latch(reason);
-            }
-            e => tracing::debug!(source = %self.config.name, error = %e, "the pages in flight stopped"),
-        }
-        Stopped
     }
 
     /// An answer's `Date`: the skew metric, and a warning when the skew nears `safety_lag`.
@@ -470,41 +353,23 @@ impl PaymentsDirect {
     /// moved on before the search was repeated is shown later in a state entered before this
     /// window's read ended, so its history is read from this window's start.
     async fn search(&self, window: &Window, position: &Position) -> Result<Option<SearchPage>, Stopped> {
-        let mut backoff = Backoff::new(self.config.backoff_max.get());
-        loop {
-            let failure = match self.api.search(window.from, window.before, position.page_token.as_deref()).await {
-                Ok(page) => {
-                    self.ctx.health.polled(&self.config.name);
-                    self.ctx.metrics.polled(&self.config.name);
-                    if self.failures.swap(0, Ordering::Relaxed) >= self.config.alert_after {
-                        tracing::info!(source = %self.config.name, "search works again");
+        let token = position.page_token.as_deref();
+        let page = self
+            .retry
+            .until_answered("search", || async {
+                match self.api.search(window.from, window.before, token).await {
+                    Ok(page) => Ok(Some(page)),
+                    Err(ApiError::Refused { status: 400 | 404 | 410, detail, .. }) if token.is_some() => {
+                        tracing::warn!(source = %self.config.name, %detail, pages = position.pages, "the saved page token was refused; reading the window from its start");
+                        Ok(None)
                     }
-                    self.ctx.metrics.source_alert(&self.config.name, false);
-                    return Ok(Some(page));
+                    Err(e) => Err(UpstreamFailure::from(e)),
                 }
-                Err(ApiError::Refused { status: 400 | 404 | 410, detail, .. }) if position.page_token.is_some() => {
-                    tracing::warn!(source = %self.config.name, %detail, pages = position.pages, "the saved page token was refused; reading the window from its start");
-                    return Ok(None);
-                }
-                Err(e) => e,
-            };
-            let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-            if failures >= self.config.alert_after {
-                self.ctx.metrics.source_alert(&self.config.name, true);
-            }
-            let retry_after = match &failure {
-                ApiError::Retryable { retry_after, .. } => *retry_after,
-                _ => None,
-            };
-            if failure.is_malformed() {
-                self.ctx.metrics.processing_failure(&self.config.name);
-            }
-            let wait = backoff.next(retry_after);
-            tracing::warn!(source = %self.config.name, error = %failure, failures, wait_ms = wait.as_millis() as u64, "search failed; the position stays");
-            if pause(&self.ctx.stop, wait).await {
-                return Err(Stopped);
-            }
-        }
+            })
+            .await?;
+        self.ctx.health.polled(&self.config.name);
+        self.ctx.metrics.polled(&self.config.name);
+        Ok(page)
     }
 
     /// The page's events, failure details attached, each payment's current state preceded
@@ -553,61 +418,29 @@ impl PaymentsDirect {
     /// so the position) waits for it, since without it states the payment passed through
     /// unseen would be lost. Failures count toward `alert_after` like failed searches.
     async fn transitions(&self, payment_id: &str) -> Result<Vec<Value>, Stopped> {
-        let mut backoff = Backoff::new(self.config.backoff_max.get());
-        loop {
-            let failure = match self.api.states(payment_id).await {
-                Ok(transitions) => {
-                    if self.failures.swap(0, Ordering::Relaxed) >= self.config.alert_after {
-                        tracing::info!(source = %self.config.name, "state histories are read again");
-                        self.ctx.metrics.source_alert(&self.config.name, false);
-                    }
-                    return Ok(transitions);
-                }
-                Err(e) => e,
-            };
-            let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-            if failures >= self.config.alert_after {
-                self.ctx.metrics.source_alert(&self.config.name, true);
-            }
-            if failure.is_malformed() {
-                self.ctx.metrics.processing_failure(&self.config.name);
-            }
-            let retry_after = match &failure {
-                ApiError::Retryable { retry_after, .. } => *retry_after,
-                _ => None,
-            };
-            let wait = backoff.next(retry_after);
-            tracing::warn!(source = %self.config.name, payment_id, error = %failure, failures, wait_ms = wait.as_millis() as u64, "state history not read; the page and the position wait for it");
-            if pause(&self.ctx.stop, wait).await {
-                return Err(Stopped);
-            }
-        }
+        let what = format!("state history of payment {payment_id}");
+        self.retry
+            .until_answered(&what, || async { self.api.states(payment_id).await.map_err(UpstreamFailure::from) })
+            .await
     }
 
-    /// `errors[]` of `GET /v3/payments/{id}`, retried with backoff up to `alert_after`
-    /// attempts; then the event goes without them (counted), so the cursor is never held.
+    /// `errors[]` of `GET /v3/payments/{id}`, tried up to `alert_after` times; then the
+    /// event goes without them (counted), so the cursor is never held.
     async fn failure_details(&self, payment_id: &str) -> Result<Option<Vec<Value>>, Stopped> {
-        let mut backoff = Backoff::new(self.config.backoff_max.get());
-        for attempt in 1..=self.config.alert_after {
-            match self.api.payment(payment_id).await {
-                Ok(Some(detail)) => {
-                    return Ok(detail.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty()).cloned());
-                }
-                Ok(None) => return Ok(None),
-                Err(e) if attempt < self.config.alert_after => {
-                    let wait = backoff.next(None);
-                    tracing::warn!(source = %self.config.name, payment_id, error = %e, attempt, wait_ms = wait.as_millis() as u64, "failure details not fetched; trying again");
-                    if pause(&self.ctx.stop, wait).await {
-                        return Err(Stopped);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(source = %self.config.name, payment_id, error = %e, "failure details not fetched; publishing without them");
-                    self.ctx.metrics.enrichment_failed(&self.config.name);
-                }
+        let what = format!("failure details of payment {payment_id}");
+        let detail = self
+            .retry
+            .within_attempts(&what, || async { self.api.payment(payment_id).await.map_err(UpstreamFailure::from) })
+            .await?;
+        match detail {
+            Some(detail) => {
+                Ok(detail.and_then(|d| d.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty()).cloned()))
+            }
+            None => {
+                self.ctx.metrics.enrichment_failed(&self.config.name);
+                Ok(None)
             }
         }
-        Ok(None)
     }
 
     /// History records that could not become events: each to the DLQ (counted), with the
@@ -625,26 +458,11 @@ impl PaymentsDirect {
         Ok(())
     }
 
+    /// A payment (or one of its transitions) that cannot become an event: to the DLQ under
+    /// its payment's key, confirmed before anything after it.
     async fn dead_letter(&self, raw: &Value, reason: &str) -> Result<(), Stopped> {
-        self.ctx.metrics.processing_failure(&self.config.name);
         let id = raw.get("paymentId").and_then(Value::as_str).unwrap_or("unidentified");
         let key = kafka_key(Provider::PaymentsDirect, self.config.account(), id);
-        let mut backoff = Backoff::new(self.config.backoff_max.get());
-        loop {
-            match self.ctx.sink.dead_letter(&key, raw, &self.config.name, reason).await {
-                Ok(()) => {
-                    self.ctx.metrics.dead_lettered();
-                    tracing::warn!(source = %self.config.name, payment_id = id, reason, "payment sent to the DLQ");
-                    return Ok(());
-                }
-                Err(e) => {
-                    let wait = backoff.next(None);
-                    tracing::warn!(source = %self.config.name, error = %e, wait_ms = wait.as_millis() as u64, "the DLQ did not confirm; the position stays");
-                    if pause(&self.ctx.stop, wait).await {
-                        return Err(Stopped);
-                    }
-                }
-            }
-        }
+        self.retry.dead_letter(&key, raw, reason).await
     }
 }

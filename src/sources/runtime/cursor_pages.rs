@@ -24,6 +24,8 @@ use crate::pipeline::Submitter;
 use crate::sink::cursor::{CursorCommitter, CursorError};
 
 use super::super::pause;
+use super::Stopped;
+use super::cursor::CursorDriver;
 
 /// Pages read ahead of the oldest unfinished one.
 pub const PAGES_IN_FLIGHT: usize = 8;
@@ -37,10 +39,10 @@ pub struct Page<T> {
     pub tag: T,
 }
 
-/// Why the pages stopped: the committer's error (the source decides what it means), or the
+/// Why the pages stopped: the committer's error (the driver decides what it means), or the
 /// source was stopped.
 #[derive(Debug)]
-pub enum PagesEnded {
+pub(super) enum PagesEnded {
     Failed(CursorError),
     Stopped,
 }
@@ -54,6 +56,7 @@ struct Queued<T> {
 }
 
 pub struct CursorPages<T> {
+    driver: Arc<CursorDriver>,
     source: String,
     committer: Arc<CursorCommitter>,
     submitter: Submitter,
@@ -65,39 +68,46 @@ pub struct CursorPages<T> {
 }
 
 impl<T: Send + 'static> CursorPages<T> {
-    pub fn start(
-        source: &str,
-        committer: Arc<CursorCommitter>,
-        submitter: Submitter,
-        backoff_max: Duration,
-        stop: CancellationToken,
-    ) -> Self {
+    pub(super) fn start(driver: Arc<CursorDriver>) -> Self {
+        let (source, committer) = (driver.source().to_owned(), driver.committer().clone());
+        let (submitter, backoff_max, stop) =
+            (driver.ctx().submitter.clone(), driver.backoff_max(), driver.ctx().stop.clone());
         let (queue, rx) = mpsc::channel(PAGES_IN_FLIGHT);
         let (done, finished) = mpsc::unbounded_channel();
         let finalizer = Finalizer {
-            source: source.to_owned(),
+            source: source.clone(),
             committer: committer.clone(),
             submitter: submitter.clone(),
             backoff_max,
             stop,
         };
         let finalizer = tokio::spawn(finalizer.run(rx, done));
-        Self {
-            source: source.to_owned(),
-            committer,
-            submitter,
-            queue,
-            finished,
-            unfinished: VecDeque::new(),
-            finalizer,
-        }
+        Self { driver, source, committer, submitter, queue, finished, unfinished: VecDeque::new(), finalizer }
     }
 
     /// Sends `page` off once there is room for it (fewer than [`PAGES_IN_FLIGHT`] unfinished,
     /// none sharing a key with it); `before_send` sees the page first, after every page it had
     /// to wait for has finished (the place to leave out what those published). Returns the
-    /// tags of the pages finished meanwhile, in order.
+    /// tags of the pages finished meanwhile, in order; Stopped when the pages cannot go on
+    /// (the driver has dealt with why).
     pub async fn push(
+        &mut self,
+        page: Page<T>,
+        before_send: impl FnOnce(&mut Vec<CanonicalEvent>),
+    ) -> Result<Vec<T>, Stopped> {
+        self.push_page(page, before_send).await.map_err(|e| self.driver.pages_ended(e))
+    }
+
+    /// Waits until every page sent is finished; their tags, in order.
+    pub async fn finish(&mut self) -> Result<Vec<T>, Stopped> {
+        let mut finished = Vec::new();
+        while !self.unfinished.is_empty() {
+            finished.push(self.next_finished().await.map_err(|e| self.driver.pages_ended(e))?);
+        }
+        Ok(finished)
+    }
+
+    async fn push_page(
         &mut self,
         mut page: Page<T>,
         before_send: impl FnOnce(&mut Vec<CanonicalEvent>),
@@ -119,15 +129,6 @@ impl<T: Send + 'static> CursorPages<T> {
         self.unfinished.push_back(page.keys);
         let queued = Queued { handle, events: page.events, cursor: page.cursor, tag: page.tag };
         self.queue.send(queued).await.map_err(|_| PagesEnded::Stopped)?;
-        Ok(finished)
-    }
-
-    /// Waits until every page sent is finished; their tags, in order.
-    pub async fn finish(&mut self) -> Result<Vec<T>, PagesEnded> {
-        let mut finished = Vec::new();
-        while !self.unfinished.is_empty() {
-            finished.push(self.next_finished().await?);
-        }
         Ok(finished)
     }
 

@@ -12,9 +12,11 @@
 //! acknowledge what the broker confirmed.
 
 pub mod acker;
+pub mod cursor;
 pub mod cursor_pages;
 pub mod expiring;
 pub mod ledger;
+pub mod retry;
 pub mod settle;
 
 use std::future::Future;
@@ -26,6 +28,11 @@ use tokio::task::JoinSet;
 
 use super::{SourceContext, pause};
 use crate::http::backoff::Backoff;
+
+/// The source stopped (shutdown, or its task went to another replica) before it could
+/// finish what it was doing.
+#[derive(Debug)]
+pub struct Stopped;
 
 /// A failed upstream call (transport, 429/5xx, refusal, unexpected answer).
 #[derive(Debug, Clone)]
