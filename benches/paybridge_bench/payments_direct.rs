@@ -1,6 +1,10 @@
 //! Payments Direct: the cursor search draining one window of payments (pages of 100, each
 //! page's events committed, then its position). Timed from /readyz 200 to the last event
 //! the broker confirmed (paybridge's own counter, read every 20 ms).
+//!
+//! The provider's ceiling: a raw client (one reqwest loop, no Kafka) reading the same window
+//! from the same sandbox right after, with the calls paybridge needs at the least: the
+//! search pages and, for a payment not in its first state, its state history.
 
 use std::time::{Duration, Instant};
 
@@ -52,15 +56,56 @@ async fn drain(broker: &Broker, sb: Sandbox, backlog: usize, label: &str) -> Pol
     let took = ready.elapsed();
     let calls = calls_since(&sb, "payments_direct", &before).await;
     let process = run.finish(backlog, "pd");
+    let provider_ceiling = raw_client(&sb).await;
     PollRun {
         source: label.into(),
         backlog,
         capacity: paybridge::config::PipelineConfig::default().capacity,
         events_per_s: backlog as f64 / took.as_secs_f64(),
+        provider_ceiling,
         calls_per_event: calls.values().sum::<usize>() as f64 / backlog as f64,
         calls,
         event_bytes: sample.value.len(),
         process,
         ..PollRun::default()
     }
+}
+
+/// States per second a raw client reads from `sb`: every search page of the last hour
+/// (100 a page, oldest first), and the state history of each payment not in its first
+/// state (its states before the current one), one call at a time.
+async fn raw_client(sb: &Sandbox) -> f64 {
+    let token = sb.pd_token().await;
+    let now = chrono::Utc::now();
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let filter = serde_json::json!({
+        "filterRangeType": "PAYMENT_STATUS_LAST_UPDATED",
+        "afterTimestamp": stamp(now - chrono::TimeDelta::hours(1)),
+        "beforeTimestamp": stamp(now),
+    });
+    let started = Instant::now();
+    let (mut states, mut page_token) = (0usize, None::<String>);
+    loop {
+        let mut page = serde_json::json!({"size": 100});
+        if let Some(t) = &page_token {
+            page["lastPageToken"] = serde_json::Value::String(t.clone());
+        }
+        let body = serde_json::json!({"filter": filter, "sort": {"sortField": "lastStateUpdatedAt", "sortDirection": "ASC"}, "page": page});
+        let answer: serde_json::Value =
+            sb.post_json(&token, "/v3/payments/filter", body).await.json().await.unwrap_or_default();
+        for payment in answer["data"].as_array().into_iter().flatten() {
+            states += 1;
+            if payment["lastStateUpdatedAt"] != payment["initiatedAt"] {
+                let id = payment["paymentId"].as_str().unwrap_or_default();
+                let history = sb.get_json(&format!("/v3/payments/{id}/states"), Some(&token)).await;
+                // One transition per state entered after the first: as many earlier states.
+                states += history["stateTransitions"].as_array().map_or(0, Vec::len);
+            }
+        }
+        page_token = answer["page"]["lastPageToken"].as_str().map(str::to_owned);
+        if page_token.is_none() {
+            break;
+        }
+    }
+    states as f64 / started.elapsed().as_secs_f64()
 }

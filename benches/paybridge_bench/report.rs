@@ -113,6 +113,17 @@ impl Results {
                 format!("{:.2} ×", run.ratio),
                 run.ratio >= 0.9,
             ));
+            if run.provider_ceiling > 0.0 {
+                t.push(target(
+                    format!(
+                        "{} poll path against the lower ceiling (raw producer, raw client on the sandbox)",
+                        run.source
+                    ),
+                    "≥ 0.9 × the lower ceiling",
+                    format!("{:.2} × of {:.0}/s", run.bound_ratio, run.ceiling.min(run.provider_ceiling)),
+                    run.bound_ratio >= 0.9,
+                ));
+            }
             // Payments that passed through states no search showed cost a history read each.
             let (bound, shown) = if run.source == LIFECYCLES { (0.35, "≤ 0.35") } else { (0.05, "≤ 0.05") };
             t.push(target(

@@ -26,6 +26,14 @@ pub fn throughput(r: &Results) -> String {
     for run in &r.poll_paths {
         let name = format!("{} poll path, backlog {}", run.source, run.backlog);
         let _ = writeln!(md, "{}", row(&name, run.events_per_s, run.ceiling, run.calls_per_event, &run.process));
+        if run.provider_ceiling > 0.0 {
+            let name = format!("{} poll path against a raw client reading the same sandbox", run.source);
+            let _ = writeln!(
+                md,
+                "{}",
+                row(&name, run.events_per_s, run.provider_ceiling, run.calls_per_event, &run.process)
+            );
+        }
     }
     let h = &r.webhooks;
     if let Some(sat) = h.runs.iter().find(|w| w.mode == "saturation") {

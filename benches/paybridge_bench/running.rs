@@ -77,6 +77,12 @@ pub struct PollRun {
     /// The ceiling for records of this source's event size (filled in at the end).
     pub ceiling: f64,
     pub ratio: f64,
+    /// States per second a raw client reads from the same sandbox (0: not measured).
+    #[serde(default)]
+    pub provider_ceiling: f64,
+    /// Against the lower of the two ceilings (0: no provider ceiling).
+    #[serde(default)]
+    pub bound_ratio: f64,
     /// Upstream calls during the drain, by endpoint (token requests excluded).
     pub calls: BTreeMap<String, usize>,
     pub calls_per_event: f64,
@@ -89,6 +95,8 @@ impl PollRun {
     pub fn rate_against(&mut self, ceiling: f64) {
         self.ceiling = ceiling;
         self.ratio = if ceiling > 0.0 { self.events_per_s / ceiling } else { 0.0 };
+        let bound = ceiling.min(self.provider_ceiling);
+        self.bound_ratio = if bound > 0.0 { self.events_per_s / bound } else { 0.0 };
     }
 }
 

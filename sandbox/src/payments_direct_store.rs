@@ -282,6 +282,9 @@ impl PaymentsStore {
         }
     }
 
+    /// One page of `payments` for `q`: filtered, then only the first `size` (+1, to know
+    /// whether more remain) sorted, so a page costs one pass over the store, like a search
+    /// on an index would, rather than a sort of everything.
     fn page<'a>(q: &Search, payments: impl Iterator<Item = &'a Payment>) -> (Vec<&'a Payment>, Option<PageKey>) {
         let range_value = |p: &Payment| match q.range {
             RangeType::Creation => p.initiated_at,
@@ -293,25 +296,29 @@ impl PaymentsStore {
             SortField::LastStateUpdatedAt => p.last_state_updated_at,
             SortField::ExpiresAt => p.expires_at,
         };
+        // Ties on the sort field are broken by id (a UUID orders as its text does).
+        let mark = q.after_key.as_ref().map(|k| (k.at, Uuid::parse_str(&k.key).unwrap_or_default()));
+        let order = |p: &Payment| (sort_value(p), p.id);
         let mut hits: Vec<&Payment> = payments
             .filter(|p| q.after.is_none_or(|a| range_value(p) >= a) && q.before.is_none_or(|b| range_value(p) <= b))
             .filter(|p| q.states.is_empty() || q.states.contains(&p.state))
             .filter(|p| q.ids.is_empty() || q.ids.contains(&p.id))
+            .filter(|p| match mark {
+                Some(mark) if q.descending => order(p) < mark,
+                Some(mark) => order(p) > mark,
+                None => true,
+            })
             .collect();
-        hits.sort_by(|a, b| {
-            let order = (sort_value(a), a.id.to_string()).cmp(&(sort_value(b), b.id.to_string()));
-            if q.descending { order.reverse() } else { order }
-        });
-        if let Some(key) = &q.after_key {
-            let past = |p: &&Payment| {
-                let here = (sort_value(p), p.id.to_string());
-                let mark = (key.at, key.key.clone());
-                if q.descending { here < mark } else { here > mark }
-            };
-            hits.retain(past);
-        }
+        let compare = |a: &&Payment, b: &&Payment| {
+            let o = order(a).cmp(&order(b));
+            if q.descending { o.reverse() } else { o }
+        };
         let more = hits.len() > q.size;
-        hits.truncate(q.size);
+        if more {
+            hits.select_nth_unstable_by(q.size, compare);
+            hits.truncate(q.size);
+        }
+        hits.sort_unstable_by(compare);
         let token = if more { hits.last().map(|p| PageKey { key: p.id.to_string(), at: sort_value(p) }) } else { None };
         (hits, token)
     }

@@ -27,10 +27,7 @@ pub struct States {
 }
 
 /// Events for the states `item` (a payment) entered in `[from, until)` by its `transitions`
-/// (the state it was created in dated by `initiatedAt`), each with the id a search would have
-/// given it while the payment was in it; `data.raw` holds the payment and the transition. A
-/// transition without a target state or a readable time, or that does not normalize, is
-/// handed back as unreadable (its time unknown, it may be in the range).
+/// (see [`states_where`]).
 pub fn states_between(
     account: &str,
     item: &Value,
@@ -39,19 +36,43 @@ pub fn states_between(
     via: Via<'_>,
     now: DateTime<Utc>,
 ) -> States {
+    states_where(account, (item, transitions), until, |entered, _| entered >= from, via, now)
+}
+
+/// Events for the states `item` (a payment) entered before `until` by its `transitions` (the
+/// state it was created in dated by `initiatedAt`) that `keep` picks by when the payment
+/// entered and left them, in the order the provider recorded them, each with the id a search
+/// would have given it while the payment was in it; `data.raw` holds the payment and the
+/// transition. A transition without a target state or a readable time, or that does not
+/// normalize, is handed back as unreadable (its time unknown, it may be wanted).
+pub fn states_where(
+    account: &str,
+    (item, transitions): (&Value, &[Value]),
+    until: DateTime<Utc>,
+    keep: impl Fn(DateTime<Utc>, DateTime<Utc>) -> bool,
+    via: Via<'_>,
+    now: DateTime<Utc>,
+) -> States {
     let mut states = States::default();
     let initial = initial_state(item, transitions);
+    let mut dated = Vec::new();
     for t in initial.iter().chain(transitions) {
-        let (Some(to), Some(at)) = (t.get("updatedTo").and_then(Value::as_str), time(t.get("updatedAt"))) else {
-            states.unreadable.push((t.clone(), "a state transition without updatedTo or a readable updatedAt".into()));
-            continue;
-        };
-        if at < from || at >= until {
+        match (t.get("updatedTo").and_then(Value::as_str), time(t.get("updatedAt"))) {
+            (Some(to), Some(at)) => dated.push((at, to, t)),
+            _ => states
+                .unreadable
+                .push((t.clone(), "a state transition without updatedTo or a readable updatedAt".into())),
+        }
+    }
+    dated.sort_by_key(|(at, ..)| *at);
+    for (i, (at, to, t)) in dated.iter().enumerate() {
+        let left = dated.get(i + 1).map_or(until, |next| next.0);
+        if *at >= until || !keep(*at, left) {
             continue;
         }
         let mut earlier = item.clone();
         if let Some(map) = earlier.as_object_mut() {
-            map.insert("paymentState".into(), Value::String(to.to_owned()));
+            map.insert("paymentState".into(), Value::String((*to).to_owned()));
             for field in STATE_TIME_FIELDS {
                 if map.contains_key(field) || field == STATE_TIME_FIELDS[0] {
                     map.insert(field.into(), t.get("updatedAt").cloned().unwrap_or(Value::Null));
@@ -63,10 +84,9 @@ pub fn states_between(
                 event.data.raw = json!({ "payment": item, "stateTransition": t });
                 states.events.push(event);
             }
-            Err(e) => states.unreadable.push((t.clone(), format!("cannot normalize a state transition: {e}"))),
+            Err(e) => states.unreadable.push(((*t).clone(), format!("cannot normalize a state transition: {e}"))),
         }
     }
-    states.events.sort_by_key(|e| e.time);
     states
 }
 
@@ -151,6 +171,35 @@ mod tests {
         let old = json!({"paymentId": "p-2", "paymentState": "VALIDATING",
             "initiatedAt": "2026-11-21T09:00:00.000Z", "lastStateUpdatedAt": "2026-11-21T10:01:00.000Z"});
         assert!(states_between("acct", &old, &transitions, range, Via::default(), Utc::now()).events.is_empty());
+    }
+
+    #[test]
+    fn each_state_is_picked_by_when_the_payment_entered_and_left_it() {
+        let item = json!({"paymentId": "p-1", "paymentState": "COMPLETED",
+            "initiatedAt": "2026-11-21T10:00:00.000Z", "lastStateUpdatedAt": "2026-11-21T10:03:00.000Z"});
+        // Listed out of order: the provider's order is by time.
+        let transitions = vec![
+            json!({"updatedFrom": "VALIDATING", "updatedTo": "TRANSFERRING", "updatedAt": "2026-11-21T10:02:00.000Z"}),
+            json!({"updatedFrom": "INITIATED", "updatedTo": "VALIDATING", "updatedAt": "2026-11-21T10:01:00.000Z"}),
+            json!({"updatedFrom": "TRANSFERRING", "updatedTo": "COMPLETED", "updatedAt": "2026-11-21T10:03:00.000Z"}),
+        ];
+        let seen = std::cell::RefCell::new(Vec::new());
+        let keep = |entered: DateTime<Utc>, left: DateTime<Utc>| {
+            seen.borrow_mut().push((entered, left));
+            entered != t("2026-11-21T10:01:00Z")
+        };
+        let until = t("2026-11-21T10:03:00Z");
+        let states = states_where("acct", (&item, &transitions), until, keep, Via::default(), Utc::now());
+        let names: Vec<&str> = states.events.iter().map(|e| e.data.provider_state.as_str()).collect();
+        assert_eq!(names, ["INITIATED", "TRANSFERRING"], "VALIDATING left out by keep, COMPLETED is the current");
+        assert_eq!(
+            *seen.borrow(),
+            [
+                (t("2026-11-21T10:00:00Z"), t("2026-11-21T10:01:00Z")),
+                (t("2026-11-21T10:01:00Z"), t("2026-11-21T10:02:00Z")),
+                (t("2026-11-21T10:02:00Z"), t("2026-11-21T10:03:00Z")),
+            ]
+        );
     }
 
     #[test]

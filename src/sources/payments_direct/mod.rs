@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use self::api::{PaymentsDirectApi, SearchPage};
-use self::history::{in_first_state, state_time, states_between};
+use self::history::{in_first_state, state_time, states_where};
 use self::position::Position;
 use self::reader::{Reader, SkewNews, Window};
 use self::windows::ReadWindows;
@@ -221,7 +221,8 @@ impl PaymentsDirect {
                 for id in cursor.published_since(&source, floor - lag, ID_MEMORY.max_entries).await {
                     self.recent.committed(&id);
                 }
-                Ok((position, ReadWindows::resumed(lag, Some(floor), committed_at)))
+                let windows = ReadWindows::resumed(lag, Some((floor, position.after)), committed_at);
+                Ok((position, windows))
             }
         }
     }
@@ -277,7 +278,7 @@ impl PaymentsDirect {
                     // Every page of the window has been read; the next window's search
                     // starts an overlap before its end.
                     let ended = reader.provider_time(Utc::now());
-                    reader.windows.closed(window.from, ended, window.before - reader.overlap());
+                    reader.windows.closed(window.from, window.before, ended);
                     Position::at(window.before)
                 }
             };
@@ -373,9 +374,9 @@ impl PaymentsDirect {
     }
 
     /// The page's events, failure details attached, each payment's current state preceded
-    /// by the states it passed through since the windows that could have shown them (a
-    /// history read, for a payment not in its first state whose current state the search
-    /// path has not published yet). A payment that cannot be normalized goes to the DLQ
+    /// by the states it passed through that no search may have shown (a history read, for a
+    /// payment not in its first state whose current state the search path has not
+    /// published yet; see [`windows`]). A payment that cannot be normalized goes to the DLQ
     /// (confirmed) instead of its current state, so it never holds the cursor.
     async fn events(
         &self,
@@ -395,9 +396,10 @@ impl PaymentsDirect {
             if !in_first_state(raw)
                 && let (Some(at), Some(payment_id)) = (state_time(raw), raw.get("paymentId").and_then(Value::as_str))
             {
-                let from = windows.unseen_from(at, current);
                 let transitions = self.transitions(payment_id).await?;
-                let states = states_between(self.config.account(), raw, &transitions, (from, at), Via::default(), now);
+                let maybe_unseen = |entered, left| windows.maybe_unseen(entered, left, current);
+                let history = (raw, transitions.as_slice());
+                let states = states_where(self.config.account(), history, at, maybe_unseen, Via::default(), now);
                 events.extend(states.events);
                 self.dead_letter_transitions(payment_id, raw, states.unreadable).await?;
             }

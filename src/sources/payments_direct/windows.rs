@@ -1,56 +1,90 @@
-//! Which earlier windows can still hide a state the search never showed.
+//! Which states a search may never have shown.
 //!
-//! A search shows each payment in its current state only. A state X a payment entered at x
-//! was shown by the search of x's window unless the payment had left X before that window's
-//! page holding it was read. So when the search shows a payment in a state entered at t,
-//! an earlier state it never showed can only lie in a window whose read ended after t
-//! (give or take `safety_lag` for the provider's clock), or in the window being read. This
-//! keeps those windows: the earliest start among them bounds the transitions a history read
-//! publishes, and it is saved with the position so a restart (or another replica taking
-//! the task over) bounds them the same way.
+//! A search shows each payment in its current state only. A state a payment entered at `e`
+//! and left at `l` was shown by a window covering `e` (`from ≤ e < before`) whose read came
+//! after `e` (always: a window is read once its `before` has passed) and before `l`. So a
+//! state is known to have been shown when some window covering `e` finished its read at
+//! least `safety_lag` (a margin for the provider's clock) before `l`; any other state may
+//! have been missed, and a history read publishes it. This holds for each state of a chain:
+//! a payment that kept moving just ahead of the reader has every state it hid published,
+//! not only the one before the state the search finally showed.
+//!
+//! The windows are remembered for an hour ([`RETAINED`], at most [`MAX_WINDOWS`]). A state
+//! entered before every remembered window (before `start_from`, or before the floor a
+//! restart resumed from) counts as shown. The floor saved with the position is the earliest
+//! start of the windows whose read ended less than `safety_lag` before the next window's
+//! start: a restart treats everything from it to its position as read when it committed.
 
 use std::collections::VecDeque;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+/// How long a read window is remembered (on the provider's clock, from its read's end).
+pub const RETAINED: TimeDelta = TimeDelta::hours(1);
+
+/// The most windows remembered (an hour of windows at a 0.5 s interval is 7,200).
+pub const MAX_WINDOWS: usize = 20_000;
+
+/// One window read to its end.
+#[derive(Clone, Copy, Debug)]
+struct Read {
+    from: DateTime<Utc>,
+    before: DateTime<Utc>,
+    /// When its read ended (provider's clock).
+    ended: DateTime<Utc>,
+}
+
+impl Read {
+    fn covers(&self, entered: DateTime<Utc>) -> bool {
+        self.from <= entered && entered < self.before
+    }
+}
+
 #[derive(Debug)]
 pub struct ReadWindows {
     /// Margin for the provider's clock running behind paybridge's.
     lag: TimeDelta,
-    /// (window start, when its read ended), oldest first.
-    read: VecDeque<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Oldest first.
+    read: VecDeque<Read>,
 }
 
 impl ReadWindows {
-    /// A process's first windows: the previous process's position kept `floor` (the start of
-    /// its earliest window that could still hide a state) and was committed at
-    /// `committed_at`, after every window it read had ended. None on a first run.
-    pub fn resumed(lag: TimeDelta, floor: Option<DateTime<Utc>>, committed_at: DateTime<Utc>) -> Self {
-        Self { lag, read: floor.map(|start| (start, committed_at)).into_iter().collect() }
+    /// A process's first windows: the previous process's position was at `after`, kept
+    /// `floor` and was committed at `committed_at`, after every window from `floor` to
+    /// `after` had been read. None on a first run.
+    pub fn resumed(
+        lag: TimeDelta,
+        resumed: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        committed_at: DateTime<Utc>,
+    ) -> Self {
+        let read = resumed.map(|(floor, after)| Read { from: floor, before: after, ended: committed_at });
+        Self { lag, read: read.into_iter().collect() }
     }
 
-    /// The window whose search started at `start` was read to its end at `ended` (on the
-    /// provider's clock); every state the search shows from now on was entered at or after
-    /// `next`, so windows whose read ended more than `lag` before it are dropped.
-    pub fn closed(&mut self, start: DateTime<Utc>, ended: DateTime<Utc>, next: DateTime<Utc>) {
-        self.read.push_back((start, ended));
-        self.read.retain(|(_, ended)| *ended + self.lag > next);
+    /// The window `[from, before)` was read to its end at `ended` (provider's clock).
+    pub fn closed(&mut self, from: DateTime<Utc>, before: DateTime<Utc>, ended: DateTime<Utc>) {
+        self.read.push_back(Read { from, before, ended });
+        while self.read.len() > MAX_WINDOWS || self.read.front().is_some_and(|w| w.ended + RETAINED < ended) {
+            self.read.pop_front();
+        }
     }
 
-    /// Where the states a payment may have passed through unseen begin, for one the search
-    /// shows in a state entered at `at` while the window starting at `current` is read.
-    pub fn unseen_from(&self, at: DateTime<Utc>, current: DateTime<Utc>) -> DateTime<Utc> {
-        self.read
-            .iter()
-            .filter(|(_, ended)| *ended + self.lag > at)
-            .map(|(start, _)| *start)
-            .fold(current, DateTime::min)
+    /// Whether a state entered at `entered` and left at `left` may never have been shown,
+    /// while the window starting at `current` is read (a state entered in it may still be
+    /// shown later, or may not: it counts as not shown).
+    pub fn maybe_unseen(&self, entered: DateTime<Utc>, left: DateTime<Utc>, current: DateTime<Utc>) -> bool {
+        if entered >= current {
+            return true;
+        }
+        let mut covering = self.read.iter().filter(|w| w.covers(entered)).peekable();
+        // Before every remembered window: counts as shown.
+        covering.peek().is_some() && covering.all(|w| w.ended + self.lag > left)
     }
 
-    /// The earliest start `unseen_from` can give while the window starting at `current` is
-    /// read: what the position saves.
+    /// The earliest start of the windows whose read ended less than `safety_lag` before
+    /// `current` (the next search's start), or `current`: what the position saves.
     pub fn floor(&self, current: DateTime<Utc>) -> DateTime<Utc> {
-        self.read.iter().map(|(start, _)| *start).fold(current, DateTime::min)
+        self.read.iter().filter(|w| w.ended + self.lag > current).map(|w| w.from).fold(current, DateTime::min)
     }
 }
 
@@ -58,36 +92,75 @@ impl ReadWindows {
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&format!("2026-12-05T{s}Z")).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
     }
 
     #[test]
-    fn a_state_entered_after_a_windows_read_ended_cannot_hide_in_it() {
-        let mut windows = ReadWindows::resumed(TimeDelta::seconds(5), None, t("2026-12-05T10:00:00Z"));
+    fn a_state_left_after_its_windows_read_may_be_unseen_one_left_later_was_shown() {
+        let mut windows = ReadWindows::resumed(TimeDelta::seconds(5), None, at("10:00:00"));
         // [10:00:00, 10:00:10) read until 10:00:16; [10:00:10, 10:00:20) read until 10:00:26.
-        windows.closed(t("2026-12-05T10:00:00Z"), t("2026-12-05T10:00:16Z"), t("2026-12-05T10:00:10Z"));
-        windows.closed(t("2026-12-05T10:00:10Z"), t("2026-12-05T10:00:26Z"), t("2026-12-05T10:00:20Z"));
-        let current = t("2026-12-05T10:00:20Z");
-        // Entered at 10:00:20: the payment may have been in a state of either window when its
-        // page was read (both reads ended after 10:00:20 − 5 s).
-        assert_eq!(windows.unseen_from(t("2026-12-05T10:00:20Z"), current), t("2026-12-05T10:00:00Z"));
-        // Entered at 10:00:25: the first window's read had ended 9 s before.
-        assert_eq!(windows.unseen_from(t("2026-12-05T10:00:25Z"), current), t("2026-12-05T10:00:10Z"));
-        // Entered at 10:00:40: only the window being read.
-        assert_eq!(windows.unseen_from(t("2026-12-05T10:00:40Z"), current), current);
-        assert_eq!(windows.floor(current), t("2026-12-05T10:00:00Z"));
-        // The next window starts at 10:00:30: the first read ended 19 s before, dropped.
-        windows.closed(current, t("2026-12-05T10:00:36Z"), t("2026-12-05T10:00:30Z"));
-        assert_eq!(windows.floor(t("2026-12-05T10:00:30Z")), t("2026-12-05T10:00:10Z"));
+        windows.closed(at("10:00:00"), at("10:00:10"), at("10:00:16"));
+        windows.closed(at("10:00:10"), at("10:00:20"), at("10:00:26"));
+        let current = at("10:00:20");
+        // Entered at 10:00:05, left at 10:00:20: the payment may have left before the read.
+        assert!(windows.maybe_unseen(at("10:00:05"), at("10:00:20"), current));
+        // Left at 10:00:25: the read had ended 9 s before, it showed the state.
+        assert!(!windows.maybe_unseen(at("10:00:05"), at("10:00:25"), current));
+        // In the window being read: not shown yet.
+        assert!(windows.maybe_unseen(at("10:00:21"), at("10:00:40"), current));
+        // Before every window paybridge read (before start_from): not its to publish.
+        assert!(!windows.maybe_unseen(at("09:59:00"), at("10:00:01"), current));
+        assert_eq!(windows.floor(current), at("10:00:00"));
+        // The next window starts at 10:00:30: the first read ended 19 s before.
+        windows.closed(current, at("10:00:30"), at("10:00:36"));
+        assert_eq!(windows.floor(at("10:00:30")), at("10:00:10"));
+    }
+
+    #[test]
+    fn every_state_of_a_payment_moving_just_ahead_of_the_reader_may_be_unseen() {
+        // Windows of one second read half a second after they end, safety_lag 1 s. The payment
+        // was X at 0.0, Y at 0.3, Z at 1.2 (each left before its window's read), and the search
+        // shows it in S, entered at 2.6, long after the first window's read ended.
+        let mut windows = ReadWindows::resumed(TimeDelta::seconds(1), None, at("10:00:00"));
+        windows.closed(at("09:59:59"), at("10:00:01"), at("10:00:01.500"));
+        windows.closed(at("10:00:01"), at("10:00:02"), at("10:00:03"));
+        let current = at("10:00:02");
+        assert!(windows.maybe_unseen(at("10:00:00"), at("10:00:00.300"), current), "X");
+        assert!(windows.maybe_unseen(at("10:00:00.300"), at("10:00:01.200"), current), "Y");
+        assert!(windows.maybe_unseen(at("10:00:01.200"), at("10:00:02.600"), current), "Z");
+        // Had it stayed in Y until 2.6, the first window's read would have shown Y.
+        assert!(!windows.maybe_unseen(at("10:00:00.300"), at("10:00:02.600"), current));
+    }
+
+    #[test]
+    fn a_state_is_shown_when_any_window_covering_it_was_read_before_it_was_left() {
+        let mut windows = ReadWindows::resumed(TimeDelta::seconds(1), None, at("10:00:00"));
+        windows.closed(at("10:00:00"), at("10:00:10"), at("10:00:30"));
+        // An overlap read of [10:00:05, 10:00:20) ended at 10:00:21.
+        windows.closed(at("10:00:05"), at("10:00:20"), at("10:00:21"));
+        assert!(!windows.maybe_unseen(at("10:00:06"), at("10:00:25"), at("10:00:20")));
+        assert!(windows.maybe_unseen(at("10:00:02"), at("10:00:25"), at("10:00:20")));
     }
 
     #[test]
     fn a_resumed_floor_covers_what_the_previous_process_read_until_it_committed() {
-        let windows =
-            ReadWindows::resumed(TimeDelta::seconds(5), Some(t("2026-12-05T09:59:00Z")), t("2026-12-05T10:00:00Z"));
-        let current = t("2026-12-05T09:59:50Z");
-        assert_eq!(windows.unseen_from(t("2026-12-05T10:00:02Z"), current), t("2026-12-05T09:59:00Z"));
-        assert_eq!(windows.unseen_from(t("2026-12-05T10:00:06Z"), current), current);
+        let resumed = Some((at("09:59:00"), at("09:59:50")));
+        let windows = ReadWindows::resumed(TimeDelta::seconds(5), resumed, at("10:00:00"));
+        let current = at("09:59:50");
+        assert!(windows.maybe_unseen(at("09:59:10"), at("10:00:02"), current));
+        assert!(!windows.maybe_unseen(at("09:59:10"), at("10:00:06"), current));
+        assert!(!windows.maybe_unseen(at("09:58:10"), at("10:00:02"), current), "before the floor");
+        assert_eq!(windows.floor(current), at("09:59:00"));
+    }
+
+    #[test]
+    fn windows_are_remembered_for_an_hour() {
+        let mut windows = ReadWindows::resumed(TimeDelta::seconds(1), None, at("10:00:00"));
+        windows.closed(at("10:00:00"), at("10:00:10"), at("10:00:11"));
+        windows.closed(at("10:00:10"), at("11:00:10"), at("11:00:11"));
+        assert!(windows.maybe_unseen(at("10:00:05"), at("10:00:10.500"), at("11:00:10")));
+        windows.closed(at("11:00:10"), at("11:00:20"), at("11:00:21"));
+        assert!(!windows.maybe_unseen(at("10:00:05"), at("10:00:10.500"), at("11:00:20")), "forgotten");
     }
 }
