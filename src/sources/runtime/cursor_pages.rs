@@ -163,10 +163,32 @@ struct Finalizer {
     stop: CancellationToken,
 }
 
+/// A page whose events are all settled, its position not written yet (at-least-once).
+struct Settled<T> {
+    cursor: String,
+    tag: T,
+}
+
 impl Finalizer {
-    async fn run<T>(self, mut pages: mpsc::Receiver<Queued<T>>, done: mpsc::UnboundedSender<Result<T, CursorError>>) {
+    async fn run<T>(self, pages: mpsc::Receiver<Queued<T>>, done: mpsc::UnboundedSender<Result<T, CursorError>>) {
+        if self.committer.exactly_once() {
+            self.commit_pages(pages, done).await;
+        } else {
+            // Settling and position writes overlap: while one position is being written, the
+            // pages after it settle, and the next write covers them all.
+            let (settled, to_write) = mpsc::unbounded_channel();
+            tokio::join!(self.settle_pages(pages, settled), self.write_positions(to_write, done));
+        }
+    }
+
+    /// Exactly-once: each page in a transaction of its own (events and position), in order.
+    async fn commit_pages<T>(
+        &self,
+        mut pages: mpsc::Receiver<Queued<T>>,
+        done: mpsc::UnboundedSender<Result<T, CursorError>>,
+    ) {
         while let Some(page) = pages.recv().await {
-            let result = self.finish(page.handle, page.events, &page.cursor).await;
+            let result = self.finish(page.handle, page.events, Some(&page.cursor)).await;
             let failed = result.is_err();
             if done.send(result.map(|()| page.tag)).is_err() || failed {
                 return;
@@ -174,25 +196,104 @@ impl Finalizer {
         }
     }
 
-    /// Settles the page's events (publishing again what the broker did not confirm), then
-    /// writes its position; errors that only a retry can mend are retried with backoff.
+    /// At-least-once: settles each page's events in order and hands it on for its position.
+    async fn settle_pages<T>(
+        &self,
+        mut pages: mpsc::Receiver<Queued<T>>,
+        settled: mpsc::UnboundedSender<Result<Settled<T>, CursorError>>,
+    ) {
+        while let Some(page) = pages.recv().await {
+            let result = self.finish(page.handle, page.events, None).await;
+            let failed = result.is_err();
+            let page = result.map(|()| Settled { cursor: page.cursor, tag: page.tag });
+            if settled.send(page).is_err() || failed {
+                return;
+            }
+        }
+    }
+
+    /// At-least-once: writes the position of the newest page settled so far (every earlier
+    /// page is settled too), then reports each of those pages finished, in order. Writes
+    /// that fail are retried with backoff; a page that failed to settle ends it, after the
+    /// pages before it.
+    async fn write_positions<T>(
+        &self,
+        mut settled: mpsc::UnboundedReceiver<Result<Settled<T>, CursorError>>,
+        done: mpsc::UnboundedSender<Result<T, CursorError>>,
+    ) {
+        while let Some(first) = settled.recv().await {
+            let mut batch = vec![first];
+            while let Ok(more) = settled.try_recv() {
+                batch.push(more);
+            }
+            let mut pages = Vec::with_capacity(batch.len());
+            let mut failure = None;
+            for page in batch {
+                match page {
+                    Ok(page) => pages.push(page),
+                    Err(e) => {
+                        // The settling stage sent its error last and stopped.
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(last) = pages.last()
+                && let Err(e) = self.write_position(&last.cursor).await
+            {
+                let _ = done.send(Err(e));
+                return;
+            }
+            for page in pages {
+                if done.send(Ok(page.tag)).is_err() {
+                    return;
+                }
+            }
+            if let Some(e) = failure {
+                let _ = done.send(Err(e));
+                return;
+            }
+        }
+    }
+
+    /// Writes `cursor`, retried with backoff until it is written or no retry can mend it.
+    async fn write_position(&self, cursor: &str) -> Result<(), CursorError> {
+        let mut backoff = Backoff::new(self.backoff_max);
+        loop {
+            let e = match self.committer.write_position(cursor).await {
+                Ok(()) => return Ok(()),
+                Err(e) if terminal(&e) => return Err(e),
+                Err(e) => e,
+            };
+            let wait = backoff.next(None);
+            tracing::warn!(source = %self.source, error = %e, wait_ms = wait.as_millis() as u64, "position not written; trying again");
+            if pause(&self.stop, wait).await {
+                return Err(CursorError::Closed(crate::pipeline::PipelineClosed));
+            }
+        }
+    }
+
+    /// Settles the page's events (publishing again what the broker did not confirm), then,
+    /// given `cursor`, writes its position (exactly-once: events and position in one
+    /// transaction); errors that only a retry can mend are retried with backoff.
     async fn finish(
         &self,
         mut handle: Option<AckHandle>,
         mut events: Vec<CanonicalEvent>,
-        cursor: &str,
+        cursor: Option<&str>,
     ) -> Result<(), CursorError> {
         let mut backoff = Backoff::new(self.backoff_max);
         loop {
-            let result = match (self.committer.exactly_once(), handle.take()) {
-                (true, _) => {
+            let result = match (self.committer.exactly_once(), handle.take(), cursor) {
+                (true, _, Some(cursor)) => {
                     self.committer.commit(events.clone(), cursor).await.map(|o| (o.batch.events, o.cursor_committed))
                 }
-                (false, Some(sent)) => Ok((sent.outcome().await.events, false)),
-                (false, None) if events.is_empty() => {
+                (_, Some(sent), _) => Ok((sent.outcome().await.events, false)),
+                (false, None, None) if events.is_empty() => return Ok(()),
+                (false, None, Some(cursor)) if events.is_empty() => {
                     self.committer.write_position(cursor).await.map(|()| (Vec::new(), true))
                 }
-                (false, None) => match self.submitter.submit(&self.source, events.clone()).await {
+                (_, None, _) => match self.submitter.submit(&self.source, events.clone()).await {
                     Ok(sent) => Ok((sent.outcome().await.events, false)),
                     Err(e) => Err(CursorError::Closed(e)),
                 },
