@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::{StreamExt, stream};
 use paybridge_sandbox::Scenario;
 
 use crate::measure;
@@ -73,7 +74,7 @@ async fn drain(broker: &Broker, sb: Sandbox, backlog: usize, label: &str) -> Pol
 
 /// States per second a raw client reads from `sb`: every search page of the last hour
 /// (100 a page, oldest first), and the state history of each payment not in its first
-/// state (its states before the current one), one call at a time.
+/// state (its states before the current one), eight at a time like paybridge.
 async fn raw_client(sb: &Sandbox) -> f64 {
     let token = sb.pd_token().await;
     let now = chrono::Utc::now();
@@ -93,15 +94,18 @@ async fn raw_client(sb: &Sandbox) -> f64 {
         let body = serde_json::json!({"filter": filter, "sort": {"sortField": "lastStateUpdatedAt", "sortDirection": "ASC"}, "page": page});
         let answer: serde_json::Value =
             sb.post_json(&token, "/v3/payments/filter", body).await.json().await.unwrap_or_default();
-        for payment in answer["data"].as_array().into_iter().flatten() {
-            states += 1;
-            if payment["lastStateUpdatedAt"] != payment["initiatedAt"] {
-                let id = payment["paymentId"].as_str().unwrap_or_default();
-                let history = sb.get_json(&format!("/v3/payments/{id}/states"), Some(&token)).await;
-                // One transition per state entered after the first: as many earlier states.
-                states += history["stateTransitions"].as_array().map_or(0, Vec::len);
-            }
-        }
+        let payments = answer["data"].as_array().cloned().unwrap_or_default();
+        states += payments.len();
+        let moved = payments.iter().filter(|p| p["lastStateUpdatedAt"] != p["initiatedAt"]);
+        let reads = moved.map(|p| {
+            let path = format!("/v3/payments/{}/states", p["paymentId"].as_str().unwrap_or_default());
+            let token = &token;
+            async move { sb.get_json(&path, Some(token)).await }
+        });
+        // As many history reads at once as paybridge makes.
+        let histories: Vec<serde_json::Value> = stream::iter(reads).buffered(8).collect().await;
+        // One transition per state entered after the first: as many earlier states.
+        states += histories.iter().map(|h| h["stateTransitions"].as_array().map_or(0, Vec::len)).sum::<usize>();
         page_token = answer["page"]["lastPageToken"].as_str().map(str::to_owned);
         if page_token.is_none() {
             break;

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::{StreamExt, stream};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
@@ -46,6 +47,9 @@ use crate::normalize::payments_direct::{Via, payment};
 /// overlap's re-reads to find every state of the last `overlap` there at 2,000 states a
 /// second (about 40 MB per set when full).
 const ID_MEMORY: LedgerLimits = LedgerLimits { max_entries: 250_000, ttl: Duration::from_secs(3600) };
+
+/// History reads of one page in flight at once.
+const HISTORY_READS_IN_FLIGHT: usize = 8;
 
 /// States whose reasons the search leaves out (`GET /v3/payments/{id}` has them).
 const FAILURE_STATES: [&str; 3] = ["FAILED", "DECLINED", "RETURNED"];
@@ -238,13 +242,15 @@ impl PaymentsDirect {
         // send paybridge round the same pages for ever.
         let mut tokens_seen: HashSet<String> = reader.position.page_token.iter().cloned().collect();
         let mut loop_backoff = Backoff::new(self.config.backoff_max.get());
+        let mut fetched = self.search(&window, &reader.position).await?;
         loop {
             if self.ctx.stop.is_cancelled() {
                 return Err(Stopped);
             }
-            let Some(page) = self.search(&window, &reader.position).await? else {
+            let Some(page) = fetched.take() else {
                 // The provider refused the saved page token: read the window again.
                 reader.position = window.position(None, 0);
+                fetched = self.search(&window, &reader.position).await?;
                 continue;
             };
             if let Some(reading) = page.clock {
@@ -269,9 +275,9 @@ impl PaymentsDirect {
                 }
                 reader.position = window.position(None, 0);
                 tokens_seen.clear();
+                fetched = self.search(&window, &reader.position).await?;
                 continue;
             }
-            let events = self.events(&page.payments, &reader.windows, window.from).await?;
             let mut next = match &page.last_page_token {
                 Some(token) => window.position(Some(token.clone()), reader.position.pages + 1),
                 None => {
@@ -286,14 +292,27 @@ impl PaymentsDirect {
             let searched_from = if next.before.is_some() { window.from } else { next.after - reader.overlap() };
             let floor = reader.windows.floor(searched_from);
             next.floor = Some(floor).filter(|floor| *floor < next.after);
-            let tag = PageDone {
-                ids: events.iter().map(|e| e.id.to_string()).collect(),
-                payments: page.payments.len(),
-                position: next.clone(),
+            // The next page is searched while this one's events are made and sent off.
+            let following = next.before.is_some().then(|| next.clone());
+            let this_page = async {
+                let events = self.events(&page.payments, &reader.windows, window.from).await?;
+                let tag = PageDone {
+                    ids: events.iter().map(|e| e.id.to_string()).collect(),
+                    payments: page.payments.len(),
+                    position: next.clone(),
+                };
+                let keys = events.iter().map(|e| e.data.payment_id.clone()).collect();
+                let page = Page { events, keys, cursor: next.encode(), tag };
+                pages.push(page, |events| self.leave_out_published(events)).await
             };
-            let keys = events.iter().map(|e| e.data.payment_id.clone()).collect();
-            let page = Page { events, keys, cursor: next.encode(), tag };
-            for done in pages.push(page, |events| self.leave_out_published(events)).await? {
+            let next_page = async {
+                match &following {
+                    Some(position) => self.search(&window, position).await,
+                    None => Ok(None),
+                }
+            };
+            let (finished, next_page) = tokio::join!(this_page, next_page);
+            for done in finished? {
                 self.page_done(done);
             }
             reader.position = next;
@@ -303,6 +322,7 @@ impl PaymentsDirect {
                 }
                 return Ok(read);
             }
+            fetched = next_page?;
         }
     }
 
@@ -384,22 +404,32 @@ impl PaymentsDirect {
         windows: &ReadWindows,
         current: DateTime<Utc>,
     ) -> Result<Vec<CanonicalEvent>, Stopped> {
-        let now = Utc::now();
+        let (now, account) = (Utc::now(), self.config.account());
+        // The payments not published yet by the search path, and for those past their first
+        // state, the state time and id their history is read by.
+        let shown: Vec<_> = payments
+            .iter()
+            .map(|raw| (raw, payment(account, raw, Via::default(), now)))
+            .filter(|(_, normalized)| !normalized.as_ref().is_ok_and(|e| self.verified.contains(&e.id.to_string())))
+            .map(|(raw, normalized)| {
+                let history = match (in_first_state(raw), state_time(raw), raw.get("paymentId").and_then(Value::as_str))
+                {
+                    (false, Some(at), Some(payment_id)) => Some((at, payment_id)),
+                    _ => None,
+                };
+                (raw, normalized, history)
+            })
+            .collect();
+        // Their histories, several read at once, handed back in page order.
+        let ids: Vec<Option<String>> = shown.iter().map(|(_, _, h)| h.map(|(_, id)| id.to_owned())).collect();
+        let reads: Vec<Result<Option<Vec<Value>>, Stopped>> =
+            stream::iter(ids).map(|id| self.history(id)).buffered(HISTORY_READS_IN_FLIGHT).collect().await;
         let mut events = Vec::with_capacity(payments.len());
-        for raw in payments {
-            let normalized = payment(self.config.account(), raw, Via::default(), now);
-            if let Ok(event) = &normalized
-                && self.verified.contains(&event.id.to_string())
-            {
-                continue;
-            }
-            if !in_first_state(raw)
-                && let (Some(at), Some(payment_id)) = (state_time(raw), raw.get("paymentId").and_then(Value::as_str))
-            {
-                let transitions = self.transitions(payment_id).await?;
+        for ((raw, normalized, history), transitions) in shown.into_iter().zip(reads) {
+            if let (Some((at, payment_id)), Some(transitions)) = (history, transitions?) {
                 let maybe_unseen = |entered, left| windows.maybe_unseen(entered, left, current);
-                let history = (raw, transitions.as_slice());
-                let states = states_where(self.config.account(), history, at, maybe_unseen, Via::default(), now);
+                let states =
+                    states_where(account, (raw, transitions.as_slice()), at, maybe_unseen, Via::default(), now);
                 events.extend(states.events);
                 self.dead_letter_transitions(payment_id, raw, states.unreadable).await?;
             }
@@ -414,6 +444,14 @@ impl PaymentsDirect {
             }
         }
         Ok(events)
+    }
+
+    /// The transitions of `payment_id`, if given (see [`Self::transitions`]).
+    async fn history(&self, payment_id: Option<String>) -> Result<Option<Vec<Value>>, Stopped> {
+        match payment_id {
+            Some(id) => self.transitions(&id).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// `GET /v3/payments/{id}/states`, retried with backoff until it answers: the page (and
