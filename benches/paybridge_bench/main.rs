@@ -260,7 +260,7 @@ fn smoke_checks(r: &Results) {
         assert!(run.events_per_s > 0.0 && run.ceiling > 0.0, "{} run measured nothing: {run:?}", run.source);
         assert!(!run.calls.is_empty(), "{} run counted no upstream calls", run.source);
         if run.source.starts_with("payments_direct") {
-            assert!(run.provider_ceiling > 0.0, "{}: no raw client ceiling", run.source);
+            assert!(run.provider_ceiling > 0.0, "{}: no raw bridge ceiling", run.source);
         }
         assert!(run.process.peak_rss_mib > 0.0 && !run.process.rss_trace.is_empty(), "no memory readings");
     }

@@ -2,14 +2,19 @@
 //! page's events committed, then its position). Timed from /readyz 200 to the last event
 //! the broker confirmed (paybridge's own counter, read every 20 ms).
 //!
-//! The provider's ceiling: a raw client (one reqwest loop, no Kafka) reading the same window
-//! from the same sandbox right after, with the calls paybridge needs at the least: the
-//! search pages and, for a payment not in its first state, its state history.
+//! The ceiling for the same work: a raw bridge reading the same window from the same sandbox
+//! right after (one reqwest loop making the calls paybridge needs at the least: the search
+//! pages and, for a payment not in its first state, its state history, eight at a time)
+//! and handing one record per state to a raw librdkafka producer on the same broker (as the
+//! raw producer ceiling: idempotent, acks=all, lz4, linger 5 ms), every delivery awaited at
+//! the end. No position, no normalizing: what any bridge must at least do.
 
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
+use paybridge::sink::kafka::EventRecord;
 use paybridge_sandbox::Scenario;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::measure;
 use crate::running::{PollRun, Running, calls, calls_since, in_batches, until};
@@ -51,13 +56,16 @@ async fn drain(broker: &Broker, sb: Sandbox, backlog: usize, label: &str) -> Pol
     let admin = run.bridge.admin_port;
     let limit = Duration::from_secs(120 + backlog as u64 / 100);
     until("Payments Direct backlog published", limit, || async move {
-        measure::counter(&measure::metrics(admin), "paybridge_events_published_total", "pd") >= backlog as f64
+        // Off the runtime the sandbox serves on: a blocking scrape there would slow the
+        // provider being measured.
+        let scrape = tokio::task::spawn_blocking(move || measure::metrics(admin)).await;
+        scrape.is_ok_and(|s| measure::counter(&s, "paybridge_events_published_total", "pd") >= backlog as f64)
     })
     .await;
     let took = ready.elapsed();
     let calls = calls_since(&sb, "payments_direct", &before).await;
     let process = run.finish(backlog, "pd");
-    let provider_ceiling = raw_client(&sb).await;
+    let provider_ceiling = raw_bridge(broker, &sb, &sample).await;
     PollRun {
         source: label.into(),
         backlog,
@@ -72,10 +80,38 @@ async fn drain(broker: &Broker, sb: Sandbox, backlog: usize, label: &str) -> Pol
     }
 }
 
-/// States per second a raw client reads from `sb`: every search page of the last hour
-/// (100 a page, oldest first), and the state history of each payment not in its first
-/// state (its states before the current one), eight at a time like paybridge.
-async fn raw_client(sb: &Sandbox) -> f64 {
+/// States per second a raw bridge moves from `sb` to `broker`: every search page of the last
+/// hour (100 a page, oldest first) and the state history of each payment not in its first
+/// state (its states before the current one), eight at a time like paybridge, one record of
+/// `sample`'s size per state, every delivery confirmed.
+async fn raw_bridge(broker: &Broker, sb: &Sandbox, sample: &EventRecord) -> f64 {
+    let topic = broker.new_topic("bench-pd-raw", 3);
+    let producer: FutureProducer = broker
+        .client_config()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let warm = FutureRecord::to(&topic).key(&sample.key).payload(&sample.value);
+    let _ = producer.send(warm, Duration::from_secs(30)).await;
+    let mut deliveries = Vec::new();
+    let mut produce = |key: &str, n: usize| {
+        for _ in 0..n {
+            let mut record = FutureRecord::to(&topic).key(key).payload(&sample.value);
+            loop {
+                match producer.send_result(record) {
+                    Ok(d) => break deliveries.push(d),
+                    Err((_, back)) => {
+                        // The local queue is full (more than 100,000 records): let it drain.
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+    };
     let token = sb.pd_token().await;
     let now = chrono::Utc::now();
     let stamp = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -96,6 +132,9 @@ async fn raw_client(sb: &Sandbox) -> f64 {
             sb.post_json(&token, "/v3/payments/filter", body).await.json().await.unwrap_or_default();
         let payments = answer["data"].as_array().cloned().unwrap_or_default();
         states += payments.len();
+        for p in &payments {
+            produce(p["paymentId"].as_str().unwrap_or_default(), 1);
+        }
         let moved = payments.iter().filter(|p| p["lastStateUpdatedAt"] != p["initiatedAt"]);
         let reads = moved.map(|p| {
             let path = format!("/v3/payments/{}/states", p["paymentId"].as_str().unwrap_or_default());
@@ -105,11 +144,18 @@ async fn raw_client(sb: &Sandbox) -> f64 {
         // As many history reads at once as paybridge makes.
         let histories: Vec<serde_json::Value> = stream::iter(reads).buffered(8).collect().await;
         // One transition per state entered after the first: as many earlier states.
-        states += histories.iter().map(|h| h["stateTransitions"].as_array().map_or(0, Vec::len)).sum::<usize>();
+        for (p, h) in payments.iter().filter(|p| p["lastStateUpdatedAt"] != p["initiatedAt"]).zip(&histories) {
+            let earlier = h["stateTransitions"].as_array().map_or(0, Vec::len);
+            produce(p["paymentId"].as_str().unwrap_or_default(), earlier);
+            states += earlier;
+        }
         page_token = answer["page"]["lastPageToken"].as_str().map(str::to_owned);
         if page_token.is_none() {
             break;
         }
+    }
+    for d in deliveries {
+        assert!(matches!(d.await, Ok(Ok(_))), "the raw bridge's record was not delivered");
     }
     states as f64 / started.elapsed().as_secs_f64()
 }

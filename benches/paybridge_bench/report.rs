@@ -116,10 +116,10 @@ impl Results {
             if run.provider_ceiling > 0.0 {
                 t.push(target(
                     format!(
-                        "{} poll path against the lower ceiling (raw producer, raw client on the sandbox)",
+                        "{} poll path against the raw bridge (raw client on the sandbox feeding a raw producer)",
                         run.source
                     ),
-                    "≥ 0.9 × the lower ceiling",
+                    "≥ 0.9 × raw bridge",
                     format!("{:.2} × of {:.0}/s", run.bound_ratio, run.ceiling.min(run.provider_ceiling)),
                     run.bound_ratio >= 0.9,
                 ));

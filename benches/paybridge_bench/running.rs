@@ -77,10 +77,11 @@ pub struct PollRun {
     /// The ceiling for records of this source's event size (filled in at the end).
     pub ceiling: f64,
     pub ratio: f64,
-    /// States per second a raw client reads from the same sandbox (0: not measured).
+    /// States per second a raw bridge moves from the same sandbox to the same broker (raw
+    /// client and raw producer; 0: not measured).
     #[serde(default)]
     pub provider_ceiling: f64,
-    /// Against the lower of the two ceilings (0: no provider ceiling).
+    /// Against the raw bridge (or the raw producer, were it lower; 0: no raw bridge).
     #[serde(default)]
     pub bound_ratio: f64,
     /// Upstream calls during the drain, by endpoint (token requests excluded).
