@@ -311,8 +311,10 @@ impl PaymentsDirect {
                     None => Ok(None),
                 }
             };
-            let (finished, next_page) = tokio::join!(this_page, next_page);
-            for done in finished? {
+            // Either failing ends the cycle (the other is dropped: a search retrying against a
+            // provider that is down must not keep a tenure that lost its pages).
+            let (finished, next_page) = tokio::try_join!(this_page, next_page)?;
+            for done in finished {
                 self.page_done(done);
             }
             reader.position = next;
@@ -322,7 +324,7 @@ impl PaymentsDirect {
                 }
                 return Ok(read);
             }
-            fetched = next_page?;
+            fetched = next_page;
         }
     }
 

@@ -76,7 +76,10 @@ impl ReadWindows {
         if entered >= current {
             return true;
         }
-        let mut covering = self.read.iter().filter(|w| w.covers(entered)).peekable();
+        // Windows end later one after another (each starts where the one before ended, or an
+        // overlap earlier): those that ended by `entered` are skipped at once.
+        let later = self.read.partition_point(|w| w.before <= entered);
+        let mut covering = self.read.range(later..).filter(|w| w.covers(entered)).peekable();
         // Before every remembered window: counts as shown.
         covering.peek().is_some() && covering.all(|w| w.ended + self.lag > left)
     }
