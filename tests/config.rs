@@ -75,6 +75,24 @@ fn payments_direct_defaults_and_start_from() {
     assert!(list.iter().any(|e| e.starts_with("sources[0].page_size")), "{list:?}");
 }
 
+#[test]
+fn a_duration_of_many_digits_is_refused_with_its_key_named() {
+    let list = errors(&format!("{MINIMAL}delivery_timeout = \"18446744073709551615s\"\n"), &[]);
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert!(list[0].starts_with("kafka.delivery_timeout: ") && list[0].contains("longer than 7 days"), "{list:?}");
+    let source = payments_direct("pd").replacen("base_url", "interval = \"8d\"\nbase_url", 1);
+    let list = errors(&format!("{MINIMAL}{source}"), &[]);
+    // Inside a source (a tagged enum, which serde reads whole) the path stops at the source;
+    // the message quotes the value.
+    assert!(list.iter().any(|e| e.starts_with("sources[0]") && e.contains("\"8d\" is longer than 7 days")), "{list:?}");
+    // The same through the environment.
+    let list = errors(MINIMAL, &[("PAYBRIDGE_KAFKA__METADATA_TIMEOUT", "99999999999999h")]);
+    assert!(
+        list.iter().any(|e| e.starts_with("kafka.metadata_timeout: ") && e.contains("longer than 7 days")),
+        "{list:?}"
+    );
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -11,6 +11,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// grammar of `humantime::parse_duration`: one or more `<integer><unit>` terms.
 pub const DURATION_PATTERN: &str = r"^\s*([0-9]+(\.[0-9]+)?\s*(nsec|ns|usec|us|µs|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|w)\s*)+$";
 
+/// The longest duration any config key takes ("1w"): arithmetic on config durations (sums,
+/// doubling backoffs, deadlines) stays far from overflow, and a typo of many digits is refused
+/// with its key named instead of being taken for centuries.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// A duration written as a human string in config files and environment variables.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HumanDuration(pub Duration);
@@ -33,9 +38,12 @@ impl std::str::FromStr for HumanDuration {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        humantime::parse_duration(s.trim())
-            .map(HumanDuration)
-            .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. \"500ms\", \"30s\", \"10m\""))
+        let d = humantime::parse_duration(s.trim())
+            .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. \"500ms\", \"30s\", \"10m\""))?;
+        if d > MAX_DURATION {
+            return Err(format!("duration {s:?} is longer than 7 days, the longest paybridge accepts"));
+        }
+        Ok(HumanDuration(d))
     }
 }
 
@@ -73,7 +81,7 @@ impl JsonSchema for HumanDuration {
         json_schema!({
             "type": "string",
             "pattern": DURATION_PATTERN,
-            "description": "A duration such as \"500ms\", \"30s\", \"10m\", \"1h 30m\".",
+            "description": "A duration such as \"500ms\", \"30s\", \"10m\", \"1h 30m\"; at most 7 days.",
             "examples": ["500ms", "30s", "10m"]
         })
     }
@@ -93,6 +101,16 @@ mod tests {
         ];
         for (text, expected) in cases {
             assert_eq!(text.parse::<HumanDuration>().map(|d| d.0), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn durations_over_a_week_are_refused() {
+        assert_eq!("1w".parse::<HumanDuration>().map(|d| d.0), Ok(MAX_DURATION));
+        assert_eq!("7d".parse::<HumanDuration>().map(|d| d.0), Ok(MAX_DURATION));
+        for text in ["7d 1ms", "8d", "18446744073709551615s"] {
+            let err = text.parse::<HumanDuration>().err().unwrap_or_default();
+            assert!(err.contains("longer than 7 days"), "{text}: {err}");
         }
     }
 

@@ -129,8 +129,11 @@ pub fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Config, Config
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    let config: Config =
-        serde_json::from_value(doc).map_err(|e| ConfigErrors(vec![ConfigError::new("(config)", e.to_string())]))?;
+    let config: Config = serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path.is_empty() || path == "." { "(config)".to_owned() } else { path };
+        ConfigErrors(vec![ConfigError::new(path, e.into_inner().to_string())])
+    })?;
     let semantic = validate(&config);
     if semantic.is_empty() { Ok(config) } else { Err(ConfigErrors(semantic)) }
 }
