@@ -37,6 +37,20 @@ impl Ceiling {
     }
 }
 
+/// A raw producer configured as paybridge's: idempotent, acks=all, lz4, linger 5 ms, with
+/// `in_flight` requests per connection.
+pub fn raw(broker: &Broker, in_flight: u32) -> FutureProducer {
+    broker
+        .client_config()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("max.in.flight.requests.per.connection", in_flight.to_string())
+        .create()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Rounds of `n` records of `sample`'s size through a raw idempotent acks=all producer (lz4,
 /// linger 5 ms, as paybridge), each round all in flight, then every delivery awaited, until
 /// `at_least` has passed. Records/s.
@@ -47,15 +61,7 @@ async fn raw_producer(
     (n, at_least): (usize, Duration),
     in_flight: u32,
 ) -> f64 {
-    let producer: FutureProducer = broker
-        .client_config()
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .set("max.in.flight.requests.per.connection", in_flight.to_string())
-        .create()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let producer = raw(broker, in_flight);
     // Warm up: connect, learn the partition leaders and the producer id, outside the timing.
     let warm = FutureRecord::to(topic).key(&sample.key).payload(&sample.value).headers(sample.owned_headers());
     let _ = producer.send(warm, Duration::from_secs(30)).await;

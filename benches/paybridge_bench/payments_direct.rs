@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::{StreamExt, stream};
 use paybridge::sink::kafka::EventRecord;
 use paybridge_sandbox::Scenario;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 use crate::measure;
 use crate::running::{PollRun, Running, calls, calls_since, in_batches, until};
@@ -86,14 +86,8 @@ async fn drain(broker: &Broker, sb: Sandbox, backlog: usize, label: &str) -> Pol
 /// `sample`'s size per state, every delivery confirmed.
 async fn raw_bridge(broker: &Broker, sb: &Sandbox, sample: &EventRecord) -> f64 {
     let topic = broker.new_topic("bench-pd-raw", 3);
-    let producer: FutureProducer = broker
-        .client_config()
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .create()
-        .unwrap_or_else(|e| panic!("{e}"));
+    // librdkafka's default of 5 requests in flight, as paybridge.
+    let producer = crate::ceiling::raw(broker, 5);
     let warm = FutureRecord::to(&topic).key(&sample.key).payload(&sample.value);
     let _ = producer.send(warm, Duration::from_secs(30)).await;
     let mut deliveries = Vec::new();
