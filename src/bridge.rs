@@ -155,7 +155,7 @@ impl Bridge {
                     let interval =
                         config.intake.tls.as_ref().map_or(Duration::from_secs(30), |t| t.reload_interval.get());
                     tokio::spawn(intake::tls::watch(cert.clone(), interval, stop_background.clone()));
-                    Some(cert.server_config().map_err(RunError::Intake)?)
+                    Some(cert.clone())
                 }
                 None => None,
             };

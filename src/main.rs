@@ -105,7 +105,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Config { command: ConfigCommand::Validate { config } } => match config::load_file(&config) {
-            Ok(_) => {
+            Ok(loaded) => {
+                for warning in config::exposure_warnings(&loaded) {
+                    eprintln!("warning: {warning}");
+                }
                 println!("{}: valid", config.display());
                 ExitCode::SUCCESS
             }
@@ -137,6 +140,9 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             init_tracing(&loaded.log);
+            for warning in config::exposure_warnings(&loaded) {
+                tracing::warn!("{warning}");
+            }
             match run(loaded) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

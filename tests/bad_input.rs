@@ -258,7 +258,7 @@ fn count(series: &[(String, u64)], reason: &str) -> u64 {
 fn config(broker: &Broker, sandbox: &Sandbox, topic: &str, dlq: &str, state: &str) -> String {
     let base = support::base_config_with_state(broker, topic, dlq, state).replacen(
         "[intake]\n",
-        "[intake]\ntrusted_proxies = [\"127.0.0.1\"]\nbody_timeout = \"1s\"\nheader_timeout = \"1s\"\n",
+        "[intake]\nallow_unauthenticated = true\ntrusted_proxies = [\"127.0.0.1\"]\nbody_timeout = \"1s\"\nheader_timeout = \"1s\"\n",
         1,
     );
     base + &format!(
@@ -268,6 +268,7 @@ kind = "ripplenet"
 name = "rn"
 account = "acme"
 base_url = "{base}"
+allow_insecure_http = true
 new_interval = "1h"
 sent_interval = "1h"
 
@@ -290,6 +291,7 @@ kind = "payments_direct"
 name = "pd"
 account = "pd-acct"
 base_url = "{base}"
+allow_insecure_http = true
 interval = "1h"
 max_idle_interval = "1h"
 start_from = "10m"

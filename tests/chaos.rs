@@ -78,8 +78,11 @@ fn faults() -> Vec<Value> {
 
 fn config(broker: &Broker, sandbox: &Sandbox, topics: &[String; 3]) -> String {
     let [topic, dlq, state] = topics;
-    let webhook =
-        |path: &str| format!("\n[sources.webhook]\nenabled = true\npath = \"{path}\"\ncommit_timeout = \"5s\"\n");
+    let webhook = |path: &str| {
+        format!(
+            "\n[sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\npath = \"{path}\"\ncommit_timeout = \"5s\"\n"
+        )
+    };
     let ripplenet = r#"
 new_interval = "300ms"
 sent_interval = "2s"

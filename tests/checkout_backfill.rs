@@ -243,6 +243,7 @@ kind = "checkout"
 name = "co"
 account = "merchant-001"
 base_url = "http://127.0.0.1:{port}"
+allow_insecure_http = true
 merchant_id = "m"
 
 [sources.auth]

@@ -401,3 +401,94 @@ fn the_readme_configuration_reference_documents_every_key_of_the_schema() {
     let missing: Vec<&String> = keys.iter().filter(|k| !documented.contains(k.as_str())).collect();
     assert!(missing.is_empty(), "the README's configuration reference does not document: {missing:?}");
 }
+
+/// A RippleNet source whose webhook is enabled, with `webhook` as extra lines of the webhook.
+fn ripplenet_with_webhook(webhook: &str) -> String {
+    format!(
+        "[[sources]]\nkind = \"ripplenet\"\nname = \"rn\"\nbase_url = \"https://rn.example\"\n\
+         [sources.auth]\ntoken_url = \"https://rn.example/oauth/token\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+         audience = \"a\"\n[sources.webhook]\nenabled = true\n{webhook}\n"
+    )
+}
+
+#[test]
+fn a_webhook_path_open_to_anyone_is_refused_unless_explicitly_accepted() {
+    let open = format!("{MINIMAL}{}", ripplenet_with_webhook(""));
+    let list = errors(&open, &[]);
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert!(list[0].starts_with("sources[0].webhook: the webhook path is open to anyone"), "{list:?}");
+    assert!(list[0].contains("intake.allow_unauthenticated = true"), "the way out is named: {list:?}");
+    // Any one protection closes it.
+    for protection in [
+        "allow = [\"10.0.0.0/8\"]",
+        "token = { value = \"t0ken-value\" }",
+        "signature = { secret = \"signing-secret\" }",
+    ] {
+        loaded(&format!("{MINIMAL}{}", ripplenet_with_webhook(protection)), &[]);
+    }
+    let mtls = "[intake.tls]\ncert_file = \"/t.crt\"\nkey_file = \"/t.key\"\nclient_ca_file = \"/ca.crt\"\n";
+    loaded(&format!("{MINIMAL}{mtls}{}", ripplenet_with_webhook("")), &[]);
+    // TLS without client certificates protects nothing.
+    let tls = "[intake.tls]\ncert_file = \"/t.crt\"\nkey_file = \"/t.key\"\n";
+    assert_eq!(errors(&format!("{MINIMAL}{tls}{}", ripplenet_with_webhook("")), &[]).len(), 1);
+    // The explicit switch, by file or environment, and the warning `config validate` prints.
+    let accepted = loaded(&open, &[("PAYBRIDGE_INTAKE__ALLOW_UNAUTHENTICATED", "true")]);
+    let warnings = paybridge::config::exposure_warnings(&accepted);
+    assert!(warnings.iter().any(|w| w.contains("open to anyone")), "{warnings:?}");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("open.toml");
+    let text = format!("{MINIMAL}[intake]\nallow_unauthenticated = true\n{}", ripplenet_with_webhook(""));
+    std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_paybridge"))
+        .args(["config", "validate", "--config"])
+        .arg(&file)
+        .output_within(QUICK);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: source rn: the webhook path is open to anyone"), "{stderr}");
+    // A webhook that is not enabled needs nothing.
+    loaded(&format!("{MINIMAL}{}", ripplenet_with_webhook("").replace("enabled = true", "enabled = false")), &[]);
+}
+
+#[test]
+fn a_token_or_signature_over_plain_http_on_a_public_listener_is_a_warning() {
+    let token = ripplenet_with_webhook("token = { value = \"t0ken-value\" }");
+    let public = loaded(&format!("{MINIMAL}[intake]\nlisten = \"0.0.0.0:8080\"\n{token}"), &[]);
+    let warnings = paybridge::config::exposure_warnings(&public);
+    assert!(warnings.iter().any(|w| w.contains("travels over plain HTTP")), "{warnings:?}");
+    let local = loaded(&format!("{MINIMAL}[intake]\nlisten = \"127.0.0.1:8080\"\n{token}"), &[]);
+    assert_eq!(paybridge::config::exposure_warnings(&local), Vec::<String>::new());
+    let allow = ripplenet_with_webhook("allow = [\"10.0.0.0/8\"]");
+    assert_eq!(paybridge::config::exposure_warnings(&loaded(&format!("{MINIMAL}{allow}"), &[])), Vec::<String>::new());
+}
+
+#[test]
+fn credentials_go_to_plain_http_only_with_the_explicit_switch() {
+    for (source, keys) in [
+        (payments_direct("pd"), ["sources[0].base_url", "sources[0].auth.token_url"]),
+        (checkout("co"), ["sources[0].base_url", "sources[0].auth.token_url"]),
+        (ripplenet_with_webhook("allow = [\"10.0.0.0/8\"]"), ["sources[0].base_url", "sources[0].auth.token_url"]),
+    ] {
+        let plain = source.replace("https://", "http://");
+        let list = errors(&format!("{MINIMAL}{plain}"), &[]);
+        for key in keys {
+            assert!(
+                list.iter()
+                    .any(|e| e.starts_with(&format!("{key}: is plain http://")) && e.contains("allow_insecure_http")),
+                "{key}: {list:?}"
+            );
+        }
+        let allowed = plain.replacen("base_url", "allow_insecure_http = true\nbase_url", 1);
+        let config = loaded(&format!("{MINIMAL}{allowed}"), &[]);
+        let warnings = paybridge::config::exposure_warnings(&config);
+        assert!(warnings.iter().any(|w| w.contains("credentials are sent over plain HTTP")), "{warnings:?}");
+    }
+    let registry = "[kafka.schema_registry]\nurl = \"http://registry:8081\"\n";
+    loaded(&format!("{MINIMAL}{registry}"), &[]);
+    let with_password = format!("{MINIMAL}{registry}username = \"u\"\npassword = \"p\"\n");
+    let list = errors(&with_password, &[]);
+    assert!(list.iter().any(|e| e.starts_with("kafka.schema_registry.url: is plain http://")), "{list:?}");
+    loaded(&format!("{with_password}allow_insecure_http = true\n"), &[]);
+    let list = errors(&format!("{MINIMAL}{registry}bearer_token = \"b\"\n"), &[]);
+    assert!(list.iter().any(|e| e.starts_with("kafka.schema_registry.url: is plain http://")), "{list:?}");
+}

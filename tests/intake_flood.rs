@@ -42,7 +42,7 @@ struct Tally {
 async fn a_flood_beyond_the_limit_gets_429s_and_memory_stays_bounded() {
     let mut s = support::ripplenet::setup_own().await;
     let extra = format!(
-        "new_interval = \"1h\"\nsent_interval = \"1h\"\n[sources.webhook]\nenabled = true\npath = \"/hooks/rn\"\n\
+        "new_interval = \"1h\"\nsent_interval = \"1h\"\n[sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\npath = \"/hooks/rn\"\n\
          commit_timeout = \"{COMMIT_TIMEOUT_SECS}s\"\nmax_concurrency = {LIMIT}"
     );
     let mut config = support::ripplenet::config(&s, &extra);

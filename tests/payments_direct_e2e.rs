@@ -298,7 +298,7 @@ async fn webhooks_answer_200_after_commit_with_the_search_paths_id_400_when_malf
     let mut s = setup_on(
         Broker::start_own(),
         "interval = \"1h\"\nmax_idle_interval = \"1h\"",
-        "[sources.webhook]\nenabled = true\npath = \"/hooks/pd\"\ncommit_timeout = \"2s\"",
+        "[sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\npath = \"/hooks/pd\"\ncommit_timeout = \"2s\"",
     )
     .await;
     let bridge = Paybridge::start(&s.config);
@@ -373,7 +373,7 @@ async fn a_webhook_delivered_after_its_payment_moved_on_publishes_the_state_it_a
     let s = setup_on(
         Broker::start(),
         "interval = \"1h\"\nmax_idle_interval = \"1h\"",
-        "[sources.webhook]\nenabled = true\npath = \"/hooks/pd\"\ncommit_timeout = \"5s\"",
+        "[sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\npath = \"/hooks/pd\"\ncommit_timeout = \"5s\"",
     )
     .await;
     let bridge = Paybridge::start(&s.config);
@@ -660,7 +660,7 @@ async fn with_webhooks_and_searches_a_state_is_published_once() {
     let topic = broker.new_topic("pd-once-events", 3);
     let (dlq, state) = (broker.new_topic("pd-once-dlq", 1), broker.new_topic("pd-once-state", 1));
     let settings = "interval = \"500ms\"\nmax_idle_interval = \"1s\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"\npage_size = 100\n\
-                    [sources.webhook]\nenabled = true\npath = \"/hooks/pd\"\ncommit_timeout = \"5s\"";
+                    [sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\npath = \"/hooks/pd\"\ncommit_timeout = \"5s\"";
     let config = support::base_config_with_state(&broker, &topic, &dlq, &state)
         + &support::sources::payments_direct(&sandbox, ACCOUNT, settings);
     let bridge = Paybridge::spawn_on_ports(&config, &[], "info", (admin_port, intake_port));

@@ -136,7 +136,7 @@ async fn webhooks_answer_200_only_after_commit_dedupe_and_503_while_the_broker_i
     // Pollers idle (one poll at start, then an hour): the webhooks do the work.
     let bridge = Paybridge::start(&config(
         &s,
-        "new_interval = \"1h\"\nsent_interval = \"1h\"\n[sources.webhook]\nenabled = true\npath = \"/hooks/rn\"\ncommit_timeout = \"2s\"",
+        "new_interval = \"1h\"\nsent_interval = \"1h\"\n[sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\npath = \"/hooks/rn\"\ncommit_timeout = \"2s\"",
     ));
     let hook = format!("{}/hooks/rn", bridge.intake());
     let http = reqwest::Client::new();

@@ -17,7 +17,7 @@ async fn a_webhook_whose_fetch_fails_is_never_acknowledged_while_nothing_of_it_i
     let text = config(
         &s,
         "new_interval = \"1h\"\nsent_interval = \"1h\"\nsent_delay = \"10m\"\n\
-         [sources.webhook]\nenabled = true\npath = \"/hooks/rn\"\ncommit_timeout = \"2s\"",
+         [sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\npath = \"/hooks/rn\"\ncommit_timeout = \"2s\"",
     );
     // max_attempts = 1: before the fix, one failed fetch put a placeholder in the DLQ and acked.
     let bridge = Paybridge::start(&text.replace("max_attempts = 3", "max_attempts = 1"));

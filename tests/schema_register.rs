@@ -132,21 +132,37 @@ fn a_dry_run_on_a_new_subject_registers_nothing() {
 #[test]
 fn registry_errors_are_shown_as_such_and_credentials_never() {
     let registry = Registry::start(Access::Basic("ops".into(), "right-pass-4821".into()));
-    let wrong = register(&["--registry", &registry.url, "--basic-auth", "ops:wrong-pass-9137"], &[]);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = |name: &str, content: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap_or_else(|e| panic!("{e}"));
+        path.display().to_string()
+    };
+    let wrong_file = file("wrong", "ops:wrong-pass-9137\n");
+    let insecure = "--allow-insecure-http";
+    let wrong = register(&["--registry", &registry.url, insecure, "--basic-auth-file", &wrong_file], &[]);
     let (out, err) = text(&wrong);
     assert_eq!(wrong.status.code(), Some(1), "{out}{err}");
     assert!(err.contains("the registry answered 401: Unauthorized (error_code 40101)"), "{err}");
     assert!(!out.contains("wrong-pass-9137") && !err.contains("wrong-pass-9137"), "{out}{err}");
 
-    let right = register(&["--registry", &registry.url], &[("PAYBRIDGE_REGISTRY_BASIC_AUTH", "ops:right-pass-4821")]);
+    let right_env = [("PAYBRIDGE_REGISTRY_BASIC_AUTH", "ops:right-pass-4821")];
+    // Credentials go to a plain-HTTP registry only when the flag says so.
+    let refused = register(&["--registry", &registry.url], &right_env);
+    let (out, err) = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{out}{err}");
+    assert!(err.contains("is plain http://") && err.contains("--allow-insecure-http"), "{err}");
+    assert!(registry.versions(DEFAULT_SUBJECT).is_empty());
+    let right = register(&["--registry", &registry.url, insecure], &right_env);
     let (out, err) = text(&right);
     assert_eq!(right.status.code(), Some(0), "{out}{err}");
     assert!(!out.contains("right-pass-4821") && !err.contains("right-pass-4821"));
 
     let bearer = Registry::start(Access::Bearer("token-5521".into()));
-    let with_token = register(&["--registry", &bearer.url, "--bearer", "token-5521"], &[]);
+    let token_file = file("token", "token-5521");
+    let with_token = register(&["--registry", &bearer.url, insecure, "--bearer-file", &token_file], &[]);
     assert_eq!(with_token.status.code(), Some(0), "{:?}", text(&with_token));
-    let without = register(&["--registry", &bearer.url], &[]);
+    let without = register(&["--registry", &bearer.url, insecure], &[]);
     assert_eq!(without.status.code(), Some(1), "{:?}", text(&without));
 
     // Nobody listening: said so, exit 1.
@@ -164,7 +180,7 @@ fn the_config_gives_registry_subject_and_credentials() {
     let path = dir.path().join("paybridge.toml");
     let config = format!(
         "[kafka]\nbootstrap_servers = \"localhost:9092\"\ntopic = \"payments.events\"\n\n\
-         [kafka.schema_registry]\nurl = \"{}\"\nusername = \"ops\"\npassword = \"${{REGISTRY_PASSWORD}}\"\n",
+         [kafka.schema_registry]\nurl = \"{}\"\nallow_insecure_http = true\nusername = \"ops\"\npassword = \"${{REGISTRY_PASSWORD}}\"\n",
         registry.url
     );
     std::fs::write(&path, config).unwrap_or_else(|e| panic!("{e}"));
@@ -188,9 +204,19 @@ fn bad_input_exits_2_with_the_reason() {
     let not_json = dir.path().join("schema.json");
     std::fs::write(&not_json, "{ not json").unwrap_or_else(|e| panic!("{e}"));
     let not_json = not_json.display().to_string();
+    let no_colon = dir.path().join("no-colon");
+    std::fs::write(&no_colon, "no-colon").unwrap_or_else(|e| panic!("{e}"));
+    let no_colon = no_colon.display().to_string();
     for (args, expected) in [
         (vec!["schema", "register"], "name the registry with --registry"),
-        (vec!["schema", "register", "--registry", "http://localhost:1", "--basic-auth", "no-colon"], "USER:PASS"),
+        (vec!["schema", "register", "--registry", "http://localhost:1", "--basic-auth-file", &no_colon], "USER:PASS"),
+        // Credentials never on the command line, where `ps` shows them.
+        (vec!["schema", "register", "--registry", "https://localhost:1", "--basic-auth", "u:secretpw"], "--basic-auth"),
+        (vec!["schema", "register", "--registry", "https://localhost:1", "--bearer", "secretpw"], "--bearer"),
+        (
+            vec!["schema", "register", "--registry", "https://localhost:1", "--bearer-file", "/nonexistent/t"],
+            "/nonexistent/t",
+        ),
         (vec!["schema", "register", "--registry", "http://u:secretpw@localhost:1"], "must not carry credentials"),
         (vec!["schema", "register", "--registry", "localhost:8081"], "registry URL must start with http"),
         (vec!["schema", "register", "--registry", "ftp://u:secretpw@localhost:1"], "registry URL must start with http"),

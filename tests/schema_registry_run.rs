@@ -16,7 +16,7 @@ use support::ripplenet::{FAST, acked, config, read, setup};
 
 fn registry_section(registry: &Registry, extra: &str) -> String {
     format!(
-        "\n[kafka.schema_registry]\nurl = \"{}\"\nusername = \"ops\"\npassword = \"${{REGISTRY_PASSWORD}}\"\n{extra}\n",
+        "\n[kafka.schema_registry]\nurl = \"{}\"\nallow_insecure_http = true\nusername = \"ops\"\npassword = \"${{REGISTRY_PASSWORD}}\"\n{extra}\n",
         registry.url
     )
 }

@@ -65,6 +65,7 @@ kind = "ripplenet"
 name = "rn"
 account = "acme"
 base_url = "{base}"
+allow_insecure_http = true
 new_interval = "300ms"
 sent_interval = "1s"
 sent_delay = "0s"
@@ -87,6 +88,7 @@ kind = "payments_direct"
 name = "pd"
 account = "pd-acct"
 base_url = "{base}"
+allow_insecure_http = true
 interval = "1s"
 max_idle_interval = "2s"
 safety_lag = "1s"
@@ -209,7 +211,7 @@ async fn no_secret_reaches_a_log_line_in_text_or_json_at_debug_level() {
 
 fn loaded_config(private_pem: &str) -> paybridge::config::Config {
     let text = format!(
-        "{}\n[kafka.schema_registry]\nurl = \"http://registry:8081\"\nbearer_token = \"${{REGISTRY_TOKEN}}\"\n",
+        "{}\n[kafka.schema_registry]\nurl = \"https://registry:8081\"\nbearer_token = \"${{REGISTRY_TOKEN}}\"\n",
         config_text_without_broker()
     );
     let mut env: BTreeMap<String, String> = env(private_pem).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();

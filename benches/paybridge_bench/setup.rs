@@ -51,7 +51,7 @@ pub fn bridge_config(broker: &Broker, topics: &Topics, capacity: Option<usize>, 
 /// A RippleNet source `rn` (account `acme`) at default settings; `extra` adds lines.
 pub fn ripplenet(sb: &Sandbox, extra: &str) -> String {
     format!(
-        "\n[[sources]]\nkind = \"ripplenet\"\nname = \"rn\"\naccount = \"acme\"\nbase_url = \"{base}\"\n{}\n{extra}\n\
+        "\n[[sources]]\nkind = \"ripplenet\"\nname = \"rn\"\naccount = \"acme\"\nbase_url = \"{base}\"\nallow_insecure_http = true\n{}\n{extra}\n\
          [sources.auth]\ntoken_url = \"{base}/oauth/token\"\nclient_id = \"sandbox-client\"\n\
          client_secret = \"sandbox-secret\"\naudience = \"urn:ripplenet:sandbox\"\n",
         env("PAYBRIDGE_BENCH_SOURCE"),
@@ -72,7 +72,7 @@ pub fn checkout(sb: &Sandbox, key_path: &str) -> String {
 /// A Payments Direct source `pd` (search only, 1 s safety lag, from 10 minutes back).
 pub fn payments_direct(sb: &Sandbox) -> String {
     format!(
-        "\n[[sources]]\nkind = \"payments_direct\"\nname = \"pd\"\nbase_url = \"{base}\"\nsafety_lag = \"1s\"\n\
+        "\n[[sources]]\nkind = \"payments_direct\"\nname = \"pd\"\nbase_url = \"{base}\"\nallow_insecure_http = true\nsafety_lag = \"1s\"\n\
          start_from = \"10m\"\n[sources.auth]\ntoken_url = \"{base}/v2/oauth/token\"\nclient_id = \"sandbox-client\"\n\
          client_secret = \"sandbox-secret\"\naudience = \"urn:ripplexcurrent-test:sandbox\"\n",
         base = sb.url("")

@@ -55,7 +55,8 @@ pub const CALLERS: usize = 32;
 pub async fn suite(broker: &Broker, saturation: usize, levels: impl Fn(f64) -> Vec<(f64, usize)>) -> WebhookSuite {
     let sb = Arc::new(Sandbox::start(Scenario::default()).await);
     let topics = Topics::new(broker, "bench-hooks");
-    let section = setup::ripplenet(&sb, "[sources.webhook]\nenabled = true\npath = \"/hooks/rn\"");
+    let section =
+        setup::ripplenet(&sb, "[sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\npath = \"/hooks/rn\"");
     let run = Running::start(&setup::bridge_config(broker, &topics, None, &[section]), broker.pid());
     let url = format!("{}/hooks/rn", run.bridge.intake());
     // The start-up NEW read has happened: notifications created from now on wait for a webhook.

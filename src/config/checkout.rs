@@ -37,6 +37,10 @@ pub struct CheckoutSource {
     pub merchant_id: String,
     /// OAuth2 client credentials with a private_key_jwt client assertion.
     pub auth: JwtClient,
+    /// Allow `http://` in `base_url` and `auth.token_url`. Off: only `https://`, since
+    /// these calls carry the client's credentials (for simulators on localhost).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
     /// `maxNumberMessages` of each receive.
     #[serde(default = "default_max_messages")]
     #[schemars(range(min = 1, max = 100))]

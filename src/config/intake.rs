@@ -33,6 +33,11 @@ pub struct IntakeConfig {
     /// Serve HTTPS instead of HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// Accept webhook paths that have none of `allow`, `token`, `signature` and
+    /// `intake.tls.client_ca_file`: anyone who reaches `listen` can make paybridge call the
+    /// provider. Refused unless set; logged as a warning at every start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_unauthenticated: bool,
 }
 
 impl Default for IntakeConfig {
@@ -43,7 +48,15 @@ impl Default for IntakeConfig {
             header_timeout: default_header_timeout(),
             body_timeout: default_body_timeout(),
             tls: None,
+            allow_unauthenticated: false,
         }
+    }
+}
+
+impl IntakeConfig {
+    /// Whether callers must show a client certificate the intake verifies (mTLS).
+    pub fn verifies_clients(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.client_ca_file.is_some())
     }
 }
 
@@ -69,6 +82,11 @@ pub struct TlsConfig {
     /// How often the files are checked for a change.
     #[serde(default = "default_reload_interval")]
     pub reload_interval: HumanDuration,
+    /// PEM bundle of the certificate authorities whose client certificates are accepted
+    /// (mTLS): a caller without such a certificate fails the handshake. Reloaded with the
+    /// certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 const fn default_reload_interval() -> HumanDuration {
@@ -109,6 +127,14 @@ pub struct WebhookConfig {
     /// Require an HMAC-SHA256 signature over `timestamp + "." + body`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<WebhookSignature>,
+}
+
+impl WebhookConfig {
+    /// Whether the path itself asks callers to prove who they are (address, token or
+    /// signature); the intake's mTLS is the fourth protection.
+    pub fn has_own_protection(&self) -> bool {
+        !self.allow.is_empty() || self.token.is_some() || self.signature.is_some()
+    }
 }
 
 impl Default for WebhookConfig {

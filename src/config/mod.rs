@@ -7,6 +7,7 @@ mod checkout;
 mod cluster;
 mod duration;
 mod env;
+mod exposure;
 mod intake;
 mod listen;
 mod load;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use checkout::{AUTO_ACK_REFUSED, CheckoutSource, JwtClient, is_auto_ack_key};
 pub use cluster::{ClusterConfig, GroupProtocol};
 pub use duration::{DURATION_PATTERN, HumanDuration};
+pub use exposure::exposure_warnings;
 pub use intake::{IntakeConfig, IpNetwork, TlsConfig, WebhookConfig, WebhookSignature, WebhookToken, canonical};
 pub use listen::ListenAddr;
 pub use load::{ConfigError, ConfigErrors, load, load_file};
@@ -376,17 +378,19 @@ impl SourceConfig {
         }
     }
 
-    /// The webhook path of this source, when its webhook is enabled.
-    pub fn webhook_path(&self) -> Option<String> {
+    /// The webhook settings of this source, when its webhook is enabled.
+    pub fn webhook(&self) -> Option<&WebhookConfig> {
         match self {
-            SourceConfig::Ripplenet(s) if s.webhook.enabled => {
-                Some(s.webhook.path.clone().unwrap_or_else(|| format!("/webhooks/{}", s.name)))
-            }
-            SourceConfig::PaymentsDirect(s) if s.webhook.enabled => {
-                Some(s.webhook.path.clone().unwrap_or_else(|| format!("/webhooks/{}", s.name)))
-            }
+            SourceConfig::Ripplenet(s) if s.webhook.enabled => Some(&s.webhook),
+            SourceConfig::PaymentsDirect(s) if s.webhook.enabled => Some(&s.webhook),
             _ => None,
         }
+    }
+
+    /// The webhook path of this source, when its webhook is enabled.
+    pub fn webhook_path(&self) -> Option<String> {
+        let webhook = self.webhook()?;
+        Some(webhook.path.clone().unwrap_or_else(|| format!("/webhooks/{}", self.name())))
     }
 
     pub fn provider(&self) -> crate::event::Provider {
@@ -477,6 +481,10 @@ source_struct! {
         pub base_url: String,
         /// OAuth2 client credentials.
         pub auth: OAuthClient,
+        /// Allow `http://` in `base_url` and `auth.token_url`. Off: only `https://`, since
+        /// these calls carry the client's credentials (for simulators on localhost).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub allow_insecure_http: bool,
         /// How often poller_new asks for NEW notifications when the last page was not full.
         #[serde(default = "default_new_interval")]
         pub new_interval: HumanDuration,

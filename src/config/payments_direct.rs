@@ -26,6 +26,10 @@ pub struct PaymentsDirectSource {
     /// OAuth2 client credentials (`POST /v2/oauth/token` with `audience`
     /// `urn:ripplexcurrent-{env}:{tenant}`).
     pub auth: OAuthClient,
+    /// Allow `http://` in `base_url` and `auth.token_url`. Off: only `https://`, since
+    /// these calls carry the client's credentials (for simulators on localhost).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
     /// The search path under `base_url`: `/v3/payments/filter` in Ripple's published spec
     /// (the seed page's `/v3/payments` works by setting it).
     #[serde(default = "default_search_path")]

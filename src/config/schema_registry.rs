@@ -37,6 +37,10 @@ pub struct SchemaRegistryConfig {
     /// headers stay.
     #[serde(default)]
     pub wire_format: bool,
+    /// Allow an `http://` URL together with credentials. Off: credentials go only to an
+    /// `https://` registry.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
     /// How long one registry request may take.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: HumanDuration,
@@ -72,6 +76,14 @@ impl SchemaRegistryConfig {
             )),
             Ok(_) => {}
             Err(_) => errors.push(ConfigError::new(format!("{KEY}.url"), "not a valid URL")),
+        }
+        let has_credentials = self.username.is_some() || self.password.is_some() || self.bearer_token.is_some();
+        if has_credentials && !self.allow_insecure_http && super::exposure::is_plain_http(&self.url) {
+            errors.push(ConfigError::new(
+                format!("{KEY}.url"),
+                "is plain http://, which would send the registry credentials in clear: use https://, or set \
+                 allow_insecure_http = true",
+            ));
         }
         match (&self.username, &self.password) {
             (Some(_), None) => errors.push(ConfigError::new(format!("{KEY}.password"), "is required with username")),

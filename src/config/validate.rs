@@ -8,7 +8,7 @@ use super::{Config, FORCED_KAFKA_PROPERTIES};
 
 /// Every semantic problem in `config`, each naming its key.
 pub fn validate(config: &Config) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
+    let mut errors = super::exposure::exposure_errors(config);
     let kafka = &config.kafka;
 
     let servers: Vec<&str> = kafka.bootstrap_servers.split(',').map(str::trim).collect();

@@ -23,8 +23,8 @@ use tower::ServiceExt;
 pub struct ServeOptions {
     /// Longest time for a request's headers and for a TLS handshake.
     pub header_timeout: Duration,
-    /// HTTPS when set.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// HTTPS when set, with the configuration in service at each handshake.
+    pub tls: Option<Arc<crate::intake::tls::ReloadingCert>>,
 }
 
 /// Serves `router` on `listener` until `stop` is cancelled; then no new connection is
@@ -36,7 +36,6 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let acceptor = options.tls.clone().map(TlsAcceptor::from);
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => break,
@@ -55,7 +54,16 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let router = router.clone();
         let header_timeout = options.header_timeout;
-        let acceptor = acceptor.clone();
+        let acceptor = match &options.tls {
+            None => None,
+            Some(tls) => match tls.server_config() {
+                Ok(config) => Some(TlsAcceptor::from(config)),
+                Err(e) => {
+                    tracing::error!(error = %e, "intake: no TLS configuration; connection refused");
+                    continue;
+                }
+            },
+        };
         tokio::spawn(async move {
             let Some(acceptor) = acceptor else {
                 return connection(stream, peer, router, header_timeout, watcher).await;

@@ -7,86 +7,113 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::sign::CertifiedKey;
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::TlsConfig;
 
-/// The certificate in service, and where it comes from.
+/// The TLS configuration in service (certificate, and with `client_ca_file` the client
+/// certificate check), and the files it comes from.
 pub struct ReloadingCert {
     cert_file: PathBuf,
     key_file: PathBuf,
+    client_ca_file: Option<PathBuf>,
     provider: Arc<CryptoProvider>,
-    current: RwLock<Arc<CertifiedKey>>,
+    current: RwLock<Arc<ServerConfig>>,
     /// Modification times and sizes of the files last loaded.
     stamp: Mutex<Option<Stamp>>,
 }
 
-type Stamp = [(SystemTime, u64); 2];
+type Stamp = Vec<(SystemTime, u64)>;
 
 impl fmt::Debug for ReloadingCert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReloadingCert").field("cert_file", &self.cert_file).field("key_file", &self.key_file).finish()
+        f.debug_struct("ReloadingCert")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("client_ca_file", &self.client_ca_file)
+            .finish()
     }
 }
 
 impl ReloadingCert {
-    /// Loads the certificate and key; an error names the file and what is wrong with it.
+    /// Loads the certificate, key and client CAs; an error names the file and what is
+    /// wrong with it.
     pub fn load(config: &TlsConfig) -> Result<Arc<Self>, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let stamp = stamp(&config.cert_file, &config.key_file);
-        let key = certified_key(&config.cert_file, &config.key_file, &provider)?;
+        let files =
+            Files { cert: &config.cert_file, key: &config.key_file, client_ca: config.client_ca_file.as_deref() };
+        let stamp = files.stamp();
+        let server = files.server_config(&provider)?;
         Ok(Arc::new(Self {
             cert_file: config.cert_file.clone(),
             key_file: config.key_file.clone(),
+            client_ca_file: config.client_ca_file.clone(),
             provider,
-            current: RwLock::new(Arc::new(key)),
+            current: RwLock::new(server),
             stamp: Mutex::new(stamp),
         }))
     }
 
-    /// The rustls server configuration serving this certificate (HTTP/1.1 only).
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, String> {
-        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+    fn files(&self) -> Files<'_> {
+        Files { cert: &self.cert_file, key: &self.key_file, client_ca: self.client_ca_file.as_deref() }
+    }
+
+    /// The rustls server configuration in service, for the next handshake.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, String> {
+        self.current.read().map(|c| c.clone()).map_err(|_| "TLS state poisoned".to_owned())
     }
 
     /// Reloads the files (when `force`, or when they changed since the last load). Returns
-    /// whether a new certificate is now in service.
+    /// whether a new configuration is now in service; on an error the previous one stays.
     pub fn reload(&self, force: bool) -> Result<bool, String> {
-        let now = stamp(&self.cert_file, &self.key_file);
+        let now = self.files().stamp();
         let mut last = self.stamp.lock().map_err(|_| "certificate state poisoned".to_owned())?;
         if !force && now == *last {
             return Ok(false);
         }
         // Remember the attempt either way: a broken file is reported once, not every interval.
         *last = now;
-        let key = certified_key(&self.cert_file, &self.key_file, &self.provider)?;
+        let server = self.files().server_config(&self.provider)?;
         let mut current = self.current.write().map_err(|_| "certificate state poisoned".to_owned())?;
-        *current = Arc::new(key);
+        *current = server;
         Ok(true)
     }
 }
 
-impl ResolvesServerCert for ReloadingCert {
-    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current.read().ok().map(|key| key.clone())
-    }
+/// The files one TLS configuration is built from.
+struct Files<'a> {
+    cert: &'a Path,
+    key: &'a Path,
+    client_ca: Option<&'a Path>,
 }
 
-fn stamp(cert_file: &Path, key_file: &Path) -> Option<Stamp> {
-    let one = |path: &Path| std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
-    Some([one(cert_file)?, one(key_file)?])
+impl Files<'_> {
+    fn stamp(&self) -> Option<Stamp> {
+        let one = |path: &Path| std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+        [Some(self.cert), Some(self.key), self.client_ca].into_iter().flatten().map(one).collect()
+    }
+
+    /// HTTP/1.1 only; client certificates required when there is a client CA bundle.
+    fn server_config(&self, provider: &Arc<CryptoProvider>) -> Result<Arc<ServerConfig>, String> {
+        let key = certified_key(self.cert, self.key, provider)?;
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?;
+        let builder = match self.client_ca {
+            Some(file) => builder.with_client_cert_verifier(client_verifier(file, provider)?),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(key)));
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
 }
 
 fn certified_key(cert_file: &Path, key_file: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, String> {
@@ -100,6 +127,23 @@ fn certified_key(cert_file: &Path, key_file: &Path, provider: &CryptoProvider) -
         .map_err(|e| format!("intake.tls.key_file {}: {e}", key_file.display()))?;
     CertifiedKey::from_der(chain, key, provider)
         .map_err(|e| format!("intake.tls: the key in {} does not fit the certificate: {e}", key_file.display()))
+}
+
+/// Accepts client certificates that chain to one of the CAs in `file`; a caller without
+/// one fails the handshake.
+fn client_verifier(file: &Path, provider: &Arc<CryptoProvider>) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    let what = |e: &dyn fmt::Display| format!("intake.tls.client_ca_file {}: {e}", file.display());
+    let cas = CertificateDer::pem_file_iter(file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| what(&e))?;
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        roots.add(ca).map_err(|e| what(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(what(&"no CA certificate in the file"));
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().map_err(|e| what(&e))
 }
 
 /// Reloads `cert` on SIGHUP and whenever its files change (checked every `interval`),

@@ -23,12 +23,17 @@ pub struct RegisterArgs {
     /// (paybridge.payment-events.v1 without a config).
     #[arg(long)]
     pub subject: Option<String>,
-    /// HTTP basic auth as USER:PASS (Confluent Cloud: API key and secret).
-    #[arg(long, env = "PAYBRIDGE_REGISTRY_BASIC_AUTH", hide_env_values = true, conflicts_with = "bearer")]
-    pub basic_auth: Option<String>,
-    /// A bearer token.
-    #[arg(long, env = "PAYBRIDGE_REGISTRY_BEARER", hide_env_values = true)]
-    pub bearer: Option<String>,
+    /// A file holding HTTP basic auth as USER:PASS (Confluent Cloud: API key and secret).
+    /// Or the environment variable PAYBRIDGE_REGISTRY_BASIC_AUTH; never the value itself on
+    /// the command line, where `ps` shows it.
+    #[arg(long, value_name = "FILE", conflicts_with = "bearer_file")]
+    pub basic_auth_file: Option<PathBuf>,
+    /// A file holding a bearer token. Or the environment variable PAYBRIDGE_REGISTRY_BEARER.
+    #[arg(long, value_name = "FILE")]
+    pub bearer_file: Option<PathBuf>,
+    /// Send the credentials to an `http://` registry (off: only to `https://`).
+    #[arg(long)]
+    pub allow_insecure_http: bool,
     /// Register this schema file instead of the event schema this binary produces.
     #[arg(long)]
     pub schema: Option<PathBuf>,
@@ -85,15 +90,19 @@ fn plan(args: &RegisterArgs) -> Result<Plan, String> {
         .clone()
         .or_else(|| configured.map(|r| r.url.clone()))
         .ok_or("name the registry with --registry URL (or give --config with [kafka.schema_registry])")?;
-    let auth = match (&args.basic_auth, &args.bearer) {
-        (Some(pair), _) => {
-            let (username, password) =
-                pair.split_once(':').ok_or("--basic-auth takes USER:PASS (the password after the first ':')")?;
-            Auth::Basic { username: username.to_owned(), password: Secret::new(password) }
-        }
-        (None, Some(token)) => Auth::Bearer(Secret::new(token.clone())),
-        (None, None) => configured.map(auth_of).unwrap_or_default(),
+    let auth = match credentials(args)? {
+        Some(auth) => auth,
+        None => configured.map(auth_of).unwrap_or_default(),
     };
+    let insecure_allowed =
+        args.allow_insecure_http || (args.registry.is_none() && configured.is_some_and(|r| r.allow_insecure_http));
+    if !matches!(auth, Auth::None) && !insecure_allowed && reqwest::Url::parse(&url).is_ok_and(|u| u.scheme() == "http")
+    {
+        return Err(format!(
+            "{url} is plain http://, which would send the registry credentials in clear: use https://, or pass \
+             --allow-insecure-http"
+        ));
+    }
     let subject = args
         .subject
         .clone()
@@ -111,4 +120,37 @@ fn plan(args: &RegisterArgs) -> Result<Plan, String> {
     };
     let client = RegistryClient::new(&url, auth, timeout)?;
     Ok(Plan { client, subject, schema })
+}
+
+/// Environment variables that carry registry credentials (the flags name files instead).
+const BASIC_AUTH_VAR: &str = "PAYBRIDGE_REGISTRY_BASIC_AUTH";
+const BEARER_VAR: &str = "PAYBRIDGE_REGISTRY_BEARER";
+
+/// The credentials from `--basic-auth-file`/`--bearer-file` or their environment variables;
+/// None when neither is given (the config's apply).
+fn credentials(args: &RegisterArgs) -> Result<Option<Auth>, String> {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path)
+            .map(|text| text.trim_end_matches(['\r', '\n']).to_owned())
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let basic = match &args.basic_auth_file {
+        Some(path) => Some((read(path)?, format!("the file {}", path.display()))),
+        None => std::env::var(BASIC_AUTH_VAR).ok().map(|v| (v, BASIC_AUTH_VAR.to_owned())),
+    };
+    let bearer = match &args.bearer_file {
+        Some(path) => Some(read(path)?),
+        None => std::env::var(BEARER_VAR).ok(),
+    };
+    match (basic, bearer) {
+        (Some(_), Some(_)) => Err("give basic auth or a bearer token, not both".to_owned()),
+        (Some((pair, from)), None) => {
+            let (username, password) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("{from} must hold USER:PASS (the password after the first ':')"))?;
+            Ok(Some(Auth::Basic { username: username.to_owned(), password: Secret::new(password) }))
+        }
+        (None, Some(token)) => Ok(Some(Auth::Bearer(Secret::new(token)))),
+        (None, None) => Ok(None),
+    }
 }

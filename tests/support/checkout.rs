@@ -65,6 +65,7 @@ kind = "checkout"
 name = "co"
 account = "merchant-001"
 base_url = "{base}"
+allow_insecure_http = true
 merchant_id = "sandbox-merchant"
 receive_path = "/notifications/receive"
 ack_path = "/notifications/ack"

@@ -45,6 +45,7 @@ kind = "ripplenet"
 name = "rn"
 account = "{ACCOUNT}"
 base_url = "{base}"
+allow_insecure_http = true
 ack_batch_size = 40
 max_attempts = 3
 {source_extra}

@@ -32,6 +32,7 @@ kind = "{kind}"
 name = "{name}"
 account = "{account}"
 base_url = "{base}"
+allow_insecure_http = true
 {settings}
 
 [sources.auth]
