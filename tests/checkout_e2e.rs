@@ -279,3 +279,48 @@ async fn ack_failed_messages_are_acknowledged_again_and_what_keeps_failing_is_co
     .await;
     assert_eq!(unacked(&sb).await, 5, "nothing acknowledged by the retries");
 }
+
+/// Receives the sandbox served between `from` and `to` (ms since the epoch).
+async fn receives_between(sb: &support::sandbox::Sandbox, from: i64, to: i64) -> usize {
+    sb.ledger("kind=request&provider=checkout")
+        .await
+        .iter()
+        .filter(|e| e["endpoint"] == "checkout.receive")
+        .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok())
+        .map(|t| t.timestamp_millis())
+        .filter(|t| (from..to).contains(t))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_queue_costs_a_few_receives_a_second_even_when_the_provider_ignores_the_long_poll() {
+    let keys = rsa_keys();
+    let sb = sandbox(&keys).await;
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("co-events", 1), broker.new_topic("co-dlq", 1));
+    // A provider that answers every receive at once with nothing, whatever timeoutMs says.
+    let empty = json!({"endpoint": "checkout.receive", "action": "body", "status": 200,
+                       "body": "{\"messages\": [], \"autoAckFailedMessages\": []}"});
+    assert!(sb.control("/_sandbox/faults", empty).await.is_success());
+    let _bridge = Paybridge::start(&config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string()));
+    let now = || chrono::Utc::now().timestamp_millis();
+    let started = now();
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let (first, steady) = (
+        receives_between(&sb, started, started + 6_000).await,
+        receives_between(&sb, started + 6_000, started + 16_000).await,
+    );
+    eprintln!("receives from 4 receivers on an empty queue: {first} in the first 6 s, {steady} in the next 10 s");
+    // Each receiver's gap doubles from 100 ms up to 5 s: about 7 receives in its first 6 s,
+    // then one every 5 s (10 receives a second, 400 in 10 s, before).
+    assert!(first <= 4 * 8, "{first} receives in the first 6 s");
+    assert!(steady <= 4 * 3, "{steady} receives in 10 s: at most about one every 5 s per receiver");
+    assert!(steady >= 4, "the receivers go on asking ({steady})");
+
+    // A message is still received once the provider answers again.
+    let cleared =
+        reqwest::Client::new().delete(sb.url("/_sandbox/faults")).send().await.map(|r| r.status().is_success());
+    assert!(cleared.unwrap_or(false));
+    create(&sb, 1, None).await;
+    eventually("the message acknowledged", Duration::from_secs(15), || async { unacked(&sb).await == 0 }).await;
+}

@@ -121,6 +121,11 @@ pub struct WebhookConfig {
     #[serde(default = "default_max_concurrency")]
     #[schemars(range(min = 1, max = 100_000))]
     pub max_concurrency: usize,
+    /// Upstream calls webhooks may cause per second (a bucket of one second's worth); above
+    /// it a webhook is answered 429 with `Retry-After` before any call.
+    #[serde(default = "default_max_upstream_calls_per_second")]
+    #[schemars(range(min = 1, max = 100_000))]
+    pub max_upstream_calls_per_second: u32,
     /// Require a shared token in a header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<WebhookToken>,
@@ -147,6 +152,7 @@ impl Default for WebhookConfig {
             max_body_bytes: None,
             max_json_depth: default_max_json_depth(),
             max_concurrency: default_max_concurrency(),
+            max_upstream_calls_per_second: default_max_upstream_calls_per_second(),
             token: None,
             signature: None,
         }
@@ -161,6 +167,9 @@ const fn default_max_json_depth() -> usize {
 }
 const fn default_max_concurrency() -> usize {
     256
+}
+const fn default_max_upstream_calls_per_second() -> u32 {
+    500
 }
 
 /// A shared token the caller sends in a header.

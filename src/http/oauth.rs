@@ -9,6 +9,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::backoff::Backoff;
 use super::jwt::AssertionSigner;
 use crate::config::OAuthClient;
 
@@ -18,7 +19,7 @@ const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 /// Refresh this long before the token expires.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("token endpoint unreachable: {0}")]
     Transport(String),
@@ -90,11 +91,26 @@ struct OAuthErrorBody {
     error_description: String,
 }
 
-/// A cached bearer token for one client.
+/// Longest time a failed token request is remembered (the backoff starts at 2 s and
+/// doubles up to this).
+pub const TOKEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// A cached bearer token for one client. Single-flight: one request at a time, and callers
+/// that queued behind it get its token. A failure is remembered for a backoff interval:
+/// while the token endpoint is down, callers get the failure at once and it is asked at most
+/// once per interval, however many webhooks and pollers need a token.
 pub struct TokenCache {
     http: reqwest::Client,
     grant: Grant,
-    cached: Mutex<Option<(String, Instant)>>,
+    cached: Mutex<Cached>,
+}
+
+struct Cached {
+    /// The token and when to refresh it.
+    token: Option<(String, Instant)>,
+    /// The last request's failure and until when it stands for a new request.
+    failure: Option<(TokenError, Instant)>,
+    backoff: Backoff,
 }
 
 impl TokenCache {
@@ -103,26 +119,44 @@ impl TokenCache {
     }
 
     pub fn with_grant(http: reqwest::Client, grant: Grant) -> Self {
-        Self { http, grant, cached: Mutex::new(None) }
+        let cached = Cached { token: None, failure: None, backoff: Backoff::new(TOKEN_BACKOFF_MAX) };
+        Self { http, grant, cached: Mutex::new(cached) }
     }
 
-    /// A valid token, from the cache or freshly requested.
+    /// A valid token, from the cache or freshly requested; the remembered failure while its
+    /// backoff interval lasts.
     pub async fn token(&self) -> Result<String, TokenError> {
         let mut cached = self.cached.lock().await;
-        if let Some((token, refresh_at)) = cached.as_ref()
-            && Instant::now() < *refresh_at
+        let now = Instant::now();
+        if let Some((token, refresh_at)) = cached.token.as_ref()
+            && now < *refresh_at
         {
             return Ok(token.clone());
         }
-        let (token, lifetime) = self.request().await?;
-        let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN).max(lifetime / 2);
-        *cached = Some((token.clone(), refresh_at));
-        Ok(token)
+        if let Some((failure, until)) = cached.failure.as_ref()
+            && now < *until
+        {
+            return Err(failure.clone());
+        }
+        match self.request().await {
+            Ok((token, lifetime)) => {
+                let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN).max(lifetime / 2);
+                cached.token = Some((token.clone(), refresh_at));
+                cached.failure = None;
+                cached.backoff.reset();
+                Ok(token)
+            }
+            Err(e) => {
+                let until = Instant::now() + cached.backoff.next(None);
+                cached.failure = Some((e.clone(), until));
+                Err(e)
+            }
+        }
     }
 
     /// Forgets the cached token (after a 401).
     pub async fn invalidate(&self) {
-        *self.cached.lock().await = None;
+        self.cached.lock().await.token = None;
     }
 
     async fn request(&self) -> Result<(String, Duration), TokenError> {

@@ -32,6 +32,9 @@ pub enum Refusal {
     BadToken,
     /// `max_concurrency` calls are already being handled (429 with `Retry-After`).
     Saturated,
+    /// The path's webhook-driven upstream calls are at `max_upstream_calls_per_second` (429
+    /// with `Retry-After`).
+    RateLimited,
     /// The body did not arrive within `intake.body_timeout` (408).
     BodyTimeout,
     /// The body is larger than `max_body_bytes` (413).
@@ -55,6 +58,7 @@ impl Refusal {
             Refusal::Forbidden => "forbidden",
             Refusal::BadToken => "bad_token",
             Refusal::Saturated => "saturated",
+            Refusal::RateLimited => "rate_limited",
             Refusal::BodyTimeout => "body_timeout",
             Refusal::TooLarge => "too_large",
             Refusal::BodyUnreadable => "body_unreadable",
@@ -69,7 +73,7 @@ impl Refusal {
         match self {
             Refusal::Forbidden => StatusCode::FORBIDDEN,
             Refusal::BadToken | Refusal::BadSignature | Refusal::StaleTimestamp => StatusCode::UNAUTHORIZED,
-            Refusal::Saturated => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::Saturated | Refusal::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Refusal::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::BodyUnreadable | Refusal::TooDeep | Refusal::Malformed => StatusCode::BAD_REQUEST,
@@ -81,6 +85,7 @@ impl Refusal {
             Refusal::Forbidden => "caller not allowed",
             Refusal::BadToken => "missing or wrong token",
             Refusal::Saturated => "too many calls in progress; retry later",
+            Refusal::RateLimited => "too many upstream calls this second; retry later",
             Refusal::BodyTimeout => "body not received in time",
             Refusal::TooLarge => "body too large",
             Refusal::BodyUnreadable => "body could not be read",
@@ -147,6 +152,15 @@ impl Guard {
         }
         response
     }
+
+    /// Counts a rate-limited call and answers 429 with `retry_after` in whole seconds (at
+    /// least 1).
+    fn rate_limited(&self, peer: SocketAddr, retry_after: Duration) -> Response {
+        let mut response = self.refused(Refusal::RateLimited, peer, Refusal::RateLimited.message());
+        let seconds = retry_after.as_secs().saturating_add(u64::from(retry_after.subsec_nanos() > 0)).max(1);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response
+    }
 }
 
 /// The middleware running [`Guard`]'s checks in front of a webhook handler.
@@ -210,5 +224,10 @@ pub struct Refuser {
 impl Refuser {
     pub fn malformed(&self, detail: &str) -> Response {
         self.guard.refused(Refusal::Malformed, self.peer, detail)
+    }
+
+    /// 429: the source's webhook-driven upstream calls are at their cap.
+    pub fn rate_limited(&self, retry_after: Duration) -> Response {
+        self.guard.rate_limited(self.peer, retry_after)
     }
 }

@@ -20,7 +20,8 @@ fn answer(status: StatusCode, message: &str) -> Response {
 /// `POST {path}`: 400 when the body is not the provider's payload; 200 once what it
 /// announced is committed, when the provider does not know what it names, or when it is
 /// something paybridge does not act on; 503 when not committed within
-/// `webhook.commit_timeout`, so the provider retries.
+/// `webhook.commit_timeout`, so the provider retries; 429 when the source's webhook-driven
+/// upstream calls are at their cap.
 pub async fn webhook(
     State(source): State<Arc<dyn WebhookSource>>,
     Extension(refuser): Extension<Refuser>,
@@ -33,6 +34,7 @@ pub async fn webhook(
         Ok(Ok(WebhookOutcome::Committed)) => answer(StatusCode::OK, "committed"),
         Ok(Ok(WebhookOutcome::Unknown(what))) => answer(StatusCode::OK, what),
         Ok(Ok(WebhookOutcome::Ignored(what))) => answer(StatusCode::OK, &format!("ignored: {what}")),
+        Ok(Ok(WebhookOutcome::Throttled(retry_after))) => refuser.rate_limited(retry_after),
         Ok(Ok(WebhookOutcome::NotCommitted(_))) => {
             answer(StatusCode::SERVICE_UNAVAILABLE, "not committed; retry later")
         }

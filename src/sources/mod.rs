@@ -7,6 +7,7 @@ pub mod ripplenet;
 pub mod runtime;
 pub mod start;
 pub mod webhook;
+pub mod webhook_pace;
 
 use std::sync::Arc;
 use std::time::Duration;

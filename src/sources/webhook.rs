@@ -20,6 +20,9 @@ pub enum WebhookOutcome {
     /// Not committed (broker down, the provider's API failing, …): answer 503 so the
     /// provider retries.
     NotCommitted(String),
+    /// The source's webhook-driven upstream calls are at their per-second cap: answer 429
+    /// with this Retry-After, before any upstream call.
+    Throttled(std::time::Duration),
 }
 
 /// A source that takes webhooks.

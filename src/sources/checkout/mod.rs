@@ -22,6 +22,9 @@ use crate::normalize::checkout::message;
 /// The pause between receives that did not fill a page (a receive itself waits up to
 /// `timeout` for messages, so this only guards against a provider that ignores `timeoutMs`).
 pub const RECEIVE_GAP: std::time::Duration = std::time::Duration::from_millis(100);
+/// The longest pause after empty receives that came back at once (a provider that ignores
+/// `timeoutMs`): the gap doubles from [`RECEIVE_GAP`] up to this, per receiver.
+pub const EMPTY_RECEIVE_GAP_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Checkout {
     config: CheckoutSource,
@@ -95,6 +98,8 @@ impl Checkout {
             source: self.config.name.clone(),
             health_name: self.config.name.clone(),
             interval: RECEIVE_GAP,
+            idle_max: EMPTY_RECEIVE_GAP_MAX,
+            long_poll: self.config.timeout.get(),
             page_size,
             window: self.config.pages_in_flight.min(pipeline_capacity / page_size).max(1),
             backoff_max: self.config.backoff_max.get(),

@@ -35,6 +35,7 @@ use super::runtime::expiring::RecentIds;
 use super::runtime::ledger::LedgerLimits;
 use super::runtime::retry::Retry;
 use super::runtime::{Stopped, UpstreamFailure};
+use super::webhook_pace::WebhookPace;
 use super::{SourceContext, pause};
 use crate::cluster::gate::{Fence, TenureEnd, run_while_owned};
 use crate::config::{KafkaConfig, PaymentsDirectSource};
@@ -95,6 +96,8 @@ pub struct PaymentsDirect {
     /// passed through before (its history read, or its first state): a search that shows
     /// one again needs no history read.
     verified: Arc<RecentIds>,
+    /// Webhook-driven calls: at most `max_upstream_calls_per_second`, paused when Ripple asks.
+    pace: WebhookPace,
 }
 
 impl PaymentsDirect {
@@ -133,7 +136,9 @@ impl PaymentsDirect {
         let quiet = config.max_idle_interval.get() + config.backoff_max.get() + config.request_timeout.get();
         ctx.health.register_source(&config.name, quiet);
         ctx.metrics.source_alert(&config.name, false);
-        Ok(Arc::new(Self { config, api, ctx, cursor, retry, recent, verified }))
+        let webhook = &config.webhook;
+        let pace = WebhookPace::new(webhook.max_upstream_calls_per_second, webhook.commit_timeout.get(), backoff_max);
+        Ok(Arc::new(Self { config, api, ctx, cursor, retry, recent, verified, pace }))
     }
 
     pub fn name(&self) -> &str {

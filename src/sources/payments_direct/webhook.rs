@@ -114,7 +114,12 @@ impl PaymentsDirect {
     /// (see the module); resolves when the broker confirmed them all (the intake bounds the
     /// wait by `commit_timeout`).
     pub async fn webhook(&self, id: &str, payment_id: &str, announced: &Announced) -> WebhookOutcome {
-        let raw = match self.api.payment(payment_id).await {
+        if let Err(outcome) = self.pace.admit().await {
+            return outcome;
+        }
+        let fetched = self.api.payment(payment_id).await;
+        self.pace.answered(&fetched);
+        let raw = match fetched {
             Ok(Some(raw)) => raw,
             Ok(None) => {
                 self.ctx.metrics.webhook_unknown(&self.config.name);
@@ -132,7 +137,7 @@ impl PaymentsDirect {
         // gets its earlier states published.
         let mut events = match self.earlier_states(payment_id, &raw, announced, via, now).await {
             Ok(events) => events,
-            Err(reason) => return WebhookOutcome::NotCommitted(reason),
+            Err(outcome) => return outcome,
         };
         // GET /v3/payments/{id} carries the failure details; the normalizer keeps them.
         match payment(self.config.account(), &raw, via, now) {
@@ -177,7 +182,7 @@ impl PaymentsDirect {
         announced: &Announced,
         via: Via<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<CanonicalEvent>, String> {
+    ) -> Result<Vec<CanonicalEvent>, WebhookOutcome> {
         let current_at = state_time(raw);
         let current_state = raw.get("paymentState").and_then(Value::as_str);
         let up_to_date = match (announced.at, &announced.state, current_at) {
@@ -188,9 +193,12 @@ impl PaymentsDirect {
         let Some(current_at) = current_at.filter(|_| !up_to_date) else {
             return Ok(Vec::new());
         };
-        let transitions = self.api.states(payment_id).await.map_err(|e| {
+        self.pace.admit().await?;
+        let read = self.api.states(payment_id).await;
+        self.pace.answered(&read);
+        let transitions = read.map_err(|e| {
             tracing::warn!(source = %self.config.name, payment_id, error = %e, "cannot read the payment's transitions; answered 503");
-            format!("cannot read the payment's transitions: {e}")
+            WebhookOutcome::NotCommitted(format!("cannot read the payment's transitions: {e}"))
         })?;
         let from = announced
             .at
@@ -198,7 +206,7 @@ impl PaymentsDirect {
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let states = states_between(self.config.account(), raw, &transitions, (from, current_at), via, now);
         if self.dead_letter_transitions(payment_id, raw, states.unreadable).await.is_err() {
-            return Err("stopping".into());
+            return Err(WebhookOutcome::NotCommitted("stopping".into()));
         }
         Ok(states.events)
     }

@@ -24,6 +24,7 @@ use super::runtime::ledger::{Settlement, Waiter, settlement};
 use super::runtime::settle::{Item, Settler, SettlerSettings};
 use super::runtime::{LoopSettings, PageReader, PageReport, PollSignals, Polled, UpstreamFailure, poll_loop};
 use super::webhook::{WebhookOutcome, WebhookSource};
+use super::webhook_pace::WebhookPace;
 use crate::cluster::gate::{Gate, TenureEnd, run_while_owned};
 use crate::config::{RipplenetSource, WebhookConfig};
 use crate::event::Provider;
@@ -91,10 +92,7 @@ impl WebhookSource for Ripplenet {
     fn receive(self: Arc<Self>, body: Vec<u8>) -> BoxFuture<'static, Result<WebhookOutcome, &'static str>> {
         Box::pin(async move {
             let msg_id = thin_payload(&body)?;
-            let outcome = match self.webhook(msg_id) {
-                Err(known) => known,
-                Ok(waiter) => webhook_outcome(waiter).await,
-            };
+            let outcome = self.webhook(msg_id).await;
             if let WebhookOutcome::NotCommitted(reason) = &outcome {
                 tracing::info!(source = %self.config.name, %msg_id, %reason, "webhook not committed");
             }
@@ -110,6 +108,9 @@ pub struct Ripplenet {
     settler: Settler,
     /// poller_new's signals: webhooks ask it for an early read.
     new_reads: Arc<PollSignals>,
+    /// Fetches by id for webhooks: at most `max_upstream_calls_per_second`, paused when
+    /// RippleNet asks.
+    pace: WebhookPace,
 }
 
 /// The batch acknowledgement endpoint, for the acker.
@@ -146,7 +147,13 @@ impl Ripplenet {
             normalize: |account, raw, now| notification(account, raw, now).map_err(|e| e.to_string()),
         };
         let settler = Settler::start(settings, Arc::new(AckEndpoint(api.clone())), ctx.clone());
-        Ok(Arc::new(Self { config, api, ctx, settler, new_reads: Arc::new(PollSignals::default()) }))
+        let webhook = &config.webhook;
+        let pace = WebhookPace::new(
+            webhook.max_upstream_calls_per_second,
+            webhook.commit_timeout.get(),
+            config.backoff_max.get(),
+        );
+        Ok(Arc::new(Self { config, api, ctx, settler, new_reads: Arc::new(PollSignals::default()), pace }))
     }
 
     pub fn name(&self) -> &str {
@@ -172,6 +179,8 @@ impl Ripplenet {
                 source: self.config.name.clone(),
                 health_name: health_name(&self.config.name, which),
                 interval,
+                idle_max: interval,
+                long_poll: Duration::ZERO,
                 page_size: self.config.page_size,
                 window,
                 backoff_max: self.config.backoff_max.get(),
@@ -198,34 +207,42 @@ impl Ripplenet {
         self.settler.join_acker(tasks);
     }
 
-    /// Handles a webhook `{"msg_id"}` and returns a waiter on its settlement. Work goes on in
-    /// the background even when the caller stops waiting; duplicates share one settlement.
-    pub fn webhook(self: &Arc<Self>, msg_id: Uuid) -> Result<Waiter, WebhookOutcome> {
+    /// Handles a webhook `{"msg_id"}`: what came of it once known. Nothing upstream
+    /// outlives the call: when the caller stops waiting (commit_timeout), a fetch in progress
+    /// is dropped; content already fetched is settled (published, then acknowledged) anyway.
+    /// Duplicates share one settlement.
+    pub async fn webhook(self: &Arc<Self>, msg_id: Uuid) -> WebhookOutcome {
         let uuid = ledger_key(&msg_id.to_string());
         if self.settler.ledger.recently_committed(&uuid) {
-            return Err(WebhookOutcome::Committed);
+            return WebhookOutcome::Committed;
         }
         let (waiter, held) = self.settler.ledger.want(&uuid);
-        if !held {
-            // Nobody works it: ask poller_new for a read first (when many webhooks arrive, one
-            // read serves them), then fetch by id what it did not bring.
-            let me = self.clone();
-            tokio::spawn(async move { me.fetch_for_webhook(uuid).await });
+        if !held && let Some(early) = self.fetch_for_webhook(&uuid).await {
+            return early;
         }
-        Ok(waiter)
+        webhook_outcome(waiter).await
     }
 
-    async fn fetch_for_webhook(self: Arc<Self>, uuid: String) {
+    /// Asks poller_new for a read first (when many webhooks arrive, one read serves them),
+    /// then fetches by id what it did not bring and hands it to the settler. An outcome when
+    /// the webhook is answered without a settlement (throttled, or a pause too long).
+    async fn fetch_for_webhook(self: &Arc<Self>, uuid: &str) -> Option<WebhookOutcome> {
         self.new_reads.read_after_now(WEBHOOK_READ_WAIT).await;
         // Claimed by that read (or by anybody meanwhile): its holder settles it for us.
-        let Ok(claim) = self.settler.ledger.claim(&uuid) else { return };
-        let raw = match self.api.get(&uuid).await {
+        let Ok(claim) = self.settler.ledger.claim(uuid) else { return None };
+        // Dropping the claim tells the other waiters "not committed": they answer 503.
+        if let Err(outcome) = self.pace.admit().await {
+            return Some(outcome);
+        }
+        let fetched = self.api.get(uuid).await;
+        self.pace.answered(&fetched);
+        let raw = match fetched {
             Ok(Some(raw)) => raw,
             Ok(None) => {
                 self.ctx.metrics.webhook_unknown(&self.config.name);
                 tracing::info!(source = %self.config.name, msg_id = %uuid, "webhook for an unknown notification; answered 200");
                 claim.unknown();
-                return;
+                return None;
             }
             Err(e) => {
                 // Never a reason to acknowledge: answer 503 and let RippleNet call again.
@@ -234,10 +251,14 @@ impl Ripplenet {
                 }
                 tracing::warn!(source = %self.config.name, msg_id = %uuid, error = %e, "cannot fetch the webhook's notification; answered 503");
                 claim.not_committed(&format!("cannot fetch the notification: {e}"));
-                return;
+                return None;
             }
         };
-        self.settler.settle(vec![(claim, raw)]).await;
+        // Publishing and acknowledging are not upstream reads: they finish even when the
+        // caller has stopped waiting.
+        let me = self.clone();
+        tokio::spawn(async move { me.settler.settle(vec![(claim, raw)]).await });
+        None
     }
 }
 

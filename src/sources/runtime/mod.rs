@@ -92,6 +92,13 @@ pub struct LoopSettings {
     pub health_name: String,
     /// Wait between reads when there is no backlog.
     pub interval: Duration,
+    /// After a read that brought nothing back sooner than half of `long_poll` (a provider
+    /// that ignores the long poll), the wait before the next read doubles from `interval`
+    /// up to this; a read that brings something, or that waited at the provider, resets it.
+    pub idle_max: Duration,
+    /// How long a read may wait at the provider for items (Checkout's `timeoutMs`); zero
+    /// for reads that answer at once.
+    pub long_poll: Duration,
     /// A read that returns this many items is full (a backlog).
     pub page_size: usize,
     /// Most pages being published at once.
@@ -172,6 +179,7 @@ pub async fn poll_loop<R: PageReader>(
     let source = settings.source.as_str();
     let mut pace = Pace { backoff: Backoff::new(settings.backoff_max), acks_failing: false };
     let mut pages: JoinSet<PageReport> = JoinSet::new();
+    let mut idle_wait = settings.interval;
     'reading: while !stop.is_cancelled() {
         while let Some(done) = pages.try_join_next() {
             pace.absorb(done, source);
@@ -195,7 +203,9 @@ pub async fn poll_loop<R: PageReader>(
         if let Some(signals) = &signals {
             signals.reads.send_modify(|(started, _)| *started += 1);
         }
+        let read_started = tokio::time::Instant::now();
         let read = reader.read().await;
+        let read_took = read_started.elapsed();
         if let Some(signals) = &signals {
             signals.reads.send_modify(|(_, finished)| *finished += 1);
         }
@@ -216,8 +226,16 @@ pub async fn poll_loop<R: PageReader>(
                 if full && progress {
                     continue;
                 }
+                let wait = if polled.read > 0 || read_took >= settings.long_poll / 2 {
+                    idle_wait = settings.interval;
+                    settings.interval
+                } else {
+                    let wait = idle_wait;
+                    idle_wait = idle_wait.saturating_mul(2).min(settings.idle_max.max(settings.interval));
+                    wait
+                };
                 let woken = signals.as_ref().map(|s| &s.wake);
-                if idle(&stop, settings.interval, woken).await {
+                if idle(&stop, wait, woken).await {
                     break;
                 }
             }
