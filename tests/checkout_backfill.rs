@@ -274,3 +274,25 @@ key_id = "0123456789ABCDEF0123456789ABCDEF01234567"
     assert_eq!(key.code, Some(1), "{}", key.stderr);
     assert!(key.stderr.contains("/nonexistent/key.pem"), "the key is named: {}", key.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeating_page_token_stops_the_backfill_with_an_error() {
+    let keys = rsa_keys();
+    let sb = sandbox(&keys).await;
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("bf-events", 1), broker.new_topic("bf-dlq", 1));
+    // Every page of the period query hands out the same next token.
+    let looping = json!({"endpoint": "checkout.query", "action": "body", "status": 200,
+                         "body": "{\"messages\": [], \"nextPageToken\": \"again\"}"});
+    assert!(sb.control("/_sandbox/faults", looping).await.is_success());
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = write_config(dir.path(), &config(&broker, &topic, &dlq, &sb, &keys.private_file.display().to_string()));
+    let from = ago(10);
+    let run = backfill(&path, &["--source", "co", "--from", &from]);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, Some(1), "{all}");
+    assert!(all.contains("page 2 of the window handed out a page token it had already given"), "{all}");
+    let queries = sb.ledger("kind=request&provider=checkout").await;
+    let queries = queries.iter().filter(|e| e["endpoint"] == "checkout.query").count();
+    assert_eq!(queries, 2, "stopped at the repeat");
+}

@@ -33,6 +33,7 @@ use crate::sink::kafka::KafkaSink;
 use crate::sink::topics::{ensure_topics, required_topics};
 use crate::sources::checkout::api::CheckoutApi;
 use crate::sources::checkout::message_key;
+use crate::sources::runtime::page_tokens::PageTokens;
 
 /// Attempts at reading one page while the provider is unavailable (429, 5xx, no answer).
 pub const READ_ATTEMPTS: u32 = 6;
@@ -198,7 +199,8 @@ struct Walk<'a> {
 }
 
 enum PageEnd {
-    Next(Option<String>),
+    /// The page's item count and its next page token.
+    Next(usize, Option<String>),
     Stopped,
 }
 
@@ -221,13 +223,22 @@ impl Walk<'_> {
         };
         for (done, &(start, end)) in slices.iter().enumerate() {
             let mut token: Option<String> = None;
+            let mut tokens = PageTokens::new(None);
             loop {
                 if stop.is_cancelled() {
                     report.ending = Ending::Interrupted;
                     return report;
                 }
                 match self.page(start, end, page_size, token.as_deref(), &mut report.tally, stop).await {
-                    Ok(PageEnd::Next(next)) => {
+                    Ok(PageEnd::Next(items, next)) => {
+                        if let Err(pagination) = tokens.follow(items, next.as_deref()) {
+                            report.ending = Ending::Failed(format!(
+                                "reading the period {} to {}: {pagination}",
+                                stamp(start),
+                                stamp(end)
+                            ));
+                            return report;
+                        }
                         let slice_done = next.is_none();
                         if slice_done {
                             report.done_until = end;
@@ -282,7 +293,8 @@ impl Walk<'_> {
                 Err(e) => return Err(format!("reading the period {} to {}: {e}", stamp(start), stamp(end))),
             }
         };
-        tally.read += page.messages.len() as u64;
+        let items = page.messages.len();
+        tally.read += items as u64;
         let mut events = Vec::with_capacity(page.messages.len());
         let now = Utc::now();
         for raw in &page.messages {
@@ -298,7 +310,7 @@ impl Walk<'_> {
         tally.published += published;
         tally.dead_lettered += rejected;
         tally.pages += 1;
-        Ok(PageEnd::Next(page.next_page_token))
+        Ok(PageEnd::Next(items, page.next_page_token))
     }
 
     /// Publishes until every event is confirmed (or rejected to the DLQ), at most

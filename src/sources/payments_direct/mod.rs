@@ -15,7 +15,6 @@ pub mod skew;
 pub mod webhook;
 pub mod windows;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +32,7 @@ use super::runtime::cursor::{CursorDriver, IdlePace, Resumed};
 use super::runtime::cursor_pages::{CursorPages, Page};
 use super::runtime::expiring::RecentIds;
 use super::runtime::ledger::LedgerLimits;
+use super::runtime::page_tokens::PageTokens;
 use super::runtime::retry::Retry;
 use super::runtime::{Stopped, UpstreamFailure};
 use super::webhook_pace::WebhookPace;
@@ -243,9 +243,9 @@ impl PaymentsDirect {
         let Some(window) = reader.window(Utc::now()) else { return Ok(0) };
         let mut pages: CursorPages<PageDone> = cursor.pages();
         let mut read = 0;
-        // The page tokens of this window so far: a provider that hands one out twice would
-        // send paybridge round the same pages for ever.
-        let mut tokens_seen: HashSet<String> = reader.position.page_token.iter().cloned().collect();
+        // The page tokens of this window so far: a provider that hands one out twice, or
+        // empty pages with ever-new tokens, would send paybridge round for ever.
+        let mut tokens = PageTokens::new(reader.position.page_token.as_deref());
         let mut loop_backoff = Backoff::new(self.config.backoff_max.get());
         let mut fetched = self.search(&window, &reader.position).await?;
         loop {
@@ -262,24 +262,23 @@ impl PaymentsDirect {
                 self.clock_read(reader, reading);
             }
             read += page.payments.len();
-            if let Some(token) = &page.last_page_token
-                && !tokens_seen.insert(token.clone())
-            {
+            if let Err(pagination) = tokens.follow(page.payments.len(), page.last_page_token.as_deref()) {
                 // Following it would go round for ever; skipping the window's rest could lose
                 // payments. Read the window again from its start, after a backoff.
                 self.ctx.metrics.processing_failure(&self.config.name);
                 let wait = loop_backoff.next(None);
                 tracing::error!(
                     source = %self.config.name,
-                    pages = reader.position.pages + 1,
+                    error = %pagination,
+                    window_from = %window.from,
                     wait_ms = wait.as_millis() as u64,
-                    "the provider returned a page token it had already given in this window (a pagination loop); reading the window again from its start"
+                    "pagination loop in the search; reading the window again from its start"
                 );
                 if pause(&self.ctx.stop, wait).await {
                     return Err(Stopped);
                 }
                 reader.position = window.position(None, 0);
-                tokens_seen.clear();
+                tokens = PageTokens::new(None);
                 fetched = self.search(&window, &reader.position).await?;
                 continue;
             }

@@ -16,6 +16,7 @@ pub mod cursor;
 pub mod cursor_pages;
 pub mod expiring;
 pub mod ledger;
+pub mod page_tokens;
 pub mod retry;
 pub mod settle;
 
