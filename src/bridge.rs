@@ -110,6 +110,8 @@ impl Bridge {
             }
         });
 
+        tokio::spawn(follow_refusals(sink.clone(), health.clone(), metrics.clone(), stop_background.clone()));
+
         let cluster = match &config.cluster {
             Some(cluster) => Some(
                 Cluster::start(cluster, &config.kafka, &singleton_tasks(&config), health.clone(), metrics.clone())
@@ -315,6 +317,30 @@ async fn check_broker(sink: KafkaSink, health: Arc<Health>, stop: CancellationTo
             health.broker_reachable();
         } else {
             tracing::warn!("Kafka brokers did not answer a metadata request");
+        }
+    }
+}
+
+/// Keeps readiness and the alert metrics in step with the sink's refusals (a topic that
+/// refuses records, open DLQ breakers) until `stop`.
+async fn follow_refusals(sink: KafkaSink, health: Arc<Health>, metrics: Arc<Metrics>, stop: CancellationToken) {
+    let mut state = sink.refusals().subscribe();
+    let mut open: Vec<String> = Vec::new();
+    loop {
+        let current = state.borrow_and_update().clone();
+        health.set_refusal(current.reason());
+        metrics.topic_refusing(current.topic.is_some());
+        let now_open: Vec<String> = current.breakers.iter().map(|(source, _)| source.clone()).collect();
+        for closed in open.iter().filter(|s| !now_open.contains(s)) {
+            metrics.dlq_breaker(closed, false);
+        }
+        for source in &now_open {
+            metrics.dlq_breaker(source, true);
+        }
+        open = now_open;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = state.changed() => if changed.is_err() { return },
         }
     }
 }

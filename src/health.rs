@@ -35,6 +35,8 @@ pub struct Health {
     cluster: AtomicBool,
     /// Why group membership stopped working, if it did.
     cluster_failure: Mutex<Option<String>>,
+    /// Why publishing is paused or not dead-lettering (see [`crate::sink::refusals`]).
+    refusal: Mutex<Option<String>>,
 }
 
 /// What /readyz answers.
@@ -70,6 +72,7 @@ impl Health {
             fatal: Mutex::new(None),
             cluster: AtomicBool::new(false),
             cluster_failure: Mutex::new(None),
+            refusal: Mutex::new(None),
         }
     }
 
@@ -134,6 +137,13 @@ impl Health {
         }
     }
 
+    /// The topic refuses records or a DLQ breaker is open (`Some(reason)`), or neither.
+    pub fn set_refusal(&self, reason: Option<String>) {
+        if let Ok(mut refusal) = self.refusal.lock() {
+            *refusal = reason;
+        }
+    }
+
     pub fn set_shutting_down(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
@@ -148,6 +158,11 @@ impl Health {
         }
         if self.shutting_down.load(Ordering::SeqCst) {
             problems.push("shutting down".to_owned());
+        }
+        if let Ok(refusal) = self.refusal.lock()
+            && let Some(reason) = refusal.as_ref()
+        {
+            problems.push(reason.clone());
         }
         if let Ok(failure) = self.cluster_failure.lock()
             && let Some(reason) = failure.as_ref()

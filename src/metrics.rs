@@ -75,6 +75,8 @@ pub struct Metrics {
     webhook_rejected: Family<RefusalLabels, Counter>,
     ack_failed: Family<SourceLabels, Counter>,
     producer_fatal: Gauge,
+    topic_refusing: Gauge,
+    dlq_breaker_open: Family<SourceLabels, Gauge>,
     singleton_owned: Family<TaskLabels, Gauge>,
     singleton_tenures: Family<TaskLabels, Counter>,
 }
@@ -112,6 +114,8 @@ impl Metrics {
         let webhook_rejected = Family::<RefusalLabels, Counter>::default();
         let ack_failed = Family::<SourceLabels, Counter>::default();
         let producer_fatal = Gauge::default();
+        let topic_refusing = Gauge::default();
+        let dlq_breaker_open = Family::<SourceLabels, Gauge>::default();
         let singleton_owned = Family::<TaskLabels, Gauge>::default();
         let singleton_tenures = Family::<TaskLabels, Counter>::default();
         registry.register(
@@ -135,8 +139,18 @@ impl Metrics {
             producer_fatal.clone(),
         );
         registry.register(
+            "topic_refusing",
+            "1 while the events topic refuses records (topic or broker misconfiguration): publishing paused, nothing acknowledged",
+            topic_refusing.clone(),
+        );
+        registry.register(
+            "dlq_breaker_open",
+            "1 while a source's DLQ breaker is open (too many of its events refused by the broker): not dead-lettered, not acknowledged",
+            dlq_breaker_open.clone(),
+        );
+        registry.register(
             "webhook_rejected",
-            "Webhook calls refused, by reason (forbidden, bad_token, saturated, body_timeout, too_large, body_unreadable, bad_signature, stale_timestamp, too_deep, malformed)",
+            "Webhook calls refused, by reason (forbidden, bad_token, saturated, rate_limited, body_timeout, too_large, body_unreadable, bad_signature, stale_timestamp, too_deep, malformed)",
             webhook_rejected.clone(),
         );
         registry.register(
@@ -236,6 +250,8 @@ impl Metrics {
             singleton_owned,
             singleton_tenures,
             producer_fatal,
+            topic_refusing,
+            dlq_breaker_open,
         }
     }
 
@@ -346,6 +362,16 @@ impl Metrics {
 
     pub fn producer_fatal(&self) {
         self.producer_fatal.set(1);
+    }
+
+    /// The topic refuses records, or accepts them again.
+    pub fn topic_refusing(&self, refusing: bool) {
+        self.topic_refusing.set(i64::from(refusing));
+    }
+
+    /// `source`'s DLQ breaker opened or closed (by its CloudEvents source).
+    pub fn dlq_breaker(&self, source: &str, open: bool) {
+        self.dlq_breaker_open.get_or_create(&Self::labels(source)).set(i64::from(open));
     }
 
     pub fn webhook_unknown(&self, source: &str) {

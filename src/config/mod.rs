@@ -126,6 +126,17 @@ pub struct KafkaConfig {
     /// How long the broker has to confirm an event before its batch is retried (never acked).
     #[serde(default = "default_delivery_timeout")]
     pub delivery_timeout: HumanDuration,
+    /// The DLQ breaker: when more than this many of one source's last `dlq_breaker_window`
+    /// events were refused by the broker as records (too large, corrupt), its next refused
+    /// events are not dead-lettered (and not acknowledged) until the share falls again; a
+    /// broken topic config cannot drain the stream into the DLQ.
+    #[serde(default = "default_dlq_breaker_max")]
+    #[schemars(range(min = 0, max = 100_000))]
+    pub dlq_breaker_max: usize,
+    /// The number of a source's latest events the DLQ breaker looks at.
+    #[serde(default = "default_dlq_breaker_window")]
+    #[schemars(range(min = 1, max = 100_000))]
+    pub dlq_breaker_window: usize,
     /// Compression of record batches.
     #[serde(default)]
     pub compression: Compression,
@@ -157,6 +168,14 @@ fn default_dlq_topic() -> String {
 
 const fn default_delivery_timeout() -> HumanDuration {
     HumanDuration::from_secs(30)
+}
+
+const fn default_dlq_breaker_max() -> usize {
+    20
+}
+
+const fn default_dlq_breaker_window() -> usize {
+    100
 }
 
 const fn default_metadata_timeout() -> HumanDuration {

@@ -49,6 +49,12 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
     if let Some(registry) = &kafka.schema_registry {
         registry.validate(&mut errors);
     }
+    if kafka.dlq_breaker_max > kafka.dlq_breaker_window {
+        errors.push(ConfigError::new(
+            "kafka.dlq_breaker_max",
+            format!("must be at most kafka.dlq_breaker_window ({})", kafka.dlq_breaker_window),
+        ));
+    }
     if kafka.delivery_timeout.get().is_zero() {
         errors.push(ConfigError::new("kafka.delivery_timeout", "must be greater than zero"));
     }

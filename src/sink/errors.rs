@@ -6,9 +6,13 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 pub enum ErrorClass {
     /// The local producer queue is full: wait (backpressure), then send again.
     QueueFull,
-    /// The record itself can never be accepted (too large, invalid topic or record):
-    /// it goes to the DLQ with the reason.
+    /// The record itself can never be accepted (too large, corrupt): it goes to the DLQ with
+    /// the reason, unless its source's DLQ breaker is open.
     Permanent,
+    /// The topic or the broker refuses every record (broker-side validation, an invalid or
+    /// forbidden topic, a timestamp policy): nothing goes to the DLQ; publishing pauses
+    /// until a probe record is accepted.
+    TopicRefused,
     /// Anything else (timeouts, broker down, leader changes, authorization): not
     /// confirmed, so the source retries later.
     Transient,
@@ -19,6 +23,7 @@ pub fn classify(error: &KafkaError) -> ErrorClass {
     match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::QueueFull) => ErrorClass::QueueFull,
         Some(code) if is_permanent(code) => ErrorClass::Permanent,
+        Some(code) if is_topic_refusal(code) => ErrorClass::TopicRefused,
         _ => ErrorClass::Transient,
     }
 }
@@ -30,9 +35,20 @@ fn is_permanent(code: RDKafkaErrorCode) -> bool {
             | RDKafkaErrorCode::InvalidMessageSize
             | RDKafkaErrorCode::MessageBatchTooLarge
             | RDKafkaErrorCode::InvalidMessage
-            | RDKafkaErrorCode::InvalidRecord
+    )
+}
+
+/// Errors that concern the topic or the broker, not one record.
+fn is_topic_refusal(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::InvalidRecord
             | RDKafkaErrorCode::InvalidTopic
             | RDKafkaErrorCode::UnsupportedForMessageFormat
+            | RDKafkaErrorCode::InvalidTimestamp
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::PolicyViolation
     )
 }
 
@@ -50,10 +66,19 @@ mod tests {
         let e = |code| KafkaError::MessageProduction(code);
         assert_eq!(classify(&e(RDKafkaErrorCode::QueueFull)), ErrorClass::QueueFull);
         assert_eq!(classify(&e(RDKafkaErrorCode::MessageSizeTooLarge)), ErrorClass::Permanent);
-        assert_eq!(classify(&e(RDKafkaErrorCode::InvalidTopic)), ErrorClass::Permanent);
+        assert_eq!(classify(&e(RDKafkaErrorCode::InvalidMessage)), ErrorClass::Permanent);
+        // What concerns the topic never sends the stream to the DLQ.
+        for code in [
+            RDKafkaErrorCode::InvalidRecord,
+            RDKafkaErrorCode::InvalidTopic,
+            RDKafkaErrorCode::UnsupportedForMessageFormat,
+            RDKafkaErrorCode::InvalidTimestamp,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+        ] {
+            assert_eq!(classify(&e(code)), ErrorClass::TopicRefused, "{code:?}");
+        }
         assert_eq!(classify(&e(RDKafkaErrorCode::MessageTimedOut)), ErrorClass::Transient);
         assert_eq!(classify(&e(RDKafkaErrorCode::BrokerTransportFailure)), ErrorClass::Transient);
-        assert_eq!(classify(&e(RDKafkaErrorCode::TopicAuthorizationFailed)), ErrorClass::Transient);
         assert_eq!(classify(&KafkaError::Canceled), ErrorClass::Transient);
         assert_eq!(error_code_name(&e(RDKafkaErrorCode::MessageSizeTooLarge)), "MessageSizeTooLarge");
     }

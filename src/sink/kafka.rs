@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::errors::{ErrorClass, classify, error_code_name};
 use super::fatal::FatalWatch;
+use super::refusals::Refusals;
 use crate::ack::Outcome;
 use crate::config::KafkaConfig;
 use crate::event::{CLOUDEVENTS_CONTENT_TYPE, CanonicalEvent};
@@ -156,6 +157,7 @@ pub struct KafkaSink {
     topic: String,
     delivery_timeout: Duration,
     value_format: ValueFormat,
+    refusals: Refusals,
 }
 
 impl KafkaSink {
@@ -169,6 +171,7 @@ impl KafkaSink {
             topic: kafka.topic.clone(),
             delivery_timeout: kafka.delivery_timeout.get(),
             value_format: ValueFormat::Json,
+            refusals: Refusals::new(kafka.dlq_breaker_max, kafka.dlq_breaker_window),
         })
     }
 
@@ -228,11 +231,32 @@ impl KafkaSink {
         }
     }
 
+    /// Whether the topic refuses records and which sources' DLQ breakers are open.
+    pub fn refusals(&self) -> &Refusals {
+        &self.refusals
+    }
+
     /// Publishes a batch: every record is enqueued first (many in flight), then the
     /// delivery reports are collected. Returns one outcome per event, in order:
     /// Delivered when the broker confirmed it; Rejected when it can never be accepted and
-    /// the DLQ confirmed it; Retry otherwise, including when `deadline` passes.
+    /// the DLQ confirmed it; Retry otherwise, including when `deadline` passes. While the
+    /// topic refuses records only the first event is sent, as a probe (see [`Refusals`]).
     pub async fn publish_batch(&self, events: &[CanonicalEvent], deadline: Instant) -> Vec<Outcome> {
+        let Some(refusal) = self.refusals.topic_refusal() else {
+            return self.publish_records(events, deadline).await;
+        };
+        let Some((probe, rest)) = events.split_first() else { return Vec::new() };
+        let mut outcomes = self.publish_records(std::slice::from_ref(probe), deadline).await;
+        if outcomes.first() == Some(&Outcome::Delivered) {
+            outcomes.extend(self.publish_records(rest, deadline).await);
+        } else {
+            let reason = format!("not sent: the topic refuses records ({refusal}); waiting for a probe to be accepted");
+            outcomes.extend(rest.iter().map(|_| Outcome::Retry(reason.clone())));
+        }
+        outcomes
+    }
+
+    async fn publish_records(&self, events: &[CanonicalEvent], deadline: Instant) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
         let mut in_flight = Vec::with_capacity(events.len());
         let mut failed = Vec::new();
@@ -251,28 +275,48 @@ impl KafkaSink {
         }
         for (i, record, delivery) in in_flight {
             match await_delivery(delivery, deadline).await {
-                Ok(_) => outcomes[i] = Some(Outcome::Delivered),
+                Ok(_) => {
+                    self.refusals.topic_accepts();
+                    if let Some(event) = events.get(i) {
+                        self.refusals.accepted(&event.source);
+                    }
+                    outcomes[i] = Some(Outcome::Delivered);
+                }
                 Err(e) => failed.push((i, record, e)),
             }
         }
         for (i, record, error) in failed {
-            outcomes[i] = Some(match (error.class(), &error) {
-                (ErrorClass::Permanent, SendError::Kafka(kafka_error)) => {
-                    let reason = error.to_string();
-                    match self.dlq.write(&record, &self.topic, &error_code_name(kafka_error), &reason, deadline).await {
-                        Ok(()) => {
-                            tracing::warn!(key = %record.key, %reason, "event rejected by the broker; sent to the DLQ");
-                            Outcome::Rejected(reason)
-                        }
-                        Err(dlq_error) => {
-                            Outcome::Retry(format!("{reason}; the DLQ did not take it either: {dlq_error}"))
-                        }
-                    }
-                }
-                _ => Outcome::Retry(error.to_string()),
-            });
+            let source = events.get(i).map_or("", |e| e.source.as_str());
+            outcomes[i] = Some(self.refused(source, &record, &error, deadline).await);
         }
         outcomes.into_iter().map(|o| o.unwrap_or_else(|| Outcome::Retry("no outcome".into()))).collect()
+    }
+
+    /// What becomes of an event the broker did not confirm: the DLQ for a record it can
+    /// never accept (unless the source's breaker is open), a pause for a topic that refuses
+    /// records, a retry otherwise.
+    async fn refused(&self, source: &str, record: &EventRecord, error: &SendError, deadline: Instant) -> Outcome {
+        let reason = error.to_string();
+        let SendError::Kafka(kafka_error) = error else { return Outcome::Retry(reason) };
+        match error.class() {
+            ErrorClass::TopicRefused => {
+                self.refusals.topic_refused(&reason);
+                Outcome::Retry(reason)
+            }
+            ErrorClass::Permanent if !self.refusals.may_dead_letter(source, &error_code_name(kafka_error)) => {
+                Outcome::Retry(format!("{reason}; not dead-lettered: the DLQ breaker of {source} is open"))
+            }
+            ErrorClass::Permanent => {
+                match self.dlq.write(record, &self.topic, &error_code_name(kafka_error), &reason, deadline).await {
+                    Ok(()) => {
+                        tracing::warn!(key = %record.key, %reason, "event rejected by the broker; sent to the DLQ");
+                        Outcome::Rejected(reason)
+                    }
+                    Err(dlq_error) => Outcome::Retry(format!("{reason}; the DLQ did not take it either: {dlq_error}")),
+                }
+            }
+            ErrorClass::QueueFull | ErrorClass::Transient => Outcome::Retry(reason),
+        }
     }
 
     /// Puts one record in the producer queue, waiting while the queue is full.

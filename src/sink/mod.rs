@@ -6,6 +6,7 @@ pub mod errors;
 pub mod fatal;
 pub mod kafka;
 pub mod published;
+pub mod refusals;
 pub mod state;
 pub mod topics;
 pub mod transaction;

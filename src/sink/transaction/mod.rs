@@ -291,6 +291,8 @@ fn record_failure(error: SendError) -> RecordFailure {
         SendError::Kafka(kafka) if classify(kafka) == ErrorClass::Permanent => {
             RecordFailure::Permanent { code: error_code_name(kafka), reason: error.to_string() }
         }
+        // A topic that refuses every record is no reason for the DLQ: the transaction aborts
+        // and is tried again, the position stays.
         _ => RecordFailure::Transient(error.to_string()),
     }
 }

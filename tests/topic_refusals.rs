@@ -1,0 +1,111 @@
+//! A broker-side misconfiguration cannot drain the stream into the DLQ: a topic that refuses
+//! every record pauses publishing (nothing acknowledged, /readyz failing, an alert metric)
+//! and resumes by itself once a probe record is accepted; a topic whose size limit refuses
+//! every record opens the DLQ breaker after `kafka.dlq_breaker_max` dead letters.
+
+mod support;
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use support::Broker;
+use support::process::{Paybridge, eventually};
+use support::ripplenet::{acked, config, metrics, read, setup};
+
+/// Sets `key = value` on `topic` (and nothing else: the topic's other overrides go).
+async fn set_topic_config(broker: &Broker, topic: &str, key: &str, value: &str) {
+    let admin: AdminClient<DefaultClientContext> =
+        broker.client_config().create().unwrap_or_else(|e| panic!("admin client: {e}"));
+    let change = AlterConfig::new(ResourceSpecifier::Topic(topic)).set(key, value);
+    let results = admin
+        .alter_configs([&change], &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))))
+        .await
+        .unwrap_or_else(|e| panic!("alter configs: {e}"));
+    for result in results {
+        result.unwrap_or_else(|e| panic!("alter config of {topic}: {e:?}"));
+    }
+}
+
+fn readiness(admin_port: u16) -> (u16, String) {
+    let (status, _, body) =
+        support::http_get(([127, 0, 0, 1], admin_port).into(), "/readyz").unwrap_or((0, String::new(), String::new()));
+    (status, body)
+}
+
+fn gauge(admin_port: u16, line_start: &str) -> Option<u64> {
+    metrics(admin_port).lines().find(|l| l.starts_with(line_start))?.rsplit(' ').next()?.parse().ok()
+}
+
+const SOURCE: &str = "new_interval = \"500ms\"\nsent_interval = \"2s\"\nsent_delay = \"0s\"\nbackoff_max = \"2s\"";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_that_refuses_every_record_pauses_publishing_unacknowledged_then_resumes() {
+    let s = setup().await;
+    if s.broker.is_tansu() {
+        return; // tansu 0.6.0 has no topic timestamp policy.
+    }
+    let bridge = Paybridge::start(&config(&s, SOURCE));
+    // A broker-side change: the topic now refuses every record it did not stamp itself
+    // within 0 ms (Kafka answers INVALID_TIMESTAMP, a topic-level refusal).
+    set_topic_config(&s.broker, &s.topic, "message.timestamp.before.max.ms", "0").await;
+    let created = s.sandbox.create(20).await;
+    eventually("readiness fails with the reason", Duration::from_secs(20), || async {
+        let (status, body) = readiness(bridge.admin_port);
+        status == 503 && body.contains("the topic refuses records")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(acked(&s.sandbox).await, 0, "nothing acknowledged while the topic refuses records");
+    assert_eq!(gauge(bridge.admin_port, "paybridge_topic_refusing "), Some(1));
+    let (broker, dead) = read(s.broker, s.dlq.clone()).await;
+    assert!(dead.is_empty(), "nothing dead-lettered: {} records", dead.len());
+
+    // The topic is fixed: a probe is accepted, publishing resumes, everything is acknowledged.
+    set_topic_config(&broker, &s.topic, "message.timestamp.before.max.ms", "9223372036854775807").await;
+    eventually("all 20 acknowledged", Duration::from_secs(60), || async { acked(&s.sandbox).await == 20 }).await;
+    eventually("ready again", Duration::from_secs(20), || async { readiness(bridge.admin_port).0 == 200 }).await;
+    assert_eq!(gauge(bridge.admin_port, "paybridge_topic_refusing "), Some(0));
+    let (broker, records) = read(broker, s.topic.clone()).await;
+    let ids: std::collections::HashSet<String> =
+        records.iter().filter_map(|r| r.header("ce_id")).map(str::to_owned).collect();
+    let expected: std::collections::HashSet<String> = created.iter().map(|u| support::ripplenet::id_of(u)).collect();
+    assert_eq!(ids, expected, "every notification is in the topic");
+    let (_broker, dead) = read(broker, s.dlq.clone()).await;
+    assert!(dead.is_empty(), "still nothing in the DLQ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_size_limit_that_refuses_every_record_opens_the_dlq_breaker_after_its_max() {
+    let s = setup().await;
+    if s.broker.is_tansu() {
+        return; // tansu 0.6.0 does not enforce max.message.bytes.
+    }
+    let text = config(&s, SOURCE).replacen("[kafka]\n", "[kafka]\ndlq_breaker_max = 5\ndlq_breaker_window = 50\n", 1);
+    let bridge = Paybridge::start(&text);
+    // A broker-side change: records larger than 100 bytes (every event) are refused.
+    set_topic_config(&s.broker, &s.topic, "max.message.bytes", "100").await;
+    let created = s.sandbox.create(30).await;
+    eventually("readiness fails with the reason", Duration::from_secs(20), || async {
+        let (status, body) = readiness(bridge.admin_port);
+        status == 503 && body.contains("DLQ breaker open")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let acked_while_open = acked(&s.sandbox).await;
+    let (broker, dead) = read(s.broker, s.dlq.clone()).await;
+    assert!(dead.len() <= 5 && !dead.is_empty(), "at most dlq_breaker_max dead letters: {}", dead.len());
+    assert_eq!(acked_while_open, dead.len() as u64, "only what is in the DLQ is acknowledged");
+    let breaker = metrics(bridge.admin_port);
+    assert!(breaker.lines().any(|l| l.starts_with("paybridge_dlq_breaker_open{") && l.ends_with(" 1")), "{breaker}");
+
+    // The limit is restored: the next accepted event closes the breaker; the rest go out.
+    set_topic_config(&broker, &s.topic, "max.message.bytes", "1048588").await;
+    eventually("all 30 acknowledged", Duration::from_secs(60), || async { acked(&s.sandbox).await == 30 }).await;
+    eventually("ready again", Duration::from_secs(20), || async { readiness(bridge.admin_port).0 == 200 }).await;
+    let (broker, records) = read(broker, s.topic.clone()).await;
+    let (_broker, dead_after) = read(broker, s.dlq.clone()).await;
+    assert_eq!(dead_after.len(), dead.len(), "no dead letter after the breaker opened");
+    let ids: std::collections::HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
+    assert_eq!(ids.len() + dead.len(), created.len(), "every notification in the topic or the DLQ");
+}
