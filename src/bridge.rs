@@ -267,18 +267,26 @@ impl Bridge {
     }
 }
 
-/// Checks (or creates) the topics, retrying with backoff while the brokers are unreachable.
-/// Ok(false) when `stop` was cancelled first.
+/// Checks (or creates) the topics, retrying with backoff while the brokers are unreachable,
+/// for at most `kafka.startup_timeout`; then the unreachable error. Ok(false) when `stop`
+/// was cancelled first.
 async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> Result<bool, RunError> {
     let has_cursor_sources = config.sources.iter().any(|s| s.provider() == crate::event::Provider::PaymentsDirect);
     let topics = required_topics(&config.kafka, has_cursor_sources, config.cluster.as_ref());
     let mut backoff = Backoff::new(STARTUP_RETRY_MAX);
+    let limit = config.kafka.startup_timeout.get();
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         match ensure_topics(&config.kafka, &topics, config.kafka.metadata_timeout.get()).await {
             Ok(()) => return Ok(true),
             Err(e @ TopicError::Unreachable { .. }) => {
-                let wait = backoff.next(None);
-                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "brokers unreachable; nothing is polled or acknowledged until they answer");
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    tracing::error!(error = %e, waited_s = limit.as_secs(), "brokers unreachable for kafka.startup_timeout; giving up");
+                    return Err(e.into());
+                }
+                let wait = backoff.next(None).min(left);
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, left_s = left.as_secs(), "brokers unreachable; nothing is polled or acknowledged until they answer (readiness fails meanwhile)");
                 if crate::sources::pause(stop, wait).await {
                     return Ok(false);
                 }

@@ -11,6 +11,7 @@ pub mod event;
 pub mod health;
 pub mod http;
 pub mod intake;
+pub mod log_limit;
 pub mod metrics;
 pub mod normalize;
 pub mod pipeline;

@@ -82,9 +82,17 @@ fn a_duration_of_many_digits_is_refused_with_its_key_named() {
     assert!(list[0].starts_with("kafka.delivery_timeout: ") && list[0].contains("longer than 7 days"), "{list:?}");
     let source = payments_direct("pd").replacen("base_url", "interval = \"8d\"\nbase_url", 1);
     let list = errors(&format!("{MINIMAL}{source}"), &[]);
-    // Inside a source (a tagged enum, which serde reads whole) the path stops at the source;
-    // the message quotes the value.
-    assert!(list.iter().any(|e| e.starts_with("sources[0]") && e.contains("\"8d\" is longer than 7 days")), "{list:?}");
+    // Inside a source too, the key is named.
+    assert!(
+        list.iter().any(|e| e.starts_with("sources[0].interval: ") && e.contains("longer than 7 days")),
+        "{list:?}"
+    );
+    let nested = format!(
+        "{}[sources.webhook]\nenabled = true\nallow = [\"10.0.0.0/8\"]\ncommit_timeout = \"9d\"\n",
+        payments_direct("pd")
+    );
+    let list = errors(&format!("{MINIMAL}{nested}"), &[]);
+    assert!(list.iter().any(|e| e.starts_with("sources[0].webhook.commit_timeout: ")), "{list:?}");
     // The same through the environment.
     let list = errors(MINIMAL, &[("PAYBRIDGE_KAFKA__METADATA_TIMEOUT", "99999999999999h")]);
     assert!(

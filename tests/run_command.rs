@@ -152,3 +152,35 @@ fn sigterm_with_the_broker_gone_still_exits_within_the_shutdown_deadline() {
     assert_eq!(bridge.stop(), Some(0));
     assert!(started.elapsed() < Duration::from_secs(8), "did not exit within the 3 s deadline (+ margin)");
 }
+
+#[test]
+fn unreachable_brokers_at_start_end_in_exit_1_after_the_startup_timeout_and_a_quiet_log() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let nowhere = support::free_port();
+    let text = format!(
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:{nowhere}\"\nmetadata_timeout = \"3s\"\nstartup_timeout = \"12s\"\n\
+         [admin]\nlisten = \"127.0.0.1:{}\"\n[intake]\nlisten = \"127.0.0.1:{}\"\n",
+        support::free_port(),
+        support::free_port()
+    );
+    let path = dir.path().join("paybridge.toml");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let out = paybridge(&path).output_within(Duration::from_secs(60));
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(took >= Duration::from_secs(12) && took < Duration::from_secs(30), "exited after {took:?}");
+    assert!(stderr.contains(&format!("cannot reach the Kafka brokers at 127.0.0.1:{nowhere}")), "{stderr}");
+    // Every line about the unreachable brokers: paybridge's own warnings and librdkafka's.
+    let lines = stderr.lines().filter(|l| !l.contains("paybridge stopped")).count();
+    eprintln!("{lines} log lines in {took:?}:\n{stderr}");
+    assert!(lines as u64 <= took.as_secs() + 1, "at most one line a second: {lines} in {took:?}");
+    let mut seen = std::collections::HashSet::new();
+    for line in stderr.lines().filter(|l| l.contains("librdkafka") || l.contains("rdkafka")) {
+        // Without the timestamp: the same librdkafka line never twice within its minute.
+        let text: String =
+            line.split_once(' ').map_or(line, |(_, rest)| rest).chars().filter(|c| !c.is_ascii_digit()).collect();
+        assert!(seen.insert(text.clone()), "logged twice: {text}");
+    }
+}

@@ -129,10 +129,11 @@ pub fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Config, Config
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    let config: Config = serde_path_to_error::deserialize(doc).map_err(|e| {
+    let config: Config = serde_path_to_error::deserialize(doc.clone()).map_err(|e| {
         let path = e.path().to_string();
         let path = if path.is_empty() || path == "." { "(config)".to_owned() } else { path };
-        ConfigErrors(vec![ConfigError::new(path, e.into_inner().to_string())])
+        let (path, message) = inside_source(&doc, &path).unwrap_or_else(|| (path, e.into_inner().to_string()));
+        ConfigErrors(vec![ConfigError::new(path, message)])
     })?;
     let semantic = validate(&config);
     if semantic.is_empty() { Ok(config) } else { Err(ConfigErrors(semantic)) }
@@ -228,4 +229,21 @@ fn schema_errors(
 fn parse_env_literal(text: &str) -> Option<Value> {
     let table: toml::Table = toml::from_str(&format!("v = {text}")).ok()?;
     serde_json::to_value(table.get("v")?).ok()
+}
+
+/// serde reads a source (an internally tagged enum) whole, so its errors stop at
+/// `sources[N]`: reading that source again as its kind's own type names the key inside it.
+fn inside_source(doc: &Value, path: &str) -> Option<(String, String)> {
+    let index: usize = path.strip_prefix("sources[")?.strip_suffix(']')?.parse().ok()?;
+    let mut source = doc.get("sources")?.get(index)?.clone();
+    let kind = source.as_object_mut()?.remove("kind")?;
+    let inner = match kind.as_str()? {
+        "ripplenet" => serde_path_to_error::deserialize::<_, super::RipplenetSource>(source).err()?,
+        "checkout" => serde_path_to_error::deserialize::<_, super::CheckoutSource>(source).err()?,
+        "payments_direct" => serde_path_to_error::deserialize::<_, super::PaymentsDirectSource>(source).err()?,
+        _ => return None,
+    };
+    let key = inner.path().to_string();
+    let key = if key.is_empty() || key == "." { path.to_owned() } else { format!("{path}.{key}") };
+    Some((key, inner.into_inner().to_string()))
 }

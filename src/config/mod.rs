@@ -143,6 +143,11 @@ pub struct KafkaConfig {
     /// How long start-up waits for the brokers' metadata.
     #[serde(default = "default_metadata_timeout")]
     pub metadata_timeout: HumanDuration,
+    /// How long `paybridge run` keeps trying brokers that do not answer at start (readiness
+    /// failing, one warning per attempt); then it exits 1 with "cannot reach the Kafka
+    /// brokers".
+    #[serde(default = "default_startup_timeout")]
+    pub startup_timeout: HumanDuration,
     /// Extra librdkafka producer properties (for example `security.protocol`, `sasl.mechanism`,
     /// `sasl.username`, `sasl.password`, `ssl.ca.location`). `acks`, `enable.idempotence` and
     /// `bootstrap.servers` are set by paybridge and rejected here.
@@ -176,6 +181,10 @@ const fn default_dlq_breaker_max() -> usize {
 
 const fn default_dlq_breaker_window() -> usize {
     100
+}
+
+const fn default_startup_timeout() -> HumanDuration {
+    HumanDuration::from_secs(300)
 }
 
 const fn default_metadata_timeout() -> HumanDuration {

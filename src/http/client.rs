@@ -113,9 +113,10 @@ pub fn error_detail(body: &[u8]) -> String {
 
 /// The provider's own code of an error body, for the `code` label of
 /// `paybridge_upstream_errors_total`: gRPC-style `code` (`3`), OAuth `error`
-/// (`invalid_grant`), RippleNet's `type`/`title`, or J.P. Morgan's `title`; at most 40
-/// characters of letters, digits, space, `_`, `-` and `.`, so the label set stays small.
-/// `none` when the body has none.
+/// (`invalid_grant`), Payments Direct's `errors[].code` (`USR_002`), RippleNet's
+/// `type`/`title`, or J.P. Morgan's `title`. Only codes of [`KNOWN_ERROR_CODES`] are kept
+/// (their spelling there), anything else is `other`, so a provider's answers cannot grow
+/// the label set; `none` when the body has none.
 pub fn error_code(body: &[u8]) -> String {
     let Ok(v) = serde_json::from_slice::<Value>(body) else { return "none".to_owned() };
     let v = payments_direct_error(&v).unwrap_or(&v);
@@ -124,14 +125,81 @@ pub fn error_code(body: &[u8]) -> String {
         Some(Value::String(s)) => Some(s.clone()),
         _ => ["error", "title", "type"].iter().find_map(|k| v.get(*k).and_then(Value::as_str).map(str::to_owned)),
     };
-    let clean: String = code
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || " _-.".contains(*c))
-        .take(40)
-        .collect();
-    if clean.trim().is_empty() { "none".to_owned() } else { clean.trim().to_owned() }
+    let code = code.unwrap_or_default();
+    let code = code.trim();
+    if code.is_empty() {
+        return "none".to_owned();
+    }
+    KNOWN_ERROR_CODES.iter().find(|known| known.eq_ignore_ascii_case(code)).map_or("other", |known| known).to_owned()
 }
+
+/// The error codes the `code` label may carry: gRPC status codes (numbers and names),
+/// OAuth 2.0 errors (RFC 6749, RFC 6750), HTTP reason phrases (J.P. Morgan's and
+/// RippleNet's `title`), and the codes Payments Direct documents.
+pub const KNOWN_ERROR_CODES: &[&str] = &[
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+    "10",
+    "11",
+    "12",
+    "13",
+    "14",
+    "15",
+    "16",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "access_denied",
+    "server_error",
+    "temporarily_unavailable",
+    "invalid_token",
+    "insufficient_scope",
+    "Bad Request",
+    "Unauthorized",
+    "Forbidden",
+    "Not Found",
+    "Method Not Allowed",
+    "Conflict",
+    "Gone",
+    "Payload Too Large",
+    "Unprocessable Entity",
+    "Too Many Requests",
+    "Internal Server Error",
+    "Bad Gateway",
+    "Service Unavailable",
+    "Gateway Timeout",
+    "USR_001",
+    "USR_002",
+    "USR_067",
+    "SYS_001",
+];
 
 /// A provider API: its base URL, token cache and the source it serves (metrics).
 pub struct ApiClient {
@@ -271,7 +339,10 @@ mod tests {
             "Forbidden"
         );
         let long = error_code(br#"{"title": "<script>\n very long title that goes on and on and on"}"#);
-        assert!(long.len() <= 40 && long.starts_with("script very long title"), "{long}");
+        assert_eq!(long, "other", "a code outside the known set");
+        assert_eq!(error_code(br#"{"code": "E_RANDOM_8812"}"#), "other");
+        assert_eq!(error_code(br#"{"error": "INVALID_CLIENT"}"#), "invalid_client", "the known spelling");
+        assert_eq!(error_code(br#"{"code": 14}"#), "14");
         assert_eq!(error_code(b"<html>oops</html>"), "none");
         assert_eq!(error_code(br#"{"detail": "no code"}"#), "none");
     }

@@ -51,7 +51,7 @@ impl FatalWatch {
 
 impl ClientContext for FatalWatch {
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(error = %error, reason, "librdkafka");
+        tracing::warn!(target: "librdkafka", error = %error, reason, "librdkafka");
         self.poke.notify_one();
     }
 }

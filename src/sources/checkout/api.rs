@@ -19,6 +19,10 @@ use crate::metrics::Metrics;
 const PROVIDER: &str = "J.P. Morgan Checkout";
 /// Room per message when reading a receive or query answer.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// Largest period-query page read (`paybridge backfill`): a page of 1,000 messages of
+/// 256 KiB each would be 250 MiB; a larger page is an error asking for a smaller
+/// `--page-size`.
+pub const MAX_HISTORY_PAGE_BYTES: usize = 16 * 1024 * 1024;
 /// Largest acknowledgement answer read.
 const MAX_ACK_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
@@ -155,8 +159,14 @@ impl CheckoutApi {
             url.query_pairs_mut().append_pair("pageToken", token);
         }
         let path = format!("{}?{}", self.history_path, url.query().unwrap_or_default());
-        let limit = page_size.saturating_mul(MAX_MESSAGE_BYTES);
+        let limit = page_size.saturating_mul(MAX_MESSAGE_BYTES).min(MAX_HISTORY_PAGE_BYTES);
         let answer = self.call(Method::GET, &path, "GET notifications", None, limit, Duration::ZERO).await?;
+        if answer.truncated {
+            return Err(ApiError::Malformed(format!(
+                "a page of the period query is larger than {} MiB; use a smaller --page-size",
+                MAX_HISTORY_PAGE_BYTES / (1024 * 1024)
+            )));
+        }
         parse_history(&answer.json()?).map_err(|e| ApiError::Malformed(format!("period query answer: {e}")))
     }
 }
