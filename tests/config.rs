@@ -500,3 +500,19 @@ fn credentials_go_to_plain_http_only_with_the_explicit_switch() {
     let list = errors(&format!("{MINIMAL}{registry}bearer_token = \"b\"\n"), &[]);
     assert!(list.iter().any(|e| e.starts_with("kafka.schema_registry.url: is plain http://")), "{list:?}");
 }
+
+#[test]
+fn read_ahead_above_the_pipeline_capacity_is_refused_with_the_reason() {
+    let many = checkout("co").replacen("merchant_id", "receivers = 64\nmax_messages = 100\nmerchant_id", 1);
+    let list = errors(&format!("{MINIMAL}[pipeline]\ncapacity = 1000\n{many}"), &[]);
+    assert!(
+        list.iter().any(|e| e.starts_with(
+            "sources[0].receivers: receivers × max_messages (6400) is more than pipeline.capacity (1000)"
+        )),
+        "{list:?}"
+    );
+    loaded(&format!("{MINIMAL}{many}"), &[]);
+    let rn = ripplenet_with_webhook("allow = [\"10.0.0.0/8\"]").replacen("base_url", "page_size = 600\nbase_url", 1);
+    let list = errors(&format!("{MINIMAL}[pipeline]\ncapacity = 1000\n{rn}"), &[]);
+    assert!(list.iter().any(|e| e.starts_with("sources[0].page_size: 2 pollers × page_size (1200)")), "{list:?}");
+}

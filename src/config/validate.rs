@@ -103,6 +103,7 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
             errors.extend(visibility_errors(i, c, config.kafka.delivery_timeout.get()));
         }
     }
+    errors.extend(read_ahead_errors(config));
 
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, source) in config.sources.iter().enumerate() {
@@ -110,6 +111,32 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
             errors.push(ConfigError::new(
                 format!("sources[{i}].name"),
                 format!("duplicate source name {:?} (also sources[{first}])", source.name()),
+            ));
+        }
+    }
+    errors
+}
+
+/// What a source's poll loops read while they wait for room in the pipeline stays within
+/// `pipeline.capacity` (the memory bound counts it once per source).
+fn read_ahead_errors(config: &Config) -> Vec<ConfigError> {
+    let capacity = config.pipeline.capacity;
+    let mut errors = Vec::new();
+    for (i, source) in config.sources.iter().enumerate() {
+        let (key, pages, what) = match source {
+            super::SourceConfig::Checkout(c) => {
+                ("receivers", c.receivers.saturating_mul(c.max_messages), "receivers × max_messages")
+            }
+            super::SourceConfig::Ripplenet(r) => ("page_size", r.page_size.saturating_mul(2), "2 pollers × page_size"),
+            super::SourceConfig::PaymentsDirect(_) => continue,
+        };
+        if pages > capacity {
+            errors.push(ConfigError::new(
+                format!("sources[{i}].{key}"),
+                format!(
+                    "{what} ({pages}) is more than pipeline.capacity ({capacity}): one page per loop could not wait \
+                     for room without holding more than the pipeline does; lower it or raise pipeline.capacity"
+                ),
             ));
         }
     }

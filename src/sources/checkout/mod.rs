@@ -14,7 +14,7 @@ use self::api::{CheckoutApi, StartError};
 use super::SourceContext;
 use super::runtime::acker::{AckCalls, AckReply};
 use super::runtime::settle::{Item, Settler, SettlerSettings};
-use super::runtime::{LoopSettings, PageReader, PageReport, Polled, UpstreamFailure, poll_loop};
+use super::runtime::{LoopSettings, PageReader, PageReport, Polled, UpstreamFailure, poll_loop, read_ahead_window};
 use crate::config::CheckoutSource;
 use crate::event::Provider;
 use crate::normalize::checkout::message;
@@ -101,7 +101,8 @@ impl Checkout {
             idle_max: EMPTY_RECEIVE_GAP_MAX,
             long_poll: self.config.timeout.get(),
             page_size,
-            window: self.config.pages_in_flight.min(pipeline_capacity / page_size).max(1),
+            // The receivers share one pipeline's worth of pages read ahead.
+            window: read_ahead_window(self.config.pages_in_flight, pipeline_capacity, page_size, self.config.receivers),
             backoff_max: self.config.backoff_max.get(),
         };
         // Several receives in flight: each delivery goes to one of them; the ledger keeps a

@@ -22,7 +22,9 @@ use super::SourceContext;
 use super::runtime::acker::{AckCalls, AckReply};
 use super::runtime::ledger::{Settlement, Waiter, settlement};
 use super::runtime::settle::{Item, Settler, SettlerSettings};
-use super::runtime::{LoopSettings, PageReader, PageReport, PollSignals, Polled, UpstreamFailure, poll_loop};
+use super::runtime::{
+    LoopSettings, PageReader, PageReport, PollSignals, Polled, UpstreamFailure, poll_loop, read_ahead_window,
+};
 use super::webhook::{WebhookOutcome, WebhookSource};
 use super::webhook_pace::WebhookPace;
 use crate::cluster::gate::{Gate, TenureEnd, run_while_owned};
@@ -174,7 +176,8 @@ impl Ripplenet {
                 Poller::New => (self.config.new_interval.get(), Some(self.new_reads.clone())),
                 Poller::Sent => (self.config.sent_interval.get(), None),
             };
-            let window = self.config.pages_in_flight.min(pipeline_capacity / self.config.page_size.max(1)).max(1);
+            // The two pollers share one pipeline's worth of pages read ahead.
+            let window = read_ahead_window(self.config.pages_in_flight, pipeline_capacity, self.config.page_size, 2);
             let settings = LoopSettings {
                 source: self.config.name.clone(),
                 health_name: health_name(&self.config.name, which),

@@ -107,6 +107,15 @@ pub struct LoopSettings {
     pub backoff_max: Duration,
 }
 
+/// Pages each of `loops` poll loops of one source may have read and not yet resolved:
+/// `pages_in_flight`, but together at most one `capacity` of items (at least one page each;
+/// validation keeps `loops × page_size` within `capacity`). Pages wait for room in the
+/// pipeline holding their raw items, so this is what bounds a source's read-ahead memory.
+pub fn read_ahead_window(pages_in_flight: usize, capacity: usize, page_size: usize, loops: usize) -> usize {
+    let per_loop = capacity / page_size.max(1).saturating_mul(loops.max(1));
+    pages_in_flight.min(per_loop).max(1)
+}
+
 /// Lets webhooks ask a queue loop for an early read and learn when it happened.
 #[derive(Debug)]
 pub struct PollSignals {
@@ -268,5 +277,18 @@ async fn idle(stop: &tokio_util::sync::CancellationToken, interval: Duration, wo
             _ = notify.notified() => stop.is_cancelled(),
         },
         None => pause(stop, interval).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_ahead_window;
+
+    #[test]
+    fn the_loops_of_a_source_share_one_capacity_of_read_ahead() {
+        assert_eq!(read_ahead_window(4, 10_000, 100, 4), 4, "the default: pages_in_flight");
+        assert_eq!(read_ahead_window(1000, 1000, 10, 64), 1, "64 receivers of 10 share 1,000");
+        assert_eq!(read_ahead_window(1000, 10_000, 100, 2), 50);
+        assert_eq!(read_ahead_window(8, 0, 0, 0), 1, "never zero");
     }
 }
