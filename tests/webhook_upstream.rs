@@ -205,3 +205,51 @@ async fn a_token_endpoint_outage_costs_one_token_request_per_backoff_interval() 
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forged_ripplenet_webhooks_costs_capped_fetches_and_shared_queue_reads() {
+    const PER_SECOND: f64 = 10.0;
+    const FLOOD: Duration = Duration::from_secs(4);
+    let s = support::ripplenet::setup().await;
+    let config = support::ripplenet::config(
+        &s,
+        "new_interval = \"1h\"\nsent_interval = \"1h\"\n[sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\n\
+         path = \"/hooks/rn\"\ncommit_timeout = \"5s\"\nmax_concurrency = 10000\nmax_upstream_calls_per_second = 10",
+    );
+    let bridge = Paybridge::start(&config);
+    let hook = format!("{}/hooks/rn", bridge.intake());
+    let requests = |endpoint: &'static str| {
+        let sandbox = &s.sandbox;
+        async move {
+            sandbox.ledger("kind=request&provider=ripplenet").await.iter().filter(|e| e["endpoint"] == endpoint).count()
+        }
+    };
+    let (gets_before, polls_before) = (requests("ripplenet.get").await, requests("ripplenet.poll_new").await);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let sent = Arc::new(AtomicU64::new(0));
+    let callers: Vec<_> = (0..50)
+        .map(|_| {
+            let (http, hook, sent) = (http.clone(), hook.clone(), sent.clone());
+            tokio::spawn(async move {
+                while started.elapsed() < FLOOD {
+                    let body = json!({"msg_id": uuid::Uuid::new_v4().to_string()});
+                    let _ = http.post(&hook).json(&body).send().await;
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        let _ = caller.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let gets = requests("ripplenet.get").await - gets_before;
+    let polls = requests("ripplenet.poll_new").await - polls_before;
+    let sent = sent.load(Ordering::Relaxed);
+    eprintln!("{sent} forged webhooks in {elapsed:.1} s: {gets} fetches by id, {polls} queue reads");
+    assert!(sent >= 200, "a flood ({sent})");
+    assert!(gets as f64 <= PER_SECOND * (elapsed + 1.0), "{gets} fetches by id");
+    // Early reads at least 50 ms apart, shared by every webhook waiting.
+    assert!(polls as f64 <= 20.0 * (elapsed + 1.0), "{polls} queue reads");
+}

@@ -245,7 +245,7 @@ pub async fn poll_loop<R: PageReader>(
                     wait
                 };
                 let woken = signals.as_ref().map(|s| &s.wake);
-                if idle(&stop, wait, woken).await {
+                if idle(&stop, wait, woken, read_started).await {
                     break;
                 }
             }
@@ -268,13 +268,30 @@ pub async fn poll_loop<R: PageReader>(
     tracing::debug!(source, loop_name = %settings.health_name, "poll loop stopped");
 }
 
-/// Waits `interval`, or until woken or stopped. True when stopped.
-async fn idle(stop: &tokio_util::sync::CancellationToken, interval: Duration, woken: Option<&Notify>) -> bool {
+/// The shortest time between the starts of two reads when the second was asked for early
+/// (webhooks waking a queue loop): many webhooks share a read, and a flood of them costs the
+/// provider at most 20 early reads a second.
+pub const MIN_WOKEN_READ_GAP: Duration = Duration::from_millis(50);
+
+/// Waits `interval`, or until woken (but not sooner than [`MIN_WOKEN_READ_GAP`] after
+/// `last_read`) or stopped. True when stopped.
+async fn idle(
+    stop: &tokio_util::sync::CancellationToken,
+    interval: Duration,
+    woken: Option<&Notify>,
+    last_read: tokio::time::Instant,
+) -> bool {
     match woken {
         Some(notify) => tokio::select! {
             _ = stop.cancelled() => true,
             _ = tokio::time::sleep(interval) => stop.is_cancelled(),
-            _ = notify.notified() => stop.is_cancelled(),
+            _ = notify.notified() => {
+                let earliest = last_read + MIN_WOKEN_READ_GAP;
+                tokio::select! {
+                    _ = stop.cancelled() => true,
+                    _ = tokio::time::sleep_until(earliest) => stop.is_cancelled(),
+                }
+            }
         },
         None => pause(stop, interval).await,
     }
