@@ -109,3 +109,49 @@ async fn a_size_limit_that_refuses_every_record_opens_the_dlq_breaker_after_its_
     let ids: std::collections::HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
     assert_eq!(ids.len() + dead.len(), created.len(), "every notification in the topic or the DLQ");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_exactly_once_a_refusing_topic_fails_readiness_and_nothing_commits_until_it_accepts() {
+    let broker = Broker::start();
+    if broker.is_tansu() {
+        return; // no transactions on tansu 0.6.0.
+    }
+    let sandbox = support::sandbox::Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    let (topic, dlq, state) =
+        (broker.new_topic("eo-events", 1), broker.new_topic("eo-dlq", 1), broker.new_topic("eo-state", 1));
+    let settings = "interval = \"1s\"\nmax_idle_interval = \"2s\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"\nbackoff_max = \"2s\"";
+    let config = support::base_config_with_state(&broker, &topic, &dlq, &state).replacen(
+        "[kafka]\n",
+        "[kafka]\nexactly_once = true\n",
+        1,
+    ) + &support::sources::payments_direct(&sandbox, "pd-acct", settings);
+    let bridge = Paybridge::start(&config);
+    set_topic_config(&broker, &topic, "message.timestamp.before.max.ms", "0").await;
+    let created = sandbox.pd_create(10).await;
+    eventually("readiness fails with the reason", Duration::from_secs(30), || async {
+        let (status, body) = readiness(bridge.admin_port);
+        status == 503 && body.contains("the topic refuses records")
+    })
+    .await;
+    let (broker, committed) = read(broker, topic.clone()).await;
+    assert!(committed.is_empty(), "nothing committed while the topic refuses records: {}", committed.len());
+    let (broker, dead) = read(broker, dlq.clone()).await;
+    assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
+
+    set_topic_config(&broker, &topic, "message.timestamp.before.max.ms", "9223372036854775807").await;
+    eventually("ready again", Duration::from_secs(60), || async { readiness(bridge.admin_port).0 == 200 }).await;
+    let mut records = Vec::new();
+    let mut broker = broker;
+    for _ in 0..30 {
+        let (back, now) = read(broker, topic.clone()).await;
+        broker = back;
+        records = now;
+        if records.len() >= created.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let payments: std::collections::HashSet<String> =
+        records.iter().filter_map(|r| r.json()["data"]["payment_id"].as_str().map(str::to_owned)).collect();
+    assert_eq!(payments.len(), created.len(), "every payment's state committed once the topic accepts records");
+}

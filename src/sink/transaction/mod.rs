@@ -22,6 +22,7 @@ use self::machine::{
 };
 use super::errors::{ErrorClass, classify, error_code_name};
 use super::kafka::{EventRecord, SendError, await_delivery, producer_config, send_waiting};
+use super::refusals::Refusals;
 use super::topics::max_message_bytes;
 use crate::config::KafkaConfig;
 use crate::event::CanonicalEvent;
@@ -106,6 +107,8 @@ pub struct TransactionalWriter {
     delivery_timeout: Duration,
     value_format: ValueFormat,
     limits: Limits,
+    /// Where a topic that refuses every record is reported (readiness, the alert metric).
+    refusals: Option<Refusals>,
 }
 
 /// Kafka's default `max.message.bytes`, assumed for a topic whose configuration cannot be
@@ -143,6 +146,7 @@ impl TransactionalWriter {
             delivery_timeout,
             value_format,
             limits,
+            refusals: None,
         };
         writer.probe(source).await?;
         Ok(writer)
@@ -207,6 +211,12 @@ impl TransactionalWriter {
         }
     }
 
+    /// Reports a topic that refuses every record to `refusals`, and its end at the next
+    /// committed transaction.
+    pub fn report_refusals_to(&mut self, refusals: Refusals) {
+        self.refusals = Some(refusals);
+    }
+
     /// Sends `events` and the position `record` in one transaction (see [`machine`]).
     pub async fn commit_page(
         &mut self,
@@ -254,6 +264,11 @@ impl Transactions for TransactionalWriter {
                 Ok(delivery) => await_delivery(delivery, deadline).await.map(|_| ()),
                 Err(e) => Err(e),
             };
+            if let (Err(SendError::Kafka(kafka)), Some(refusals)) = (&delivered, &self.refusals)
+                && classify(kafka) == ErrorClass::TopicRefused
+            {
+                refusals.topic_refused(&kafka.to_string());
+            }
             results.push(delivered.map_err(record_failure));
         }
         results
@@ -262,7 +277,11 @@ impl Transactions for TransactionalWriter {
     async fn commit(&mut self) -> Result<(), Failure> {
         let producer = self.producer.clone();
         let timeout = self.call_timeout;
-        blocking(move || producer.commit_transaction(timeout)).await.map_err(failure)
+        let committed = blocking(move || producer.commit_transaction(timeout)).await.map_err(failure);
+        if let (Ok(()), Some(refusals)) = (&committed, &self.refusals) {
+            refusals.topic_accepts();
+        }
+        committed
     }
 
     async fn abort(&mut self) -> Result<(), Failure> {
