@@ -110,48 +110,42 @@ async fn a_size_limit_that_refuses_every_record_opens_the_dlq_breaker_after_its_
     assert_eq!(ids.len() + dead.len(), created.len(), "every notification in the topic or the DLQ");
 }
 
+/// Kafka's INVALID_RECORD error code.
+const INVALID_RECORD: i16 = 87;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_exactly_once_a_refusing_topic_fails_readiness_and_nothing_commits_until_it_accepts() {
-    let broker = Broker::start();
-    if broker.is_tansu() {
-        return; // no transactions on tansu 0.6.0.
+async fn a_broker_that_refuses_every_record_with_invalid_record_leaves_everything_unacknowledged_then_recovers() {
+    if support::Engine::chosen() == support::Engine::Tansu {
+        return; // a broker behind the proxy is an Apache Kafka broker.
     }
+    // Every connection after the bootstrap goes through the proxy, which answers Produce
+    // with INVALID_RECORD (broker-side validation refusing every record) while told to.
+    let proxy = support::kafka_proxy::HoldingProxy::listen(support::kafka_proxy::PRODUCE);
+    let broker = Broker::start_own_behind(&proxy);
+    let (topic, dlq) = (broker.new_topic("ir-events", 1), broker.new_topic("ir-dlq", 1));
     let sandbox = support::sandbox::Sandbox::start(paybridge_sandbox::Scenario::default()).await;
-    let (topic, dlq, state) =
-        (broker.new_topic("eo-events", 1), broker.new_topic("eo-dlq", 1), broker.new_topic("eo-state", 1));
-    let settings = "interval = \"1s\"\nmax_idle_interval = \"2s\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"\nbackoff_max = \"2s\"";
-    let config = support::base_config_with_state(&broker, &topic, &dlq, &state).replacen(
-        "[kafka]\n",
-        "[kafka]\nexactly_once = true\n",
-        1,
-    ) + &support::sources::payments_direct(&sandbox, "pd-acct", settings);
-    let bridge = Paybridge::start(&config);
-    set_topic_config(&broker, &topic, "message.timestamp.before.max.ms", "0").await;
-    let created = sandbox.pd_create(10).await;
-    eventually("readiness fails with the reason", Duration::from_secs(30), || async {
+    let s = support::ripplenet::Setup { broker, sandbox, topic, dlq };
+    let bridge = Paybridge::start(&config(&s, SOURCE));
+    proxy.refuse_produce(INVALID_RECORD);
+    let created = s.sandbox.create(20).await;
+    eventually("readiness fails with the reason", Duration::from_secs(20), || async {
         let (status, body) = readiness(bridge.admin_port);
-        status == 503 && body.contains("the topic refuses records")
+        status == 503 && body.contains("the topic refuses records") && body.contains("InvalidRecord")
     })
     .await;
-    let (broker, committed) = read(broker, topic.clone()).await;
-    assert!(committed.is_empty(), "nothing committed while the topic refuses records: {}", committed.len());
-    let (broker, dead) = read(broker, dlq.clone()).await;
-    assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(proxy.refused() > 0, "the proxy refused the produce requests");
+    assert_eq!(acked(&s.sandbox).await, 0, "nothing acknowledged while every record is refused");
+    assert_eq!(gauge(bridge.admin_port, "paybridge_topic_refusing "), Some(1));
 
-    set_topic_config(&broker, &topic, "message.timestamp.before.max.ms", "9223372036854775807").await;
-    eventually("ready again", Duration::from_secs(60), || async { readiness(bridge.admin_port).0 == 200 }).await;
-    let mut records = Vec::new();
-    let mut broker = broker;
-    for _ in 0..30 {
-        let (back, now) = read(broker, topic.clone()).await;
-        broker = back;
-        records = now;
-        if records.len() >= created.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let payments: std::collections::HashSet<String> =
-        records.iter().filter_map(|r| r.json()["data"]["payment_id"].as_str().map(str::to_owned)).collect();
-    assert_eq!(payments.len(), created.len(), "every payment's state committed once the topic accepts records");
+    proxy.refuse_produce(0);
+    eventually("all 20 acknowledged", Duration::from_secs(60), || async { acked(&s.sandbox).await == 20 }).await;
+    eventually("ready again", Duration::from_secs(20), || async { readiness(bridge.admin_port).0 == 200 }).await;
+    let (broker, records) = read(s.broker, s.topic.clone()).await;
+    let ids: std::collections::HashSet<String> =
+        records.iter().filter_map(|r| r.header("ce_id")).map(str::to_owned).collect();
+    let expected: std::collections::HashSet<String> = created.iter().map(|u| support::ripplenet::id_of(u)).collect();
+    assert_eq!(ids, expected, "every notification is in the topic");
+    let (_broker, dead) = read(broker, s.dlq.clone()).await;
+    assert!(dead.is_empty(), "nothing in the DLQ: {}", dead.len());
 }

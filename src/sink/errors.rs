@@ -11,7 +11,8 @@ pub enum ErrorClass {
     Permanent,
     /// The topic or the broker refuses every record (broker-side validation, an invalid or
     /// forbidden topic, a timestamp policy): nothing goes to the DLQ; publishing pauses
-    /// until a probe record is accepted.
+    /// until a probe record is accepted. (Not yet for transactions: see
+    /// `transaction::record_failure`.)
     TopicRefused,
     /// Anything else (timeouts, broker down, leader changes, authorization): not
     /// confirmed, so the source retries later.

@@ -22,7 +22,6 @@ use self::machine::{
 };
 use super::errors::{ErrorClass, classify, error_code_name};
 use super::kafka::{EventRecord, SendError, await_delivery, producer_config, send_waiting};
-use super::refusals::Refusals;
 use super::topics::max_message_bytes;
 use crate::config::KafkaConfig;
 use crate::event::CanonicalEvent;
@@ -107,8 +106,6 @@ pub struct TransactionalWriter {
     delivery_timeout: Duration,
     value_format: ValueFormat,
     limits: Limits,
-    /// Where a topic that refuses every record is reported (readiness, the alert metric).
-    refusals: Option<Refusals>,
 }
 
 /// Kafka's default `max.message.bytes`, assumed for a topic whose configuration cannot be
@@ -146,7 +143,6 @@ impl TransactionalWriter {
             delivery_timeout,
             value_format,
             limits,
-            refusals: None,
         };
         writer.probe(source).await?;
         Ok(writer)
@@ -211,12 +207,6 @@ impl TransactionalWriter {
         }
     }
 
-    /// Reports a topic that refuses every record to `refusals`, and its end at the next
-    /// committed transaction.
-    pub fn report_refusals_to(&mut self, refusals: Refusals) {
-        self.refusals = Some(refusals);
-    }
-
     /// Sends `events` and the position `record` in one transaction (see [`machine`]).
     pub async fn commit_page(
         &mut self,
@@ -264,11 +254,6 @@ impl Transactions for TransactionalWriter {
                 Ok(delivery) => await_delivery(delivery, deadline).await.map(|_| ()),
                 Err(e) => Err(e),
             };
-            if let (Err(SendError::Kafka(kafka)), Some(refusals)) = (&delivered, &self.refusals)
-                && classify(kafka) == ErrorClass::TopicRefused
-            {
-                refusals.topic_refused(&kafka.to_string());
-            }
             results.push(delivered.map_err(record_failure));
         }
         results
@@ -277,11 +262,7 @@ impl Transactions for TransactionalWriter {
     async fn commit(&mut self) -> Result<(), Failure> {
         let producer = self.producer.clone();
         let timeout = self.call_timeout;
-        let committed = blocking(move || producer.commit_transaction(timeout)).await.map_err(failure);
-        if let (Ok(()), Some(refusals)) = (&committed, &self.refusals) {
-            refusals.topic_accepts();
-        }
-        committed
+        blocking(move || producer.commit_transaction(timeout)).await.map_err(failure)
     }
 
     async fn abort(&mut self) -> Result<(), Failure> {
@@ -307,11 +288,13 @@ fn failure(error: KafkaError) -> Failure {
 
 fn record_failure(error: SendError) -> RecordFailure {
     match &error {
-        SendError::Kafka(kafka) if classify(kafka) == ErrorClass::Permanent => {
+        // With transactions a topic that refuses every record still goes the DLQ's way (in
+        // the next attempt's transaction): retrying the page against the refusing topic
+        // leaves librdkafka unable to abort (its records time out and need an epoch bump
+        // it does not get), so the source would stall (README, delivery guarantees).
+        SendError::Kafka(kafka) if matches!(classify(kafka), ErrorClass::Permanent | ErrorClass::TopicRefused) => {
             RecordFailure::Permanent { code: error_code_name(kafka), reason: error.to_string() }
         }
-        // A topic that refuses every record is no reason for the DLQ: the transaction aborts
-        // and is tried again, the position stays.
         _ => RecordFailure::Transient(error.to_string()),
     }
 }

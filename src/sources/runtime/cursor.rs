@@ -60,8 +60,7 @@ impl CursorDriver {
             fence,
         )
         .await
-        .map_err(|e| e.to_string())?
-        .report_refusals_to(ctx.sink.refusals().clone());
+        .map_err(|e| e.to_string())?;
         Ok(Self {
             source: source.to_owned(),
             committer: Arc::new(committer),
