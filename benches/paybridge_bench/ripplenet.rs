@@ -12,13 +12,22 @@ use crate::support::sandbox::Sandbox;
 
 /// A fresh sandbox with `backlog` NEW notifications; `paybridge run` (one RippleNet source)
 /// drains it. Timed by the sandbox, from the first NEW read to the last acknowledgement.
+/// RippleNet's default `page_size`.
+const DEFAULT_PAGE_SIZE: usize = 100;
+
 pub async fn poll_run(broker: &Broker, backlog: usize, capacity: Option<usize>) -> PollRun {
     let sb = Sandbox::start(Scenario::default()).await;
     let uuids = in_batches(backlog, 10_000, |batch| sb.create(batch)).await;
     let sample = setup::ripplenet_sample(&sb, &uuids[0]).await;
     let before = calls(&sb, "ripplenet").await;
     let topics = Topics::new(broker, "bench-rn");
-    let config = setup::bridge_config(broker, &topics, capacity, &[setup::ripplenet(&sb, "")]);
+    // The two pollers' pages must fit the pipeline (validation refuses 2 × page_size above
+    // pipeline.capacity): a small capacity gets smaller pages.
+    let page = match capacity {
+        Some(capacity) if capacity < 2 * DEFAULT_PAGE_SIZE => format!("page_size = {}", (capacity / 2).max(1)),
+        _ => String::new(),
+    };
+    let config = setup::bridge_config(broker, &topics, capacity, &[setup::ripplenet(&sb, &page)]);
     let run = Running::start(&config, broker.pid());
     let limit = Duration::from_secs(120 + backlog as u64 / 200);
     until("RippleNet backlog acknowledged", limit, || async {
