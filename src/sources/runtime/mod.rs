@@ -245,7 +245,8 @@ pub async fn poll_loop<R: PageReader>(
                     wait
                 };
                 let woken = signals.as_ref().map(|s| &s.wake);
-                if idle(&stop, wait, woken, read_started).await {
+                let earliest_woken = if progress { read_started } else { read_started + MIN_WOKEN_READ_GAP };
+                if idle(&stop, wait, woken, earliest_woken).await {
                     break;
                 }
             }
@@ -269,27 +270,27 @@ pub async fn poll_loop<R: PageReader>(
 }
 
 /// The shortest time between the starts of two reads when the second was asked for early
-/// (webhooks waking a queue loop): many webhooks share a read, and a flood of them costs the
-/// provider at most 20 early reads a second.
+/// (webhooks waking a queue loop) and the first brought nothing new: a flood of webhooks
+/// for notifications the queue does not have costs the provider at most 20 early reads a
+/// second, while webhooks whose notifications a read brings are served at once.
 pub const MIN_WOKEN_READ_GAP: Duration = Duration::from_millis(50);
 
-/// Waits `interval`, or until woken (but not sooner than [`MIN_WOKEN_READ_GAP`] after
-/// `last_read`) or stopped. True when stopped.
+/// Waits `interval`, or until woken (but not before `earliest_woken`) or stopped. True
+/// when stopped.
 async fn idle(
     stop: &tokio_util::sync::CancellationToken,
     interval: Duration,
     woken: Option<&Notify>,
-    last_read: tokio::time::Instant,
+    earliest_woken: tokio::time::Instant,
 ) -> bool {
     match woken {
         Some(notify) => tokio::select! {
             _ = stop.cancelled() => true,
             _ = tokio::time::sleep(interval) => stop.is_cancelled(),
             _ = notify.notified() => {
-                let earliest = last_read + MIN_WOKEN_READ_GAP;
                 tokio::select! {
                     _ = stop.cancelled() => true,
-                    _ = tokio::time::sleep_until(earliest) => stop.is_cancelled(),
+                    _ = tokio::time::sleep_until(earliest_woken) => stop.is_cancelled(),
                 }
             }
         },
