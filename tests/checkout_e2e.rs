@@ -282,14 +282,7 @@ async fn ack_failed_messages_are_acknowledged_again_and_what_keeps_failing_is_co
 
 /// Receives the sandbox served between `from` and `to` (ms since the epoch).
 async fn receives_between(sb: &support::sandbox::Sandbox, from: i64, to: i64) -> usize {
-    sb.ledger("kind=request&provider=checkout")
-        .await
-        .iter()
-        .filter(|e| e["endpoint"] == "checkout.receive")
-        .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok())
-        .map(|t| t.timestamp_millis())
-        .filter(|t| (from..to).contains(t))
-        .count()
+    sb.request_times("checkout", "checkout.receive").await.into_iter().filter(|t| (from..to).contains(t)).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

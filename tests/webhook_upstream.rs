@@ -41,13 +41,7 @@ fn transition(payment_id: &str) -> Value {
 
 /// Requests the sandbox served on `endpoint` (times in ms since the epoch).
 async fn served(sb: &Sandbox, endpoint: &str) -> Vec<i64> {
-    sb.ledger("kind=request&provider=payments_direct")
-        .await
-        .iter()
-        .filter(|e| e["endpoint"] == endpoint)
-        .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok())
-        .map(|t| t.timestamp_millis())
-        .collect()
+    sb.request_times("payments_direct", endpoint).await
 }
 
 #[derive(Default)]
@@ -218,12 +212,8 @@ async fn a_flood_of_forged_ripplenet_webhooks_costs_capped_fetches_and_shared_qu
     );
     let bridge = Paybridge::start(&config);
     let hook = format!("{}/hooks/rn", bridge.intake());
-    let requests = |endpoint: &'static str| {
-        let sandbox = &s.sandbox;
-        async move {
-            sandbox.ledger("kind=request&provider=ripplenet").await.iter().filter(|e| e["endpoint"] == endpoint).count()
-        }
-    };
+    let sandbox = &s.sandbox;
+    let requests = |endpoint: &'static str| async move { sandbox.request_times("ripplenet", endpoint).await.len() };
     let (gets_before, polls_before) = (requests("ripplenet.get").await, requests("ripplenet.poll_new").await);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();

@@ -125,13 +125,7 @@ pub async fn calls_since(
 
 /// Times (ms since the epoch) of the sandbox's requests to `endpoint` of `provider`.
 pub async fn request_times(sb: &crate::support::sandbox::Sandbox, provider: &str, endpoint: &str) -> Vec<i64> {
-    sb.ledger(&format!("kind=request&provider={provider}"))
-        .await
-        .iter()
-        .filter(|e| e["endpoint"] == endpoint)
-        .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok())
-        .map(|t| t.timestamp_millis())
-        .collect()
+    sb.request_times(provider, endpoint).await
 }
 
 /// Creates `n` items upstream through `create` (called with batches of at most `size`);

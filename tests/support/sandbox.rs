@@ -79,6 +79,18 @@ impl Sandbox {
         serde_json::from_value(self.get_json(&format!("/_sandbox/ledger?{query}"), None).await).unwrap_or_default()
     }
 
+    /// Times (ms since the epoch) of the requests the sandbox served on `endpoint` of
+    /// `provider`, from its ledger.
+    pub async fn request_times(&self, provider: &str, endpoint: &str) -> Vec<i64> {
+        self.ledger(&format!("kind=request&provider={provider}"))
+            .await
+            .iter()
+            .filter(|e| e["endpoint"] == endpoint)
+            .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok())
+            .map(|t| t.timestamp_millis())
+            .collect()
+    }
+
     /// GET `path` (with a bearer token when given) and parse the JSON answer.
     pub async fn get_json(&self, path: &str, token: Option<&str>) -> Value {
         let mut request = self.http.get(self.url(path));
