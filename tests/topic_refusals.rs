@@ -149,3 +149,120 @@ async fn a_broker_that_refuses_every_record_with_invalid_record_leaves_everythin
     let (_broker, dead) = read(broker, s.dlq.clone()).await;
     assert!(dead.is_empty(), "nothing in the DLQ: {}", dead.len());
 }
+
+/// With `kafka.exactly_once` each attempt of the page is the probe: a refused attempt is
+/// aborted (nothing committed, nothing dead-lettered, the position stays), and attempts go
+/// on until the topic accepts the page. librdkafka cannot abort a second refused attempt
+/// by itself (its records time out wanting an epoch bump): a new producer does it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_exactly_once_a_refusing_topic_fails_readiness_and_nothing_commits_until_it_accepts() {
+    let broker = Broker::start();
+    if broker.is_tansu() {
+        return; // no transactions on tansu 0.6.0.
+    }
+    let sandbox = support::sandbox::Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    let (topic, dlq, state) =
+        (broker.new_topic("eo-events", 1), broker.new_topic("eo-dlq", 1), broker.new_topic("eo-state", 1));
+    let settings = "interval = \"1s\"\nmax_idle_interval = \"2s\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"\nbackoff_max = \"2s\"";
+    let config = support::base_config_with_state(&broker, &topic, &dlq, &state).replacen(
+        "[kafka]\n",
+        // A prefix of its own: tests running at once would fence each other.
+        &format!("[kafka]\nexactly_once = true\ntransactional_id_prefix = \"{topic}\"\n"),
+        1,
+    ) + &support::sources::payments_direct(&sandbox, "pd-acct", settings);
+    let bridge = Paybridge::start(&config);
+    set_topic_config(&broker, &topic, "message.timestamp.before.max.ms", "0").await;
+    let created = sandbox.pd_create(10).await;
+    bridge
+        .eventually("readiness fails with the reason", Duration::from_secs(30), || async {
+            let (status, body) = readiness(bridge.admin_port);
+            status == 503 && body.contains("the topic refuses records")
+        })
+        .await;
+    // Several more attempts (2 s apart at most), each refused.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let (status, body) = readiness(bridge.admin_port);
+    assert!(status == 503 && body.contains("the topic refuses records"), "still paused: {status} {body}");
+    assert_eq!(gauge(bridge.admin_port, "paybridge_topic_refusing "), Some(1));
+    let (broker, committed) = read(broker, topic.clone()).await;
+    assert!(committed.is_empty(), "nothing committed while the topic refuses records: {}", committed.len());
+    let (broker, dead) = read(broker, dlq.clone()).await;
+    assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
+
+    set_topic_config(&broker, &topic, "message.timestamp.before.max.ms", "9223372036854775807").await;
+    bridge.eventually("ready again", Duration::from_secs(60), || async { readiness(bridge.admin_port).0 == 200 }).await;
+    assert_eq!(gauge(bridge.admin_port, "paybridge_topic_refusing "), Some(0));
+    let mut records = Vec::new();
+    let mut broker = broker;
+    for _ in 0..30 {
+        let (back, now) = read(broker, topic.clone()).await;
+        broker = back;
+        records = now;
+        if records.len() >= created.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let payments: std::collections::HashSet<String> =
+        records.iter().filter_map(|r| r.json()["data"]["payment_id"].as_str().map(str::to_owned)).collect();
+    assert_eq!(payments.len(), created.len(), "every payment's state committed once the topic accepts records");
+    let (_broker, dead) = read(broker, dlq.clone()).await;
+    assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
+}
+
+/// With `kafka.exactly_once` the DLQ breaker counts the events a page would dead-letter:
+/// past its max the page is Retry (aborted, nothing dead-lettered), each attempt a probe
+/// of the whole page, until the topic accepts the events again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_exactly_once_a_size_limit_that_refuses_every_record_opens_the_dlq_breaker() {
+    let broker = Broker::start();
+    if broker.is_tansu() {
+        return; // no transactions on tansu 0.6.0.
+    }
+    let sandbox = support::sandbox::Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    let (topic, dlq, state) =
+        (broker.new_topic("eb-events", 1), broker.new_topic("eb-dlq", 1), broker.new_topic("eb-state", 1));
+    let settings = "interval = \"1s\"\nmax_idle_interval = \"2s\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"\nbackoff_max = \"2s\"";
+    let config = support::base_config_with_state(&broker, &topic, &dlq, &state).replacen(
+        "[kafka]\n",
+        &format!(
+            "[kafka]\nexactly_once = true\ntransactional_id_prefix = \"{topic}\"\ndlq_breaker_max = 5\ndlq_breaker_window = 50\n"
+        ),
+        1,
+    ) + &support::sources::payments_direct(&sandbox, "pd-acct", settings);
+    let bridge = Paybridge::start(&config);
+    set_topic_config(&broker, &topic, "max.message.bytes", "100").await;
+    let created = sandbox.pd_create(30).await;
+    bridge
+        .eventually("readiness fails with the reason", Duration::from_secs(30), || async {
+            let (status, body) = readiness(bridge.admin_port);
+            status == 503 && body.contains("DLQ breaker open")
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (broker, committed) = read(broker, topic.clone()).await;
+    assert!(committed.is_empty(), "nothing committed: {}", committed.len());
+    let (broker, dead) = read(broker, dlq.clone()).await;
+    assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
+    let breaker = metrics(bridge.admin_port);
+    assert!(breaker.lines().any(|l| l.starts_with("paybridge_dlq_breaker_open{") && l.ends_with(" 1")), "{breaker}");
+
+    set_topic_config(&broker, &topic, "max.message.bytes", "1048588").await;
+    bridge.eventually("ready again", Duration::from_secs(60), || async { readiness(bridge.admin_port).0 == 200 }).await;
+    let mut records = Vec::new();
+    let mut broker = broker;
+    for _ in 0..30 {
+        let (back, now) = read(broker, topic.clone()).await;
+        broker = back;
+        records = now;
+        if records.len() >= created.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let payments: std::collections::HashSet<String> =
+        records.iter().filter_map(|r| r.json()["data"]["payment_id"].as_str().map(str::to_owned)).collect();
+    assert_eq!(payments.len(), created.len(), "every payment's state committed once the limit is restored");
+    let (_broker, dead) = read(broker, dlq.clone()).await;
+    assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
+}

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use super::kafka::{EventRecord, SendError, Written, await_delivery, producer_config, send_waiting};
 use super::published::{Published, published_since};
+use super::refusals::Refusals;
 use super::state::{ClaimRecord, CursorRecord, StateError, StateReader, home_partition};
 use super::transaction::machine::Ended;
 use super::transaction::{TransactionError, TransactionalWriter};
@@ -78,7 +79,7 @@ enum Mode {
     },
     /// The lock is held for a whole transaction (the writer's steps take `&mut`).
     ExactlyOnce {
-        writer: Mutex<TransactionalWriter>,
+        writer: Box<Mutex<TransactionalWriter>>,
         /// Only to count the pages as the pipeline counts its batches.
         submitter: Submitter,
     },
@@ -114,6 +115,15 @@ pub const CLAIM_SETTLE: Duration = Duration::from_millis(500);
 pub const EPOCH_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 impl CursorCommitter {
+    /// With `kafka.exactly_once`: reports a topic that refuses records and the DLQ breaker
+    /// to `refusals`, as the pipeline's producer does.
+    pub fn report_refusals_to(mut self, refusals: Refusals) -> Self {
+        if let Mode::ExactlyOnce { writer, .. } = &mut self.mode {
+            writer.get_mut().report_refusals_to(refusals);
+        }
+        self
+    }
+
     /// Starts the committer for `source`. With `kafka.exactly_once` it first proves the
     /// broker supports transactions and refuses to start otherwise.
     pub async fn start(
@@ -125,7 +135,7 @@ impl CursorCommitter {
         fence: Option<Fence>,
     ) -> Result<Self, CursorError> {
         let mode = if kafka.exactly_once {
-            let writer = Mutex::new(TransactionalWriter::start(kafka, source, value_format).await?);
+            let writer = Box::new(Mutex::new(TransactionalWriter::start(kafka, source, value_format).await?));
             Mode::ExactlyOnce { writer, submitter }
         } else {
             Mode::AtLeastOnce { submitter, producer: producer_config(kafka).create()? }

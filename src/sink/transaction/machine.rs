@@ -8,7 +8,14 @@
 //!   none, so the page could never commit;
 //! - an event the broker permanently refuses (too large, invalid) aborts the attempt, and
 //!   the next attempt sends that event to the DLQ inside the transaction: the page still
-//!   commits, with the event Rejected instead of the page aborting forever;
+//!   commits, with the event Rejected instead of the page aborting forever. Unless the
+//!   source's DLQ breaker is open ([`Transactions::may_dead_letter`]): then the page is
+//!   Retry, nothing dead-lettered;
+//! - a record refused for a reason that concerns the topic or the broker, not the record
+//!   (a topic policy, an ACL, broker-side validation) aborts the attempt and the page is
+//!   Retry: nothing goes to the DLQ, and the writer is told
+//!   ([`Transactions::topic_refused`]), so it can report it and start the next attempt
+//!   afresh. The next attempt of the page is the probe;
 //! - a commit that fails retriably (a timeout) is committed again until it succeeds, turns
 //!   abortable or fatal, or the source stops. It may already have committed, so it is never
 //!   reported as Retry;
@@ -45,6 +52,8 @@ pub enum Failure {
 pub enum RecordFailure {
     /// The broker can never accept this record (its error code name and the reason).
     Permanent { code: String, reason: String },
+    /// The topic or the broker refuses records, whichever they are (a topic policy, an ACL).
+    TopicRefused(String),
     /// Anything else: the attempt is aborted and retried later.
     Transient(String),
 }
@@ -80,6 +89,15 @@ pub trait Transactions {
     fn limits(&self) -> Option<Limits> {
         None
     }
+    /// An attempt was aborted because the topic or the broker refuses records (`reason`).
+    async fn topic_refused(&mut self, _reason: &str) {}
+    /// Whether an event of `source` that the broker refused as a record (`code`) may go to
+    /// the DLQ (the source's DLQ breaker is closed). Counts the refusal.
+    fn may_dead_letter(&mut self, _source: &str, _code: &str) -> bool {
+        true
+    }
+    /// A transaction committed with events of these sources delivered.
+    fn committed(&mut self, _delivered_sources: &[&str]) {}
 }
 
 /// The largest record batch the broker accepts for the events topic and for the DLQ.
@@ -158,9 +176,16 @@ pub async fn commit_page<T: Transactions>(
                 );
                 return Ok(PageOutcome::retry(&ids, &reason));
             }
-            let reason =
-                format!("the event takes {bytes} bytes, over the events topic's max.message.bytes ({})", limits.events);
-            rejected.insert(i, (TOO_LARGE.to_owned(), reason));
+            // With the source's DLQ breaker open the event goes to the events topic, as a
+            // probe: refused, the page is Retry; accepted (the limit was raised), it closes.
+            let source = events.get(i).map_or("", |e| e.source.as_str());
+            if tx.may_dead_letter(source, TOO_LARGE) {
+                let reason = format!(
+                    "the event takes {bytes} bytes, over the events topic's max.message.bytes ({})",
+                    limits.events
+                );
+                rejected.insert(i, (TOO_LARGE.to_owned(), reason));
+            }
         }
     }
     loop {
@@ -178,10 +203,22 @@ pub async fn commit_page<T: Transactions>(
         let failed = results.iter().find_map(|r| r.as_ref().err()).cloned();
         if let Some(failure) = failed {
             finish(tx, Finish::Abort, stop).await?;
+            if let Some(reason) = topic_refusal(&results) {
+                tx.topic_refused(&reason).await;
+                return Ok(PageOutcome::retry(
+                    &ids,
+                    &format!("transaction aborted: the topic refuses records: {reason}"),
+                ));
+            }
             if newly_rejected.is_empty() {
                 let reason = match failure {
-                    RecordFailure::Permanent { reason, .. } | RecordFailure::Transient(reason) => reason,
+                    RecordFailure::Permanent { reason, .. }
+                    | RecordFailure::TopicRefused(reason)
+                    | RecordFailure::Transient(reason) => reason,
                 };
+                return Ok(PageOutcome::retry(&ids, &format!("transaction aborted: {reason}")));
+            }
+            if let Some(reason) = breaker_refusal(tx, events, &newly_rejected) {
                 return Ok(PageOutcome::retry(&ids, &format!("transaction aborted: {reason}")));
             }
             // Each round moves at least one more event to the DLQ: the loop ends.
@@ -189,25 +226,65 @@ pub async fn commit_page<T: Transactions>(
             continue;
         }
         return match finish(tx, Finish::Commit, stop).await? {
-            Finished::Committed => Ok(PageOutcome {
-                committed: true,
-                batch: BatchOutcome {
-                    events: ids
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &id)| EventOutcome {
-                            id,
-                            outcome: match rejected.get(&i) {
-                                Some((_, reason)) => Outcome::Rejected(reason.clone()),
-                                None => Outcome::Delivered,
-                            },
-                        })
-                        .collect(),
-                },
-            }),
+            Finished::Committed => {
+                let delivered: Vec<&str> = events
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !rejected.contains_key(i))
+                    .map(|(_, e)| e.source.as_str())
+                    .collect();
+                tx.committed(&delivered);
+                Ok(PageOutcome {
+                    committed: true,
+                    batch: BatchOutcome {
+                        events: ids
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &id)| EventOutcome {
+                                id,
+                                outcome: match rejected.get(&i) {
+                                    Some((_, reason)) => Outcome::Rejected(reason.clone()),
+                                    None => Outcome::Delivered,
+                                },
+                            })
+                            .collect(),
+                    },
+                })
+            }
             Finished::Aborted(reason) => Ok(PageOutcome::retry(&ids, &format!("transaction aborted: {reason}"))),
         };
     }
+}
+
+/// The first refusal of a record that concerns the topic or the broker, if any.
+fn topic_refusal(results: &[Result<(), RecordFailure>]) -> Option<String> {
+    results.iter().find_map(|r| match r {
+        Err(RecordFailure::TopicRefused(reason)) => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+/// Asks the DLQ breaker about each of `rejected` (each counts as one refusal of its source);
+/// the reason the page may not dead-letter them, if the breaker is open for one of them
+/// (the next attempt then sends every event to the events topic: a probe).
+fn breaker_refusal<T: Transactions>(
+    tx: &mut T,
+    events: &[CanonicalEvent],
+    rejected: &HashMap<usize, (String, String)>,
+) -> Option<String> {
+    let mut indices: Vec<usize> = rejected.keys().copied().collect();
+    indices.sort_unstable();
+    let mut refusal = None;
+    for i in indices {
+        let (Some(event), Some((code, _))) = (events.get(i), rejected.get(&i)) else { continue };
+        if !tx.may_dead_letter(&event.source, code) && refusal.is_none() {
+            refusal = Some(format!(
+                "DLQ breaker open for {}: too many of its events refused by the broker ({code}); not dead-lettered",
+                event.source
+            ));
+        }
+    }
+    refusal
 }
 
 /// The records of one attempt: each event to its topic (or the DLQ, with the reason

@@ -22,11 +22,31 @@ struct Scripted {
     open: bool,
     /// The topics' limits the writer knows.
     limits: Option<Limits>,
+    /// The DLQ breaker is open (for every source).
+    breaker_open: bool,
+    /// What the writer was told: topic refusals, refusals asked about, delivered sources.
+    topic_refusals: Vec<String>,
+    dead_letter_asks: usize,
+    delivered_sources: Vec<String>,
 }
 
 impl Transactions for Scripted {
     fn limits(&self) -> Option<Limits> {
         self.limits
+    }
+
+    async fn topic_refused(&mut self, reason: &str) {
+        assert!(!self.open, "told of a topic refusal before the abort");
+        self.topic_refusals.push(reason.to_owned());
+    }
+
+    fn may_dead_letter(&mut self, _source: &str, _code: &str) -> bool {
+        self.dead_letter_asks += 1;
+        !self.breaker_open
+    }
+
+    fn committed(&mut self, delivered_sources: &[&str]) {
+        self.delivered_sources.extend(delivered_sources.iter().map(|s| (*s).to_owned()));
     }
 
     async fn begin(&mut self) -> Result<(), Failure> {
@@ -311,4 +331,76 @@ async fn an_empty_page_commits_its_position_alone_and_says_so() {
     let mut refused = Scripted { commit: VecDeque::from([Err(Failure::Abortable("x".into()))]), ..Default::default() };
     let page = commit_page(&mut refused, &[], &position(), "events", &CancellationToken::new()).await;
     assert_eq!(page.map(|p| p.committed), Ok(false));
+}
+
+#[tokio::test]
+async fn a_topic_refusal_aborts_the_page_without_dead_letters_and_tells_the_writer() {
+    let events = events(3);
+    let refusal = RecordFailure::TopicRefused("InvalidTimestamp".into());
+    let failures = events.iter().map(|e| (e.key(), refusal.clone())).collect();
+    let mut tx = Scripted { send: VecDeque::from([failures]), ..Default::default() };
+    let Ok(outcome) = run(&mut tx, &events).await else { panic!("ended") };
+    assert_eq!(tx.calls, ["begin", "send 4", "abort"], "no second attempt to the DLQ");
+    assert_eq!(tx.topic_refusals, ["InvalidTimestamp"]);
+    assert_eq!(tx.dead_letter_asks, 0, "a topic refusal is no record's fault: not counted");
+    assert!(
+        outcome
+            .events
+            .iter()
+            .all(|e| matches!(&e.outcome, Outcome::Retry(r) if r.contains("the topic refuses records")))
+    );
+    assert!(tx.delivered_sources.is_empty());
+}
+
+#[tokio::test]
+async fn a_topic_refusal_of_the_position_alone_pauses_too() {
+    let events = events(1);
+    let mut tx = Scripted {
+        send: VecDeque::from([vec![("pd".to_owned(), RecordFailure::TopicRefused("TopicAuthorizationFailed".into()))]]),
+        ..Default::default()
+    };
+    let Ok(outcome) = run(&mut tx, &events).await else { panic!("ended") };
+    assert_eq!(tx.calls, ["begin", "send 2", "abort"]);
+    assert_eq!(tx.topic_refusals, ["TopicAuthorizationFailed"]);
+    assert!(!outcome.events[0].outcome.is_settled());
+}
+
+#[tokio::test]
+async fn with_the_dlq_breaker_open_a_refused_event_leaves_the_page_retry_not_dead_lettered() {
+    let events = events(3);
+    let mut tx = Scripted {
+        send: VecDeque::from([vec![(events[1].key(), too_large())]]),
+        breaker_open: true,
+        ..Default::default()
+    };
+    let Ok(outcome) = run(&mut tx, &events).await else { panic!("ended") };
+    assert_eq!(tx.calls, ["begin", "send 4", "abort"], "no attempt with a DLQ record");
+    assert_eq!(tx.dead_letter_asks, 1);
+    assert!(outcome.events.iter().all(|e| matches!(&e.outcome, Outcome::Retry(r) if r.contains("DLQ breaker open"))));
+}
+
+#[tokio::test]
+async fn with_the_dlq_breaker_open_an_event_over_the_limit_is_sent_to_the_events_topic_as_a_probe() {
+    let events = events(2);
+    let bytes = EventRecord::from_event(&events[0], ValueFormat::Json).map(|r| r.batch_bytes()).unwrap_or(0);
+    let mut tx = Scripted {
+        limits: Some(Limits { events: bytes.saturating_sub(1), dlq: 10 * bytes }),
+        breaker_open: true,
+        ..Default::default()
+    };
+    // The broker accepts them (the limit was raised since it was read): the page commits.
+    let outcome = run(&mut tx, &events).await;
+    assert_eq!(outcome.map(|o| o.is_delivered()), Ok(true));
+    let targets: Vec<_> = tx.sent[0].iter().map(|o| o.target).collect();
+    assert_eq!(targets, [Target::Events, Target::Events, Target::State]);
+    assert_eq!(tx.delivered_sources.len(), 2, "the accepted events are reported (they close the breaker)");
+}
+
+#[tokio::test]
+async fn a_committed_page_reports_the_sources_of_its_delivered_events_not_its_dead_letters() {
+    let events = events(3);
+    let mut tx = Scripted { send: VecDeque::from([vec![(events[1].key(), too_large())]]), ..Default::default() };
+    let Ok(_) = run(&mut tx, &events).await else { panic!("ended") };
+    assert_eq!(tx.delivered_sources, [events[0].source.clone(), events[2].source.clone()]);
+    assert_eq!(tx.dead_letter_asks, 1);
 }

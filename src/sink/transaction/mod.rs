@@ -11,6 +11,7 @@ pub mod machine;
 
 use std::time::Duration;
 
+use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::time::Instant;
@@ -22,6 +23,7 @@ use self::machine::{
 };
 use super::errors::{ErrorClass, classify, error_code_name};
 use super::kafka::{EventRecord, SendError, await_delivery, producer_config, send_waiting};
+use super::refusals::Refusals;
 use super::topics::max_message_bytes;
 use crate::config::KafkaConfig;
 use crate::event::CanonicalEvent;
@@ -98,6 +100,13 @@ const MIN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// ```
 pub struct TransactionalWriter {
     producer: FutureProducer,
+    /// The producer's configuration, for a new producer (see [`Self::renew`]).
+    config: ClientConfig,
+    /// The producer must be replaced before the next transaction.
+    renew_pending: bool,
+    /// Where a topic that refuses records and the DLQ breaker are tracked (readiness, the
+    /// alert metrics), as for the pipeline's producer.
+    refusals: Option<Refusals>,
     events_topic: String,
     dlq_topic: String,
     state_topic: String,
@@ -136,6 +145,9 @@ impl TransactionalWriter {
         let producer: FutureProducer = config.create().map_err(TransactionError::Producer)?;
         let mut writer = Self {
             producer,
+            config,
+            renew_pending: false,
+            refusals: None,
             events_topic: kafka.topic.clone(),
             dlq_topic: kafka.dlq_topic.clone(),
             state_topic: kafka.state_topic.clone(),
@@ -179,7 +191,9 @@ impl TransactionalWriter {
             let _ = finish(self, Finish::Abort, &deadline).await;
             return Err(match e {
                 RecordFailure::Transient(reason) => no_answer(reason),
-                RecordFailure::Permanent { reason, .. } => TransactionError::Unsupported(reason),
+                RecordFailure::Permanent { reason, .. } | RecordFailure::TopicRefused(reason) => {
+                    TransactionError::Unsupported(reason)
+                }
             });
         }
         match finish(self, Finish::Commit, &deadline).await {
@@ -205,6 +219,40 @@ impl TransactionalWriter {
                 other => return other,
             }
         }
+    }
+
+    /// Reports a topic that refuses records and the DLQ breaker to `refusals` (shared with
+    /// the pipeline's producer: one readiness reason, one alert metric).
+    pub fn report_refusals_to(&mut self, refusals: Refusals) {
+        self.refusals = Some(refusals);
+    }
+
+    /// Replaces the producer by a new one with the same `transactional.id`. Its
+    /// `init_transactions` fences the old producer and has the coordinator abort whatever
+    /// transaction the old one left open, so nothing of it is ever committed. Used when
+    /// librdkafka cannot finish an abort (records refused by the topic leave its idempotent
+    /// state wanting an epoch bump it never gets: the abort times out for ever) and after a
+    /// topic refusal, so that the next attempt starts from a clean producer.
+    async fn renew(&mut self) -> Result<(), Failure> {
+        self.renew_pending = true;
+        let producer: FutureProducer =
+            self.config.create().map_err(|e| Failure::Retriable(format!("cannot create a producer: {e}")))?;
+        let init = producer.clone();
+        let timeout = self.call_timeout;
+        let initialized = blocking(move || init.init_transactions(timeout)).await;
+        if let Err(e) = initialized {
+            // Destroying a producer may wait for its connections: not on the runtime.
+            tokio::task::spawn_blocking(move || drop(producer));
+            return Err(match failure(e) {
+                Failure::Fatal(reason) => Failure::Fatal(reason),
+                Failure::Retriable(reason) | Failure::Abortable(reason) => Failure::Retriable(reason),
+            });
+        }
+        let old = std::mem::replace(&mut self.producer, producer);
+        tokio::task::spawn_blocking(move || drop(old));
+        self.renew_pending = false;
+        tracing::info!("a new transactional producer replaced the previous one (its open transaction is aborted)");
+        Ok(())
     }
 
     /// Sends `events` and the position `record` in one transaction (see [`machine`]).
@@ -237,7 +285,33 @@ impl Transactions for TransactionalWriter {
     }
 
     async fn begin(&mut self) -> Result<(), Failure> {
+        if self.renew_pending {
+            self.renew().await?;
+        }
         self.producer.begin_transaction().map_err(failure)
+    }
+
+    async fn topic_refused(&mut self, reason: &str) {
+        if let Some(refusals) = &self.refusals {
+            refusals.topic_refused(reason);
+        }
+        if let Err(e) = self.renew().await {
+            // Tried again before the next transaction begins.
+            tracing::warn!(reason = %describe(e), "cannot replace the transactional producer yet");
+        }
+    }
+
+    fn may_dead_letter(&mut self, source: &str, code: &str) -> bool {
+        self.refusals.as_ref().is_none_or(|r| r.may_dead_letter(source, code))
+    }
+
+    fn committed(&mut self, delivered_sources: &[&str]) {
+        if let Some(refusals) = &self.refusals {
+            refusals.topic_accepts();
+            for source in delivered_sources {
+                refusals.accepted(source);
+            }
+        }
     }
 
     async fn send(&mut self, records: &[Outbound]) -> Vec<Result<(), RecordFailure>> {
@@ -265,10 +339,19 @@ impl Transactions for TransactionalWriter {
         blocking(move || producer.commit_transaction(timeout)).await.map_err(failure)
     }
 
+    /// An abort that does not finish in time is completed by a new producer ([`Self::renew`]).
     async fn abort(&mut self) -> Result<(), Failure> {
-        let producer = self.producer.clone();
-        let timeout = self.call_timeout;
-        blocking(move || producer.abort_transaction(timeout)).await.map_err(failure)
+        if !self.renew_pending {
+            let producer = self.producer.clone();
+            let timeout = self.call_timeout;
+            match blocking(move || producer.abort_transaction(timeout)).await.map_err(failure) {
+                Err(Failure::Retriable(reason)) => {
+                    tracing::warn!(%reason, "the abort did not finish; a new producer completes it");
+                }
+                other => return other,
+            }
+        }
+        self.renew().await
     }
 }
 
@@ -288,13 +371,13 @@ fn failure(error: KafkaError) -> Failure {
 
 fn record_failure(error: SendError) -> RecordFailure {
     match &error {
-        // With transactions a topic that refuses every record still goes the DLQ's way (in
-        // the next attempt's transaction): retrying the page against the refusing topic
-        // leaves librdkafka unable to abort (its records time out and need an epoch bump
-        // it does not get), so the source would stall (README, delivery guarantees).
-        SendError::Kafka(kafka) if matches!(classify(kafka), ErrorClass::Permanent | ErrorClass::TopicRefused) => {
-            RecordFailure::Permanent { code: error_code_name(kafka), reason: error.to_string() }
-        }
+        SendError::Kafka(kafka) => match classify(kafka) {
+            ErrorClass::Permanent => {
+                RecordFailure::Permanent { code: error_code_name(kafka), reason: error.to_string() }
+            }
+            ErrorClass::TopicRefused => RecordFailure::TopicRefused(error.to_string()),
+            _ => RecordFailure::Transient(error.to_string()),
+        },
         _ => RecordFailure::Transient(error.to_string()),
     }
 }

@@ -60,7 +60,8 @@ impl CursorDriver {
             fence,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .report_refusals_to(ctx.sink.refusals().clone());
         Ok(Self {
             source: source.to_owned(),
             committer: Arc::new(committer),
