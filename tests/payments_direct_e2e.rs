@@ -750,3 +750,53 @@ async fn a_clock_10_s_ahead_of_the_providers_loses_nothing_and_shows_in_the_skew
     assert!(skew.is_some_and(|s| (9.0..=11.5).contains(&s)), "skew {skew:?}");
     assert!(bridge.log().contains("differs from the provider's"), "warned:\n{}", bridge.log());
 }
+
+/// A search that keeps answering empty pages with ever-new page tokens would spin for ever:
+/// after 11 such pages the window stops with an error (counted), backs off and is read
+/// again from its start; once the provider answers properly every payment is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_search_pages_with_ever_new_tokens_stop_the_window_backed_off_then_recover() {
+    let s = setup("").await;
+    let created = s.sandbox.pd_create(5).await;
+    // Three rounds of 11 empty pages, each with a token never given before.
+    let spinning = serde_json::json!({"endpoint": "payments_direct.search", "action": "body", "status": 200,
+        "content_type": "application/json", "times": 33,
+        "body": "{\"data\": [], \"page\": {\"size\": 0, \"lastPageToken\": \"t{n}\"}}"});
+    assert_eq!(s.sandbox.control("/_sandbox/faults", spinning).await, reqwest::StatusCode::CREATED);
+    let bridge = Paybridge::start(&s.config);
+    let expected = current_ids(&s.sandbox, &created).await;
+    let (mut broker, mut found) = (s.broker, HashSet::new());
+    for _ in 0..30 {
+        let (back, now) = ids_when_quiet(broker, s.topic.clone(), bridge.admin_port).await;
+        (broker, found) = (back, now);
+        if found == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(found, expected, "every payment published after the loop");
+    assert!(
+        bridge.log().contains("pages 1 to 11 of the window were empty and each handed out a new page token"),
+        "the loop is named"
+    );
+    let failures = support::ripplenet::metrics(bridge.admin_port);
+    let counted = failures
+        .lines()
+        .find(|l| l.starts_with("paybridge_processing_failures_total{source=\"pd\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert!(counted.is_some_and(|n| n >= 3), "each stop counted: {failures}");
+    // The 33 spinning answers came in rounds of 11, a backoff (1 s ± 20% here) between rounds.
+    let times: Vec<i64> = s
+        .sandbox
+        .ledger("kind=request&provider=payments_direct")
+        .await
+        .iter()
+        .filter(|e| e["endpoint"] == "payments_direct.search")
+        .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok())
+        .map(|t| t.timestamp_millis())
+        .take(34)
+        .collect();
+    let long_gaps: Vec<usize> =
+        times.windows(2).enumerate().filter(|(_, w)| w[1] - w[0] >= 700).map(|(i, _)| i + 1).collect();
+    assert_eq!(long_gaps, [11, 22, 33], "a backoff after each round of 11: {times:?}");
+}

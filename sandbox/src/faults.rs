@@ -26,7 +26,8 @@ pub enum FaultAction {
     /// provider that ignores the page size).
     IgnoreSize,
     /// Answer with this status and body, verbatim, without applying the request (an HTML
-    /// error page with 200, a malformed or hostile answer).
+    /// error page with 200, a malformed or hostile answer). Each `{n}` in the body becomes a
+    /// number unique to that answer (ever-new page tokens).
     Body { status: u16, body: String, content_type: String },
 }
 

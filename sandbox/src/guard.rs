@@ -1,6 +1,7 @@
 //! What every simulated endpoint does around its own logic: apply the endpoint's fault,
 //! check the bearer token, record the request in the ledger.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -28,6 +29,11 @@ pub struct Endpoint {
     pub name: &'static str,
     pub style: Style,
 }
+
+/// In a `body` fault's text, replaced by a number no other answer of the sandbox got (a
+/// provider handing out ever-new page tokens).
+pub const ANSWER_NUMBER: &str = "{n}";
+static ANSWERS: AtomicU64 = AtomicU64::new(1);
 
 impl Endpoint {
     fn record(&self, s: &SandboxState, id: Option<String>, status: u16) {
@@ -57,6 +63,7 @@ impl Endpoint {
             }
             Some(FaultAction::Body { status, body, content_type }) => {
                 self.record(s, None, status);
+                let body = body.replace(ANSWER_NUMBER, &ANSWERS.fetch_add(1, Ordering::Relaxed).to_string());
                 Err(errors::verbatim(status, body, &content_type))
             }
             Some(FaultAction::Reset) => {
