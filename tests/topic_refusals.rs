@@ -152,35 +152,37 @@ async fn a_broker_that_refuses_every_record_with_invalid_record_leaves_everythin
 
 /// With `kafka.exactly_once` each attempt of the page is the probe: a refused attempt is
 /// aborted (nothing committed, nothing dead-lettered, the position stays), and attempts go
-/// on until the topic accepts the page. librdkafka cannot abort a second refused attempt
-/// by itself (its records time out wanting an epoch bump): a new producer does it.
+/// on until the topic accepts the page. The refusal comes from a protocol-level stand-in
+/// answering every Produce with INVALID_RECORD: a topic policy would refuse the broker's own
+/// abort markers too (a timestamp policy of 0 ms does), and no producer can then finish.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_exactly_once_a_refusing_topic_fails_readiness_and_nothing_commits_until_it_accepts() {
-    let broker = Broker::start();
-    if broker.is_tansu() {
+    if support::Engine::chosen() == support::Engine::Tansu {
         return; // no transactions on tansu 0.6.0.
     }
+    let proxy = support::kafka_proxy::HoldingProxy::listen(support::kafka_proxy::PRODUCE);
+    let broker = Broker::start_own_behind(&proxy);
     let sandbox = support::sandbox::Sandbox::start(paybridge_sandbox::Scenario::default()).await;
     let (topic, dlq, state) =
         (broker.new_topic("eo-events", 1), broker.new_topic("eo-dlq", 1), broker.new_topic("eo-state", 1));
     let settings = "interval = \"1s\"\nmax_idle_interval = \"2s\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"\nbackoff_max = \"2s\"";
     let config = support::base_config_with_state(&broker, &topic, &dlq, &state).replacen(
         "[kafka]\n",
-        // A prefix of its own: tests running at once would fence each other.
-        &format!("[kafka]\nexactly_once = true\ntransactional_id_prefix = \"{topic}\"\n"),
+        "[kafka]\nexactly_once = true\n",
         1,
     ) + &support::sources::payments_direct(&sandbox, "pd-acct", settings);
     let bridge = Paybridge::start(&config);
-    set_topic_config(&broker, &topic, "message.timestamp.before.max.ms", "0").await;
+    proxy.refuse_produce(INVALID_RECORD);
     let created = sandbox.pd_create(10).await;
     bridge
         .eventually("readiness fails with the reason", Duration::from_secs(30), || async {
             let (status, body) = readiness(bridge.admin_port);
-            status == 503 && body.contains("the topic refuses records")
+            status == 503 && body.contains("the topic refuses records") && body.contains("InvalidRecord")
         })
         .await;
     // Several more attempts (2 s apart at most), each refused.
     tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(proxy.refused() >= 3, "several attempts refused: {}", proxy.refused());
     let (status, body) = readiness(bridge.admin_port);
     assert!(status == 503 && body.contains("the topic refuses records"), "still paused: {status} {body}");
     assert_eq!(gauge(bridge.admin_port, "paybridge_topic_refusing "), Some(1));
@@ -189,7 +191,7 @@ async fn with_exactly_once_a_refusing_topic_fails_readiness_and_nothing_commits_
     let (broker, dead) = read(broker, dlq.clone()).await;
     assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
 
-    set_topic_config(&broker, &topic, "message.timestamp.before.max.ms", "9223372036854775807").await;
+    proxy.refuse_produce(0);
     bridge.eventually("ready again", Duration::from_secs(60), || async { readiness(bridge.admin_port).0 == 200 }).await;
     assert_eq!(gauge(bridge.admin_port, "paybridge_topic_refusing "), Some(0));
     let mut records = Vec::new();

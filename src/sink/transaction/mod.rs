@@ -11,7 +11,6 @@ pub mod machine;
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::time::Instant;
@@ -100,10 +99,6 @@ const MIN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// ```
 pub struct TransactionalWriter {
     producer: FutureProducer,
-    /// The producer's configuration, for a new producer (see [`Self::renew`]).
-    config: ClientConfig,
-    /// The producer must be replaced before the next transaction.
-    renew_pending: bool,
     /// Where a topic that refuses records and the DLQ breaker are tracked (readiness, the
     /// alert metrics), as for the pipeline's producer.
     refusals: Option<Refusals>,
@@ -145,8 +140,6 @@ impl TransactionalWriter {
         let producer: FutureProducer = config.create().map_err(TransactionError::Producer)?;
         let mut writer = Self {
             producer,
-            config,
-            renew_pending: false,
             refusals: None,
             events_topic: kafka.topic.clone(),
             dlq_topic: kafka.dlq_topic.clone(),
@@ -227,34 +220,6 @@ impl TransactionalWriter {
         self.refusals = Some(refusals);
     }
 
-    /// Replaces the producer by a new one with the same `transactional.id`. Its
-    /// `init_transactions` fences the old producer and has the coordinator abort whatever
-    /// transaction the old one left open, so nothing of it is ever committed. Used when
-    /// librdkafka cannot finish an abort (records refused by the topic leave its idempotent
-    /// state wanting an epoch bump it never gets: the abort times out for ever) and after a
-    /// topic refusal, so that the next attempt starts from a clean producer.
-    async fn renew(&mut self) -> Result<(), Failure> {
-        self.renew_pending = true;
-        let producer: FutureProducer =
-            self.config.create().map_err(|e| Failure::Retriable(format!("cannot create a producer: {e}")))?;
-        let init = producer.clone();
-        let timeout = self.call_timeout;
-        let initialized = blocking(move || init.init_transactions(timeout)).await;
-        if let Err(e) = initialized {
-            // Destroying a producer may wait for its connections: not on the runtime.
-            tokio::task::spawn_blocking(move || drop(producer));
-            return Err(match failure(e) {
-                Failure::Fatal(reason) => Failure::Fatal(reason),
-                Failure::Retriable(reason) | Failure::Abortable(reason) => Failure::Retriable(reason),
-            });
-        }
-        let old = std::mem::replace(&mut self.producer, producer);
-        tokio::task::spawn_blocking(move || drop(old));
-        self.renew_pending = false;
-        tracing::info!("a new transactional producer replaced the previous one (its open transaction is aborted)");
-        Ok(())
-    }
-
     /// Sends `events` and the position `record` in one transaction (see [`machine`]).
     pub async fn commit_page(
         &mut self,
@@ -285,19 +250,12 @@ impl Transactions for TransactionalWriter {
     }
 
     async fn begin(&mut self) -> Result<(), Failure> {
-        if self.renew_pending {
-            self.renew().await?;
-        }
         self.producer.begin_transaction().map_err(failure)
     }
 
     async fn topic_refused(&mut self, reason: &str) {
         if let Some(refusals) = &self.refusals {
             refusals.topic_refused(reason);
-        }
-        if let Err(e) = self.renew().await {
-            // Tried again before the next transaction begins.
-            tracing::warn!(reason = %describe(e), "cannot replace the transactional producer yet");
         }
     }
 
@@ -339,19 +297,10 @@ impl Transactions for TransactionalWriter {
         blocking(move || producer.commit_transaction(timeout)).await.map_err(failure)
     }
 
-    /// An abort that does not finish in time is completed by a new producer ([`Self::renew`]).
     async fn abort(&mut self) -> Result<(), Failure> {
-        if !self.renew_pending {
-            let producer = self.producer.clone();
-            let timeout = self.call_timeout;
-            match blocking(move || producer.abort_transaction(timeout)).await.map_err(failure) {
-                Err(Failure::Retriable(reason)) => {
-                    tracing::warn!(%reason, "the abort did not finish; a new producer completes it");
-                }
-                other => return other,
-            }
-        }
-        self.renew().await
+        let producer = self.producer.clone();
+        let timeout = self.call_timeout;
+        blocking(move || producer.abort_transaction(timeout)).await.map_err(failure)
     }
 }
 

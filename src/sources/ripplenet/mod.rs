@@ -220,10 +220,25 @@ impl Ripplenet {
             return WebhookOutcome::Committed;
         }
         let (waiter, held) = self.settler.ledger.want(&uuid);
-        if !held && let Some(early) = self.fetch_for_webhook(&uuid).await {
-            return early;
+        let outcome = webhook_outcome(waiter);
+        if held {
+            return outcome.await;
         }
-        webhook_outcome(waiter).await
+        // Whoever claims the notification meanwhile (a read already on its way, most of the
+        // time) settles it for us: its outcome answers the call at once, without waiting for
+        // the early read or the fetch (which are then dropped).
+        let fetch = self.fetch_for_webhook(&uuid);
+        tokio::pin!(outcome, fetch);
+        let mut fetching = true;
+        loop {
+            tokio::select! {
+                settled = &mut outcome => return settled,
+                early = &mut fetch, if fetching => match early {
+                    Some(early) => return early,
+                    None => fetching = false,
+                },
+            }
+        }
     }
 
     /// Asks poller_new for a read first (when many webhooks arrive, one read serves them),
