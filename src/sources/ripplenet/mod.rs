@@ -245,7 +245,8 @@ impl Ripplenet {
     /// then fetches by id what it did not bring and hands it to the settler. An outcome when
     /// the webhook is answered without a settlement (throttled, or a pause too long).
     async fn fetch_for_webhook(self: &Arc<Self>, uuid: &str) -> Option<WebhookOutcome> {
-        self.new_reads.read_after_now(WEBHOOK_READ_WAIT).await;
+        let ledger = &self.settler.ledger;
+        self.new_reads.read_covering(WEBHOOK_READ_WAIT, || ledger.held(uuid) || ledger.recently_committed(uuid)).await;
         // Claimed by that read (or by anybody meanwhile): its holder settles it for us.
         let Ok(claim) = self.settler.ledger.claim(uuid) else { return None };
         // Dropping the claim tells the other waiters "not committed": they answer 503.

@@ -126,6 +126,11 @@ impl Ledger {
         (entry.settlement.subscribe(), entry.held)
     }
 
+    /// Whether somebody holds `id` now (its holder settles it).
+    pub fn held(&self, id: &str) -> bool {
+        self.lock().in_flight.get(id).is_some_and(|entry| entry.held)
+    }
+
     /// Whether `id`'s event was committed recently (a late duplicate webhook needs no work).
     pub fn recently_committed(&self, id: &str) -> bool {
         self.lock().committed.get(id, self.limits, Instant::now()).is_some()

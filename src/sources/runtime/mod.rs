@@ -136,15 +136,26 @@ impl PollSignals {
         self.wake.notify_one();
     }
 
-    /// Asks for a read that starts after this call and waits (at most `limit`) until it
-    /// has finished: what existed upstream before the call has then been claimed, unless
-    /// the read failed or the loop could not read within `limit` (pages in flight at its
-    /// window, a backoff).
-    pub async fn read_after_now(&self, limit: Duration) {
+    /// Waits (at most `limit`) until a read has covered what existed upstream at this call,
+    /// unless `covered` says it already is. A read in flight may bring it: that read is
+    /// awaited first, and only if `covered` is still false afterwards is a new read asked
+    /// for (and awaited). Asking at once would cost an extra read that, finding nothing
+    /// new, delays the next one by [`MIN_WOKEN_READ_GAP`]. A read that failed, or a loop
+    /// that could not read within `limit` (pages in flight at its window, a backoff), ends
+    /// the wait too.
+    pub async fn read_covering(&self, limit: Duration, covered: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + limit;
         let mut reads = self.reads.subscribe();
+        let (started, finished) = *reads.borrow_and_update();
+        if started > finished {
+            let _ = tokio::time::timeout_at(deadline, reads.wait_for(|(_, done)| *done >= started)).await;
+            if covered() {
+                return;
+            }
+        }
         let target = reads.borrow_and_update().0 + 1;
         self.wake();
-        let _ = tokio::time::timeout(limit, reads.wait_for(|(_, finished)| *finished >= target)).await;
+        let _ = tokio::time::timeout_at(deadline, reads.wait_for(|(_, done)| *done >= target)).await;
     }
 }
 
@@ -300,7 +311,63 @@ async fn idle(
 
 #[cfg(test)]
 mod tests {
-    use super::read_ahead_window;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::{PollSignals, read_ahead_window};
+
+    /// Whether the loop was asked for a read (a stored wake-up), consuming it.
+    async fn woken(signals: &PollSignals) -> bool {
+        tokio::time::timeout(Duration::from_millis(1), signals.wake.notified()).await.is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_in_flight_that_covers_the_webhook_saves_the_early_read() {
+        let signals = Arc::new(PollSignals::default());
+        signals.reads.send_modify(|(started, _)| *started += 1); // a read in flight
+        let covered = Arc::new(AtomicBool::new(false));
+        let waiting = {
+            let (signals, covered) = (signals.clone(), covered.clone());
+            tokio::spawn(async move {
+                signals.read_covering(Duration::from_secs(2), || covered.load(Ordering::SeqCst)).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiting.is_finished(), "waits for the read in flight");
+        covered.store(true, Ordering::SeqCst); // that read claimed it
+        signals.reads.send_modify(|(_, finished)| *finished += 1);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(waiting.is_finished(), "done once the read in flight finished");
+        assert!(!woken(&signals).await, "no further read asked for");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_in_flight_that_missed_it_is_followed_by_an_early_read() {
+        let signals = Arc::new(PollSignals::default());
+        signals.reads.send_modify(|(started, _)| *started += 1);
+        let waiting = {
+            let signals = signals.clone();
+            tokio::spawn(async move { signals.read_covering(Duration::from_secs(2), || false).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        signals.reads.send_modify(|(_, finished)| *finished += 1);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiting.is_finished(), "waits for a read that starts after the call");
+        assert!(woken(&signals).await, "and asks for it");
+        signals.reads.send_modify(|(started, finished)| (*started, *finished) = (*started + 1, *finished + 1));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(waiting.is_finished());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_read_in_flight_an_early_read_is_asked_for_and_the_wait_is_bounded() {
+        let signals = Arc::new(PollSignals::default());
+        let started = tokio::time::Instant::now();
+        signals.read_covering(Duration::from_secs(2), || true).await;
+        assert!(woken(&signals).await, "asked for a read");
+        assert_eq!(started.elapsed(), Duration::from_secs(2), "nobody read: the limit ends the wait");
+    }
 
     #[test]
     fn the_loops_of_a_source_share_one_capacity_of_read_ahead() {
