@@ -223,6 +223,10 @@ pub async fn poll_loop<R: PageReader>(
         }
         if let Some(signals) = &signals {
             signals.reads.send_modify(|(started, _)| *started += 1);
+            // Whoever asked for a read before this one started is served by it: a wake-up
+            // left from then would only cost a read that finds nothing new, and the
+            // MIN_WOKEN_READ_GAP after it.
+            let _ = futures_util::FutureExt::now_or_never(signals.wake.notified());
         }
         let read_started = tokio::time::Instant::now();
         let read = reader.read().await;
