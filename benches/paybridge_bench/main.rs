@@ -169,7 +169,8 @@ async fn main() {
     r.startup = startup::measure_all(&broker, plan.starts, plan.idle).await;
 
     eprintln!("bench: RippleNet poll path, backlog {}", plan.n);
-    let default_run = ripplenet::poll_run(&broker, plan.n, None).await;
+    let mut default_run = ripplenet::poll_run(&broker, plan.n, None).await;
+    default_run.provider_ceiling = ripplenet::upstream_ceiling(plan.n).await;
 
     eprintln!("bench: webhooks at saturation ({CALLERS} callers), then offered at {:?}", plan.rates);
     let (rates, seconds) = (plan.rates.clone(), plan.webhook_seconds);
@@ -262,9 +263,12 @@ fn smoke_checks(r: &Results) {
         if run.source.starts_with("payments_direct") {
             assert!(run.provider_ceiling > 0.0, "{}: no raw bridge ceiling", run.source);
         }
+
         assert!(run.process.peak_rss_mib > 0.0 && !run.process.rss_trace.is_empty(), "no memory readings");
     }
     assert_eq!(r.poll_paths.len(), 4);
+    let rn = r.poll_paths.iter().find(|p| p.source == "ripplenet");
+    assert!(rn.is_some_and(|p| p.provider_ceiling > 0.0), "ripplenet: no upstream ceiling");
     let lifecycles = r.poll_paths.iter().find(|p| p.source == report::LIFECYCLES);
     let histories = lifecycles.and_then(|p| p.calls.get("payments_direct.states")).copied().unwrap_or(0);
     assert_eq!(histories * 4, lifecycles.map_or(0, |p| p.backlog), "one history read per payment, four states each");

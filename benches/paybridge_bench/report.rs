@@ -115,11 +115,8 @@ impl Results {
             ));
             if run.provider_ceiling > 0.0 {
                 t.push(target(
-                    format!(
-                        "{} poll path against the raw bridge (raw client on the sandbox feeding a raw producer)",
-                        run.source
-                    ),
-                    "≥ 0.9 × raw bridge",
+                    format!("{} poll path against {}", run.source, run.provider_ceiling_kind()),
+                    "≥ 0.9 × the lower ceiling",
                     format!("{:.2} × of {:.0}/s", run.bound_ratio, run.ceiling.min(run.provider_ceiling)),
                     run.bound_ratio >= 0.9,
                 ));

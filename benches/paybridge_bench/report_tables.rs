@@ -27,10 +27,7 @@ pub fn throughput(r: &Results) -> String {
         let name = format!("{} poll path, backlog {}", run.source, run.backlog);
         let _ = writeln!(md, "{}", row(&name, run.events_per_s, run.ceiling, run.calls_per_event, &run.process));
         if run.provider_ceiling > 0.0 {
-            let name = format!(
-                "{} poll path against a raw bridge (raw client on the same sandbox, raw producer on the same broker)",
-                run.source
-            );
+            let name = format!("{} poll path against {}", run.source, run.provider_ceiling_kind());
             let _ = writeln!(
                 md,
                 "{}",

@@ -77,8 +77,8 @@ pub struct PollRun {
     /// The ceiling for records of this source's event size (filled in at the end).
     pub ceiling: f64,
     pub ratio: f64,
-    /// States per second a raw bridge moves from the same sandbox to the same broker (raw
-    /// client and raw producer; 0: not measured).
+    /// Events per second a raw client gets from the same sandbox ([`Self::provider_ceiling_kind`]:
+    /// RippleNet without Kafka, Payments Direct into a raw producer; 0: not measured).
     #[serde(default)]
     pub provider_ceiling: f64,
     /// Against the raw bridge (or the raw producer, were it lower; 0: no raw bridge).
@@ -93,6 +93,15 @@ pub struct PollRun {
 }
 
 impl PollRun {
+    /// What `provider_ceiling` measured, for the report.
+    pub fn provider_ceiling_kind(&self) -> &'static str {
+        if self.source == "ripplenet" {
+            "the upstream ceiling (a raw client making the same polls and batch acks on the same sandbox, no Kafka)"
+        } else {
+            "a raw bridge (raw client on the same sandbox, raw producer on the same broker)"
+        }
+    }
+
     pub fn rate_against(&mut self, ceiling: f64) {
         self.ceiling = ceiling;
         self.ratio = if ceiling > 0.0 { self.events_per_s / ceiling } else { 0.0 };
