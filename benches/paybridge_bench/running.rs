@@ -95,10 +95,14 @@ pub struct PollRun {
 impl PollRun {
     /// What `provider_ceiling` measured, for the report.
     pub fn provider_ceiling_kind(&self) -> &'static str {
-        if self.source == "ripplenet" {
-            "the upstream ceiling (a raw client making the same polls and batch acks on the same sandbox, no Kafka)"
-        } else {
-            "a raw bridge (raw client on the same sandbox, raw producer on the same broker)"
+        match self.source.as_str() {
+            "ripplenet" => {
+                "the upstream ceiling (a raw client making the same polls and batch acks on the same sandbox, no Kafka)"
+            }
+            "checkout" => {
+                "the upstream ceiling (a raw client making the same receives and acks on the same sandbox, no Kafka)"
+            }
+            _ => "a raw bridge (raw client on the same sandbox, raw producer on the same broker)",
         }
     }
 
