@@ -265,15 +265,7 @@ async fn cycles_that_find_nothing_double_the_wait_up_to_max_idle_interval() {
     let s = setup_timed("interval = \"1s\"\nmax_idle_interval = \"4s\"", "").await;
     let _bridge = Paybridge::start(&s.config);
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let times: Vec<i64> = s
-        .sandbox
-        .ledger("kind=request&provider=payments_direct")
-        .await
-        .iter()
-        .filter(|e| e["endpoint"] == "payments_direct.search")
-        .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok())
-        .map(|t| t.timestamp_millis())
-        .collect();
+    let times = s.sandbox.request_times("payments_direct", "payments_direct.search").await;
     let gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
     // Empty cycles: 2 s, then 4 s (the cap), 4 s, …
     assert!(gaps.len() >= 2, "{gaps:?}");
@@ -786,16 +778,8 @@ async fn empty_search_pages_with_ever_new_tokens_stop_the_window_backed_off_then
         .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
     assert!(counted.is_some_and(|n| n >= 3), "each stop counted: {failures}");
     // The 33 spinning answers came in rounds of 11, a backoff (1 s ± 20% here) between rounds.
-    let times: Vec<i64> = s
-        .sandbox
-        .ledger("kind=request&provider=payments_direct")
-        .await
-        .iter()
-        .filter(|e| e["endpoint"] == "payments_direct.search")
-        .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_default()).ok())
-        .map(|t| t.timestamp_millis())
-        .take(34)
-        .collect();
+    let mut times = s.sandbox.request_times("payments_direct", "payments_direct.search").await;
+    times.truncate(34);
     let long_gaps: Vec<usize> =
         times.windows(2).enumerate().filter(|(_, w)| w[1] - w[0] >= 700).map(|(i, _)| i + 1).collect();
     assert_eq!(long_gaps, [11, 22, 33], "a backoff after each round of 11: {times:?}");

@@ -150,6 +150,48 @@ async fn a_broker_that_refuses_every_record_with_invalid_record_leaves_everythin
     assert!(dead.is_empty(), "nothing in the DLQ: {}", dead.len());
 }
 
+/// A Payments Direct source in exactly-once mode on `broker` (topics named after `prefix`,
+/// `kafka_extra` added to `[kafka]`): the sandbox, (events, DLQ) topics and the process.
+async fn exactly_once_bridge(
+    broker: &Broker,
+    prefix: &str,
+    kafka_extra: &str,
+) -> (support::sandbox::Sandbox, String, String, Paybridge) {
+    let sandbox = support::sandbox::Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    let (topic, dlq, state) = (
+        broker.new_topic(&format!("{prefix}-events"), 1),
+        broker.new_topic(&format!("{prefix}-dlq"), 1),
+        broker.new_topic(&format!("{prefix}-state"), 1),
+    );
+    let settings = "interval = \"1s\"\nmax_idle_interval = \"2s\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"\nbackoff_max = \"2s\"";
+    // A transactional id prefix of its own: tests running at once would fence each other.
+    let kafka = format!("[kafka]\nexactly_once = true\ntransactional_id_prefix = \"{topic}\"\n{kafka_extra}");
+    let config = support::base_config_with_state(broker, &topic, &dlq, &state).replacen("[kafka]\n", &kafka, 1)
+        + &support::sources::payments_direct(&sandbox, "pd-acct", settings);
+    (sandbox, topic, dlq, Paybridge::start(&config))
+}
+
+/// Waits (at most 30 s) until `topic` holds a committed record of each of `created`, then
+/// checks that and that `dlq` is empty.
+async fn every_payment_committed_none_dead(broker: Broker, topic: &str, dlq: &str, created: &[String]) {
+    let mut records = Vec::new();
+    let mut broker = broker;
+    for _ in 0..30 {
+        let (back, now) = read(broker, topic.to_owned()).await;
+        broker = back;
+        records = now;
+        if records.len() >= created.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let payments: std::collections::HashSet<String> =
+        records.iter().filter_map(|r| r.json()["data"]["payment_id"].as_str().map(str::to_owned)).collect();
+    assert_eq!(payments.len(), created.len(), "every payment's state committed");
+    let (_broker, dead) = read(broker, dlq.to_owned()).await;
+    assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
+}
+
 /// With `kafka.exactly_once` each attempt of the page is the probe: a refused attempt is
 /// aborted (nothing committed, nothing dead-lettered, the position stays), and attempts go
 /// on until the topic accepts the page. The refusal comes from a protocol-level stand-in
@@ -162,16 +204,7 @@ async fn with_exactly_once_a_refusing_topic_fails_readiness_and_nothing_commits_
     }
     let proxy = support::kafka_proxy::HoldingProxy::listen(support::kafka_proxy::PRODUCE);
     let broker = Broker::start_own_behind(&proxy);
-    let sandbox = support::sandbox::Sandbox::start(paybridge_sandbox::Scenario::default()).await;
-    let (topic, dlq, state) =
-        (broker.new_topic("eo-events", 1), broker.new_topic("eo-dlq", 1), broker.new_topic("eo-state", 1));
-    let settings = "interval = \"1s\"\nmax_idle_interval = \"2s\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"\nbackoff_max = \"2s\"";
-    let config = support::base_config_with_state(&broker, &topic, &dlq, &state).replacen(
-        "[kafka]\n",
-        "[kafka]\nexactly_once = true\n",
-        1,
-    ) + &support::sources::payments_direct(&sandbox, "pd-acct", settings);
-    let bridge = Paybridge::start(&config);
+    let (sandbox, topic, dlq, bridge) = exactly_once_bridge(&broker, "eo", "").await;
     proxy.refuse_produce(INVALID_RECORD);
     let created = sandbox.pd_create(10).await;
     bridge
@@ -194,22 +227,7 @@ async fn with_exactly_once_a_refusing_topic_fails_readiness_and_nothing_commits_
     proxy.refuse_produce(0);
     bridge.eventually("ready again", Duration::from_secs(60), || async { readiness(bridge.admin_port).0 == 200 }).await;
     assert_eq!(gauge(bridge.admin_port, "paybridge_topic_refusing "), Some(0));
-    let mut records = Vec::new();
-    let mut broker = broker;
-    for _ in 0..30 {
-        let (back, now) = read(broker, topic.clone()).await;
-        broker = back;
-        records = now;
-        if records.len() >= created.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let payments: std::collections::HashSet<String> =
-        records.iter().filter_map(|r| r.json()["data"]["payment_id"].as_str().map(str::to_owned)).collect();
-    assert_eq!(payments.len(), created.len(), "every payment's state committed once the topic accepts records");
-    let (_broker, dead) = read(broker, dlq.clone()).await;
-    assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
+    every_payment_committed_none_dead(broker, &topic, &dlq, &created).await;
 }
 
 /// With `kafka.exactly_once` the DLQ breaker counts the events a page would dead-letter:
@@ -221,18 +239,8 @@ async fn with_exactly_once_a_size_limit_that_refuses_every_record_opens_the_dlq_
     if broker.is_tansu() {
         return; // no transactions on tansu 0.6.0.
     }
-    let sandbox = support::sandbox::Sandbox::start(paybridge_sandbox::Scenario::default()).await;
-    let (topic, dlq, state) =
-        (broker.new_topic("eb-events", 1), broker.new_topic("eb-dlq", 1), broker.new_topic("eb-state", 1));
-    let settings = "interval = \"1s\"\nmax_idle_interval = \"2s\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"\nbackoff_max = \"2s\"";
-    let config = support::base_config_with_state(&broker, &topic, &dlq, &state).replacen(
-        "[kafka]\n",
-        &format!(
-            "[kafka]\nexactly_once = true\ntransactional_id_prefix = \"{topic}\"\ndlq_breaker_max = 5\ndlq_breaker_window = 50\n"
-        ),
-        1,
-    ) + &support::sources::payments_direct(&sandbox, "pd-acct", settings);
-    let bridge = Paybridge::start(&config);
+    let (sandbox, topic, dlq, bridge) =
+        exactly_once_bridge(&broker, "eb", "dlq_breaker_max = 5\ndlq_breaker_window = 50\n").await;
     set_topic_config(&broker, &topic, "max.message.bytes", "100").await;
     let created = sandbox.pd_create(30).await;
     bridge
@@ -251,20 +259,5 @@ async fn with_exactly_once_a_size_limit_that_refuses_every_record_opens_the_dlq_
 
     set_topic_config(&broker, &topic, "max.message.bytes", "1048588").await;
     bridge.eventually("ready again", Duration::from_secs(60), || async { readiness(bridge.admin_port).0 == 200 }).await;
-    let mut records = Vec::new();
-    let mut broker = broker;
-    for _ in 0..30 {
-        let (back, now) = read(broker, topic.clone()).await;
-        broker = back;
-        records = now;
-        if records.len() >= created.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let payments: std::collections::HashSet<String> =
-        records.iter().filter_map(|r| r.json()["data"]["payment_id"].as_str().map(str::to_owned)).collect();
-    assert_eq!(payments.len(), created.len(), "every payment's state committed once the limit is restored");
-    let (_broker, dead) = read(broker, dlq.clone()).await;
-    assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
+    every_payment_committed_none_dead(broker, &topic, &dlq, &created).await;
 }
