@@ -139,6 +139,16 @@ pub fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Config, Config
     if semantic.is_empty() { Ok(config) } else { Err(ConfigErrors(semantic)) }
 }
 
+/// The config schema's validator, generated and compiled once per process (a reload or a
+/// fuzz run loads many configs; each compile cost more than the rest of a load).
+fn schema_validator() -> Result<&'static jsonschema::Validator, String> {
+    static VALIDATOR: std::sync::OnceLock<Result<jsonschema::Validator, String>> = std::sync::OnceLock::new();
+    VALIDATOR
+        .get_or_init(|| jsonschema::validator_for(&config_schema()).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 /// Validates `doc` against the config schema. Strings that came from environment
 /// variables are first turned into the type the schema expects at their key.
 fn schema_errors(
@@ -146,8 +156,7 @@ fn schema_errors(
     from_env: &BTreeMap<String, String>,
     interpolated: &BTreeSet<String>,
 ) -> Vec<ConfigError> {
-    let schema = config_schema();
-    let validator = match jsonschema::validator_for(&schema) {
+    let validator = match schema_validator() {
         Ok(v) => v,
         Err(e) => return vec![ConfigError::new("(schema)", format!("internal error: {e}"))],
     };
