@@ -7,25 +7,13 @@ mod support;
 use std::path::PathBuf;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
-use paybridge::config::{HumanDuration, JwtClient, Secret};
+use paybridge::config::{JwtClient, Secret};
 use paybridge::http::jwt::{AssertionSigner, KeyError};
 use paybridge::http::oauth::{Grant, TokenCache};
 use serde_json::Value;
-use support::checkout::TOKEN_PATH;
+use support::checkout::{TOKEN_PATH, jwt_client as client};
 use support::keys::{Keys, rsa_keys};
 use support::sandbox::Sandbox;
-
-fn client(token_url: &str, keys: &Keys) -> JwtClient {
-    JwtClient {
-        token_url: token_url.to_owned(),
-        client_id: "sandbox-checkout-client".to_owned(),
-        resource: "JPMC:URI:RS-TEST".to_owned(),
-        private_key_path: Some(keys.private_file.clone()),
-        private_key: None,
-        key_id: "0123456789ABCDEF0123456789ABCDEF01234567".to_owned(),
-        assertion_ttl: HumanDuration::from_secs(120),
-    }
-}
 
 /// The sandbox and its token URL.
 async fn sandbox(keys: &Keys) -> (Sandbox, String) {

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use paybridge::config::{HumanDuration, JwtClient};
 use paybridge::http::jwt::AssertionSigner;
 use paybridge::http::oauth::{Grant, TokenCache};
 use paybridge::sources::checkout::api::request_id;
@@ -59,15 +58,7 @@ const ACKS_IN_FLIGHT: usize = 8;
 pub async fn upstream_ceiling(keys: &Keys, backlog: usize) -> f64 {
     let sb = std::sync::Arc::new(crate::support::checkout::sandbox(keys).await);
     in_batches(backlog, 1000, |batch| crate::support::checkout::create(&sb, batch, None)).await;
-    let client = JwtClient {
-        token_url: sb.url(crate::support::checkout::TOKEN_PATH),
-        client_id: "sandbox-checkout-client".to_owned(),
-        resource: "JPMC:URI:RS-TEST".to_owned(),
-        private_key_path: Some(keys.private_file.clone()),
-        private_key: None,
-        key_id: "0123456789ABCDEF0123456789ABCDEF01234567".to_owned(),
-        assertion_ttl: HumanDuration::from_secs(300),
-    };
+    let client = crate::support::checkout::jwt_client(&sb.url(crate::support::checkout::TOKEN_PATH), keys);
     let signer = AssertionSigner::from_config(&client).unwrap_or_else(|e| panic!("{e}"));
     let tokens = TokenCache::with_grant(reqwest::Client::new(), Grant::PrivateKeyJwt(signer));
     let token = tokens.token().await.unwrap_or_else(|e| panic!("raw client token: {e}"));

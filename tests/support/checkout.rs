@@ -11,6 +11,20 @@ use paybridge_sandbox::Scenario;
 /// The sandbox's token path (also the assertions' audience, with its base URL).
 pub const TOKEN_PATH: &str = "/am/oauth2/alpha/access_token";
 
+/// The sandbox's Checkout client signing with `keys`, assertions for `token_url`, valid
+/// 120 s.
+pub fn jwt_client(token_url: &str, keys: &Keys) -> paybridge::config::JwtClient {
+    paybridge::config::JwtClient {
+        token_url: token_url.to_owned(),
+        client_id: "sandbox-checkout-client".to_owned(),
+        resource: "JPMC:URI:RS-TEST".to_owned(),
+        private_key_path: Some(keys.private_file.clone()),
+        private_key: None,
+        key_id: "0123456789ABCDEF0123456789ABCDEF01234567".to_owned(),
+        assertion_ttl: paybridge::config::HumanDuration::from_secs(120),
+    }
+}
+
 /// A sandbox that verifies assertions with `keys` and expects `aud` = its token URL;
 /// `tweak` changes the scenario further.
 pub async fn sandbox_with(keys: &Keys, tweak: impl FnOnce(&mut Scenario)) -> Sandbox {

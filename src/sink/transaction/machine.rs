@@ -90,7 +90,7 @@ pub trait Transactions {
         None
     }
     /// An attempt was aborted because the topic or the broker refuses records (`reason`).
-    async fn topic_refused(&mut self, _reason: &str) {}
+    fn topic_refused(&mut self, _reason: &str) {}
     /// Whether an event of `source` that the broker refused as a record (`code`) may go to
     /// the DLQ (the source's DLQ breaker is closed). Counts the refusal.
     fn may_dead_letter(&mut self, _source: &str, _code: &str) -> bool {
@@ -204,7 +204,7 @@ pub async fn commit_page<T: Transactions>(
         if let Some(failure) = failed {
             finish(tx, Finish::Abort, stop).await?;
             if let Some(reason) = topic_refusal(&results) {
-                tx.topic_refused(&reason).await;
+                tx.topic_refused(&reason);
                 return Ok(PageOutcome::retry(
                     &ids,
                     &format!("transaction aborted: the topic refuses records: {reason}"),

@@ -35,7 +35,7 @@ impl Transactions for Scripted {
         self.limits
     }
 
-    async fn topic_refused(&mut self, reason: &str) {
+    fn topic_refused(&mut self, reason: &str) {
         assert!(!self.open, "told of a topic refusal before the abort");
         self.topic_refusals.push(reason.to_owned());
     }

@@ -253,7 +253,7 @@ impl Transactions for TransactionalWriter {
         self.producer.begin_transaction().map_err(failure)
     }
 
-    async fn topic_refused(&mut self, reason: &str) {
+    fn topic_refused(&mut self, reason: &str) {
         if let Some(refusals) = &self.refusals {
             refusals.topic_refused(reason);
         }
