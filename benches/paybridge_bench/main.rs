@@ -18,7 +18,10 @@
 //! `PAYBRIDGE_BENCH_N` (backlog of the default runs, 50,000), `PAYBRIDGE_BENCH_SCALING`
 //! (backlogs, "1000,10000,200000"), `PAYBRIDGE_BENCH_CAPACITIES` ("1000,5000,50000"),
 //! `PAYBRIDGE_BENCH_OUT` (output directory), and the `PAYBRIDGE_BENCH_KAFKA`,
-//! `PAYBRIDGE_BENCH_SOURCE`, `PAYBRIDGE_BENCH_CHECKOUT` config additions (setup.rs).
+//! `PAYBRIDGE_BENCH_SOURCE`, `PAYBRIDGE_BENCH_CHECKOUT` config additions (setup.rs);
+//! `PAYBRIDGE_BENCH_PROFILE_ONLY=1` runs only the flame-graph pass, and
+//! `PAYBRIDGE_BENCH_PROFILE_PATHS` ("ripplenet,checkout,payments_direct,webhooks") picks its paths,
+//! `PAYBRIDGE_BENCH_KEEP_FOLDED=1` keeps the folded stacks beside each flame graph.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -27,6 +30,7 @@ mod ceiling;
 mod checkout;
 mod measure;
 mod payments_direct;
+mod profile;
 mod replicas;
 mod report;
 mod report_compare;
@@ -158,6 +162,11 @@ async fn main() {
         ..Results::default()
     };
 
+    if full && std::env::var_os("PAYBRIDGE_BENCH_PROFILE_ONLY").is_some() {
+        profile_pass(&broker, &plan, &plan.out_dir(engine)).await;
+        return;
+    }
+
     eprintln!("bench: ceiling (RippleNet-sized records)");
     let sb = Sandbox::start(Scenario::default()).await;
     let uuids = sb.create(1).await;
@@ -225,8 +234,56 @@ async fn main() {
         .collect();
     r.settle();
     write(&plan, &r);
-    if !full {
+    if full {
+        profile_pass(&broker, &plan, &plan.out_dir(engine)).await;
+    } else {
         smoke_checks(&r);
+    }
+}
+
+/// A flame graph of each path (`flame-<path>.svg` in `dir`), from runs of their own after the
+/// measured ones: the three poll paths draining a backlog and webhooks at saturation. Each
+/// run's rate and CPU are printed (perf's sampling costs a little of both).
+/// `PAYBRIDGE_BENCH_PROFILE_ONLY=1` runs only this pass (and writes no figures);
+/// `PAYBRIDGE_BENCH_PERF=0` runs it without perf (a quick measurement of the paths).
+async fn profile_pass(broker: &support::Broker, plan: &Plan, dir: &Path) {
+    let perf = std::env::var("PAYBRIDGE_BENCH_PERF").map_or(true, |v| v != "0");
+    if perf && !profile::available() {
+        eprintln!("bench: perf or inferno missing (apt install linux-perf; cargo install inferno): no flame graphs");
+        return;
+    }
+    let _ = std::fs::create_dir_all(dir);
+    let only = std::env::var("PAYBRIDGE_BENCH_PROFILE_PATHS").unwrap_or_default();
+    let wanted = |path: &str| only.is_empty() || only.split(',').any(|p| p.trim() == path);
+    let arm = |path: &str| {
+        eprintln!("bench: profile pass, {path}");
+        if perf {
+            profile::arm(dir.join(format!("flame-{path}.svg")));
+        }
+    };
+    let say = |run: &running::PollRun| {
+        let cpu = &run.process.cpu_per_1000_events_ms;
+        eprintln!("bench: {}: {:.0} events/s, CPU per 1,000 events {cpu:?}", run.source, run.events_per_s);
+    };
+    if wanted("ripplenet") {
+        arm("ripplenet");
+        say(&ripplenet::poll_run(broker, plan.n, None).await);
+    }
+    if wanted("checkout") {
+        arm("checkout");
+        say(&checkout::poll_run(broker, plan.n).await);
+    }
+    if wanted("payments_direct") {
+        arm("payments_direct");
+        say(&payments_direct::poll_run(broker, plan.n).await);
+    }
+    if wanted("webhooks") {
+        arm("webhooks");
+        let suite = webhooks::suite(broker, plan.n, |_| Vec::new()).await;
+        for run in &suite.runs {
+            eprintln!("bench: webhooks: {:.0}/s, latency {:?}", run.answered_per_s, run.latency_ms);
+        }
+        eprintln!("bench: webhooks: CPU per 1,000 {:?}", suite.process.cpu_per_1000_events_ms);
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::measure::{self, Cpu, CpuPerThousand, RssTrace};
+use crate::profile::Profile;
 use crate::support::process::Paybridge;
 
 /// What every scenario reports about paybridge itself.
@@ -28,6 +29,7 @@ pub struct Running {
     broker_pid: Option<u32>,
     cpu: Cpu,
     trace: RssTrace,
+    profile: Option<Profile>,
 }
 
 impl Running {
@@ -38,7 +40,8 @@ impl Running {
         let bridge = Paybridge::spawn_default_log(config);
         let trace = RssTrace::start(bridge.pid());
         let ready = measure::wait_ready(bridge.admin_port, spawned, Duration::from_secs(60));
-        Running { bridge, ready, broker_pid, cpu, trace }
+        let profile = Profile::attach_if_armed(bridge.pid());
+        Running { bridge, ready, broker_pid, cpu, trace, profile }
     }
 
     /// The readings for `events` events, then SIGTERM. `source` names the latency series.
@@ -47,9 +50,13 @@ impl Running {
         let cpu = Cpu::now(self.broker_pid, Some(pid)).per_thousand(self.cpu, events);
         let scrape = measure::metrics(self.bridge.admin_port);
         let peak = measure::peak_rss_mib(pid);
+        let profile = self.profile.take().map(Profile::stop);
         let code = self.bridge.stop();
         if code != Some(0) {
             eprintln!("paybridge exited with {code:?}:\n{}", tail(&self.bridge.log()));
+        }
+        if let Some(profile) = profile {
+            profile.draw();
         }
         ProcessFigures {
             start_to_ready_ms: self.ready.as_secs_f64() * 1e3,
