@@ -12,7 +12,6 @@ use paybridge::config::{CheckoutSource, HumanDuration, JwtClient};
 use paybridge::http::client::ApiError;
 use paybridge::metrics::Metrics;
 use paybridge::sources::checkout::api::CheckoutApi;
-use serde_json::Value;
 use support::checkout::{TOKEN_PATH, create, sandbox};
 use support::keys::{Keys, rsa_keys};
 use support::sandbox::Sandbox;
@@ -33,8 +32,8 @@ fn source(sb: &Sandbox, keys: &Keys, merchant_id: &str) -> CheckoutSource {
     source
 }
 
-fn message_id(m: &Value) -> String {
-    m["messageInfo"]["messageId"].as_str().unwrap_or_default().to_owned()
+fn message_id(m: &paybridge::event::RawJson) -> String {
+    m.to_value()["messageInfo"]["messageId"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,7 +74,7 @@ async fn the_period_query_walks_every_page() {
     loop {
         let page = api.history_page(start, end, 100, token.as_deref()).await.unwrap_or_else(|e| panic!("{e}"));
         pages += 1;
-        seen.extend(page.messages.iter().map(message_id));
+        seen.extend(page.messages.iter().map(|m| message_id(&paybridge::event::RawJson::from_value(m))));
         match page.next_page_token {
             Some(next) => token = Some(next),
             None => break,

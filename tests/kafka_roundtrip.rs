@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use chrono::Utc;
-use paybridge::event::{CLOUDEVENTS_CONTENT_TYPE, CanonicalEvent};
+use paybridge::event::{CLOUDEVENTS_CONTENT_TYPE, CanonicalEvent, RawJson};
 use paybridge::normalize::{checkout, payments_direct, ripplenet};
 use paybridge::sink::kafka::KafkaSink;
 use paybridge::sink::topics::{TopicError, ensure_topics, missing_topics, required_topics};
@@ -25,11 +25,11 @@ fn sample_events() -> Vec<CanonicalEvent> {
         .cloned()
         .unwrap_or_default()
         .iter()
-        .map(|n| ripplenet::notification("acme", n, now))
+        .map(|n| ripplenet::notification("acme", &RawJson::from_value(n), now))
         .collect::<Result<_, _>>()
         .unwrap_or_else(|e| panic!("{e}"));
     let message = &fixture("checkout/receive-response.json")["messages"][0];
-    events.push(checkout::message("merchant-1", message, now).unwrap_or_else(|e| panic!("{e}")));
+    events.push(checkout::message("merchant-1", &RawJson::from_value(message), now).unwrap_or_else(|e| panic!("{e}")));
     for item in fixture("payments_direct/search-response.json")["data"].as_array().cloned().unwrap_or_default() {
         events.push(
             payments_direct::payment("rpd", &item, payments_direct::Via::default(), now)

@@ -329,8 +329,12 @@ async fn generated_payloads_normalize_and_paths_are_configurable() {
         .unwrap_or_default()
         .iter()
         .map(|m| {
-            let event = paybridge::normalize::checkout::message("m", m, chrono::Utc::now())
-                .unwrap_or_else(|e| panic!("{e}: {m}"));
+            let event = paybridge::normalize::checkout::message(
+                "m",
+                &paybridge::event::RawJson::from_value(m),
+                chrono::Utc::now(),
+            )
+            .unwrap_or_else(|e| panic!("{e}: {m}"));
             assert_ne!(event.data.state, paybridge::event::CanonicalState::Unknown, "{m}");
             event.event_type.as_str().to_owned()
         })

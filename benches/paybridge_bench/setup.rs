@@ -83,8 +83,12 @@ pub fn payments_direct(sb: &Sandbox) -> String {
 pub async fn ripplenet_sample(sb: &Sandbox, uuid: &str) -> EventRecord {
     let token = sb.token().await;
     let raw = sb.get_json(&format!("/v4/orchestration/payment/notification/{uuid}"), Some(&token)).await;
-    let event = paybridge::normalize::ripplenet::notification("acme", &raw, chrono::Utc::now())
-        .unwrap_or_else(|e| panic!("sample does not normalize: {e}"));
+    let event = paybridge::normalize::ripplenet::notification(
+        "acme",
+        &paybridge::event::RawJson::from_value(&raw),
+        chrono::Utc::now(),
+    )
+    .unwrap_or_else(|e| panic!("sample does not normalize: {e}"));
     EventRecord::from_event(&event, ValueFormat::Json).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -103,8 +107,12 @@ pub fn checkout_sample() -> EventRecord {
             "fraudCheckStatus": "FRAUD_CHECK_STATUS_APPROVED"
         }
     });
-    let event = paybridge::normalize::checkout::message("merchant-001", &raw, chrono::Utc::now())
-        .unwrap_or_else(|e| panic!("sample does not normalize: {e}"));
+    let event = paybridge::normalize::checkout::message(
+        "merchant-001",
+        &paybridge::event::RawJson::from_value(&raw),
+        chrono::Utc::now(),
+    )
+    .unwrap_or_else(|e| panic!("sample does not normalize: {e}"));
     EventRecord::from_event(&event, ValueFormat::Json).unwrap_or_else(|e| panic!("{e}"))
 }
 

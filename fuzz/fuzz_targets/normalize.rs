@@ -2,16 +2,19 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use paybridge::event::RawJson;
 use paybridge::normalize::{checkout, payments_direct, ripplenet};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(raw) = RawJson::parse(text) else { return };
+    let value = raw.to_value();
     let now = chrono::Utc::now();
-    if let Ok(event) = ripplenet::notification("acct", &value, now) {
+    if let Ok(event) = ripplenet::notification("acct", &raw, now) {
         let _ = serde_json::to_vec(&event);
         let _ = event.key();
     }
-    if let Ok(event) = checkout::message("acct", &value, now) {
+    if let Ok(event) = checkout::message("acct", &raw, now) {
         let _ = serde_json::to_vec(&event);
     }
     let _ = payments_direct::payment("acct", &value, payments_direct::Via::default(), now);

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +23,7 @@ use self::period::{Slice, plan, stamp};
 use self::progress::Progress;
 use crate::ack::Outcome;
 use crate::config::{CheckoutSource, Config, SourceConfig};
-use crate::event::{CanonicalEvent, Provider, kafka_key};
+use crate::event::{CanonicalEvent, Provider, RawJson, kafka_key};
 use crate::http::backoff::Backoff;
 use crate::http::client::ApiError;
 use crate::metrics::Metrics;
@@ -297,11 +296,11 @@ impl Walk<'_> {
         tally.read += items as u64;
         let mut events = Vec::with_capacity(page.messages.len());
         let now = Utc::now();
-        for raw in &page.messages {
-            match message(self.source.account(), raw, now) {
+        for raw in page.messages.iter().map(RawJson::from_value) {
+            match message(self.source.account(), &raw, now) {
                 Ok(event) => events.push(event),
                 Err(e) => {
-                    self.dead_letter(raw, &format!("cannot normalize: {e}")).await?;
+                    self.dead_letter(&raw, &format!("cannot normalize: {e}")).await?;
                     tally.dead_lettered += 1;
                 }
             }
@@ -351,7 +350,7 @@ impl Walk<'_> {
         Ok((published, rejected))
     }
 
-    async fn dead_letter(&self, raw: &Value, reason: &str) -> Result<(), String> {
+    async fn dead_letter(&self, raw: &RawJson, reason: &str) -> Result<(), String> {
         let id = message_key(raw).unwrap_or_else(|| "unidentified".to_owned());
         let key = kafka_key(Provider::Checkout, self.source.account(), &id);
         self.sink

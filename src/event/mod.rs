@@ -1,6 +1,7 @@
 //! The canonical event: a CloudEvents 1.0 structured envelope around [`PaymentEvent`].
 
 mod identity;
+mod raw;
 mod state;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use identity::{NAMESPACE, UpstreamIdentity, event_id, kafka_key};
+pub use raw::RawJson;
 pub use state::{CanonicalState, FraudCheckResult};
 
 /// CloudEvents `datacontenttype` of every event.
@@ -144,8 +146,10 @@ pub struct PaymentEvent {
     pub occurred_at: Option<DateTime<Utc>>,
     /// When paybridge read the notification.
     pub observed_at: DateTime<Utc>,
-    /// The untouched upstream notification, so nothing is lost in normalization.
-    pub raw: Value,
+    /// The untouched upstream notification, so nothing is lost in normalization: the
+    /// provider's JSON text (numbers with their digits), without insignificant whitespace.
+    #[schemars(with = "Value")]
+    pub raw: RawJson,
     /// The provider's failure details: Payments Direct's `errors[]` of a FAILED, DECLINED or
     /// RETURNED payment (fetched with `GET /v3/payments/{id}`; the search carries none).
     /// Absent when there are none.

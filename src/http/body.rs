@@ -1,7 +1,7 @@
 //! Reading provider answers with a bound on memory: a provider that ignores `size` or sends
 //! an endless body cannot make paybridge buffer it all.
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 /// Reads at most `limit` bytes of the body; true in the second field when more was sent.
 pub async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), reqwest::Error> {
@@ -20,7 +20,7 @@ pub async fn read_limited(mut response: reqwest::Response, limit: usize) -> Resu
 /// The leading elements of a JSON array, at most `max_items`, from a body that may have been
 /// cut off: the elements complete in `body` are returned and the rest is left (for the next
 /// poll). Err when `body` does not start a JSON array or an element is malformed.
-pub fn array_prefix(body: &[u8], max_items: usize) -> Result<Vec<Value>, String> {
+pub fn array_prefix<T: DeserializeOwned>(body: &[u8], max_items: usize) -> Result<Vec<T>, String> {
     let skip_ws = |mut at: usize| {
         while body.get(at).is_some_and(u8::is_ascii_whitespace) {
             at += 1;
@@ -37,7 +37,7 @@ pub fn array_prefix(body: &[u8], max_items: usize) -> Result<Vec<Value>, String>
         return Ok(items);
     }
     while items.len() < max_items {
-        let mut stream = serde_json::Deserializer::from_slice(&body[at..]).into_iter::<Value>();
+        let mut stream = serde_json::Deserializer::from_slice(&body[at..]).into_iter::<T>();
         match stream.next() {
             Some(Ok(value)) => {
                 items.push(value);
@@ -59,8 +59,11 @@ pub fn array_prefix(body: &[u8], max_items: usize) -> Result<Vec<Value>, String>
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn array_prefix(body: &[u8], max: usize) -> Result<Vec<Value>, String> {
+        super::array_prefix(body, max)
+    }
 
     #[test]
     fn whole_arrays_parse() {

@@ -66,6 +66,11 @@ pub struct ClockReading {
 
 impl Answer {
     pub fn json(&self) -> Result<Value, ApiError> {
+        self.parse()
+    }
+
+    /// The whole answer read as `T` (a `Vec<RawJson>` keeps each element's text).
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
         if self.truncated {
             return Err(ApiError::Malformed("the answer is larger than paybridge reads".into()));
         }

@@ -3,85 +3,230 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::{NormalizeError, opt_amount, opt_str, opt_time};
+use super::field::{self, Field, opt};
+use super::{NormalizeError, opt_str, opt_time};
 use crate::event::{
-    Amount, CanonicalEvent, CanonicalState, EventType, FraudCheck, FraudCheckResult, PaymentEvent, Provider,
+    Amount, CanonicalEvent, CanonicalState, EventType, FraudCheck, FraudCheckResult, PaymentEvent, Provider, RawJson,
     UpstreamIdentity,
 };
 
+/// The fields of a message paybridge reads (the rest stays in `data.raw`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    message_info: Option<Field<'a, MessageInfo<'a>>>,
+    #[serde(borrow, default)]
+    message_id: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    created_at: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    merchant_order_number: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    order_notification: Option<Field<'a, Body<'a>>>,
+    #[serde(borrow, default)]
+    profile_notification: Option<Field<'a, Body<'a>>>,
+    #[serde(borrow, default)]
+    token_notification: Option<Field<'a, Body<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageInfo<'a> {
+    #[serde(borrow, default)]
+    message_id: Option<Field<'a>>,
+}
+
+/// The fields of an order, profile or token notification.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    #[serde(borrow, default)]
+    transaction_reference_number: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    checkout_reference: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    transaction_reference: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    merchant_order_number: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    profile_id: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    profile_reference: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    id: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    token_id: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    token_reference: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    token: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    status: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    profile_status: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    token_status: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    checkout_intent: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    fraud_check_result: Option<Field<'a, FraudCheckFields<'a>>>,
+    #[serde(borrow, default)]
+    fraud_check_status: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    transaction_timestamp: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    total_amount: Option<Field<'a, TotalAmount<'a>>>,
+    #[serde(borrow, default)]
+    total_transaction_amount: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    currency: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    currency_code: Option<Field<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FraudCheckFields<'a> {
+    #[serde(borrow, default)]
+    fraud_check_status: Option<Field<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TotalAmount<'a> {
+    #[serde(borrow, default)]
+    amount: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    decimal_count: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    currency_code: Option<Field<'a>>,
+}
+
+/// The fields that identify a subject, by name.
+#[derive(Clone, Copy)]
+enum IdField {
+    TransactionReferenceNumber,
+    CheckoutReference,
+    TransactionReference,
+    MerchantOrderNumber,
+    ProfileId,
+    ProfileReference,
+    Id,
+    TokenId,
+    TokenReference,
+    Token,
+}
+
+impl Body<'_> {
+    fn id_field(&self, f: IdField) -> Option<&str> {
+        opt(match f {
+            IdField::TransactionReferenceNumber => &self.transaction_reference_number,
+            IdField::CheckoutReference => &self.checkout_reference,
+            IdField::TransactionReference => &self.transaction_reference,
+            IdField::MerchantOrderNumber => &self.merchant_order_number,
+            IdField::ProfileId => &self.profile_id,
+            IdField::ProfileReference => &self.profile_reference,
+            IdField::Id => &self.id,
+            IdField::TokenId => &self.token_id,
+            IdField::TokenReference => &self.token_reference,
+            IdField::Token => &self.token,
+        })
+    }
+}
+
 /// The notification kinds a message may carry, their event type and the fields that
 /// identify their subject, in order of preference.
-const KINDS: &[(&str, EventType, &[&str])] = &[
+const KINDS: [(&str, EventType, &[IdField]); 3] = [
     (
         "orderNotification",
         EventType::PaymentStateChanged,
-        &["transactionReferenceNumber", "checkoutReference", "transactionReference", "merchantOrderNumber"],
+        &[
+            IdField::TransactionReferenceNumber,
+            IdField::CheckoutReference,
+            IdField::TransactionReference,
+            IdField::MerchantOrderNumber,
+        ],
     ),
-    ("profileNotification", EventType::CheckoutProfileChanged, &["profileId", "profileReference", "id"]),
+    (
+        "profileNotification",
+        EventType::CheckoutProfileChanged,
+        &[IdField::ProfileId, IdField::ProfileReference, IdField::Id],
+    ),
     (
         "tokenNotification",
         EventType::CheckoutTokenChanged,
-        &["tokenId", "tokenReference", "id", "checkoutReference", "token"],
+        &[IdField::TokenId, IdField::TokenReference, IdField::Id, IdField::CheckoutReference, IdField::Token],
     ),
 ];
 
 /// Order fields copied into `data.references`.
-const ORDER_REFERENCES: &[&str] =
-    &["transactionReferenceNumber", "checkoutReference", "transactionReference", "merchantOrderNumber"];
+const ORDER_REFERENCES: [(&str, IdField); 4] = [
+    ("transactionReferenceNumber", IdField::TransactionReferenceNumber),
+    ("checkoutReference", IdField::CheckoutReference),
+    ("transactionReference", IdField::TransactionReference),
+    ("merchantOrderNumber", IdField::MerchantOrderNumber),
+];
 
 /// One message from `GET /notifications/receive` (with `messageInfo`) or from the
 /// period query `GET /notifications` (possibly without one). A message without a known
 /// notification kind becomes a `dev.paybridge.checkout.unknown` event (it needs a
 /// `messageId` then); a known kind that is not an object is an error.
-pub fn message(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result<CanonicalEvent, NormalizeError> {
-    if !raw.is_object() {
+pub fn message(account: &str, text: &RawJson, observed_at: DateTime<Utc>) -> Result<CanonicalEvent, NormalizeError> {
+    if !text.is_object() {
         return Err(NormalizeError::NotAnObject);
     }
-    for (kind, _, _) in KINDS {
-        if raw.get(*kind).is_some_and(|b| !b.is_object() && !b.is_null()) {
+    let read: Message<'_> = serde_json::from_str(text.get()).map_err(|e| NormalizeError::Unreadable(e.to_string()))?;
+    let bodies = [&read.order_notification, &read.profile_notification, &read.token_notification];
+    for ((kind, _, _), body) in KINDS.iter().zip(bodies) {
+        if body.as_ref().is_some_and(|b| b.as_object().is_none()) {
             return Err(NormalizeError::WrongType(kind));
         }
     }
-    let message_id = opt_str(raw, "/messageInfo/messageId").or_else(|| opt_str(raw, "/messageId"));
-    let Some((kind, event_type, id_fields, body)) = KINDS
-        .iter()
-        .find_map(|(kind, t, fields)| raw.get(*kind).filter(|b| b.is_object()).map(|b| (*kind, *t, *fields, b)))
+    let info = read.message_info.as_ref().and_then(Field::as_object);
+    let message_id = info.and_then(|i| opt(&i.message_id)).or_else(|| opt(&read.message_id));
+    let Some(((kind, event_type, id_fields), body)) =
+        KINDS.iter().zip(bodies).find_map(|(k, b)| b.as_ref().and_then(Field::as_object).map(|b| (k, b)))
     else {
-        return unknown_kind(account, raw, message_id, observed_at);
+        return unknown_kind(account, &text.to_value(), text, message_id, observed_at);
     };
     let subject = id_fields
         .iter()
-        .find_map(|f| opt_str(body, &format!("/{f}")))
+        .find_map(|f| body.id_field(*f))
         .or(message_id)
         .ok_or(NormalizeError::Missing("transactionReferenceNumber"))?;
 
-    let provider_state = opt_str(body, "/status")
-        .or_else(|| opt_str(body, "/profileStatus"))
-        .or_else(|| opt_str(body, "/tokenStatus"))
+    let provider_state = opt(&body.status)
+        .or_else(|| opt(&body.profile_status))
+        .or_else(|| opt(&body.token_status))
         .unwrap_or_default()
         .to_owned();
-    let auth_only = opt_str(body, "/checkoutIntent").is_some_and(|i| i.to_ascii_uppercase().contains("AUTH_ONLY"));
+    let auth_only = opt(&body.checkout_intent).is_some_and(|i| i.to_ascii_uppercase().contains("AUTH_ONLY"));
     let state = CanonicalState::from_checkout(&provider_state, auth_only);
 
     let mut references: BTreeMap<String, String> = ORDER_REFERENCES
         .iter()
-        .filter_map(|k| opt_str(body, &format!("/{k}")).map(|v| ((*k).to_owned(), v.to_owned())))
+        .filter_map(|(k, f)| body.id_field(*f).map(|v| ((*k).to_owned(), v.to_owned())))
         .collect();
-    if let Some(number) = opt_str(raw, "/merchantOrderNumber") {
+    if let Some(number) = opt(&read.merchant_order_number) {
         references.entry("merchantOrderNumber".to_owned()).or_insert_with(|| number.to_owned());
     }
-    let fraud_check = opt_str(body, "/fraudCheckResult/fraudCheckStatus")
-        .or_else(|| opt_str(body, "/fraudCheckStatus"))
+    let nested_fraud_check = body.fraud_check_result.as_ref().and_then(Field::as_object);
+    let fraud_check = nested_fraud_check
+        .and_then(|f| opt(&f.fraud_check_status))
+        .or_else(|| opt(&body.fraud_check_status))
         .map(|v| FraudCheck { result: FraudCheckResult::from_checkout(v), provider_value: v.to_owned() });
-    let created_at = opt_str(raw, "/createdAt").unwrap_or_default();
+    let created_at = opt(&read.created_at).unwrap_or_default();
 
     let identity = match message_id {
         Some(id) => UpstreamIdentity::CheckoutMessage(id.to_owned()),
         None => UpstreamIdentity::CheckoutContent {
             created_at: created_at.to_owned(),
-            kind: kind.to_owned(),
+            kind: (*kind).to_owned(),
             reference: subject.to_owned(),
             status: provider_state.clone(),
         },
@@ -90,7 +235,7 @@ pub fn message(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result
         provider: Provider::Checkout,
         account: account.to_owned(),
         notification_id: message_id.map(str::to_owned),
-        notification_type: Some(kind.to_owned()),
+        notification_type: Some((*kind).to_owned()),
         payment_id: subject.to_owned(),
         state,
         previous_state: None,
@@ -100,36 +245,49 @@ pub fn message(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result
         amounts: total_amount(body).into_iter().collect(),
         references,
         fraud_check,
-        occurred_at: opt_time(body, "/transactionTimestamp").or_else(|| opt_time(raw, "/createdAt")),
+        occurred_at: field::opt_time(&body.transaction_timestamp).or_else(|| field::opt_time(&read.created_at)),
         observed_at,
-        raw: raw.clone(),
+        raw: text.clone(),
         errors: None,
     };
-    Ok(CanonicalEvent::new(event_type, &identity, data))
+    Ok(CanonicalEvent::new(*event_type, &identity, data))
+}
+
+/// An amount written as a JSON string or number, as a decimal string: a number keeps the
+/// provider's digits.
+fn amount(raw: Option<&RawValue>) -> Option<String> {
+    let text = raw?.get();
+    if text.starts_with('"') {
+        let s: String = serde_json::from_str(text).ok()?;
+        return Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    }
+    text.starts_with(|c: char| c == '-' || c.is_ascii_digit()).then(|| text.to_owned())
 }
 
 /// `totalAmount{currencyCode, decimalCount, amount}` (amount in minor units) or the seed's
 /// plain `totalTransactionAmount` string.
-fn total_amount(body: &Value) -> Option<Amount> {
-    if let Some(total) = body.get("totalAmount").filter(|t| t.is_object())
-        && let Some(value) = opt_amount(total, "/amount")
+fn total_amount(body: &Body<'_>) -> Option<Amount> {
+    if let Some(total) = body.total_amount.as_ref().and_then(Field::as_object)
+        && let Some(value) = amount(total.amount)
     {
-        let decimal_count = match total.get("decimalCount") {
-            Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            _ => None,
-        };
+        let decimal_count = total.decimal_count.and_then(|d| {
+            let text = d.get();
+            match text.strip_prefix('"') {
+                Some(_) => serde_json::from_str::<String>(text).ok().and_then(|s| s.trim().parse().ok()),
+                None => text.parse::<u32>().ok(),
+            }
+        });
         return Some(Amount {
             role: "total".into(),
             value,
-            currency: opt_str(total, "/currencyCode").map(str::to_owned),
+            currency: opt(&total.currency_code).map(str::to_owned),
             decimal_count,
         });
     }
-    opt_amount(body, "/totalTransactionAmount").map(|value| Amount {
+    amount(body.total_transaction_amount).map(|value| Amount {
         role: "total".into(),
         value,
-        currency: opt_str(body, "/currency").or_else(|| opt_str(body, "/currencyCode")).map(str::to_owned),
+        currency: opt(&body.currency).or_else(|| opt(&body.currency_code)).map(str::to_owned),
         decimal_count: None,
     })
 }
@@ -139,6 +297,7 @@ fn total_amount(body: &Value) -> Option<Amount> {
 fn unknown_kind(
     account: &str,
     raw: &Value,
+    text: &RawJson,
     message_id: Option<&str>,
     observed_at: DateTime<Utc>,
 ) -> Result<CanonicalEvent, NormalizeError> {
@@ -162,7 +321,7 @@ fn unknown_kind(
         fraud_check: None,
         occurred_at: opt_time(raw, "/createdAt"),
         observed_at,
-        raw: raw.clone(),
+        raw: text.clone(),
         errors: None,
     };
     let identity = UpstreamIdentity::CheckoutMessage(message_id.to_owned());
@@ -174,6 +333,10 @@ mod tests {
     use super::*;
     use crate::event::event_id;
     use serde_json::json;
+
+    fn message(account: &str, raw: &Value, now: DateTime<Utc>) -> Result<CanonicalEvent, NormalizeError> {
+        super::message(account, &RawJson::from_value(raw), now)
+    }
 
     fn received(receipt: &str) -> Value {
         json!({
@@ -284,6 +447,29 @@ mod tests {
     }
 
     #[test]
+    fn a_numeric_amount_keeps_the_providers_digits() {
+        let text = r#"{"messageInfo":{"messageId":"m-10"},"orderNotification":{"status":"STATUS_SUCCESS","transactionReference":"T-1","totalTransactionAmount":10.50,"currency":"EUR"}}"#;
+        let event = super::message("m", &RawJson::parse(text).unwrap_or_else(|e| panic!("{e}")), Utc::now());
+        let amounts = event.map(|e| e.data.amounts).map_err(|e| e.to_string());
+        assert_eq!(
+            amounts,
+            Ok(vec![Amount {
+                role: "total".into(),
+                value: "10.50".into(),
+                currency: Some("EUR".into()),
+                decimal_count: None
+            }])
+        );
+        let total = r#"{"messageInfo":{"messageId":"m-11"},"orderNotification":{"transactionReference":"T-2","totalAmount":{"amount":1050,"decimalCount":"2"}}}"#;
+        let event = super::message("m", &RawJson::parse(total).unwrap_or_else(|e| panic!("{e}")), Utc::now());
+        let amounts = event.map(|e| e.data.amounts).map_err(|e| e.to_string());
+        assert_eq!(
+            amounts,
+            Ok(vec![Amount { role: "total".into(), value: "1050".into(), currency: None, decimal_count: Some(2) }])
+        );
+    }
+
+    #[test]
     fn an_unknown_notification_kind_is_published_as_unknown_with_its_payload() {
         let raw = json!({
             "messageInfo": {"messageId": "m-5", "receiptHandle": "h"},
@@ -296,7 +482,7 @@ mod tests {
         assert_eq!(event.data.notification_type.as_deref(), Some("refundNotification"));
         assert_eq!((event.subject.as_str(), event.data.state), ("m-5", CanonicalState::Unknown));
         assert_eq!(event.data.provider_state, "REFUND_DONE");
-        assert_eq!(event.data.raw, raw);
+        assert_eq!(event.data.raw.to_value(), raw);
         assert_eq!(event.id, event_id("m", &UpstreamIdentity::CheckoutMessage("m-5".into())), "the messageId identity");
         let bare = message("m", &json!({"messageInfo": {"messageId": "m-6"}}), Utc::now());
         assert_eq!(bare.map(|e| (e.event_type, e.data.notification_type)), Ok((EventType::CheckoutUnknown, None)));

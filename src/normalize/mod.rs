@@ -2,6 +2,7 @@
 //! No I/O here; every function is tested table-driven from fixtures.
 
 pub mod checkout;
+pub mod field;
 pub mod payments_direct;
 pub mod ripplenet;
 
@@ -17,6 +18,8 @@ pub enum NormalizeError {
     Missing(&'static str),
     #[error("field `{0}` has the wrong type")]
     WrongType(&'static str),
+    #[error("payload cannot be read: {0}")]
+    Unreadable(String),
 }
 
 /// A non-empty string at `pointer`, or None when absent or null.

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{NormalizeError, opt_amount, opt_str, opt_time, req_str};
-use crate::event::{Amount, CanonicalEvent, CanonicalState, EventType, PaymentEvent, Provider, UpstreamIdentity};
+use crate::event::{
+    Amount, CanonicalEvent, CanonicalState, EventType, PaymentEvent, Provider, RawJson, UpstreamIdentity,
+};
 
 /// The fields that may carry the time of the last state change, in order of preference.
 pub const STATE_TIME_FIELDS: [&str; 2] = ["lastStateUpdatedAt", "updatedAt"];
@@ -81,7 +83,7 @@ pub fn payment(
         fraud_check: None,
         occurred_at: updated_at,
         observed_at,
-        raw: raw.clone(),
+        raw: RawJson::from_value(raw),
         errors: raw.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty()).cloned(),
     };
     let identity =

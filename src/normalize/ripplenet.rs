@@ -3,39 +3,78 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde::Deserialize;
 
-use super::{NormalizeError, opt_str, opt_time, req_str};
-use crate::event::{CanonicalEvent, CanonicalState, EventType, PaymentEvent, Provider, UpstreamIdentity};
+use super::NormalizeError;
+use super::field::{Field, opt, opt_time, req};
+use crate::event::{CanonicalEvent, CanonicalState, EventType, PaymentEvent, Provider, RawJson, UpstreamIdentity};
 
-/// Payload fields copied into `data.references` when present.
-const REFERENCES: &[&str] = &["sender_end_to_end_id", "original_sender_end_to_end_id", "original_payment_id"];
+/// The fields of a notification paybridge reads (the rest stays in `data.raw`).
+#[derive(Deserialize)]
+struct Notification<'a> {
+    #[serde(borrow, default)]
+    uuid: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    notification_type: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    created_at: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    notification_payload: Option<Field<'a, Payload<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(borrow, default)]
+    payment_id: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    payment_status: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    previous_payment_status: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    sender_end_to_end_id: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    original_sender_end_to_end_id: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    original_payment_id: Option<Field<'a>>,
+}
 
 /// One notification as returned by `GET /v4/orchestration/payment/notification[/{uuid}]`.
-pub fn notification(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result<CanonicalEvent, NormalizeError> {
+pub fn notification(
+    account: &str,
+    raw: &RawJson,
+    observed_at: DateTime<Utc>,
+) -> Result<CanonicalEvent, NormalizeError> {
     if !raw.is_object() {
         return Err(NormalizeError::NotAnObject);
     }
-    let uuid = req_str(raw, "/uuid", "uuid")?;
-    let payload = raw
-        .get("notification_payload")
-        .filter(|p| p.is_object())
+    let read: Notification<'_> =
+        serde_json::from_str(raw.get()).map_err(|e| NormalizeError::Unreadable(e.to_string()))?;
+    let uuid = req(&read.uuid, "uuid")?;
+    let payload = read
+        .notification_payload
+        .as_ref()
+        .and_then(Field::as_object)
         .ok_or(NormalizeError::Missing("notification_payload"))?;
-    let payment_id = req_str(payload, "/payment_id", "notification_payload.payment_id")?;
-    let provider_state = opt_str(payload, "/payment_status").unwrap_or_default().to_owned();
-    let previous_provider_state = opt_str(payload, "/previous_payment_status").map(str::to_owned);
+    let payment_id = req(&payload.payment_id, "notification_payload.payment_id")?;
+    let provider_state = opt(&payload.payment_status).unwrap_or_default().to_owned();
+    let previous_provider_state = opt(&payload.previous_payment_status).map(str::to_owned);
     let state = CanonicalState::from_ripplenet(&provider_state);
 
-    let references: BTreeMap<String, String> = REFERENCES
-        .iter()
-        .filter_map(|k| opt_str(payload, &format!("/{k}")).map(|v| ((*k).to_owned(), v.to_owned())))
-        .collect();
+    // Payload fields copied into `data.references` when present.
+    let references: BTreeMap<String, String> = [
+        ("sender_end_to_end_id", &payload.sender_end_to_end_id),
+        ("original_sender_end_to_end_id", &payload.original_sender_end_to_end_id),
+        ("original_payment_id", &payload.original_payment_id),
+    ]
+    .into_iter()
+    .filter_map(|(k, field)| opt(field).map(|v| (k.to_owned(), v.to_owned())))
+    .collect();
 
     let data = PaymentEvent {
         provider: Provider::Ripplenet,
         account: account.to_owned(),
         notification_id: Some(uuid.to_owned()),
-        notification_type: opt_str(raw, "/notification_type").map(str::to_owned),
+        notification_type: opt(&read.notification_type).map(str::to_owned),
         payment_id: payment_id.to_owned(),
         state,
         previous_state: previous_provider_state.as_deref().map(CanonicalState::from_ripplenet),
@@ -45,7 +84,7 @@ pub fn notification(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> R
         amounts: Vec::new(),
         references,
         fraud_check: None,
-        occurred_at: opt_time(raw, "/created_at"),
+        occurred_at: opt_time(&read.created_at),
         observed_at,
         raw: raw.clone(),
         errors: None,
@@ -57,7 +96,11 @@ pub fn notification(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn notification(account: &str, raw: &Value, now: DateTime<Utc>) -> Result<CanonicalEvent, NormalizeError> {
+        super::notification(account, &RawJson::from_value(raw), now)
+    }
 
     fn sample() -> Value {
         json!({
@@ -94,7 +137,7 @@ mod tests {
         assert_eq!(event.data.references.get("sender_end_to_end_id").map(String::as_str), Some("1657713291"));
         assert!(!event.data.references.contains_key("original_payment_id"));
         assert_eq!(event.time.to_rfc3339(), "2022-07-13T11:54:55.765+00:00");
-        assert_eq!(event.data.raw, sample());
+        assert_eq!(event.data.raw.to_value(), sample());
         assert_eq!(event.key(), "ripplenet/acme/3ccb7f01-9a18-439f-8ff4-4779d2e49058");
     }
 

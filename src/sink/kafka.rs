@@ -329,7 +329,7 @@ impl KafkaSink {
     pub async fn dead_letter(
         &self,
         key: &str,
-        payload: &serde_json::Value,
+        payload: &(impl serde::Serialize + ?Sized),
         source: &str,
         reason: &str,
     ) -> Result<(), SendError> {

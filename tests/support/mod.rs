@@ -122,8 +122,12 @@ pub fn ripplenet_event(n: u64, payment: &str, padding: usize) -> paybridge::even
         "created_at": "2026-01-01T00:00:00Z",
         "modified_at": "2026-01-01T00:00:00Z"
     });
-    paybridge::normalize::ripplenet::notification("acme", &raw, chrono::Utc::now())
-        .unwrap_or_else(|e| panic!("test event: {e}"))
+    paybridge::normalize::ripplenet::notification(
+        "acme",
+        &paybridge::event::RawJson::from_value(&raw),
+        chrono::Utc::now(),
+    )
+    .unwrap_or_else(|e| panic!("test event: {e}"))
 }
 
 /// A KafkaConfig for `broker` with a short delivery timeout.

@@ -8,9 +8,11 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::config::CheckoutSource;
+use crate::event::RawJson;
 use crate::http::client::{Answer, ApiClient, ApiError, Call};
 use crate::http::jwt::{AssertionSigner, KeyError};
 use crate::http::oauth::{Grant, TokenCache};
@@ -110,7 +112,7 @@ impl CheckoutApi {
 
     /// `GET receive?maxNumberMessages=…&timeoutMs=…&autoAck=false`: up to `max_messages`
     /// envelopes (`messageInfo{messageId, receiptHandle}` and one notification each).
-    pub async fn receive(&self) -> Result<Vec<Value>, ApiError> {
+    pub async fn receive(&self) -> Result<Vec<RawJson>, ApiError> {
         let path = format!(
             "{}?maxNumberMessages={}&timeoutMs={}&autoAck=false",
             self.receive_path,
@@ -119,7 +121,10 @@ impl CheckoutApi {
         );
         let limit = self.max_messages.saturating_mul(MAX_MESSAGE_BYTES);
         let answer = self.call(Method::GET, &path, "GET notifications/receive", None, limit, self.timeout).await?;
-        parse_receive(&answer.json()?, self.max_messages).map_err(|e| ApiError::Malformed(format!("receive: {e}")))
+        if answer.truncated {
+            return Err(ApiError::Malformed("receive: the answer is larger than paybridge reads".into()));
+        }
+        parse_receive(&answer.body, self.max_messages).map_err(|e| ApiError::Malformed(format!("receive: {e}")))
     }
 
     /// `POST ack` with `messageInfos[].messageIdentifier`; returns the ids listed in
@@ -173,13 +178,24 @@ impl CheckoutApi {
 
 /// A receive answer `{"messages": [envelope, …]}` (absent or null: none); at most
 /// `max_messages` are taken.
-pub fn parse_receive(body: &Value, max_messages: usize) -> Result<Vec<Value>, String> {
-    match body.get("messages") {
-        None | Some(Value::Null) if body.is_object() => Ok(Vec::new()),
-        Some(Value::Array(items)) => Ok(items.iter().take(max_messages).cloned().collect()),
-        None | Some(Value::Null) => Err("not an object".into()),
-        Some(_) => Err("messages is not an array".into()),
+pub fn parse_receive(body: &[u8], max_messages: usize) -> Result<Vec<RawJson>, String> {
+    #[derive(serde::Deserialize)]
+    struct Received {
+        #[serde(default)]
+        messages: Option<Box<RawValue>>,
     }
+    let received: Received = match serde_json::from_slice(body) {
+        Ok(received) => received,
+        Err(e) if e.is_data() => return Err("not an object".into()),
+        Err(e) => return Err(format!("not JSON: {e}")),
+    };
+    let Some(messages) = received.messages else { return Ok(Vec::new()) };
+    if !messages.get().starts_with('[') {
+        return Err("messages is not an array".into());
+    }
+    let mut items: Vec<RawJson> = serde_json::from_str(messages.get()).map_err(|e| format!("messages: {e}"))?;
+    items.truncate(max_messages);
+    Ok(items)
 }
 
 /// `{"ackFailedMessages": [{"messageIdentifier": id}, …]}`; the list may be absent.

@@ -7,7 +7,7 @@ pub mod api;
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde::Deserialize;
 use tokio::task::JoinSet;
 
 use self::api::{CheckoutApi, StartError};
@@ -16,8 +16,9 @@ use super::runtime::acker::{AckCalls, AckReply};
 use super::runtime::settle::{Item, Settler, SettlerSettings};
 use super::runtime::{LoopSettings, PageReader, PageReport, Polled, UpstreamFailure, poll_loop, read_ahead_window};
 use crate::config::CheckoutSource;
-use crate::event::Provider;
+use crate::event::{Provider, RawJson};
 use crate::normalize::checkout::message;
+use crate::normalize::field::{Field, opt};
 
 /// The pause between receives that did not fill a page (a receive itself waits up to
 /// `timeout` for messages, so this only guards against a provider that ignores `timeoutMs`).
@@ -117,13 +118,22 @@ impl Checkout {
 
 /// The ledger's key of a message: its `messageId` as the provider wrote it (the ack sends it
 /// back unchanged as `messageIdentifier`).
-pub fn message_key(raw: &Value) -> Option<String> {
-    raw.pointer("/messageInfo/messageId")
-        .or_else(|| raw.get("messageId"))
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned)
+pub fn message_key(raw: &RawJson) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow, default, rename = "messageInfo")]
+        info: Option<Field<'a, Info<'a>>>,
+        #[serde(borrow, default, rename = "messageId")]
+        id: Option<Field<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Info<'a> {
+        #[serde(borrow, default, rename = "messageId")]
+        id: Option<Field<'a>>,
+    }
+    let read: Message<'_> = serde_json::from_str(raw.get()).ok()?;
+    let info = read.info.as_ref().and_then(Field::as_object);
+    info.and_then(|i| opt(&i.id)).or_else(|| opt(&read.id)).map(str::to_owned)
 }
 
 /// The receive loop as a page reader.
@@ -163,8 +173,12 @@ impl PageReader for Reader {
 
 #[cfg(test)]
 mod tests {
-    use super::message_key;
-    use serde_json::json;
+    use crate::event::RawJson;
+    use serde_json::{Value, json};
+
+    fn message_key(raw: &Value) -> Option<String> {
+        super::message_key(&RawJson::from_value(raw))
+    }
 
     #[test]
     fn a_message_is_keyed_by_its_message_id() {
@@ -175,5 +189,7 @@ mod tests {
         assert_eq!(message_key(&json!({"messageId": "m-2"})), Some("m-2".into()));
         assert_eq!(message_key(&json!({"messageInfo": {"receiptHandle": "h"}})), None);
         assert_eq!(message_key(&json!({"messageInfo": {"messageId": ""}})), None);
+        assert_eq!(message_key(&json!({"messageInfo": {"messageId": 7}, "messageId": "m-3"})), Some("m-3".into()));
+        assert_eq!(message_key(&json!(["m-4"])), None);
     }
 }

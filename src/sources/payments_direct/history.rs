@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::event::CanonicalEvent;
+use crate::event::{CanonicalEvent, RawJson};
 use crate::normalize::payments_direct::{STATE_TIME_FIELDS, Via, payment};
 
 /// Whether `raw` (a search item) is in the state it was created in: its state time is not
@@ -81,7 +81,7 @@ pub fn states_where(
         }
         match payment(account, &earlier, via, now) {
             Ok(mut event) => {
-                event.data.raw = json!({ "payment": item, "stateTransition": t });
+                event.data.raw = RawJson::from_value(&json!({ "payment": item, "stateTransition": t }));
                 states.events.push(event);
             }
             Err(e) => states.unreadable.push(((*t).clone(), format!("cannot normalize a state transition: {e}"))),
@@ -139,7 +139,7 @@ mod tests {
             updated_at: Some(t("2026-11-21T10:01:00Z")),
         };
         assert_eq!(events[0].id, event_id("acct", &identity));
-        assert_eq!(events[0].data.raw["stateTransition"]["updatedTo"], "TRANSFERRING");
+        assert_eq!(events[0].data.raw.to_value()["stateTransition"]["updatedTo"], "TRANSFERRING");
         let all = (t("2026-11-21T09:00:00Z"), t("2026-11-21T10:02:00Z"));
         let states: Vec<String> = states_between("acct", &item, &transitions, all, Via::default(), Utc::now())
             .events

@@ -5,13 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::RipplenetSource;
+use crate::event::RawJson;
 use crate::http::body::array_prefix;
 use crate::http::client::{Answer, ApiClient, Call};
 use crate::http::oauth::TokenCache;
 use crate::metrics::Metrics;
+use crate::normalize::field::Field;
 
 const NOTIFICATIONS: &str = "/v4/orchestration/payment/notification";
 /// Room per notification when reading a page; a page is read up to `size` times this.
@@ -30,30 +33,49 @@ pub struct AckResult {
     pub invalid: Vec<String>,
 }
 
+/// The acknowledgement answer, read without building its notifications.
+#[derive(Deserialize)]
+struct AckAnswer<'a> {
+    #[serde(borrow)]
+    notification_ack_list: Vec<Field<'a, Acked<'a>>>,
+    #[serde(borrow, default)]
+    invalid_uuid_list: Option<Vec<Field<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Acked<'a> {
+    #[serde(borrow, default)]
+    uuid: Option<Field<'a>>,
+}
+
 impl AckResult {
     /// Parses the documented shape. The acknowledged entries are notifications (their
     /// `uuid`) or, as some deployments answer, bare uuid strings.
-    pub fn parse(body: &Value) -> Result<Self, String> {
-        let Some(list) = body.get("notification_ack_list").and_then(Value::as_array) else {
-            return Err("no notification_ack_list array".into());
-        };
-        let acked = list
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        let answer: AckAnswer<'_> = serde_json::from_slice(body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => format!("not the documented shape: {e}"),
+            _ => format!("not JSON: {e}"),
+        })?;
+        let acked = answer
+            .notification_ack_list
             .iter()
             .map(|entry| match entry {
-                Value::String(uuid) => Some(uuid.clone()),
-                other => other.get("uuid").and_then(Value::as_str).map(str::to_owned),
+                Field::Str(uuid) => Some(uuid.to_string()),
+                Field::Object(Acked { uuid: Some(Field::Str(uuid)) }) => Some(uuid.to_string()),
+                _ => None,
             })
             .collect::<Option<Vec<_>>>()
             .ok_or("a notification_ack_list entry is neither a notification nor a uuid")?;
-        let invalid = match body.get("invalid_uuid_list") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-                .ok_or("an invalid_uuid_list entry is not a string")?,
-            Some(_) => return Err("invalid_uuid_list is not an array".into()),
-        };
+        let invalid = answer
+            .invalid_uuid_list
+            .unwrap_or_default()
+            .iter()
+            .map(|v| match v {
+                Field::Str(uuid) => Some(uuid.to_string()),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or("an invalid_uuid_list entry is not a string")?;
         Ok(Self { acked, invalid })
     }
 }
@@ -102,7 +124,7 @@ impl RipplenetApi {
     /// `GET …/notification?status=…&size=…[&delay_time=…]`: a page, oldest first. At most
     /// `size` notifications are taken even when the provider sends more (the rest stay SENT
     /// for the sweeper), and the answer is read up to `size` × [`MAX_NOTIFICATION_BYTES`].
-    pub async fn poll(&self, status: &str, size: usize, delay_minutes: Option<u64>) -> Result<Vec<Value>, ApiError> {
+    pub async fn poll(&self, status: &str, size: usize, delay_minutes: Option<u64>) -> Result<Vec<RawJson>, ApiError> {
         let mut path = format!("{NOTIFICATIONS}?status={status}&size={size}");
         if let Some(minutes) = delay_minutes {
             path.push_str(&format!("&delay_time={minutes}"));
@@ -115,9 +137,17 @@ impl RipplenetApi {
         }
         if !answer.truncated {
             // The whole answer arrived: it must be a whole JSON array.
-            return match answer.json()? {
-                Value::Array(items) => Ok(items.into_iter().take(size).collect()),
-                other => Err(ApiError::Malformed(format!("expected an array of notifications, got {}", kind(&other)))),
+            return match answer.parse::<Vec<RawJson>>() {
+                Ok(mut items) => {
+                    items.truncate(size);
+                    Ok(items)
+                }
+                Err(e) => match answer.json()? {
+                    Value::Array(_) => Err(e),
+                    other => {
+                        Err(ApiError::Malformed(format!("expected an array of notifications, got {}", kind(&other))))
+                    }
+                },
             };
         }
         // Cut at the read limit: the complete notifications are taken, the rest stay SENT.
@@ -129,14 +159,16 @@ impl RipplenetApi {
     }
 
     /// `GET …/notification/{uuid}`; None when RippleNet does not know it (404).
-    pub async fn get(&self, uuid: &str) -> Result<Option<Value>, ApiError> {
+    pub async fn get(&self, uuid: &str) -> Result<Option<RawJson>, ApiError> {
         let path = format!("{NOTIFICATIONS}/{uuid}");
         let answer = self.call(Method::GET, &path, "GET notification/{uuid}", None, MAX_ANSWER_BYTES).await?;
         match answer.status {
             StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => match answer.json()? {
-                v @ Value::Object(_) => Ok(Some(v)),
-                other => Err(ApiError::Malformed(format!("expected a notification object, got {}", kind(&other)))),
+            s if s.is_success() => match answer.parse::<RawJson>()? {
+                raw if raw.is_object() => Ok(Some(raw)),
+                other => {
+                    Err(ApiError::Malformed(format!("expected a notification object, got {}", kind(&other.to_value()))))
+                }
             },
             _ => Err(Self::refused(&answer)),
         }
@@ -151,7 +183,10 @@ impl RipplenetApi {
         if !answer.status.is_success() {
             return Err(Self::refused(&answer));
         }
-        AckResult::parse(&answer.json()?).map_err(|e| ApiError::Malformed(format!("acknowledgement answer: {e}")))
+        if answer.truncated {
+            return Err(ApiError::Malformed("acknowledgement answer: larger than paybridge reads".into()));
+        }
+        AckResult::parse(&answer.body).map_err(|e| ApiError::Malformed(format!("acknowledgement answer: {e}")))
     }
 }
 
@@ -175,9 +210,15 @@ mod tests {
     fn the_documented_ack_answer_parses_with_notifications_or_uuids() {
         let doc =
             json!({"notification_ack_list": [{"uuid": "a", "notification_status": "ACK"}], "invalid_uuid_list": ["b"]});
-        assert_eq!(AckResult::parse(&doc), Ok(AckResult { acked: vec!["a".into()], invalid: vec!["b".into()] }));
+        assert_eq!(
+            AckResult::parse(doc.to_string().as_bytes()),
+            Ok(AckResult { acked: vec!["a".into()], invalid: vec!["b".into()] })
+        );
         let bare = json!({"notification_ack_list": ["a"]});
-        assert_eq!(AckResult::parse(&bare), Ok(AckResult { acked: vec!["a".into()], invalid: vec![] }));
+        assert_eq!(
+            AckResult::parse(bare.to_string().as_bytes()),
+            Ok(AckResult { acked: vec!["a".into()], invalid: vec![] })
+        );
     }
 
     #[test]
@@ -188,8 +229,11 @@ mod tests {
             json!(null),
             json!({"notification_ack_list": [1]}),
             json!({"notification_ack_list": [], "invalid_uuid_list": "x"}),
+            json!({"notification_ack_list": [], "invalid_uuid_list": [7]}),
+            json!({"notification_ack_list": [{"uuid": 7}]}),
+            json!({"notification_ack_list": {"uuid": "a"}}),
         ] {
-            assert!(AckResult::parse(&body).is_err(), "{body}");
+            assert!(AckResult::parse(body.to_string().as_bytes()).is_err(), "{body}");
         }
     }
 }

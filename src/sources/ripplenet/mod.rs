@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use serde_json::Value;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -29,7 +28,8 @@ use super::webhook::{WebhookOutcome, WebhookSource};
 use super::webhook_pace::WebhookPace;
 use crate::cluster::gate::{Gate, TenureEnd, run_while_owned};
 use crate::config::{RipplenetSource, WebhookConfig};
-use crate::event::Provider;
+use crate::event::{Provider, RawJson};
+use crate::normalize::field::{Field, opt};
 use crate::normalize::ripplenet::notification;
 
 /// How long a webhook waits for a NEW read that starts after it to finish before fetching
@@ -126,6 +126,17 @@ impl AckCalls for AckEndpoint {
         let refused = ids.into_iter().filter(|id| !acked.contains(id)).collect();
         Ok(AckReply { refused })
     }
+}
+
+/// The ledger key of a notification's `uuid`, when it has one (a string).
+fn notification_uuid(raw: &RawJson) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Uuid<'a> {
+        #[serde(borrow, default)]
+        uuid: Option<Field<'a>>,
+    }
+    let read: Uuid<'_> = serde_json::from_str(raw.get()).ok()?;
+    opt(&read.uuid).map(ledger_key)
 }
 
 /// The ledger's key of a notification uuid: lower-case, so `ABC…` and `abc…` are one.
@@ -300,7 +311,7 @@ impl PageReader for Reader {
         let read = page.len();
         let mut items = Vec::with_capacity(read);
         for raw in page {
-            let Some(uuid) = raw.get("uuid").and_then(Value::as_str).map(ledger_key) else {
+            let Some(uuid) = notification_uuid(&raw) else {
                 self.source.ctx.metrics.processing_failure(&config.name);
                 tracing::warn!(source = %config.name, "notification without a uuid: cannot be acknowledged, skipped");
                 continue;

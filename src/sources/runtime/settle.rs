@@ -6,20 +6,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::acker::{self, AckCalls, AckReport, Acker, AckerSettings};
 use super::ledger::{Claim, Ledger, LedgerLimits};
 use super::{PageReport, UpstreamFailure};
-use crate::event::{CanonicalEvent, Provider, kafka_key};
+use crate::event::{CanonicalEvent, Provider, RawJson, kafka_key};
 use crate::sources::SourceContext;
 
 /// A claimed item and its raw content.
-pub type Item = (Claim, Value);
+pub type Item = (Claim, RawJson);
 
 /// How a source turns raw content into an event.
-pub type Normalize = fn(account: &str, raw: &Value, observed_at: DateTime<Utc>) -> Result<CanonicalEvent, String>;
+pub type Normalize = fn(account: &str, raw: &RawJson, observed_at: DateTime<Utc>) -> Result<CanonicalEvent, String>;
 
 /// What a source tells its settler.
 pub struct SettlerSettings {
@@ -151,7 +150,7 @@ impl Settler {
     /// An item whose content cannot be normalized: counted; at `max_attempts` its untouched
     /// payload goes to the DLQ. Returns the claim to acknowledge once the DLQ confirmed it;
     /// otherwise the claim is released (the provider delivers it again).
-    pub async fn poison(&self, claim: Claim, raw: &Value, reason: &str) -> Option<Claim> {
+    pub async fn poison(&self, claim: Claim, raw: &RawJson, reason: &str) -> Option<Claim> {
         self.ctx.metrics.processing_failure(&self.settings.source);
         let id = claim.id().to_owned();
         let count = self.ledger.failed_attempt(&id);
