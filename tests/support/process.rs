@@ -61,7 +61,9 @@ impl Paybridge {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path: PathBuf = dir.path().join("paybridge.toml");
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_paybridge"));
+        // PAYBRIDGE_TEST_BIN runs another build (the benchmark's before-and-after comparisons).
+        let binary = std::env::var_os("PAYBRIDGE_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_paybridge").into());
+        let mut command = Command::new(binary);
         match rust_log {
             Some(filter) => command.env("RUST_LOG", filter),
             None => command.env_remove("RUST_LOG"),

@@ -85,7 +85,7 @@ impl PaymentsDirectApi {
         if !answer.status.is_success() {
             return Err(answer.refused(PROVIDER));
         }
-        let mut page = parse_search(&answer.json()?).map_err(|e| ApiError::Malformed(format!("search answer: {e}")))?;
+        let mut page = parse_search(answer.json()?).map_err(|e| ApiError::Malformed(format!("search answer: {e}")))?;
         page.clock = answer.clock;
         Ok(page)
     }
@@ -144,20 +144,24 @@ fn urlencode(segment: &str) -> String {
 }
 
 /// `{"data": [...], "page": {"lastPageToken"}}`; at most `page_size` payments are taken.
-pub fn parse_search(body: &Value) -> Result<SearchPage, String> {
-    if !body.is_object() {
+pub fn parse_search(body: Value) -> Result<SearchPage, String> {
+    let Value::Object(mut body) = body else {
         return Err("not an object".into());
-    }
-    let payments = match body.get("data") {
+    };
+    let last_page_token = body
+        .get("page")
+        .and_then(|p| p.get("lastPageToken"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    let payments = match body.swap_remove("data") {
         None | Some(Value::Null) => Vec::new(),
         // All of them, even beyond the size asked for: the next page starts after the last
         // item sent, so dropping the rest would skip those payments for good. The answer's
         // size limit bounds the memory.
-        Some(Value::Array(items)) => items.clone(),
+        Some(Value::Array(items)) => items,
         Some(_) => return Err("data is not an array".into()),
     };
-    let last_page_token =
-        body.pointer("/page/lastPageToken").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned);
     Ok(SearchPage { payments, last_page_token, clock: None })
 }
 
@@ -167,15 +171,15 @@ mod tests {
 
     #[test]
     fn search_pages_carry_data_and_the_next_token() {
-        let page = parse_search(&json!({"data": [{"a": 1}, {"b": 2}], "page": {"size": 2, "lastPageToken": "t2"}}))
+        let page = parse_search(json!({"data": [{"a": 1}, {"b": 2}], "page": {"size": 2, "lastPageToken": "t2"}}))
             .unwrap_or_default();
         assert_eq!((page.payments.len(), page.last_page_token.as_deref()), (2, Some("t2")));
-        let last = parse_search(&json!({"data": [], "page": {"size": 2}})).unwrap_or_default();
+        let last = parse_search(json!({"data": [], "page": {"size": 2}})).unwrap_or_default();
         assert_eq!((last.payments.len(), last.last_page_token), (0, None));
-        let larger = parse_search(&json!({"data": [1, 2, 3], "page": {"size": 2}})).unwrap_or_default();
+        let larger = parse_search(json!({"data": [1, 2, 3], "page": {"size": 2}})).unwrap_or_default();
         assert_eq!(larger.payments.len(), 3, "a page larger than asked is taken whole (nothing skipped)");
-        assert!(parse_search(&json!({"data": {}})).is_err());
-        assert!(parse_search(&json!([])).is_err());
+        assert!(parse_search(json!({"data": {}})).is_err());
+        assert!(parse_search(json!([])).is_err());
     }
 
     #[test]
