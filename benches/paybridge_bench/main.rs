@@ -20,7 +20,7 @@
 //! `PAYBRIDGE_BENCH_OUT` (output directory), and the `PAYBRIDGE_BENCH_KAFKA`,
 //! `PAYBRIDGE_BENCH_SOURCE`, `PAYBRIDGE_BENCH_CHECKOUT` config additions (setup.rs);
 //! `PAYBRIDGE_BENCH_PROFILE_ONLY=1` runs only the flame-graph pass, and
-//! `PAYBRIDGE_BENCH_PROFILE_PATHS` ("ripplenet,checkout,payments_direct,webhooks") picks its paths,
+//! `PAYBRIDGE_BENCH_PROFILE_PATHS` ("ripplenet,checkout,payments_direct,webhooks", and "startup" without perf) picks its paths,
 //! `PAYBRIDGE_BENCH_KEEP_FOLDED=1` keeps the folded stacks beside each flame graph.
 
 #[path = "../../tests/support/mod.rs"]
@@ -245,7 +245,8 @@ async fn main() {
 /// measured ones: the three poll paths draining a backlog and webhooks at saturation. Each
 /// run's rate and CPU are printed (perf's sampling costs a little of both).
 /// `PAYBRIDGE_BENCH_PROFILE_ONLY=1` runs only this pass (and writes no figures);
-/// `PAYBRIDGE_BENCH_PERF=0` runs it without perf (a quick measurement of the paths).
+/// `PAYBRIDGE_BENCH_PERF=0` runs it without perf (a quick measurement of the paths, and of
+/// start-up and idle memory).
 async fn profile_pass(broker: &support::Broker, plan: &Plan, dir: &Path) {
     let perf = std::env::var("PAYBRIDGE_BENCH_PERF").map_or(true, |v| v != "0");
     if perf && !profile::available() {
@@ -276,6 +277,12 @@ async fn profile_pass(broker: &support::Broker, plan: &Plan, dir: &Path) {
     if wanted("payments_direct") {
         arm("payments_direct");
         say(&payments_direct::poll_run(broker, plan.n).await);
+    }
+    if !perf && wanted("startup") {
+        eprintln!("bench: profile pass, startup (no perf)");
+        for s in startup::measure_all(broker, plan.starts, plan.idle).await {
+            eprintln!("bench: startup {}: median {:.0} ms, idle RSS {:.1} MiB", s.sources, s.median_ms, s.idle_rss_mib);
+        }
     }
     if wanted("webhooks") {
         arm("webhooks");
