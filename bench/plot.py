@@ -72,7 +72,7 @@ def rss(r, out):
     fig, ax = plt.subplots(figsize=(8, 4.5))
     series = [(f"{run['source']} poll path", run["rss_trace"]) for run in r["poll_paths"]]
     series.append(("webhooks", r["webhooks"]["rss_trace"]))
-    series += [(f"ripplenet backlog {run['backlog']}", run["rss_trace"]) for run in r["scaling_backlog"]]
+    series += [(f"{run['source']} backlog {run['backlog']}", run["rss_trace"]) for run in r["scaling_backlog"]]
     for name, trace in series:
         if trace:
             ax.plot([t for t, _ in trace], [m for _, m in trace], label=name)
@@ -82,7 +82,9 @@ def rss(r, out):
 
 def scaling(r, out):
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
-    backlog = sorted(r["scaling_backlog"], key=lambda run: run["backlog"])
+    backlog = sorted(
+        (run for run in r["scaling_backlog"] if run.get("source", "ripplenet") == "ripplenet"), key=lambda run: run["backlog"]
+    )
     left.plot([run["backlog"] for run in backlog], [run["events_per_s"] for run in backlog], marker="o")
     left.set_xscale("log")
     left.set_xlabel("backlog (notifications)")

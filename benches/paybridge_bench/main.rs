@@ -16,7 +16,8 @@
 //! `--bench` argument) it runs as a smoke of a few seconds with tiny sizes and writes to
 //! target/bench-smoke/<broker>/ instead, so the harness never rots. Environment:
 //! `PAYBRIDGE_BENCH_N` (backlog of the default runs, 50,000), `PAYBRIDGE_BENCH_SCALING`
-//! (backlogs, "1000,10000,200000"), `PAYBRIDGE_BENCH_CAPACITIES` ("1000,5000,50000"),
+//! (RippleNet backlogs, "1000,10000,100000,1000000"), `PAYBRIDGE_BENCH_PD_SCALING` (Payments
+//! Direct backlogs, "100000"), `PAYBRIDGE_BENCH_CAPACITIES` ("1000,5000,50000"),
 //! `PAYBRIDGE_BENCH_OUT` (output directory), and the `PAYBRIDGE_BENCH_KAFKA`,
 //! `PAYBRIDGE_BENCH_SOURCE`, `PAYBRIDGE_BENCH_CHECKOUT` config additions (setup.rs);
 //! `PAYBRIDGE_BENCH_PROFILE_ONLY=1` runs only the flame-graph pass, and
@@ -56,6 +57,8 @@ struct Plan {
     n: usize,
     scaling: Vec<usize>,
     capacities: Vec<usize>,
+    /// Payments Direct backlogs of the scaling table.
+    pd_scaling: Vec<usize>,
     /// Offered webhook rates, as fractions of the rate answered at saturation (full) or per
     /// second (smoke).
     rates: Vec<f64>,
@@ -80,6 +83,7 @@ impl Plan {
                 full,
                 n: 200,
                 scaling: vec![50],
+                pd_scaling: vec![50],
                 capacities: vec![100],
                 rates: vec![50.0],
                 webhook_seconds: 1.0,
@@ -92,7 +96,8 @@ impl Plan {
         Plan {
             full,
             n,
-            scaling: list("PAYBRIDGE_BENCH_SCALING", &[1_000, 10_000, 200_000]),
+            scaling: list("PAYBRIDGE_BENCH_SCALING", &[1_000, 10_000, 100_000, 1_000_000]),
+            pd_scaling: list("PAYBRIDGE_BENCH_PD_SCALING", &[100_000]),
             capacities: list("PAYBRIDGE_BENCH_CAPACITIES", &[1_000, 5_000, 50_000]),
             rates: vec![0.25, 0.5, 0.75],
             webhook_seconds: 5.0,
@@ -214,6 +219,10 @@ async fn main() {
         r.scaling_backlog.push(ripplenet::poll_run(&broker, backlog, None).await);
     }
     r.scaling_backlog.push(default_run.clone());
+    for &backlog in &plan.pd_scaling {
+        eprintln!("bench: scaling, Payments Direct backlog {backlog}");
+        r.scaling_backlog.push(payments_direct::poll_run(&broker, backlog).await);
+    }
     for &capacity in &plan.capacities {
         eprintln!("bench: scaling, pipeline.capacity {capacity}");
         r.scaling_capacity.push(ripplenet::poll_run(&broker, plan.n, Some(capacity)).await);
@@ -324,13 +333,14 @@ fn smoke_checks(r: &Results) {
     for run in runs {
         assert!(run.events_per_s > 0.0 && run.ceiling > 0.0, "{} run measured nothing: {run:?}", run.source);
         assert!(!run.calls.is_empty(), "{} run counted no upstream calls", run.source);
-        if run.source.starts_with("payments_direct") {
-            assert!(run.provider_ceiling > 0.0, "{}: no raw bridge ceiling", run.source);
-        }
 
         assert!(run.process.peak_rss_mib > 0.0 && !run.process.rss_trace.is_empty(), "no memory readings");
     }
     assert_eq!(r.poll_paths.len(), 4);
+    for run in r.poll_paths.iter().filter(|p| p.source.starts_with("payments_direct")) {
+        assert!(run.provider_ceiling > 0.0, "{}: no raw bridge ceiling", run.source);
+    }
+    assert!(r.scaling_backlog.iter().any(|p| p.source == "payments_direct"), "no Payments Direct scaling run");
     let rn = r.poll_paths.iter().find(|p| p.source == "ripplenet");
     assert!(rn.is_some_and(|p| p.provider_ceiling > 0.0), "ripplenet: no upstream ceiling");
     let lifecycles = r.poll_paths.iter().find(|p| p.source == report::LIFECYCLES);

@@ -109,10 +109,10 @@ fn scenario_cells(r: &Results) -> Vec<(String, String)> {
         }
     }
     let mut scaling: Vec<_> = r.scaling_backlog.iter().chain(&r.scaling_capacity).collect();
-    scaling.sort_by_key(|run| (run.backlog, run.capacity));
+    scaling.sort_by_key(|run| (run.source.clone(), run.backlog, run.capacity));
     for run in scaling {
         cells.push((
-            format!("ripplenet, backlog {}, pipeline.capacity {}", run.backlog, run.capacity),
+            format!("{}, backlog {}, pipeline.capacity {}", run.source, run.backlog, run.capacity),
             rate(run.events_per_s, run.ratio),
         ));
     }

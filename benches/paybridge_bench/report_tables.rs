@@ -109,16 +109,17 @@ pub fn startup(s: &[Startup]) -> String {
 
 pub fn scaling(r: &Results) -> String {
     let mut md = String::from(
-        "### Scaling (RippleNet poll path)\n\n\
-         | backlog | pipeline.capacity | events/s | × ceiling | publish p50 / p99 ms | peak RSS MiB | upstream calls / event |\n\
-         | --- | --- | --- | --- | --- | --- | --- |\n",
+        "### Scaling (RippleNet poll path by backlog and pipeline.capacity; Payments Direct by backlog)\n\n\
+         | path | backlog | pipeline.capacity | events/s | × ceiling | publish p50 / p99 ms | peak RSS MiB | upstream calls / event |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     let mut runs: Vec<&PollRun> = r.scaling_backlog.iter().chain(&r.scaling_capacity).collect();
-    runs.sort_by_key(|run| (run.backlog, run.capacity));
+    runs.sort_by_key(|run| (run.source.clone(), run.backlog, run.capacity));
     for run in runs {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {:.2} | {:.0} / {:.0} | {:.1} | {:.3} |",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.0} / {:.0} | {:.1} | {:.3} |",
+            run.source,
             run.backlog,
             run.capacity,
             run.events_per_s,
