@@ -273,7 +273,10 @@ async fn profile_pass(broker: &support::Broker, plan: &Plan, dir: &Path) {
     };
     let say = |run: &running::PollRun| {
         let cpu = &run.process.cpu_per_1000_events_ms;
-        eprintln!("bench: {}: {:.0} events/s, CPU per 1,000 events {cpu:?}", run.source, run.events_per_s);
+        eprintln!(
+            "bench: {}: {:.0} events/s, CPU per 1,000 events {cpu:?}, peak RSS {:.1} MiB",
+            run.source, run.events_per_s, run.process.peak_rss_mib
+        );
     };
     if wanted("ripplenet") {
         arm("ripplenet");

@@ -2,16 +2,17 @@
 //! count, so a flood of ids (bogus or real) cannot grow memory without limit.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
 use super::ledger::LedgerLimits;
 
 /// A map whose entries expire after `ttl` and whose oldest entries go first beyond `max`.
+/// The map and the eviction order share one allocation per key.
 pub(crate) struct Expiring<V> {
-    entries: HashMap<String, (V, Instant)>,
-    order: VecDeque<(String, Instant)>,
+    entries: HashMap<Arc<str>, (V, Instant)>,
+    order: VecDeque<(Arc<str>, Instant)>,
 }
 
 impl<V> Expiring<V> {
@@ -27,7 +28,7 @@ impl<V> Expiring<V> {
             }
             // Only the newest write of a key owns its entry; older order slots are stale.
             if self.entries.get(key).is_some_and(|(_, written)| written == at) {
-                self.entries.remove(key);
+                self.entries.remove(&**key);
             }
             self.order.pop_front();
         }
@@ -38,8 +39,9 @@ impl<V> Expiring<V> {
     }
 
     pub(crate) fn insert(&mut self, key: &str, value: V, limits: LedgerLimits, now: Instant) {
-        self.entries.insert(key.to_owned(), (value, now));
-        self.order.push_back((key.to_owned(), now));
+        let key: Arc<str> = Arc::from(key);
+        self.entries.insert(key.clone(), (value, now));
+        self.order.push_back((key, now));
         self.evict(limits, now);
     }
 
