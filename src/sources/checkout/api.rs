@@ -184,6 +184,10 @@ pub fn parse_receive(body: &[u8], max_messages: usize) -> Result<Vec<RawJson>, S
         #[serde(default)]
         messages: Option<Box<RawValue>>,
     }
+    // Only an object (a derived struct would also read an array, field by position).
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return Err("not an object".into());
+    }
     let received: Received = match serde_json::from_slice(body) {
         Ok(received) => received,
         Err(e) if e.is_data() => return Err("not an object".into()),
@@ -236,6 +240,17 @@ pub fn parse_history(body: &Value) -> Result<HistoryPage, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receive_answers_are_an_object_with_a_messages_array() {
+        let two = parse_receive(br#"{"messages":[{"a":1},{"b":2}]}"#, 1).map(|m| m.len());
+        assert_eq!(two, Ok(1), "at most max_messages");
+        assert_eq!(parse_receive(br#" {} "#, 10).map(|m| m.len()), Ok(0));
+        assert_eq!(parse_receive(br#"{"messages":null}"#, 10).map(|m| m.len()), Ok(0));
+        for bad in [&br#"[[{"a":1}]]"#[..], br#"{"messages":5}"#, br#"{"messages":[1,"#, b"null"] {
+            assert!(parse_receive(bad, 10).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 
     #[test]
     fn request_ids_are_22_characters_and_unique() {

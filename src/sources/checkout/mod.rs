@@ -131,7 +131,22 @@ pub fn message_key(raw: &RawJson) -> Option<String> {
         #[serde(borrow, default, rename = "messageId")]
         id: Option<Field<'a>>,
     }
-    let read: Message<'_> = serde_json::from_str(raw.get()).ok()?;
+    // Only an object (a derived struct would also read an array, field by position).
+    if !raw.is_object() {
+        return None;
+    }
+    let Ok(read) = serde_json::from_str::<Message<'_>>(raw.get()) else {
+        // A key written twice: read as a tree (the last one counts), so the message can
+        // still be settled and acknowledged.
+        let tree = raw.to_value();
+        return [tree.pointer("/messageInfo/messageId"), tree.get("messageId")]
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .map(str::trim)
+            .find(|id| !id.is_empty())
+            .map(str::to_owned);
+    };
     let info = read.info.as_ref().and_then(Field::as_object);
     info.and_then(|i| opt(&i.id)).or_else(|| opt(&read.id)).map(str::to_owned)
 }
@@ -191,5 +206,7 @@ mod tests {
         assert_eq!(message_key(&json!({"messageInfo": {"messageId": ""}})), None);
         assert_eq!(message_key(&json!({"messageInfo": {"messageId": 7}, "messageId": "m-3"})), Some("m-3".into()));
         assert_eq!(message_key(&json!(["m-4"])), None);
+        let twice = RawJson::parse(r#"{"messageInfo":{"messageId":"a"},"messageInfo":{"messageId":"m-5"}}"#);
+        assert_eq!(twice.ok().and_then(|raw| super::message_key(&raw)), Some("m-5".into()), "the last one counts");
     }
 }

@@ -52,6 +52,10 @@ impl AckResult {
     /// Parses the documented shape. The acknowledged entries are notifications (their
     /// `uuid`) or, as some deployments answer, bare uuid strings.
     pub fn parse(body: &[u8]) -> Result<Self, String> {
+        // Only an object (a derived struct would also read an array, field by position).
+        if !body.trim_ascii_start().starts_with(b"{") {
+            return Err("not an object".into());
+        }
         let answer: AckAnswer<'_> = serde_json::from_slice(body).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => format!("not the documented shape: {e}"),
             _ => format!("not JSON: {e}"),
@@ -232,6 +236,7 @@ mod tests {
             json!({"notification_ack_list": [], "invalid_uuid_list": [7]}),
             json!({"notification_ack_list": [{"uuid": 7}]}),
             json!({"notification_ack_list": {"uuid": "a"}}),
+            json!([["a"]]),
         ] {
             assert!(AckResult::parse(body.to_string().as_bytes()).is_err(), "{body}");
         }

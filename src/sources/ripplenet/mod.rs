@@ -135,8 +135,16 @@ fn notification_uuid(raw: &RawJson) -> Option<String> {
         #[serde(borrow, default)]
         uuid: Option<Field<'a>>,
     }
-    let read: Uuid<'_> = serde_json::from_str(raw.get()).ok()?;
-    opt(&read.uuid).map(ledger_key)
+    // Only an object (a derived struct would also read an array, field by position).
+    if !raw.is_object() {
+        return None;
+    }
+    match serde_json::from_str::<Uuid<'_>>(raw.get()) {
+        Ok(read) => opt(&read.uuid).map(ledger_key),
+        // A key written twice: read as a tree (the last one counts), so the notification
+        // can still be settled and acknowledged.
+        Err(_) => raw.to_value().get("uuid").and_then(|u| u.as_str()).map(ledger_key).filter(|u| !u.is_empty()),
+    }
 }
 
 /// The ledger's key of a notification uuid: lower-case, so `ABC…` and `abc…` are one.
@@ -343,5 +351,23 @@ pub fn health_name(source: &str, which: Poller) -> String {
     match which {
         Poller::New => source.to_owned(),
         Poller::Sent => format!("{source}/sent"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uuid_of(text: &str) -> Option<String> {
+        RawJson::parse(text).ok().and_then(|raw| notification_uuid(&raw))
+    }
+
+    #[test]
+    fn a_notification_is_keyed_by_its_uuid_lower_case() {
+        assert_eq!(uuid_of(r#"{"uuid":" ABC-1 ","notification_payload":{}}"#), Some("abc-1".into()));
+        assert_eq!(uuid_of(r#"{"uuid":""}"#), None);
+        assert_eq!(uuid_of(r#"{"uuid":7}"#), None);
+        assert_eq!(uuid_of(r#"["abc"]"#), None);
+        assert_eq!(uuid_of(r#"{"uuid":"a","uuid":"B-2"}"#), Some("b-2".into()), "written twice: the last one counts");
     }
 }
