@@ -14,14 +14,12 @@ use serde_json::value::RawValue;
 pub struct RawJson(Box<RawValue>);
 
 impl RawJson {
-    /// Keeps `raw` as it is when it is compact, else re-written without whitespace.
+    /// Keeps `raw` as it is when it is compact, else without the whitespace between its
+    /// tokens (every token, numbers included, stays as the provider wrote it).
     pub fn new(raw: Box<RawValue>) -> Self {
-        if is_compact(raw.get()) {
-            return RawJson(raw);
-        }
-        match serde_json::from_str::<Value>(raw.get()) {
-            Ok(value) => RawJson::from_value(&value),
-            Err(_) => RawJson(raw),
+        match compacted(raw.get()).map(RawValue::from_string) {
+            Some(Ok(compact)) => RawJson(compact),
+            _ => RawJson(raw),
         }
     }
 
@@ -59,25 +57,31 @@ fn null() -> Box<RawValue> {
     RawValue::NULL.to_owned()
 }
 
-/// Whether `text` has no whitespace outside its strings.
-fn is_compact(text: &str) -> bool {
+/// `text` without whitespace outside its strings; None when it has none (the usual case:
+/// no copy). `text` is valid JSON, so dropping that whitespace leaves valid JSON.
+fn compacted(text: &str) -> Option<String> {
     let (mut in_string, mut escaped) = (false, false);
-    for &b in text.as_bytes() {
+    let mut out: Option<String> = None;
+    for (at, c) in text.char_indices() {
         if in_string {
             if escaped {
                 escaped = false;
-            } else if b == b'\\' {
+            } else if c == '\\' {
                 escaped = true;
-            } else if b == b'"' {
+            } else if c == '"' {
                 in_string = false;
             }
-        } else if b == b'"' {
+        } else if c == '"' {
             in_string = true;
-        } else if b.is_ascii_whitespace() {
-            return false;
+        } else if c.is_ascii_whitespace() {
+            out.get_or_insert_with(|| text[..at].to_owned());
+            continue;
+        }
+        if let Some(out) = out.as_mut() {
+            out.push(c);
         }
     }
-    true
+    out
 }
 
 impl PartialEq for RawJson {
@@ -124,8 +128,15 @@ mod tests {
 
     #[test]
     fn whitespace_outside_strings_is_removed() {
-        let raw = RawJson::parse("{\n  \"a\" : [1, 2],\n  \"s\": \"x  y\"\n}").map_err(|e| e.to_string());
-        assert_eq!(raw.as_ref().map(RawJson::get), Ok(r#"{"a":[1,2],"s":"x  y"}"#));
+        let raw = RawJson::parse("{\n  \"a\" : [1, 2],\n  \"s\": \"x \\\" y\"\n}").map_err(|e| e.to_string());
+        assert_eq!(raw.as_ref().map(RawJson::get), Ok(r#"{"a":[1,2],"s":"x \" y"}"#));
+        let pretty =
+            RawJson::parse("{ \"amount\": 10.50,\n \"big\": 123456789012345678901 }").map_err(|e| e.to_string());
+        assert_eq!(
+            pretty.as_ref().map(RawJson::get),
+            Ok(r#"{"amount":10.50,"big":123456789012345678901}"#),
+            "digits kept"
+        );
     }
 
     #[test]
