@@ -29,26 +29,32 @@ def save(fig, ax, out, name, title, xlabel, ylabel):
 
 
 def throughput(r, out):
-    names, rates, ceilings = [], [], []
+    names, rates, brokers, upstreams = [], [], [], []
     for run in r["poll_paths"]:
         names.append(f"{run['source']}\npoll path")
         rates.append(run["events_per_s"])
-        ceilings.append(run["ceiling"])
+        brokers.append(run["ceiling"])
+        upstreams.append(run.get("provider_ceiling") or 0)
+    intake = r["webhooks"].get("intake", {}).get("answered_per_s") or 0
     for w in r["webhooks"]["runs"]:
         if w["mode"] == "saturation":
             names.append(f"webhooks\n{w['callers']} callers")
             rates.append(w["answered_per_s"])
-            ceilings.append(w["ceiling"])
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+            brokers.append(max(w["ceiling"], intake) if intake else w["ceiling"])
+            upstreams.append(intake)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     x = range(len(names))
-    ax.bar([i - 0.2 for i in x], ceilings, width=0.4, label="ceiling (raw producer)", color="#bbbbbb")
-    ax.bar([i + 0.2 for i in x], rates, width=0.4, label="paybridge", color="#1f77b4")
-    for i, (rate, ceiling) in enumerate(zip(rates, ceilings)):
-        if ceiling:
-            ax.annotate(f"{rate / ceiling:.2f}×", (i + 0.2, rate), ha="center", va="bottom", fontsize=9)
+    ax.bar([i - 0.27 for i in x], brokers, width=0.27, label="broker ceiling (raw producer)", color="#bbbbbb")
+    ax.bar(list(x), upstreams, width=0.27,
+           label="upstream ceiling (raw client; webhooks: raw HTTP server)", color="#999966")
+    ax.bar([i + 0.27 for i in x], rates, width=0.27, label="paybridge", color="#1f77b4")
+    for i, (rate, broker, upstream) in enumerate(zip(rates, brokers, upstreams)):
+        lower = min(c for c in (broker, upstream) if c) if (broker or upstream) else 0
+        if lower:
+            ax.annotate(f"{rate / lower:.2f}×", (i + 0.27, rate), ha="center", va="bottom", fontsize=9)
     ax.set_xticks(list(x), names)
-    ax.set_ylim(top=max(ceilings + rates) * 1.25)
-    save(fig, ax, out, "throughput", "Throughput against the ceiling", "", "events/s")
+    ax.set_yscale("log")
+    save(fig, ax, out, "throughput", "Throughput against the lower of the two ceilings", "", "events/s (log)")
 
 
 def latency(r, out):
@@ -64,6 +70,9 @@ def latency(r, out):
         ax.annotate(f"{w['callers']} callers, closed loop (x = answered rate)",
                     (w["answered_per_s"], w["latency_ms"]["p999"]), fontsize=8)
     ax.axhline(25, color="red", linestyle="--", linewidth=1, label="p99 target (25 ms)")
+    ceiling = max((w["ceiling"] for w in r["webhooks"]["runs"]), default=0)
+    if ceiling:
+        ax.axvline(0.8 * ceiling, color="grey", linestyle=":", linewidth=1, label="0.8 × the path's ceiling")
     ax.set_yscale("log")
     save(fig, ax, out, "latency", "Webhook latency against the load", "webhooks per second", "latency, ms")
 

@@ -8,7 +8,8 @@
 //! Scenarios: the ceiling (a raw librdkafka producer, idempotent, acks=all, records of each
 //! source's event size, before and after the scenarios), start-up and idle memory, the
 //! three poll paths draining a backlog including the upstream acks or cursor commits,
-//! RippleNet webhooks at saturation and at offered rates below it, and the RippleNet poll path
+//! RippleNet webhooks (a raw HTTP server's answers to the same callers as the intake
+//! ceiling; paybridge at saturation and at offered fractions of the ceiling), the RippleNet poll path
 //! as the backlog grows and with other `pipeline.capacity` values, and 1, 2 and 3 processes
 //! (`[cluster]`) draining RippleNet and Checkout backlogs together.
 //!
@@ -29,6 +30,7 @@ mod support;
 
 mod ceiling;
 mod checkout;
+mod intake_ceiling;
 mod measure;
 mod payments_direct;
 mod profile;
@@ -59,7 +61,7 @@ struct Plan {
     capacities: Vec<usize>,
     /// Payments Direct backlogs of the scaling table.
     pd_scaling: Vec<usize>,
-    /// Offered webhook rates, as fractions of the rate answered at saturation (full) or per
+    /// Offered webhook rates, as fractions of the webhook path's ceiling (full) or per
     /// second (smoke).
     rates: Vec<f64>,
     webhook_seconds: f64,
@@ -99,7 +101,7 @@ impl Plan {
             scaling: list("PAYBRIDGE_BENCH_SCALING", &[1_000, 10_000, 100_000, 1_000_000]),
             pd_scaling: list("PAYBRIDGE_BENCH_PD_SCALING", &[100_000]),
             capacities: list("PAYBRIDGE_BENCH_CAPACITIES", &[1_000, 5_000, 50_000]),
-            rates: vec![0.25, 0.5, 0.75],
+            rates: vec![0.25, 0.5, 0.8],
             webhook_seconds: 5.0,
             starts: 5,
             idle: Duration::from_secs(3),
@@ -188,10 +190,10 @@ async fn main() {
 
     eprintln!("bench: webhooks at saturation ({CALLERS} callers), then offered at {:?}", plan.rates);
     let (rates, seconds) = (plan.rates.clone(), plan.webhook_seconds);
-    r.webhooks = webhooks::suite(&broker, plan.n, |saturated| {
+    r.webhooks = webhooks::suite(&broker, plan.n, rn_ceiling.best(), |ceiling| {
         rates
             .iter()
-            .map(|f| if full { (f * saturated / 50.0).round().max(1.0) * 50.0 } else { *f })
+            .map(|f| if full { (f * ceiling / 50.0).round().max(1.0) * 50.0 } else { *f })
             .map(|rate| (rate, (rate * seconds) as usize))
             .collect()
     })
@@ -298,7 +300,7 @@ async fn profile_pass(broker: &support::Broker, plan: &Plan, dir: &Path) {
     }
     if wanted("webhooks") {
         arm("webhooks");
-        let suite = webhooks::suite(broker, plan.n, |_| Vec::new()).await;
+        let suite = webhooks::suite(broker, plan.n, 0.0, |_| Vec::new()).await;
         for run in &suite.runs {
             eprintln!("bench: webhooks: {:.0}/s, latency {:?}", run.answered_per_s, run.latency_ms);
         }
@@ -359,6 +361,7 @@ fn smoke_checks(r: &Results) {
         assert!(w.sent > 0 && w.latency_ms.p50 > 0.0, "webhook level measured nothing: {w:?}");
     }
     assert_eq!(r.webhooks.runs.len(), 2, "one offered rate and saturation");
+    assert!(r.webhooks.intake.answered_200 > 0, "the intake ceiling was measured: {:?}", r.webhooks.intake);
     assert_eq!(r.startup.len(), 4);
     assert!(r.startup.iter().all(|s| s.median_ms > 0.0 && s.idle_rss_mib > 0.0));
     assert!(!r.targets.is_empty());

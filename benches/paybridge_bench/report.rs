@@ -86,6 +86,18 @@ fn target(what: String, target: &str, measured: String, met: bool) -> Target {
 }
 
 impl Results {
+    /// The webhook path's ceiling: the lower of the raw producer's (RippleNet-sized records)
+    /// and the raw HTTP server's (the intake ceiling), each where measured.
+    pub fn webhook_ceiling(&self) -> f64 {
+        let broker = self.ceilings.get("ripplenet").map(Ceiling::best).unwrap_or_default();
+        let intake = self.webhooks.intake.answered_per_s;
+        match (broker > 0.0, intake > 0.0) {
+            (true, true) => broker.min(intake),
+            (true, false) => broker,
+            _ => intake,
+        }
+    }
+
     /// Ratios against each source's ceiling, then the targets.
     pub fn settle(&mut self) {
         let best = |source: &str| self.ceilings.get(source).map(Ceiling::best).unwrap_or_default();
@@ -97,9 +109,10 @@ impl Results {
                 _ => rn,
             });
         }
+        let hooks = self.webhook_ceiling();
         for run in &mut self.webhooks.runs {
-            run.ceiling = rn;
-            run.ratio = if rn > 0.0 { run.answered_per_s / rn } else { 0.0 };
+            run.ceiling = hooks;
+            run.ratio = if hooks > 0.0 { run.answered_per_s / hooks } else { 0.0 };
         }
         self.targets = self.targets();
     }
@@ -131,10 +144,27 @@ impl Results {
             ));
         }
         let hooks = &self.webhooks.runs;
-        if let Some(sat) = hooks.iter().find(|r| r.mode == "saturation") {
-            let ok = sat.ratio >= 0.8 && sat.latency_ms.p99 <= 25.0;
-            let measured = format!("{:.2} × at p99 {:.1} ms", sat.ratio, sat.latency_ms.p99);
-            t.push(target("webhooks at saturation".into(), "≥ 0.8 × ceiling at p99 ≤ 25 ms", measured, ok));
+        // The highest open-loop level: the "up to 0.8 × the ceiling".
+        let top = hooks
+            .iter()
+            .filter(|r| r.mode == "offered")
+            .max_by(|a, b| a.offered_per_s.partial_cmp(&b.offered_per_s).unwrap_or(std::cmp::Ordering::Equal));
+        if let Some(top) = top {
+            let offered = top.offered_per_s.unwrap_or_default();
+            let share = if top.ceiling > 0.0 { offered / top.ceiling } else { 0.0 };
+            let all = top.answered_200 == top.sent;
+            // The offered rates are rounded to 50/s.
+            let ok = share >= 0.79 && all && top.latency_ms.p99 <= 25.0;
+            let measured = format!(
+                "{offered:.0}/s offered = {share:.2} × of {:.0}/s: {} answered 200 of {}, p99 {:.1} ms",
+                top.ceiling, top.answered_200, top.sent, top.latency_ms.p99
+            );
+            t.push(target(
+                "webhooks offered at 0.8 × the path's ceiling (lower of the raw producer and a raw HTTP server)".into(),
+                "all answered 200 at p99 ≤ 25 ms",
+                measured,
+                ok,
+            ));
         }
         let worst_p99 = hooks.iter().map(|r| r.latency_ms.p99).fold(0.0, f64::max);
         t.push(target(

@@ -91,6 +91,13 @@ fn scenario_cells(r: &Results) -> Vec<(String, String)> {
             format!("{:.0} / {:.0}", c.paybridge, c.broker),
         ));
     }
+    if r.webhooks.intake.sent > 0 {
+        cells.push((
+            "ceiling: raw HTTP server answering the webhooks (webhook rows: × the lower of it and the raw producer)"
+                .into(),
+            format!("{:.0}/s", r.webhooks.intake.answered_per_s),
+        ));
+    }
     let offered = r.webhooks.runs.iter().filter(|w| w.mode == "offered").count();
     let mut level = 0;
     for w in &r.webhooks.runs {

@@ -57,11 +57,29 @@ fn row(name: &str, rate: f64, ceiling: f64, calls: f64, p: &ProcessFigures) -> S
 pub fn webhooks(h: &WebhookSuite) -> String {
     let mut md = String::from(
         "### Webhook intake (RippleNet thin payloads, pollers on, one process)\n\n\
+         The path's ceiling is the lower of the raw producer's records/s and what a raw HTTP \
+         server on the same cores (it reads and parses each body and answers 200, nothing else) \
+         answers the same callers; the open-loop levels are fractions of it.\n\n\
          | load | sent | answered 200 | answered/s | × ceiling | p50 ms | p99 ms | p999 ms | upstream calls / webhook | other answers |\n\
          | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
+    let i = &h.intake;
+    if i.sent > 0 {
+        let _ = writeln!(
+            md,
+            "| raw HTTP server (intake ceiling), {} callers, closed loop | {} | {} | {:.0} | – | {:.1} | {:.1} | {:.1} | – | none |",
+            crate::webhooks::CALLERS,
+            i.sent,
+            i.answered_200,
+            i.answered_per_s,
+            i.latency_ms.p50,
+            i.latency_ms.p99,
+            i.latency_ms.p999,
+        );
+    }
     for w in &h.runs {
         let load = match (w.offered_per_s, w.callers) {
+            (Some(rate), _) if w.ceiling > 0.0 => format!("{rate:.0}/s offered ({:.2} × ceiling)", rate / w.ceiling),
             (Some(rate), _) => format!("{rate:.0}/s offered"),
             (_, Some(callers)) => format!("{callers} callers, closed loop"),
             _ => w.mode.clone(),

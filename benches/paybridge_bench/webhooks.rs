@@ -1,5 +1,6 @@
-//! RippleNet webhooks (thin payload `{"msg_id"}`) with the pollers on: closed-loop callers
-//! at saturation, then an open-loop load generator at fractions of the saturated rate. Each
+//! RippleNet webhooks (thin payload `{"msg_id"}`) with the pollers on: the intake ceiling
+//! (the same callers against a raw HTTP server), closed-loop callers at saturation, then an
+//! open-loop load generator at fractions of the path's ceiling. Each
 //! notification is created in the sandbox just before its webhook, as RippleNet does.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -37,22 +38,35 @@ pub struct WebhookRun {
     pub calls_per_webhook: f64,
 }
 
-/// Every load level, served by one `paybridge run`.
+/// Every load level, served by one `paybridge run`, and the intake ceiling.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct WebhookSuite {
     pub runs: Vec<WebhookRun>,
+    /// The same closed-loop callers against a raw HTTP server on the same cores
+    /// ([`crate::intake_ceiling`]).
+    #[serde(default)]
+    pub intake: WebhookRun,
     #[serde(flatten)]
     pub process: ProcessFigures,
 }
 
 pub const CALLERS: usize = 32;
 
-/// [`CALLERS`] closed-loop callers send `saturation` webhooks first; then the open-loop
-/// levels `levels(answered per second at saturation)` gives, each (offered per second,
-/// webhooks). The offered rates follow what this machine's intake can answer, not the
-/// broker's ceiling: with Apache Kafka the raw producer is tens of times faster than any
-/// HTTP intake on the same cores, and an offered rate beyond the intake only measures refusals.
-pub async fn suite(broker: &Broker, saturation: usize, levels: impl Fn(f64) -> Vec<(f64, usize)>) -> WebhookSuite {
+/// The intake ceiling first: [`CALLERS`] closed-loop callers send `saturation` webhooks to
+/// a raw HTTP server ([`crate::intake_ceiling`]). Then paybridge: the same callers at
+/// saturation, then the open-loop levels `levels(the path's ceiling)` gives, each (offered
+/// per second, webhooks), where the path's ceiling is the lower of the intake ceiling and
+/// `broker_ceiling` (the raw producer's records per second).
+pub async fn suite(
+    broker: &Broker,
+    saturation: usize,
+    broker_ceiling: f64,
+    levels: impl Fn(f64) -> Vec<(f64, usize)>,
+) -> WebhookSuite {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap_or_else(|e| panic!("{e}"));
+    let intake = crate::intake_ceiling::measure(&http, saturation).await;
+    eprintln!("bench: webhooks: raw HTTP server answered {:.0}/s", intake.answered_per_s);
+    let ceiling = if broker_ceiling > 0.0 { intake.answered_per_s.min(broker_ceiling) } else { intake.answered_per_s };
     let sb = Arc::new(Sandbox::start(Scenario::default()).await);
     let topics = Topics::new(broker, "bench-hooks");
     let section =
@@ -64,18 +78,17 @@ pub async fn suite(broker: &Broker, saturation: usize, levels: impl Fn(f64) -> V
         !request_times(&sb, "ripplenet", "ripplenet.poll_new").await.is_empty()
     })
     .await;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap_or_else(|e| panic!("{e}"));
     let mut total = 0;
     let level = measure_level(&sb, saturation, &mut total, closed_loop(&sb, &http, &url, saturation)).await;
     let saturated = WebhookRun { mode: "saturation".into(), callers: Some(CALLERS), ..level };
     let mut runs = Vec::new();
-    for (rate, count) in levels(saturated.answered_per_s) {
+    for (rate, count) in levels(ceiling) {
         eprintln!("bench: webhooks offered at {rate}/s ({count})");
         let level = measure_level(&sb, count, &mut total, offered(&sb, &http, &url, rate, count)).await;
         runs.push(WebhookRun { mode: "offered".into(), offered_per_s: Some(rate), ..level });
     }
     runs.push(saturated);
-    WebhookSuite { runs, process: run.finish(total, "rn") }
+    WebhookSuite { runs, intake, process: run.finish(total, "rn") }
 }
 
 /// Runs one level's load, waits for every acknowledgement, counts the upstream calls.
@@ -151,7 +164,7 @@ async fn offered(
 
 /// Closed loop: [`CALLERS`] callers, each sending its next webhook when the last one was
 /// answered; notifications are created 64 at a time as the callers need them.
-async fn closed_loop(
+pub async fn closed_loop(
     sb: &Arc<Sandbox>,
     http: &reqwest::Client,
     url: &str,

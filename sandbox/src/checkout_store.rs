@@ -1,6 +1,8 @@
 //! J.P. Morgan Checkout notifications in memory: a receive/ack queue with a visibility
 //! timeout and a new receipt handle per delivery, 30-day redelivery, and a period query.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -61,9 +63,17 @@ pub struct Delivery {
     pub receipt_handle: String,
 }
 
+/// Receives and acknowledgements cost what a real queue's do, not a scan of every message
+/// ever stored: an index by id, and receives start after the acknowledged front.
 #[derive(Default)]
 pub struct CheckoutStore {
     messages: Vec<Message>,
+    /// Where each message is in `messages` (the first one stored with that id).
+    by_id: HashMap<Uuid, usize>,
+    /// Every message before this position is acknowledged.
+    acked_front: usize,
+    /// Messages acknowledged.
+    acked: usize,
     /// Receives that asked for `autoAck=true`.
     pub auto_ack_receives: u64,
     /// Receives being answered now, and the most at once so far.
@@ -73,7 +83,19 @@ pub struct CheckoutStore {
 
 impl CheckoutStore {
     pub fn insert(&mut self, m: Message) {
+        self.by_id.entry(m.id).or_insert(self.messages.len());
+        if m.acked {
+            self.acked += 1;
+        }
         self.messages.push(m);
+        self.advance_front();
+    }
+
+    /// Moves the acknowledged front past the acknowledged messages at its place.
+    fn advance_front(&mut self) {
+        while self.messages.get(self.acked_front).is_some_and(|m| m.acked) {
+            self.acked_front += 1;
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -85,7 +107,7 @@ impl CheckoutStore {
     }
 
     pub fn unacked(&self) -> usize {
-        self.messages.iter().filter(|m| !m.acked).count()
+        self.messages.len() - self.acked
     }
 
     /// (deliveries in all, messages delivered more than once).
@@ -105,7 +127,7 @@ impl CheckoutStore {
         mut receipt: impl FnMut() -> String,
     ) -> Vec<Delivery> {
         let mut out = Vec::new();
-        for m in self.messages.iter_mut() {
+        for m in self.messages.iter_mut().skip(self.acked_front) {
             if out.len() >= max {
                 break;
             }
@@ -125,12 +147,17 @@ impl CheckoutStore {
     pub fn ack(&mut self, ids: &[String]) -> Vec<String> {
         let mut failed = Vec::new();
         for raw in ids {
-            let found = Uuid::parse_str(raw).ok().and_then(|id| self.messages.iter_mut().find(|m| m.id == id));
-            match found {
-                Some(m) => m.acked = true,
+            let at = Uuid::parse_str(raw).ok().and_then(|id| self.by_id.get(&id).copied());
+            match at.and_then(|i| self.messages.get_mut(i)) {
+                Some(m) if !m.acked => {
+                    m.acked = true;
+                    self.acked += 1;
+                }
+                Some(_) => {}
                 None => failed.push(raw.clone()),
             }
         }
+        self.advance_front();
         failed
     }
 
@@ -229,5 +256,27 @@ mod tests {
         assert_eq!(page[0]["messageInfo"], json!({"messageId": Uuid::from_u128(3).to_string(), "receiptHandle": ""}));
         let (page, _) = store.query(t0, t0 + Duration::seconds(4), 3, 3, false);
         assert!(page[0].get("messageInfo").is_none(), "the seed's answer has no messageInfo");
+    }
+
+    #[test]
+    fn acknowledgements_out_of_order_are_counted_once_and_never_delivered_again() {
+        let t0 = Utc::now();
+        let mut store = CheckoutStore::default();
+        for i in 1..=4 {
+            store.insert(message(i, t0));
+        }
+        let id = |i: u128| Uuid::from_u128(i).to_string();
+        assert!(store.ack(&[id(2), id(2), id(3)]).is_empty(), "twice is not a failure");
+        assert_eq!(store.unacked(), 2);
+        let mut handle = || "h".to_owned();
+        let got = store.receive(10, t0, Duration::seconds(30), Duration::days(30), &mut handle);
+        assert_eq!(got.iter().map(|d| d.message_id).collect::<Vec<_>>(), [Uuid::from_u128(1), Uuid::from_u128(4)]);
+        assert!(store.ack(&[id(1), id(4)]).is_empty());
+        assert_eq!(store.unacked(), 0);
+        let later = t0 + Duration::seconds(60);
+        assert!(store.receive(10, later, Duration::seconds(30), Duration::days(30), &mut handle).is_empty());
+        store.insert(message(5, later));
+        let got = store.receive(10, later, Duration::seconds(30), Duration::days(30), &mut handle);
+        assert_eq!(got.iter().map(|d| d.message_id).collect::<Vec<_>>(), [Uuid::from_u128(5)]);
     }
 }

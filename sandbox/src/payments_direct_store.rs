@@ -1,7 +1,8 @@
 //! Payments Direct 2.0 payments in memory: the documented lifecycle, state history,
 //! failure details, and search by time range with keyset pagination.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound::{Excluded, Included, Unbounded};
 
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -186,6 +187,36 @@ pub enum SortField {
     ExpiresAt,
 }
 
+impl SortField {
+    const ALL: [SortField; 3] = [SortField::InitiatedAt, SortField::LastStateUpdatedAt, SortField::ExpiresAt];
+
+    fn slot(self) -> usize {
+        match self {
+            SortField::InitiatedAt => 0,
+            SortField::LastStateUpdatedAt => 1,
+            SortField::ExpiresAt => 2,
+        }
+    }
+
+    fn of(self, p: &Payment) -> DateTime<Utc> {
+        match self {
+            SortField::InitiatedAt => p.initiated_at,
+            SortField::LastStateUpdatedAt => p.last_state_updated_at,
+            SortField::ExpiresAt => p.expires_at,
+        }
+    }
+
+    /// The time a range filter of `range` reads is this sort field's.
+    fn is_range(self, range: RangeType) -> bool {
+        matches!(
+            (self, range),
+            (SortField::InitiatedAt, RangeType::Creation)
+                | (SortField::LastStateUpdatedAt, RangeType::StatusLastUpdated)
+                | (SortField::ExpiresAt, RangeType::Expiry)
+        )
+    }
+}
+
 /// Where the previous page ended: the sort value and payment id of its last item.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageKey {
@@ -204,13 +235,25 @@ impl PageKey {
     }
 }
 
+/// Payments by id, and in the order of each sort field (as a search index would keep
+/// them), so a page costs its own length, not a pass over the store.
 #[derive(Default)]
 pub struct PaymentsStore {
     payments: HashMap<Uuid, Payment>,
+    /// (sort value, id) per [`SortField::slot`].
+    sorted: [BTreeSet<(DateTime<Utc>, Uuid)>; 3],
 }
 
 impl PaymentsStore {
     pub fn insert(&mut self, p: Payment) {
+        if let Some(old) = self.payments.remove(&p.id) {
+            for field in SortField::ALL {
+                self.sorted[field.slot()].remove(&(field.of(&old), old.id));
+            }
+        }
+        for field in SortField::ALL {
+            self.sorted[field.slot()].insert((field.of(&p), p.id));
+        }
         self.payments.insert(p.id, p);
     }
 
@@ -251,6 +294,9 @@ impl PaymentsStore {
             p.last_state_updated_at + chrono::Duration::milliseconds(1)
         };
         let t = Transition { from: p.state.clone(), to: to.to_owned(), at };
+        let by_state_time = &mut self.sorted[SortField::LastStateUpdatedAt.slot()];
+        by_state_time.remove(&(p.last_state_updated_at, p.id));
+        by_state_time.insert((at, p.id));
         p.state = to.to_owned();
         p.last_state_updated_at = at;
         p.history.push(t.clone());
@@ -270,6 +316,10 @@ impl PaymentsStore {
     /// token when more remain.
     pub fn search(&self, q: &Search, as_of: Option<DateTime<Utc>>) -> (Vec<Payment>, Option<PageKey>) {
         match as_of {
+            None if q.ids.is_empty() => {
+                let (page, token) = self.indexed_page(q);
+                (page.into_iter().cloned().collect(), token)
+            }
             None => {
                 let (page, token) = Self::page(q, self.payments.values());
                 (page.into_iter().cloned().collect(), token)
@@ -279,6 +329,67 @@ impl PaymentsStore {
                 let (page, token) = Self::page(q, then.iter());
                 (page.into_iter().cloned().collect(), token)
             }
+        }
+    }
+
+    /// One page for `q` read off the sort field's index: from the page key (or the range's
+    /// start, when the range is on the sort field) in the page's direction, filtered, up to
+    /// `size` (+1, to know whether more remain). The same page [`Self::page`] gives.
+    fn indexed_page(&self, q: &Search) -> (Vec<&Payment>, Option<PageKey>) {
+        let field = q.sort_field;
+        let index = &self.sorted[field.slot()];
+        let on_range = field.is_range(q.range);
+        let mark = q.after_key.as_ref().map(|k| (k.at, Uuid::parse_str(&k.key).unwrap_or_default()));
+        let in_range = |at: DateTime<Utc>| q.after.is_none_or(|a| at >= a) && q.before.is_none_or(|b| at <= b);
+        let entries: Box<dyn Iterator<Item = &(DateTime<Utc>, Uuid)>> = if q.descending {
+            let mut upper = match (on_range, q.before) {
+                (true, Some(b)) => Included((b, Uuid::max())),
+                _ => Unbounded,
+            };
+            if let Some(m) = mark
+                && matches!(upper, Included(u) if m <= u) | matches!(upper, Unbounded)
+            {
+                upper = Excluded(m);
+            }
+            Box::new(index.range((Unbounded, upper)).rev())
+        } else {
+            let mut lower = match (on_range, q.after) {
+                (true, Some(a)) => Included((a, Uuid::nil())),
+                _ => Unbounded,
+            };
+            if let Some(m) = mark
+                && matches!(lower, Included(l) if m >= l) | matches!(lower, Unbounded)
+            {
+                lower = Excluded(m);
+            }
+            Box::new(index.range((lower, Unbounded)))
+        };
+        let mut hits = Vec::new();
+        for &(at, id) in entries {
+            // Past the range's end on the sort field: nothing further can match.
+            if on_range && !in_range(at) {
+                break;
+            }
+            let Some(p) = self.payments.get(&id) else { continue };
+            let range_ok = on_range || in_range(Self::range_value(q.range, p));
+            if range_ok && (q.states.is_empty() || q.states.contains(&p.state)) {
+                hits.push(p);
+                if hits.len() > q.size {
+                    break;
+                }
+            }
+        }
+        let more = hits.len() > q.size;
+        hits.truncate(q.size);
+        let token = if more { hits.last().map(|p| PageKey { key: p.id.to_string(), at: field.of(p) }) } else { None };
+        (hits, token)
+    }
+
+    fn range_value(range: RangeType, p: &Payment) -> DateTime<Utc> {
+        match range {
+            RangeType::Creation => p.initiated_at,
+            RangeType::Expiry => p.expires_at,
+            RangeType::StatusLastUpdated => p.last_state_updated_at,
         }
     }
 
@@ -441,5 +552,63 @@ mod tests {
             }
         }
         assert_eq!(seen, (0..=12u128).map(Uuid::from_u128).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_indexed_search_pages_exactly_as_a_scan_of_every_payment() {
+        let t0 = Utc::now();
+        let mut store = PaymentsStore::default();
+        for i in 0..60u128 {
+            // Ties on every time field, and payments moved on in between.
+            let at = t0 + chrono::Duration::seconds((i % 7) as i64);
+            store.insert(payment(i * 7919 % 61 + 1, at));
+        }
+        for i in (1..40u128).step_by(3) {
+            let _ = store.transition(&Uuid::from_u128(i), "VALIDATING", t0 + chrono::Duration::seconds(3));
+        }
+        store.insert(payment(5, t0 + chrono::Duration::seconds(2)));
+        let fields = [SortField::InitiatedAt, SortField::LastStateUpdatedAt, SortField::ExpiresAt];
+        let ranges = [RangeType::Creation, RangeType::StatusLastUpdated, RangeType::Expiry];
+        let bounds = [
+            (None, None),
+            (Some(t0 + chrono::Duration::seconds(2)), None),
+            (None, Some(t0 + chrono::Duration::seconds(4))),
+            (Some(t0 + chrono::Duration::seconds(1)), Some(t0 + chrono::Duration::seconds(5))),
+        ];
+        let mut pages = 0;
+        for sort_field in fields {
+            for range in ranges {
+                for (after, before) in bounds {
+                    for descending in [false, true] {
+                        for states in [Vec::new(), vec!["VALIDATING".to_owned()]] {
+                            let mut q = Search {
+                                range,
+                                after,
+                                before,
+                                states,
+                                ids: Vec::new(),
+                                sort_field,
+                                descending,
+                                size: 7,
+                                after_key: None,
+                            };
+                            loop {
+                                let (indexed, token) = store.indexed_page(&q);
+                                let (scanned, scan_token) = PaymentsStore::page(&q, store.payments.values());
+                                let ids = |page: &[&Payment]| page.iter().map(|p| p.id).collect::<Vec<_>>();
+                                assert_eq!(ids(&indexed), ids(&scanned), "{q:?}");
+                                assert_eq!(token, scan_token, "{q:?}");
+                                pages += 1;
+                                match token {
+                                    Some(key) => q.after_key = Some(key),
+                                    None => break,
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(pages > 200, "{pages} pages compared");
     }
 }
