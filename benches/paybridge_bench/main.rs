@@ -295,7 +295,10 @@ async fn profile_pass(broker: &support::Broker, plan: &Plan, dir: &Path) {
     if !perf && wanted("startup") {
         eprintln!("bench: profile pass, startup (no perf)");
         for s in startup::measure_all(broker, plan.starts, plan.idle).await {
-            eprintln!("bench: startup {}: median {:.0} ms, idle RSS {:.1} MiB", s.sources, s.median_ms, s.idle_rss_mib);
+            eprintln!(
+                "bench: startup {}: median {:.0} ms, idle RSS {:.1} MiB (anonymous {:.1}, file pages {:.1}, {} threads)",
+                s.sources, s.median_ms, s.idle_rss_mib, s.idle_rss_anon_mib, s.idle_rss_file_mib, s.threads
+            );
         }
     }
     if wanted("webhooks") {

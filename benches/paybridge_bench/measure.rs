@@ -22,6 +22,13 @@ pub fn rss_mib(pid: u32) -> f64 {
     status_kib(pid, "VmRSS:") / 1024.0
 }
 
+/// Resident memory now, MiB: (heap and stacks, pages of files: the binary and libraries),
+/// and the number of threads.
+pub fn rss_split(pid: u32) -> (f64, f64, usize) {
+    let threads = status_kib(pid, "Threads:") as usize;
+    (status_kib(pid, "RssAnon:") / 1024.0, status_kib(pid, "RssFile:") / 1024.0, threads)
+}
+
 /// The highest resident memory the process reached, MiB.
 pub fn peak_rss_mib(pid: u32) -> f64 {
     status_kib(pid, "VmHWM:") / 1024.0

@@ -20,6 +20,13 @@ pub struct Startup {
     pub median_ms: f64,
     /// Resident memory after `idle_s` seconds without work (the last start).
     pub idle_rss_mib: f64,
+    /// Of it: anonymous memory (heap, stacks) and pages of files (the binary, libraries).
+    #[serde(default)]
+    pub idle_rss_anon_mib: f64,
+    #[serde(default)]
+    pub idle_rss_file_mib: f64,
+    #[serde(default)]
+    pub threads: usize,
     pub idle_s: f64,
 }
 
@@ -38,13 +45,14 @@ pub async fn measure_all(broker: &Broker, starts: usize, idle: Duration) -> Vec<
         let topics = Topics::new(broker, "bench-start");
         let config = setup::bridge_config(broker, &topics, None, &sections);
         let mut times = Vec::new();
-        let mut idle_rss = 0.0;
+        let (mut idle_rss, mut split) = (0.0, (0.0, 0.0, 0));
         for i in 0..starts {
             let run = Running::start(&config, broker.pid());
             times.push(run.ready.as_secs_f64() * 1e3);
             if i + 1 == starts {
                 tokio::time::sleep(idle).await;
                 idle_rss = measure::rss_mib(run.bridge.pid());
+                split = measure::rss_split(run.bridge.pid());
             }
             run.finish(1, name);
         }
@@ -55,6 +63,9 @@ pub async fn measure_all(broker: &Broker, starts: usize, idle: Duration) -> Vec<
             median_ms: sorted.get(sorted.len() / 2).copied().unwrap_or_default(),
             start_to_ready_ms: times,
             idle_rss_mib: idle_rss,
+            idle_rss_anon_mib: split.0,
+            idle_rss_file_mib: split.1,
+            threads: split.2,
             idle_s: idle.as_secs_f64(),
         });
     }
