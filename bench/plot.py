@@ -40,7 +40,8 @@ def throughput(r, out):
         if w["mode"] == "saturation":
             names.append(f"webhooks\n{w['callers']} callers")
             rates.append(w["answered_per_s"])
-            brokers.append(max(w["ceiling"], intake) if intake else w["ceiling"])
+            runs = r.get("ceilings", {}).get("ripplenet", {}).get("runs") or [w["ceiling"]]
+            brokers.append(max(runs))
             upstreams.append(intake)
     fig, ax = plt.subplots(figsize=(9, 4.5))
     x = range(len(names))
