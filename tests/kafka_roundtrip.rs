@@ -134,3 +134,35 @@ async fn an_unreachable_broker_is_an_error_naming_the_servers() {
         other => panic!("expected unreachable, got {other:?}"),
     }
 }
+
+/// `paybridge trace` reads the one partition a payment's key maps to: the partition it
+/// computes must be the one the producer picked, for librdkafka's default partitioner and
+/// for the Java-compatible and FNV-1a ones a user may configure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_land_in_the_partition_the_configured_partitioner_computes() {
+    use paybridge::sink::partition::Partitioner;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let broker = Broker::start();
+    for partitioner in [None, Some("murmur2_random"), Some("fnv1a_random")] {
+        let topic = broker.new_topic("partitioned", 6);
+        let mut kafka = kafka_config(&broker, &topic, "unused-dlq");
+        if let Some(p) = partitioner {
+            kafka.properties.insert("partitioner".into(), p.into());
+        }
+        let computed = Partitioner::configured(&kafka.properties).unwrap_or_else(|e| panic!("{e}"));
+        let producer: FutureProducer =
+            paybridge::sink::kafka::producer_config(&kafka).create().unwrap_or_else(|e| panic!("{e}"));
+        let mut used = std::collections::BTreeSet::new();
+        for i in 0..60 {
+            let key = paybridge::event::kafka_key(paybridge::event::Provider::Ripplenet, "acme", &format!("pay-{i}"));
+            let sent = producer
+                .send(FutureRecord::to(&topic).key(&key).payload("x"), Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|(e, _)| panic!("{partitioner:?}: {e}"));
+            assert_eq!(Some(sent.partition), computed.partition(key.as_bytes(), 6), "{partitioner:?}, key {key}");
+            used.insert(sent.partition);
+        }
+        assert!(used.len() > 3, "{partitioner:?}: 60 keys over 6 partitions used only {used:?}");
+    }
+}

@@ -5,6 +5,7 @@ pub mod dlq;
 pub mod errors;
 pub mod fatal;
 pub mod kafka;
+pub mod partition;
 pub mod published;
 pub mod refusals;
 pub mod state;
