@@ -20,6 +20,7 @@ pub mod schemas;
 pub mod sink;
 pub mod sources;
 pub mod tail;
+pub mod trace;
 
 use tokio_util::sync::CancellationToken;
 

@@ -58,6 +58,25 @@ enum Command {
         #[arg(long, value_enum, default_value = "pretty")]
         format: paybridge::tail::Format,
     },
+    /// Every event of one payment in the events topic and the DLQ, in order (time, state
+    /// change, event id, topic/partition@offset, the DLQ reason). Reads only the partition
+    /// the payment's key maps to. Exit 0: events found; 1: none, or Kafka could not be read;
+    /// 2: bad input.
+    Trace {
+        #[arg(long, short, env = "PAYBRIDGE_CONFIG")]
+        config: PathBuf,
+        /// The payment id as the provider writes it (RippleNet payment_id, Checkout order
+        /// id, Payments Direct paymentId).
+        payment_id: String,
+        /// Only this source's events (its provider and account); default: every source's.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only records written since then: RFC 3339, a date (UTC), or a duration ago (2h, 3d).
+        #[arg(long, value_parser = paybridge::trace::parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, value_enum, default_value = "pretty")]
+        format: paybridge::trace::Format,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -125,6 +144,15 @@ fn main() -> ExitCode {
             init_backfill_tracing(&loaded.log);
             tail(&loaded.kafka, from_beginning, format)
         }
+        Command::Trace { config, payment_id, source, since, format } => {
+            let loaded = match load_or_explain(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_backfill_tracing(&loaded.log);
+            let request = paybridge::trace::Request { payment_id, source, since };
+            trace(&loaded, &request, format)
+        }
         Command::Backfill { config, source, from, to, slice, page_size } => {
             let loaded = match load_or_explain(&config) {
                 Ok(c) => c,
@@ -183,6 +211,42 @@ fn init_backfill_tracing(log: &config::LogConfig) {
 
 /// Tails the topic until a signal; the summary goes to stderr. Exit 0 when stopped, 1 when
 /// the topic cannot be read.
+fn trace(loaded: &config::Config, request: &paybridge::trace::Request, format: paybridge::trace::Format) -> ExitCode {
+    match paybridge::trace::trace(&loaded.kafka, &loaded.sources, request) {
+        Ok(report) => {
+            let printed = match format {
+                paybridge::trace::Format::Pretty => {
+                    let mut out = String::new();
+                    for found in &report.found {
+                        out.push_str(&paybridge::trace::line(found));
+                        out.push('\n');
+                    }
+                    out
+                }
+                paybridge::trace::Format::Json => {
+                    serde_json::to_string_pretty(&report).map(|t| t + "\n").unwrap_or_default()
+                }
+            };
+            print!("{printed}");
+            let read: u64 = report.reads.iter().map(|r| r.records_read).sum();
+            eprintln!(
+                "{} record(s) of payment {} in {} partition(s) read ({read} records)",
+                report.found.len(),
+                report.payment_id,
+                report.reads.len()
+            );
+            if let Some(why) = &report.whole_topic_because {
+                eprintln!("note: {why}");
+            }
+            if report.found.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
+        Err(e) => {
+            eprintln!("paybridge trace: {e}");
+            if e.is_bad_input() { ExitCode::from(2) } else { ExitCode::FAILURE }
+        }
+    }
+}
+
 fn tail(kafka: &config::KafkaConfig, from_beginning: bool, format: paybridge::tail::Format) -> ExitCode {
     let Ok(runtime) = tokio::runtime::Runtime::new() else {
         eprintln!("paybridge tail: cannot start the async runtime");
