@@ -23,7 +23,8 @@
 //! `PAYBRIDGE_BENCH_SOURCE`, `PAYBRIDGE_BENCH_CHECKOUT` config additions (setup.rs);
 //! `PAYBRIDGE_BENCH_PROFILE_ONLY=1` runs only the flame-graph pass, and
 //! `PAYBRIDGE_BENCH_PROFILE_PATHS` ("ripplenet,checkout,payments_direct,webhooks", and "startup" without perf) picks its paths,
-//! `PAYBRIDGE_BENCH_KEEP_FOLDED=1` keeps the folded stacks beside each flame graph.
+//! `PAYBRIDGE_BENCH_KEEP_FOLDED=1` keeps the folded stacks beside each flame graph, and
+//! `PAYBRIDGE_BENCH_REPORT_FROM=<latest.json>` only writes the report again from a run's figures.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -143,6 +144,14 @@ const ENGINES: [&str; 2] = ["kafka", "tansu"];
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let plan = Plan::new(full);
+    // The report again from a run's latest.json (after a change to the report itself).
+    if let Ok(json) = std::env::var("PAYBRIDGE_BENCH_REPORT_FROM") {
+        let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        let mut r: Results = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{json}: {e}"));
+        r.settle();
+        write(&plan, &r);
+        return;
+    }
     let broker = support::Broker::start_own();
     let (engine, broker_name) = match broker.engine() {
         support::Engine::Kafka => ("kafka", "Apache Kafka 4.1.1, one combined KRaft node"),

@@ -143,6 +143,38 @@ impl Results {
                 run.calls_per_event <= bound,
             ));
         }
+        for run in &self.poll_paths {
+            let cpu = run.process.cpu_per_1000_events_ms.paybridge;
+            t.push(target(
+                format!("{} poll path: paybridge CPU per 1,000 events", run.source),
+                "≤ 20 ms",
+                format!("{cpu:.0} ms"),
+                cpu <= 20.0,
+            ));
+        }
+        let hooks_cpu = self.webhooks.process.cpu_per_1000_events_ms.paybridge;
+        if hooks_cpu > 0.0 {
+            t.push(target(
+                "webhooks: paybridge CPU per 1,000 webhooks (all levels)".into(),
+                "≤ 50 ms",
+                format!("{hooks_cpu:.0} ms"),
+                hooks_cpu <= 50.0,
+            ));
+        }
+        // Cost as work grows: the largest RippleNet backlog against the default run.
+        let rn_default = self.poll_paths.iter().find(|p| p.source == "ripplenet").map(|p| p.events_per_s);
+        let largest = self.scaling_backlog.iter().filter(|p| p.source == "ripplenet").max_by_key(|p| p.backlog);
+        if let (Some(base), Some(big)) = (rn_default, largest)
+            && base > 0.0
+        {
+            let share = big.events_per_s / base;
+            t.push(target(
+                format!("ripplenet events/s at a backlog of {} against the default run", big.backlog),
+                "flat (≥ 0.9 ×)",
+                format!("{:.0}/s = {share:.2} ×", big.events_per_s),
+                share >= 0.9,
+            ));
+        }
         let hooks = &self.webhooks.runs;
         // The highest open-loop level: the "up to 0.8 × the ceiling".
         let top = hooks
