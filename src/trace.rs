@@ -33,6 +33,8 @@ pub enum TraceError {
     Metadata { topic: String, servers: String, source: Box<KafkaError> },
     #[error("cannot read {topic} partition {partition}: {source}")]
     Read { topic: String, partition: i32, source: Box<KafkaError> },
+    #[error("topic {0} does not exist (paybridge run creates it with kafka.create_topics = true)")]
+    NoTopic(String),
     #[error("{topic} partition {partition} stopped answering at offset {offset} (end {end})")]
     Stalled { topic: String, partition: i32, offset: i64, end: i64 },
 }
@@ -188,6 +190,9 @@ fn partition_count(consumer: &BaseConsumer, kafka: &KafkaConfig, topic: &str) ->
         .filter(|t| t.name() == topic && t.error().is_none())
         .map(|t| t.partitions().len())
         .sum::<usize>();
+    if count == 0 {
+        return Err(TraceError::NoTopic(topic.to_owned()));
+    }
     Ok(i32::try_from(count).unwrap_or(i32::MAX))
 }
 
@@ -313,7 +318,8 @@ pub fn line(found: &Found) -> String {
 
 /// Progress on stderr: a bar per partition on a terminal, a line per partition otherwise.
 enum Progress {
-    Bar(indicatif::ProgressBar),
+    /// The bar, and the first offset of the partition being read.
+    Bar(indicatif::ProgressBar, std::cell::Cell<i64>),
     Lines,
 }
 
@@ -326,30 +332,29 @@ impl Progress {
         let style = indicatif::ProgressStyle::with_template("{spinner} {msg} {wide_bar} {pos}/{len} records")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         bar.set_style(style);
-        Self::Bar(bar)
+        Self::Bar(bar, std::cell::Cell::new(0))
     }
 
     fn start(&self, topic: &str, partition: i32, from: i64, end: i64) {
         match self {
-            Self::Bar(bar) => {
+            Self::Bar(bar, first) => {
+                first.set(from);
                 bar.set_message(format!("{topic}/{partition}"));
                 bar.set_length(u64::try_from(end.saturating_sub(from)).unwrap_or(0));
                 bar.set_position(0);
-                bar.set_prefix(from.to_string());
             }
             Self::Lines => eprintln!("trace: reading {topic} partition {partition}, offsets {from} to {end}"),
         }
     }
 
     fn at(&self, next: i64) {
-        if let Self::Bar(bar) = self {
-            let from: i64 = bar.prefix().parse().unwrap_or(0);
-            bar.set_position(u64::try_from(next.saturating_sub(from)).unwrap_or(0));
+        if let Self::Bar(bar, first) = self {
+            bar.set_position(u64::try_from(next.saturating_sub(first.get())).unwrap_or(0));
         }
     }
 
     fn finish(&self) {
-        if let Self::Bar(bar) = self {
+        if let Self::Bar(bar, _) = self {
             bar.finish_and_clear();
         }
     }

@@ -130,6 +130,13 @@ async fn trace_finds_every_event_of_one_payment_reading_only_its_partitions() {
     let (code, _, stderr) = trace(&config, &["pay-traced", "--source", "nope"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("\"nope\""), "{stderr}");
+    // A DLQ topic that does not exist is said, not read as empty.
+    let missing = dir.path().join("missing.toml");
+    let text = std::fs::read_to_string(&config).unwrap_or_default().replace(&dlq, "trace-no-such-dlq");
+    std::fs::write(&missing, text).unwrap_or_else(|e| panic!("{e}"));
+    let (code, _, stderr) = trace(&missing, &["pay-traced"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("topic trace-no-such-dlq does not exist"), "{stderr}");
     // --since after the last record: nothing to read, nothing found.
     let (code, _, stderr) = trace(&config, &["pay-traced", "--since", "2999-01-01"]);
     assert_eq!(code, Some(1), "{stderr}");
