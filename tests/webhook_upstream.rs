@@ -110,7 +110,8 @@ async fn a_flood_of_forged_webhooks_costs_the_provider_at_most_the_configured_ca
     let allowed = PER_SECOND as f64 * (elapsed.as_secs_f64() + 1.0);
     assert!((fetched as f64) <= allowed, "{fetched} upstream calls, at most {allowed:.0} allowed");
     assert!(fetched as u64 >= PER_SECOND, "the calls within the cap are made ({fetched})");
-    assert!(rate >= 1_000.0, "the flood is a flood ({rate:.0}/s)");
+    // A flood: ten times the cap at least (a half-speed CI machine sent 898/s; 1,000 was too tight).
+    assert!(rate >= 10.0 * PER_SECOND as f64, "the flood is a flood ({rate:.0}/s)");
     assert!(tally.too_many.load(Ordering::Relaxed) >= sent - fetched as u64 - tally.other.load(Ordering::Relaxed));
     assert_eq!(tally.without_retry_after.load(Ordering::Relaxed), 0, "every 429 says when to come back");
     assert_eq!(tally.other.load(Ordering::Relaxed), 0, "only 200 (unknown payment) and 429");
