@@ -1,11 +1,14 @@
 //! The `paybridge` command line.
 
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use paybridge::config::{self, LogFormat};
+use cli::{init_command_tracing as init_backfill_tracing, init_tracing, load_or_explain};
+use paybridge::config;
 use paybridge::schemas;
 
 /// Moves payment-provider notifications into Kafka; nothing is acknowledged upstream
@@ -77,6 +80,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "pretty")]
         format: paybridge::trace::Format,
     },
+    /// The dead-letter topic: list its records with why they are there, show one whole,
+    /// redrive chosen ones to their topic once the cause is fixed.
+    Dlq(cli::dlq::DlqArgs),
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -144,6 +150,7 @@ fn main() -> ExitCode {
             init_backfill_tracing(&loaded.log);
             tail(&loaded.kafka, from_beginning, format)
         }
+        Command::Dlq(args) => cli::dlq::run(args),
         Command::Trace { config, payment_id, source, since, format } => {
             let loaded = match load_or_explain(&config) {
                 Ok(c) => c,
@@ -182,35 +189,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// The configuration at `path`, or its errors on stderr and exit code 2.
-fn load_or_explain(path: &std::path::Path) -> Result<config::Config, ExitCode> {
-    config::load_file(path).map_err(|errors| {
-        eprint!("{}: {errors}", path.display());
-        ExitCode::from(2)
-    })
-}
-
-fn init_tracing(log: &config::LogConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // librdkafka's repeated connection warnings: once per kind and minute, one a second.
-    let writer = paybridge::log_limit::LimitedStderr::default();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
-    match log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
-/// Warnings and errors only unless RUST_LOG says otherwise: the progress is the output.
-fn init_backfill_tracing(log: &config::LogConfig) {
-    let quiet = config::LogConfig { level: "warn".into(), ..log.clone() };
-    init_tracing(&quiet);
-}
-
-/// Tails the topic until a signal; the summary goes to stderr. Exit 0 when stopped, 1 when
-/// the topic cannot be read.
+/// Prints what the trace found; the summary goes to stderr.
 fn trace(loaded: &config::Config, request: &paybridge::trace::Request, format: paybridge::trace::Format) -> ExitCode {
     match paybridge::trace::trace(&loaded.kafka, &loaded.sources, request) {
         Ok(report) => {
@@ -247,6 +226,8 @@ fn trace(loaded: &config::Config, request: &paybridge::trace::Request, format: p
     }
 }
 
+/// Tails the topic until a signal; the summary goes to stderr. Exit 0 when stopped, 1 when
+/// the topic cannot be read.
 fn tail(kafka: &config::KafkaConfig, from_beginning: bool, format: paybridge::tail::Format) -> ExitCode {
     let Ok(runtime) = tokio::runtime::Runtime::new() else {
         eprintln!("paybridge tail: cannot start the async runtime");

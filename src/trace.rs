@@ -4,24 +4,16 @@
 //! `--since` (or the partition's start) to the end it had when the read began: the answer
 //! costs one partition, however large the topic.
 
-use std::io::IsTerminal;
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::message::Message;
 use serde::Serialize;
 
 use crate::config::{KafkaConfig, SourceConfig};
 use crate::event::{CanonicalEvent, kafka_key};
+use crate::progress::Progress;
 use crate::sink::dlq::{ERROR_CODE_HEADER, REASON_HEADER};
-use crate::sink::kafka::consumer_config;
 use crate::sink::partition::Partitioner;
-
-/// The longest wait for one fetch before the read is given up (the broker stopped answering).
-const FETCH_PATIENCE: Duration = Duration::from_secs(30);
+use crate::sink::scan::{Next, ScanError, Scanner, header, written_at};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
@@ -29,14 +21,8 @@ pub enum TraceError {
     UnknownSource(String),
     #[error("the payment id is empty")]
     EmptyPayment,
-    #[error("cannot read the metadata of {topic} from {servers}: {source}")]
-    Metadata { topic: String, servers: String, source: Box<KafkaError> },
-    #[error("cannot read {topic} partition {partition}: {source}")]
-    Read { topic: String, partition: i32, source: Box<KafkaError> },
-    #[error("topic {0} does not exist (paybridge run creates it with kafka.create_topics = true)")]
-    NoTopic(String),
-    #[error("{topic} partition {partition} stopped answering at offset {offset} (end {end})")]
-    Stalled { topic: String, partition: i32, offset: i64, end: i64 },
+    #[error(transparent)]
+    Scan(#[from] ScanError),
 }
 
 impl TraceError {
@@ -145,11 +131,7 @@ pub fn keys(sources: &[SourceConfig], request: &Request) -> Result<Vec<String>, 
 pub fn trace(kafka: &KafkaConfig, sources: &[SourceConfig], request: &Request) -> Result<Report, TraceError> {
     let keys = keys(sources, request)?;
     let partitioner = Partitioner::configured(&kafka.properties);
-    let group = format!("paybridge-trace-{}", uuid::Uuid::new_v4());
-    let consumer: BaseConsumer = consumer_config(kafka, &group)
-        .set("enable.partition.eof", "false")
-        .create()
-        .map_err(|source| TraceError::Read { topic: kafka.topic.clone(), partition: -1, source: Box::new(source) })?;
+    let scanner = Scanner::new(kafka, "trace")?;
     let mut report = Report {
         payment_id: request.payment_id.trim().to_owned(),
         keys: keys.clone(),
@@ -157,9 +139,9 @@ pub fn trace(kafka: &KafkaConfig, sources: &[SourceConfig], request: &Request) -
         reads: Vec::new(),
         whole_topic_because: partitioner.as_ref().err().map(ToString::to_string),
     };
-    let progress = Progress::for_stderr();
+    let progress = Progress::for_stderr("trace");
     for topic in [&kafka.topic, &kafka.dlq_topic] {
-        let count = partition_count(&consumer, kafka, topic)?;
+        let count = scanner.partition_count(topic)?;
         let mut partitions: Vec<i32> = match &partitioner {
             Ok(p) => keys.iter().filter_map(|k| p.partition(k.as_bytes(), count)).collect(),
             Err(_) => (0..count).collect(),
@@ -167,9 +149,20 @@ pub fn trace(kafka: &KafkaConfig, sources: &[SourceConfig], request: &Request) -
         partitions.sort_unstable();
         partitions.dedup();
         for partition in partitions {
-            let read = read_partition(&consumer, kafka, topic, partition, request.since, &keys, &progress)?;
-            report.found.extend(read.1);
-            report.reads.push(read.0);
+            let span = scanner.span(topic, partition, request.since)?;
+            if !span.is_empty() {
+                let what = format!("reading {topic} partition {partition} from offset {}", span.from);
+                progress.start(&what, u64::try_from(span.from).unwrap_or(0), span.len());
+            }
+            let records_read = scanner.read(topic, span, |message| {
+                progress.at(u64::try_from(message.offset()).unwrap_or(0).saturating_add(1));
+                if message.key().is_some_and(|k| keys.iter().any(|key| key.as_bytes() == k)) {
+                    report.found.push(describe(message, topic));
+                }
+                Next::Continue
+            })?;
+            let (from_offset, end_offset) = (span.from, span.end);
+            report.reads.push(PartitionRead { topic: topic.clone(), partition, from_offset, end_offset, records_read });
         }
     }
     progress.finish();
@@ -177,102 +170,10 @@ pub fn trace(kafka: &KafkaConfig, sources: &[SourceConfig], request: &Request) -
     Ok(report)
 }
 
-fn partition_count(consumer: &BaseConsumer, kafka: &KafkaConfig, topic: &str) -> Result<i32, TraceError> {
-    let metadata =
-        consumer.fetch_metadata(Some(topic), kafka.metadata_timeout.get()).map_err(|source| TraceError::Metadata {
-            topic: topic.to_owned(),
-            servers: kafka.bootstrap_servers.clone(),
-            source: Box::new(source),
-        })?;
-    let count = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .map(|t| t.partitions().len())
-        .sum::<usize>();
-    if count == 0 {
-        return Err(TraceError::NoTopic(topic.to_owned()));
-    }
-    Ok(i32::try_from(count).unwrap_or(i32::MAX))
-}
-
-/// Reads one partition from `since` (or its start) to the end it has now.
-fn read_partition(
-    consumer: &BaseConsumer,
-    kafka: &KafkaConfig,
-    topic: &str,
-    partition: i32,
-    since: Option<DateTime<Utc>>,
-    keys: &[String],
-    progress: &Progress,
-) -> Result<(PartitionRead, Vec<Found>), TraceError> {
-    let failed = |source| TraceError::Read { topic: topic.to_owned(), partition, source: Box::new(source) };
-    let timeout = kafka.metadata_timeout.get();
-    let (low, end) = consumer.fetch_watermarks(topic, partition, timeout).map_err(failed)?;
-    let start = match since {
-        None => low,
-        Some(t) => {
-            let mut wanted = TopicPartitionList::new();
-            wanted.add_partition_offset(topic, partition, Offset::Offset(t.timestamp_millis())).map_err(failed)?;
-            let answer = consumer.offsets_for_times(wanted, timeout).map_err(failed)?;
-            // No record at or after `since`: nothing to read.
-            match answer.find_partition(topic, partition).map(|p| p.offset()) {
-                Some(Offset::Offset(o)) => o.max(low),
-                _ => end,
-            }
-        }
-    };
-    let mut read =
-        PartitionRead { topic: topic.to_owned(), partition, from_offset: start, end_offset: end, records_read: 0 };
-    let mut found = Vec::new();
-    if start >= end {
-        return Ok((read, found));
-    }
-    progress.start(topic, partition, start, end);
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, partition, Offset::Offset(start)).map_err(failed)?;
-    consumer.assign(&assignment).map_err(failed)?;
-    let mut next = start;
-    let mut waited = Duration::ZERO;
-    while next < end {
-        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
-            waited += Duration::from_millis(500);
-            if waited >= FETCH_PATIENCE {
-                return Err(TraceError::Stalled { topic: topic.to_owned(), partition, offset: next, end });
-            }
-            continue;
-        };
-        waited = Duration::ZERO;
-        let message = message.map_err(failed)?;
-        if message.offset() >= end {
-            break;
-        }
-        next = message.offset().saturating_add(1);
-        read.records_read = read.records_read.saturating_add(1);
-        progress.at(next);
-        let matches = message.key().is_some_and(|k| keys.iter().any(|key| key.as_bytes() == k));
-        if matches {
-            found.push(describe(&message, topic));
-        }
-    }
-    consumer.unassign().map_err(failed)?;
-    Ok((read, found))
-}
-
-fn header(message: &impl Message, name: &str) -> Option<String> {
-    let headers = message.headers()?;
-    headers
-        .iter()
-        .filter(|h| h.key == name)
-        .filter_map(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .last()
-}
-
 fn describe(message: &impl Message, topic: &str) -> Found {
     let (_, value) = crate::registry::wire::split(message.payload().unwrap_or_default());
     let event = serde_json::from_slice::<CanonicalEvent>(value).ok();
-    let written_at = message.timestamp().to_millis().and_then(DateTime::<Utc>::from_timestamp_millis);
+    let written_at = written_at(message);
     Found {
         topic: topic.to_owned(),
         partition: message.partition(),
@@ -314,48 +215,4 @@ pub fn line(found: &Found) -> String {
         }
     }
     text
-}
-
-/// Progress on stderr: a bar per partition on a terminal, a line per partition otherwise.
-enum Progress {
-    /// The bar, and the first offset of the partition being read.
-    Bar(indicatif::ProgressBar, std::cell::Cell<i64>),
-    Lines,
-}
-
-impl Progress {
-    fn for_stderr() -> Self {
-        if !std::io::stderr().is_terminal() {
-            return Self::Lines;
-        }
-        let bar = indicatif::ProgressBar::new(0);
-        let style = indicatif::ProgressStyle::with_template("{spinner} {msg} {wide_bar} {pos}/{len} records")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        bar.set_style(style);
-        Self::Bar(bar, std::cell::Cell::new(0))
-    }
-
-    fn start(&self, topic: &str, partition: i32, from: i64, end: i64) {
-        match self {
-            Self::Bar(bar, first) => {
-                first.set(from);
-                bar.set_message(format!("{topic}/{partition}"));
-                bar.set_length(u64::try_from(end.saturating_sub(from)).unwrap_or(0));
-                bar.set_position(0);
-            }
-            Self::Lines => eprintln!("trace: reading {topic} partition {partition}, offsets {from} to {end}"),
-        }
-    }
-
-    fn at(&self, next: i64) {
-        if let Self::Bar(bar, first) = self {
-            bar.set_position(u64::try_from(next.saturating_sub(first.get())).unwrap_or(0));
-        }
-    }
-
-    fn finish(&self) {
-        if let Self::Bar(bar, _) = self {
-            bar.finish_and_clear();
-        }
-    }
 }

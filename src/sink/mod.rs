@@ -8,6 +8,7 @@ pub mod kafka;
 pub mod partition;
 pub mod published;
 pub mod refusals;
+pub mod scan;
 pub mod state;
 pub mod topics;
 pub mod transaction;

@@ -18,6 +18,7 @@ pub mod ripplenet;
 pub mod sandbox;
 pub mod sources;
 pub mod store;
+pub mod topic_config;
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,45 @@
+//! The command line's own parts: argument types, printing and exit codes of the operator
+//! commands (the library returns typed results).
+
+pub mod dlq;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use paybridge::config::{self, LogFormat};
+
+/// The configuration at `path`, or its errors on stderr and exit code 2.
+pub fn load_or_explain(path: &Path) -> Result<config::Config, ExitCode> {
+    config::load_file(path).map_err(|errors| {
+        eprint!("{}: {errors}", path.display());
+        ExitCode::from(2)
+    })
+}
+
+pub fn init_tracing(log: &config::LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // librdkafka's repeated connection warnings: once per kind and minute, one a second.
+    let writer = paybridge::log_limit::LimitedStderr::default();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Warnings and errors only unless RUST_LOG says otherwise: the command's output is the output.
+pub fn init_command_tracing(log: &config::LogConfig) {
+    let quiet = config::LogConfig { level: "warn".into(), ..log.clone() };
+    init_tracing(&quiet);
+}
+
+/// How an operator command prints its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Lines for a person.
+    Pretty,
+    /// JSON for scripts (one object per line for lists).
+    Json,
+}
