@@ -7,6 +7,7 @@ pub mod backfill;
 pub mod bridge;
 pub mod cluster;
 pub mod config;
+pub mod cursor_command;
 pub mod dead_letter;
 pub mod event;
 pub mod health;

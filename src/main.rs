@@ -83,6 +83,9 @@ enum Command {
     /// The dead-letter topic: list its records with why they are there, show one whole,
     /// redrive chosen ones to their topic once the cause is fixed.
     Dlq(cli::dlq::DlqArgs),
+    /// The position of a Payments Direct source: show it, or move it (back to publish a
+    /// stretch again, forward to skip one) on a running deployment.
+    Cursor(cli::cursor::CursorArgs),
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -151,6 +154,7 @@ fn main() -> ExitCode {
             tail(&loaded.kafka, from_beginning, format)
         }
         Command::Dlq(args) => cli::dlq::run(args),
+        Command::Cursor(args) => cli::cursor::run(args),
         Command::Trace { config, payment_id, source, since, format } => {
             let loaded = match load_or_explain(&config) {
                 Ok(c) => c,

@@ -187,6 +187,8 @@ async fn after_20000_positions_the_last_one_is_found_within_the_metadata_timeout
             committed_at: chrono::Utc::now(),
             epoch: None,
             tenure: None,
+            owner: None,
+            reset: false,
         })
         .unwrap_or_default()
     };
@@ -263,7 +265,11 @@ async fn a_takeover_starts_from_the_position_in_force_when_its_claim_landed() {
     let records = tokio::task::block_in_place(|| s.broker.read_to_end(&s.kafka.state_topic, Duration::from_secs(20)));
     let home: HashSet<i32> = records.iter().map(|r| r.partition).collect();
     assert_eq!(home.len(), 1, "every record of the source sits in one partition");
-    let mut records: Vec<_> = records.iter().map(|r| (r.offset, r.json())).collect();
+    // Each takeover tombstones the key of the tenure before it once its own position is in.
+    let tombstoned: std::collections::BTreeSet<&str> =
+        records.iter().filter(|r| r.value.is_empty()).filter_map(|r| r.key.as_deref()).collect();
+    assert_eq!(tombstoned, ["pd#1", "pd#2", "pd#3"].into(), "every earlier tenure's key, never the newest");
+    let mut records: Vec<_> = records.iter().filter(|r| !r.value.is_empty()).map(|r| (r.offset, r.json())).collect();
     records.sort_by_key(|(offset, _)| *offset);
     // (epoch, claim offset) of the tenure in force, and the position in force.
     let mut tenure = (0, -1);

@@ -1,6 +1,7 @@
 //! The command line's own parts: argument types, printing and exit codes of the operator
 //! commands (the library returns typed results).
 
+pub mod cursor;
 pub mod dlq;
 
 use std::path::Path;

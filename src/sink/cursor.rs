@@ -18,7 +18,9 @@ use tokio::time::Instant;
 use super::kafka::{EventRecord, SendError, Written, await_delivery, producer_config, send_waiting};
 use super::published::{Published, published_since};
 use super::refusals::Refusals;
-use super::state::{ClaimRecord, CursorRecord, StateError, StateReader, home_partition};
+use super::state::{
+    ClaimRecord, CursorRecord, StateError, StateReader, home_partition, predecessor_keys, this_owner, tombstone,
+};
 use super::transaction::machine::Ended;
 use super::transaction::{TransactionError, TransactionalWriter};
 use crate::ack::BatchOutcome;
@@ -105,6 +107,8 @@ pub struct CursorCommitter {
     home: AtomicI32,
     /// Reads the position back (one client for every read of this committer).
     reader: StateReader,
+    /// At-least-once: the earlier tenures' keys to tombstone again once due.
+    tombstone_again: std::sync::Mutex<Option<(Instant, Vec<String>)>>,
 }
 
 /// How long a new owner waits after its claim before looking for a concurrent one.
@@ -151,14 +155,15 @@ impl CursorCommitter {
             epoch_checked: std::sync::Mutex::new(None),
             home: AtomicI32::new(-1),
             reader: StateReader::new(kafka, source),
+            tombstone_again: std::sync::Mutex::new(None),
         })
     }
 
     /// Starts a tenure of the source: the committed position it starts from, or None when
     /// there is none (the caller starts from `initial`).
     ///
-    /// `[cluster]`, at-least-once: first claims the source under an epoch above the newest
-    /// (see [`super::state`]). Once the broker confirmed the claim and a competing claim had
+    /// At-least-once (one replica or `[cluster]`): first claims the source under an epoch
+    /// above the newest (see [`super::state`]). Once the broker confirmed the claim and a competing claim had
     /// time to show, it reads the position in force (what the previous owner wrote before
     /// the claim; nothing it writes after counts) and writes it again under its own epoch,
     /// or `initial` when there is none, so a takeover before the first commit starts from
@@ -169,16 +174,15 @@ impl CursorCommitter {
             return self.last_record_within(timeout).await;
         };
         let before = self.reader.view(timeout).await?;
-        // Its records go to the home partition (with one replica too, so that a deployment
-        // that ran with `[cluster]` and no longer does finds its own newest record).
+        // Its records go to the home partition, so the state topic orders every tenure's.
         self.home.store(home_partition(&self.source, before.partitions).unwrap_or(-1), Ordering::SeqCst);
-        if self.fence.is_none() {
-            return Ok(before.record);
-        }
+        // Every tenure claims, with one replica too: an operator's `paybridge cursor set`
+        // claims above it, and the owner steps aside at its next epoch check.
         let epoch = before.writer.0 + 1;
         self.epoch.store(epoch, Ordering::SeqCst);
         self.tenure.store(-1, Ordering::SeqCst);
-        let claim = ClaimRecord { source: self.source.clone(), epoch, claimed_at: Utc::now() };
+        let claim =
+            ClaimRecord { source: self.source.clone(), epoch, claimed_at: Utc::now(), owner: Some(this_owner()) };
         let claim = self.write(producer, json_record(claim.key(), &claim)).await?;
         self.tenure.store(claim.offset, Ordering::SeqCst);
         // Two replicas the group handed the task at once claim within moments of each other:
@@ -202,6 +206,25 @@ impl CursorCommitter {
         };
         self.write(producer, self.cursor_record(cursor, committed_at)).await?;
         tracing::info!(source = %self.source, epoch, tenure = claim.offset, "took the cursor over");
+        // Compaction keeps one key per tenure unless the earlier ones are tombstoned: now, and
+        // once more when a stale owner has had time to notice (its late writes revive a key).
+        let keys = predecessor_keys(&self.source, &before, view.record.as_ref(), epoch);
+        tombstone(producer, &self.kafka, self.home_partition(), &keys).await;
+        if let Ok(mut again) = self.tombstone_again.lock() {
+            *again = Some((Instant::now() + EPOCH_CHECK_INTERVAL.saturating_mul(3), keys));
+        }
+        Ok(view.record)
+    }
+
+    /// The position in force, read again within this tenure (after a position that could
+    /// not be parsed: nothing is claimed again). [`CursorError::Superseded`] when another
+    /// replica or an operator claimed the cursor meanwhile.
+    pub async fn in_force(&self, timeout: Duration) -> Result<Option<CursorRecord>, CursorError> {
+        let view = self.reader.view(timeout).await?;
+        let ours = (self.epoch.load(Ordering::SeqCst), self.tenure.load(Ordering::SeqCst));
+        if ours.0 > 0 && view.writer > ours {
+            return Err(CursorError::Superseded { ours: ours.0, theirs: view.writer.0 });
+        }
         Ok(view.record)
     }
 
@@ -285,7 +308,7 @@ impl CursorCommitter {
     /// holds a higher epoch than this tenure's. A read that fails is no verdict.
     async fn check_epoch(&self) -> Result<(), CursorError> {
         let ours = (self.epoch.load(Ordering::SeqCst), self.tenure.load(Ordering::SeqCst));
-        if self.fence.is_none() || ours.0 == 0 || ours.1 < 0 {
+        if ours.0 == 0 || ours.1 < 0 {
             return Ok(());
         }
         let due = match self.epoch_checked.lock() {
@@ -314,8 +337,15 @@ impl CursorCommitter {
     fn cursor_record(&self, cursor: &str, committed_at: DateTime<Utc>) -> EventRecord {
         let epoch = Some(self.epoch.load(Ordering::SeqCst)).filter(|e| *e > 0);
         let tenure = Some(self.tenure.load(Ordering::SeqCst)).filter(|t| *t >= 0);
-        let value =
-            CursorRecord { source: self.source.clone(), cursor: cursor.to_owned(), committed_at, epoch, tenure };
+        let value = CursorRecord {
+            source: self.source.clone(),
+            cursor: cursor.to_owned(),
+            committed_at,
+            epoch,
+            tenure,
+            owner: Some(this_owner()),
+            reset: false,
+        };
         json_record(value.key(), &value)
     }
 
@@ -337,12 +367,23 @@ impl CursorCommitter {
         if let Err(e) = &result {
             tracing::warn!(source = %self.source, error = %e, "cursor not committed; the window will be read again");
         }
+        let due = self.tombstone_again.lock().ok().and_then(|mut again| match again.as_ref() {
+            Some((at, _)) if Instant::now() >= *at => again.take().map(|(_, keys)| keys),
+            _ => None,
+        });
+        if let Some(keys) = due {
+            tombstone(producer, &self.kafka, self.home_partition(), &keys).await;
+        }
         result.map_err(CursorError::Send)
+    }
+
+    fn home_partition(&self) -> Option<i32> {
+        Some(self.home.load(Ordering::SeqCst)).filter(|p| *p >= 0)
     }
 }
 
 /// A state record: `value` as JSON under `key`.
-fn json_record(key: String, value: &impl serde::Serialize) -> EventRecord {
+pub(crate) fn json_record(key: String, value: &impl serde::Serialize) -> EventRecord {
     EventRecord {
         key,
         value: serde_json::to_vec(value).unwrap_or_default(),

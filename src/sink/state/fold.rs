@@ -125,11 +125,13 @@ mod tests {
             committed_at: at(0),
             epoch,
             tenure,
+            owner: None,
+            reset: false,
         })
     }
 
     fn claim(epoch: u64) -> StateValue {
-        StateValue::Claim(ClaimRecord { source: "pd".into(), epoch, claimed_at: at(0) })
+        StateValue::Claim(ClaimRecord { source: "pd".into(), epoch, claimed_at: at(0), owner: None })
     }
 
     fn fold(records: Vec<StateValue>) -> Fold {

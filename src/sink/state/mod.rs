@@ -1,15 +1,19 @@
 //! The compacted state topic: the committed positions of cursor sources, read back with
 //! `read_committed` on start.
 //!
-//! One replica: one key per source (its name). Several replicas (`[cluster]`,
-//! at-least-once): each tenure of the source's singleton task starts with a claim under an
-//! epoch one above the highest it found, writes keyed `<source>#<epoch>`, and puts every
-//! record in the source's home partition; how those records give the position is in
-//! [`fold`]. A replica that lost its membership without noticing writes under its old
-//! epoch: its late records never count, and compaction (which keeps the newest record per
-//! key) never lets them replace the current owner's.
+//! Exactly-once: one key per source (its name), written in the events' transactions.
+//! At-least-once (one replica or `[cluster]`): each tenure of the source's cursor task starts
+//! with a claim under an epoch one above the highest it found, writes keyed
+//! `<source>#<epoch>`, puts every record in the source's home partition, and tombstones the
+//! previous tenure's key once its own position is written; how those records give the
+//! position is in [`fold`]. A replica that lost its membership without noticing writes
+//! under its old epoch: its late records never count, and compaction (which keeps the
+//! newest record per key) never lets them replace the current owner's. `paybridge cursor
+//! set` takes over the same way (a claim, then the position), so a running owner steps
+//! aside at its next epoch check.
 
 mod fold;
+pub mod set;
 
 pub use fold::{StateView, home_partition};
 
@@ -41,6 +45,13 @@ pub struct CursorRecord {
     /// tenure: their own offset is theirs.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenure: Option<i64>,
+    /// Who wrote it: the replica's host name, or `paybridge cursor set` and the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Written by `paybridge cursor set`: the tenure that starts from it publishes its
+    /// windows again even where it remembers states as published.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset: bool,
 }
 
 impl CursorRecord {
@@ -67,12 +78,60 @@ pub struct ClaimRecord {
     pub source: String,
     pub epoch: u64,
     pub claimed_at: DateTime<Utc>,
+    /// Who claimed: the replica's host name, or `paybridge cursor set` and the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl ClaimRecord {
     /// The record's key: the tenure's (`<source>#<epoch>`).
     pub fn key(&self) -> String {
         format!("{}#{}", self.source, self.epoch)
+    }
+}
+
+/// Who this process is in the state records it writes: its host name (the pod's name on
+/// Kubernetes).
+pub fn this_owner() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.trim().is_empty()).unwrap_or_else(|| "unknown host".to_owned())
+}
+
+/// The keys an owner of `source` under `epoch` tombstones once its position is written: the
+/// key of the record it started from, and those of the last two tenures before it (the one
+/// before last may have written late, after its successor's tombstone).
+pub fn predecessor_keys(
+    source: &str,
+    before: &StateView,
+    started_from: Option<&CursorRecord>,
+    epoch: u64,
+) -> Vec<String> {
+    let last = before.writer.0;
+    let mut keys: Vec<String> = started_from.map(CursorRecord::key).into_iter().collect();
+    keys.extend([last, last.saturating_sub(1)].into_iter().filter(|e| *e > 0).map(|e| format!("{source}#{e}")));
+    keys.sort();
+    keys.dedup();
+    let ours = format!("{source}#{epoch}");
+    keys.retain(|k| *k != ours);
+    keys
+}
+
+/// Writes a tombstone (a record without a value) for each of `keys` to `partition` of the
+/// state topic, so compaction removes those keys. A tombstone that fails only leaves a key
+/// behind (logged).
+pub async fn tombstone(
+    producer: &rdkafka::producer::FutureProducer,
+    kafka: &KafkaConfig,
+    partition: Option<i32>,
+    keys: &[String],
+) {
+    for key in keys {
+        let mut record = rdkafka::producer::FutureRecord::<str, ()>::to(&kafka.state_topic).key(key);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        if let Err((e, _)) = producer.send(record, kafka.delivery_timeout.get()).await {
+            tracing::warn!(%key, error = %e, "cannot tombstone an earlier tenure's key; it stays until the next takeover");
+        }
     }
 }
 
@@ -271,10 +330,12 @@ mod tests {
             committed_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
             epoch,
             tenure: None,
+            owner: None,
+            reset: false,
         };
         assert_eq!(record(None).key(), "pd");
         assert_eq!(record(Some(7)).key(), "pd#7");
-        let claim = ClaimRecord { source: "pd".into(), epoch: 8, claimed_at: Utc::now() };
+        let claim = ClaimRecord { source: "pd".into(), epoch: 8, claimed_at: Utc::now(), owner: None };
         assert_eq!(claim.key(), "pd#8");
         assert!(is_key_of(b"pd", "pd"));
         assert!(is_key_of(b"pd#7", "pd"));
@@ -289,6 +350,7 @@ mod tests {
         let old = r#"{"source":"pd","cursor":"c","committed_at":"2026-01-01T00:00:00Z"}"#;
         let parsed: CursorRecord = serde_json::from_str(old).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parsed.epoch, None);
-        assert!(!serde_json::to_string(&parsed).unwrap_or_default().contains("epoch"));
+        let text = serde_json::to_string(&parsed).unwrap_or_default();
+        assert!(!text.contains("epoch") && !text.contains("reset") && !text.contains("owner"), "{text}");
     }
 }

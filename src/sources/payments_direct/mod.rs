@@ -155,10 +155,18 @@ impl PaymentsDirect {
         tracing::info!(source = %self.config.name, event_type, "webhook of another event type; ignored");
     }
 
+    /// Runs the cursor cycle (one replica). When `paybridge cursor set` (or a second process
+    /// by mistake) claims the cursor, the cycle steps aside and starts again from the
+    /// position in force.
     pub fn spawn(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
         let me = self.clone();
         tasks.spawn(async move {
-            me.run().await;
+            while me.clone().run().await == TenureEnd::Fenced {
+                tracing::warn!(source = %me.config.name, "the cursor was claimed by paybridge cursor set or another process; starting again from the position in force");
+                if pause(&me.ctx.stop, crate::sink::cursor::EPOCH_CHECK_INTERVAL).await {
+                    return;
+                }
+            }
         });
     }
 
@@ -221,14 +229,23 @@ impl PaymentsDirect {
         let parse = |cursor: &str| Position::parse(cursor).map_err(|e| e.to_string());
         match cursor.resume(&initial.encode(), parse).await? {
             None => Ok((initial, ReadWindows::resumed(lag, None, Utc::now()))),
-            Some(Resumed { position, committed_at }) => {
-                // The previous process may have been shown states it never got committed, in
-                // the window it was reading or (for payments that moved on while it read)
-                // the ones before its floor: what it did get into Kafka counts as published.
+            Some(Resumed { position, committed_at, reset, owner }) => {
                 let floor = position.floor.unwrap_or(position.after).min(position.after);
-                let source = event_source(Provider::PaymentsDirect, self.config.account());
-                for id in cursor.published_since(&source, floor - lag, ID_MEMORY.max_entries).await {
-                    self.recent.committed(&id);
+                if reset {
+                    // An operator moved the position: everything after it is published again
+                    // (same ids), including what this process remembers as published.
+                    tracing::warn!(source = %self.config.name, owner = owner.as_deref().unwrap_or("-"), after = %position.after, "the position was set by an operator; publishing again from it");
+                    self.recent.forget_all();
+                    self.verified.forget_all();
+                } else {
+                    // The previous process may have been shown states it never got committed,
+                    // in the window it was reading or (for payments that moved on while it
+                    // read) the ones before its floor: what it did get into Kafka counts as
+                    // published.
+                    let source = event_source(Provider::PaymentsDirect, self.config.account());
+                    for id in cursor.published_since(&source, floor - lag, ID_MEMORY.max_entries).await {
+                        self.recent.committed(&id);
+                    }
                 }
                 let windows = ReadWindows::resumed(lag, Some((floor, position.after)), committed_at);
                 Ok((position, windows))

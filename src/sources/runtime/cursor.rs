@@ -26,6 +26,11 @@ const LONGEST_RESUME_READ: Duration = Duration::from_secs(600);
 pub struct Resumed<P> {
     pub position: P,
     pub committed_at: DateTime<Utc>,
+    /// Set by an operator (`paybridge cursor set`): publish again what follows it, even
+    /// states this process remembers as published.
+    pub reset: bool,
+    /// Who wrote it.
+    pub owner: Option<String>,
 }
 
 pub struct CursorDriver {
@@ -92,14 +97,30 @@ impl CursorDriver {
         // Each attempt gets twice the time of the one before (a position deep in a busy
         // state topic takes longer to reach than the metadata timeout).
         let mut timeout = self.metadata_timeout;
+        self.fenced.store(false, Ordering::SeqCst);
+        // The first attempt that gets through claims the cursor; after that (a position that
+        // cannot be parsed) it is only read again, so retries do not claim epoch after epoch.
+        let mut claimed = false;
         loop {
-            let read = self.committer.take_over(timeout, initial).await;
+            let read = match claimed {
+                false => self.committer.take_over(timeout, initial).await,
+                true => self.committer.in_force(timeout).await,
+            };
             timeout = timeout.saturating_mul(2).min(LONGEST_RESUME_READ);
             let problem = match read {
                 Ok(None) => return Ok(None),
                 Ok(Some(record)) => match parse(&record.cursor) {
-                    Ok(position) => return Ok(Some(Resumed { position, committed_at: record.committed_at })),
-                    Err(e) => format!("the committed position cannot be read ({e}); fix or remove the state record"),
+                    Ok(position) => {
+                        let (committed_at, reset, owner) = (record.committed_at, record.reset, record.owner);
+                        return Ok(Some(Resumed { position, committed_at, reset, owner }));
+                    }
+                    Err(e) => {
+                        claimed = true;
+                        format!(
+                            "the committed position cannot be read ({e}); set it with `paybridge cursor set --source {} --to <time>`",
+                            self.source
+                        )
+                    }
                 },
                 Err(CursorError::NotOwner) => return Err(Stopped),
                 Err(CursorError::Superseded { .. }) => {

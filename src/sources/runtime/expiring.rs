@@ -74,6 +74,14 @@ impl RecentIds {
         }
     }
 
+    /// Forgets every id (an operator moved the position back: what was published is to be
+    /// published again).
+    pub fn forget_all(&self) {
+        if let Ok(mut ids) = self.ids.lock() {
+            *ids = Expiring::new();
+        }
+    }
+
     /// Whether `id`'s event was confirmed within the limits' time.
     pub fn contains(&self, id: &str) -> bool {
         self.ids.lock().is_ok_and(|ids| ids.get(id, self.limits, Instant::now()).is_some())
