@@ -185,3 +185,53 @@ async fn a_position_set_back_on_two_running_replicas_publishes_that_stretch_agai
     assert!(last.len() >= 3, "several tenures: {last:?}");
     assert_eq!(live.len(), 1, "only the newest tenure's key is live: {last:?}");
 }
+
+/// A position record that cannot be parsed stops the source (nothing is read) without a new
+/// claim per retry, and `cursor set` gets a running single replica going again from the
+/// position it writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unparsable_position_is_claimed_once_and_cursor_set_gets_the_source_going_again() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    let broker = Broker::start();
+    let (topic, dlq, state) =
+        (broker.new_topic("cu-events", 1), broker.new_topic("cu-dlq", 1), broker.new_topic("cu-state", 1));
+    let settings = "interval = \"300ms\"\nmax_idle_interval = \"1s\"\nsafety_lag = \"1s\"\nbackoff_max = \"1s\"";
+    let config = support::base_config_with_state(&broker, &topic, &dlq, &state)
+        + &sources::payments_direct(&sandbox, "acme-pd", settings);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("paybridge.toml");
+    std::fs::write(&path, config.replace("{admin}", "1").replace("{intake}", "2")).unwrap_or_else(|e| panic!("{e}"));
+    let producer: FutureProducer = broker.client_config().create().unwrap_or_else(|e| panic!("{e}"));
+    let broken = r#"{"source":"pd","cursor":"not a position","committed_at":"2026-12-01T00:00:00Z"}"#;
+    let record = FutureRecord::to(&state).key("pd").payload(broken);
+    producer.send(record, Duration::from_secs(10)).await.unwrap_or_else(|(e, _)| panic!("{e}"));
+
+    let bridge = Paybridge::spawn(&config);
+    let payments = sandbox.pd_create(4).await;
+    bridge.wait_for_log("paybridge cursor set --source pd", Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(5)).await; // several retries, a second apart
+    let claims = |broker: &Broker| {
+        broker
+            .read_to_end(&state, Duration::from_secs(10))
+            .iter()
+            .filter(|r| !r.value.is_empty() && r.json().get("claimed_at").is_some())
+            .count()
+    };
+    assert_eq!(claims(&broker), 1, "one claim however many retries:\n{}", bridge.log());
+    assert!(broker.read_to_end(&topic, Duration::from_secs(5)).is_empty(), "nothing read meanwhile");
+    let (code, stdout, _) = cursor(&path, &["show", "--source", "pd"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("cannot be read: \"not a position\""), "{stdout}");
+
+    let (code, stdout, stderr) = cursor(&path, &["set", "--source", "pd", "--to", "5m", "--format", "json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(json(&stdout)["taken_over_by"].is_array(), "the running replica took over: {stdout}");
+    let wanted = current(&sandbox, &payments).await;
+    eventually("the payments published", Duration::from_secs(60), || async {
+        let published = published(&broker, &topic);
+        wanted.iter().all(|k| published.contains_key(k))
+    })
+    .await;
+    assert!(bridge.log().contains("the position was set by an operator"), "{}", bridge.log());
+}
