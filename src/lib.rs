@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod pipeline;
 pub mod progress;
+pub mod reconcile;
 pub mod registry;
 pub mod schemas;
 pub mod sink;

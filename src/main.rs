@@ -86,6 +86,9 @@ enum Command {
     /// The position of a Payments Direct source: show it, or move it (back to publish a
     /// stretch again, forward to skip one) on a running deployment.
     Cursor(cli::cursor::CursorArgs),
+    /// Prove from the provider's own records that every notification of a period reached
+    /// Kafka, and publish what is missing (--repair).
+    Reconcile(cli::reconcile::ReconcileArgs),
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -155,6 +158,7 @@ fn main() -> ExitCode {
         }
         Command::Dlq(args) => cli::dlq::run(args),
         Command::Cursor(args) => cli::cursor::run(args),
+        Command::Reconcile(args) => cli::reconcile::run(args),
         Command::Trace { config, payment_id, source, since, format } => {
             let loaded = match load_or_explain(&config) {
                 Ok(c) => c,

@@ -3,6 +3,7 @@
 
 pub mod cursor;
 pub mod dlq;
+pub mod reconcile;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -1,0 +1,127 @@
+//! `paybridge reconcile` as a process against a real broker and the sandbox: paybridge run
+//! publishes a Payments Direct source's states (several per payment, some only in the
+//! payments' histories by the time they are read); a copy of the events topic loses three
+//! records; reconcile over the copy reports exactly those three as missing, --repair
+//! publishes them with their ids, and a second reconcile reports nothing.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+use support::process::{Paybridge, eventually};
+use support::sandbox::Sandbox;
+use support::{Broker, sources};
+
+fn reconcile(config: &std::path::Path, args: &[&str]) -> (Option<i32>, Value, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_paybridge"))
+        .arg("reconcile")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (output.status.code(), report, format!("{stdout}{stderr}"))
+}
+
+/// The event ids of the Payments Direct events in `topic`.
+fn ids(broker: &Broker, topic: &str) -> BTreeSet<String> {
+    broker
+        .read_to_end(topic, Duration::from_secs(10))
+        .iter()
+        .filter(|r| r.header("ce_source").is_some_and(|s| s.contains("payments_direct")))
+        .filter_map(|r| r.header("ce_id").map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_finds_exactly_the_three_lost_events_and_repair_brings_it_to_zero() {
+    let from = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    let broker = Broker::start();
+    let (topic, dlq, state) =
+        (broker.new_topic("rc-events", 3), broker.new_topic("rc-dlq", 1), broker.new_topic("rc-state", 1));
+    let settings = "interval = \"300ms\"\nmax_idle_interval = \"1s\"\nsafety_lag = \"1s\"\nbackoff_max = \"1s\"\nstart_from = \"1m\"";
+    let source = sources::payments_direct(&sandbox, "acme-pd", settings);
+    let config = support::base_config_with_state(&broker, &topic, &dlq, &state) + &source;
+
+    // States on several pages: 12 payments, 8 moved on while paybridge runs, 4 of them twice
+    // between two of its searches (their middle state only in the history).
+    let payments = sandbox.pd_create(12).await;
+    let bridge = Paybridge::spawn(&config);
+    eventually("the first states published", Duration::from_secs(60), || async { ids(&broker, &topic).len() >= 12 })
+        .await;
+    for id in &payments[..8] {
+        assert!(sandbox.pd_transition(id, "VALIDATING").await.is_success());
+    }
+    for id in &payments[..4] {
+        assert!(sandbox.pd_transition(id, "TRANSFERRING").await.is_success());
+    }
+    eventually("every state published", Duration::from_secs(60), || async { ids(&broker, &topic).len() >= 12 + 8 + 4 })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(bridge);
+    let published = ids(&broker, &topic);
+    assert_eq!(published.len(), 24, "one event per state");
+
+    // A copy of the topic without three of its records.
+    let copy = broker.new_topic("rc-copy", 3);
+    let lost: BTreeSet<String> = published.iter().step_by(7).take(3).cloned().collect();
+    let producer: FutureProducer = broker.client_config().create().unwrap_or_else(|e| panic!("{e}"));
+    for record in broker.read_to_end(&topic, Duration::from_secs(10)) {
+        if record.header("ce_id").is_some_and(|id| lost.contains(id)) {
+            continue;
+        }
+        let headers = record
+            .headers
+            .iter()
+            .fold(OwnedHeaders::new(), |h, (k, v)| h.insert(Header { key: k, value: Some(v.as_bytes()) }));
+        let key = record.key.clone().unwrap_or_default();
+        let copied = FutureRecord::to(&copy).key(&key).payload(&record.value).headers(headers);
+        producer.send(copied, Duration::from_secs(10)).await.unwrap_or_else(|(e, _)| panic!("{e}"));
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("paybridge.toml");
+    let over_copy = config.replacen(&format!("topic = \"{topic}\""), &format!("topic = \"{copy}\""), 1);
+    std::fs::write(&path, over_copy.replace("{admin}", "1").replace("{intake}", "2")).unwrap_or_else(|e| panic!("{e}"));
+
+    let to = chrono::Utc::now().to_rfc3339();
+    let period = ["--source", "pd", "--from", &from.to_rfc3339(), "--to", &to, "--format", "json"];
+    let (code, report, output) = reconcile(&path, &period);
+    assert_eq!(code, Some(1), "three missing: {output}");
+    assert_eq!(report["upstream"], 24, "{output}");
+    assert_eq!((report["accounted"].as_u64(), report["missing"].as_u64()), (Some(21), Some(3)), "{output}");
+    assert_eq!(report["unknown_upstream"], 0, "{output}");
+    let missing: BTreeSet<String> = report["missing_samples"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["event_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(missing, lost, "exactly the lost ones");
+    assert!(report["upstream_read"]["histories"].as_u64().is_some_and(|h| h >= 8), "{output}");
+
+    let repair: Vec<&str> = period.iter().copied().chain(["--repair"]).collect();
+    let (code, report, output) = reconcile(&path, &repair);
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(report["repaired"]["published"], 3, "{output}");
+    assert_eq!(ids(&broker, &copy), published, "the copy has every event again, with its id");
+
+    let (code, report, output) = reconcile(&path, &period);
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!((report["missing"].as_u64(), report["unknown_upstream"].as_u64()), (Some(0), Some(0)), "{output}");
+
+    // The same as text; bad input.
+    let (code, _, output) = reconcile(&path, &period[..6]);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("missing from Kafka: 0") && output.contains("accounted for: 24"), "{output}");
+    let (code, _, output) = reconcile(&path, &["--source", "pd", "--from", &to, "--to", &from.to_rfc3339()]);
+    assert_eq!(code, Some(2), "{output}");
+}
