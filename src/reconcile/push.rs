@@ -76,3 +76,32 @@ pub async fn push(gateway: &str, report: &Report) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::spill::Difference;
+
+    #[test]
+    fn the_exposition_has_one_gauge_per_count_labelled_by_source() {
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let report = Report {
+            source: "pd \"eu\"".into(),
+            provider: "payments_direct".into(),
+            from: at,
+            to: at,
+            upstream_read: Default::default(),
+            kafka_records_read: 0,
+            difference: Difference { upstream: 24, accounted: 21, missing: 3, ..Difference::default() },
+            repaired: None,
+            limits: Vec::new(),
+            finished_at: at,
+            seconds: 1.0,
+        };
+        let text = exposition(&report);
+        assert!(text.contains("paybridge_reconcile_missing_events{source=\"pd \\\"eu\\\"\"} 3\n"), "{text}");
+        assert!(text.contains("paybridge_reconcile_accounted_events{source=\"pd \\\"eu\\\"\"} 21\n"), "{text}");
+        assert!(text.contains("paybridge_reconcile_last_run_timestamp_seconds{source=\"pd \\\"eu\\\"\"} 1800000000\n"));
+        assert_eq!(text.matches("# TYPE").count(), 7);
+    }
+}

@@ -187,22 +187,16 @@ mod tests {
     use super::*;
 
     fn event(n: u128, state: &str) -> CanonicalEvent {
-        let value = serde_json::json!({
-            "specversion": "1.0",
-            "id": uuid::Uuid::from_u128(n).to_string(),
-            "source": "/paybridge/checkout/acct",
-            "type": "dev.paybridge.payment.state_changed",
-            "subject": format!("p-{n}"),
-            "time": "2026-11-21T10:00:00Z",
-            "datacontenttype": "application/json",
-            "dataschema": "x",
-            "data": {
-                "provider": "checkout", "account": "acct", "notification_id": null,
-                "payment_id": format!("p-{n}"), "provider_state": state, "previous_provider_state": null,
-                "occurred_at": null, "observed_at": "2026-11-21T10:00:00Z", "raw": {}
-            }
+        let raw = serde_json::json!({
+            "paymentId": format!("p-{n}"),
+            "paymentState": state,
+            "lastStateUpdatedAt": "2026-11-21T10:00:00.000Z"
         });
-        serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
+        let now = chrono::Utc::now();
+        let made = crate::normalize::payments_direct::payment("acct", &raw, Default::default(), now);
+        let mut event = made.unwrap_or_else(|e| panic!("{e}"));
+        event.id = uuid::Uuid::from_u128(n);
+        event
     }
 
     #[test]
