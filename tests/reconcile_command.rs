@@ -31,14 +31,30 @@ fn reconcile(config: &std::path::Path, args: &[&str]) -> (Option<i32>, Value, St
     (output.status.code(), report, format!("{stdout}{stderr}"))
 }
 
-/// The event ids of the Payments Direct events in `topic`.
+/// The event ids in `topic`.
 fn ids(broker: &Broker, topic: &str) -> BTreeSet<String> {
     broker
         .read_to_end(topic, Duration::from_secs(10))
         .iter()
-        .filter(|r| r.header("ce_source").is_some_and(|s| s.contains("payments_direct")))
         .filter_map(|r| r.header("ce_id").map(str::to_owned))
         .collect()
+}
+
+/// Copies every record of `topic` to `copy` but those of the events `lost`.
+async fn copy_without(broker: &Broker, topic: &str, copy: &str, lost: &BTreeSet<String>) {
+    let producer: FutureProducer = broker.client_config().create().unwrap_or_else(|e| panic!("{e}"));
+    for record in broker.read_to_end(topic, Duration::from_secs(10)) {
+        if record.header("ce_id").is_some_and(|id| lost.contains(id)) {
+            continue;
+        }
+        let headers = record
+            .headers
+            .iter()
+            .fold(OwnedHeaders::new(), |h, (k, v)| h.insert(Header { key: k, value: Some(v.as_bytes()) }));
+        let key = record.key.clone().unwrap_or_default();
+        let copied = FutureRecord::to(copy).key(&key).payload(&record.value).headers(headers);
+        producer.send(copied, Duration::from_secs(10)).await.unwrap_or_else(|(e, _)| panic!("{e}"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,19 +90,7 @@ async fn reconcile_finds_exactly_the_three_lost_events_and_repair_brings_it_to_z
     // A copy of the topic without three of its records.
     let copy = broker.new_topic("rc-copy", 3);
     let lost: BTreeSet<String> = published.iter().step_by(7).take(3).cloned().collect();
-    let producer: FutureProducer = broker.client_config().create().unwrap_or_else(|e| panic!("{e}"));
-    for record in broker.read_to_end(&topic, Duration::from_secs(10)) {
-        if record.header("ce_id").is_some_and(|id| lost.contains(id)) {
-            continue;
-        }
-        let headers = record
-            .headers
-            .iter()
-            .fold(OwnedHeaders::new(), |h, (k, v)| h.insert(Header { key: k, value: Some(v.as_bytes()) }));
-        let key = record.key.clone().unwrap_or_default();
-        let copied = FutureRecord::to(&copy).key(&key).payload(&record.value).headers(headers);
-        producer.send(copied, Duration::from_secs(10)).await.unwrap_or_else(|(e, _)| panic!("{e}"));
-    }
+    copy_without(&broker, &topic, &copy, &lost).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("paybridge.toml");
     let over_copy = config.replacen(&format!("topic = \"{topic}\""), &format!("topic = \"{copy}\""), 1);
@@ -124,4 +128,50 @@ async fn reconcile_finds_exactly_the_three_lost_events_and_repair_brings_it_to_z
     assert!(output.contains("missing from Kafka: 0") && output.contains("accounted for: 24"), "{output}");
     let (code, _, output) = reconcile(&path, &["--source", "pd", "--from", &to, "--to", &from.to_rfc3339()]);
     assert_eq!(code, Some(2), "{output}");
+}
+
+/// Checkout: what `paybridge run` published and acknowledged, against the period query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_period_is_reconciled_against_the_period_query() {
+    let from = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let keys = support::keys::rsa_keys();
+    let sandbox = support::checkout::sandbox(&keys).await;
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("rco-events", 3), broker.new_topic("rco-dlq", 1));
+    let config = support::checkout::config(&broker, &topic, &dlq, &sandbox, &keys.private_file.display().to_string());
+    let created = support::checkout::create(&sandbox, 40, None).await;
+    let bridge = Paybridge::spawn(&config);
+    eventually("every message acknowledged", Duration::from_secs(60), || async {
+        support::checkout::unacked(&sandbox).await == 0
+    })
+    .await;
+    drop(bridge);
+    let published = ids(&broker, &topic);
+    assert_eq!(published.len(), created.len());
+    let copy = broker.new_topic("rco-copy", 3);
+    let lost: BTreeSet<String> = published.iter().skip(3).step_by(11).take(2).cloned().collect();
+    copy_without(&broker, &topic, &copy, &lost).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("paybridge.toml");
+    let over_copy = config.replacen(&format!("topic = \"{topic}\""), &format!("topic = \"{copy}\""), 1);
+    std::fs::write(&path, over_copy.replace("{admin}", "1").replace("{intake}", "2")).unwrap_or_else(|e| panic!("{e}"));
+
+    let to = chrono::Utc::now().to_rfc3339();
+    let period = ["--source", "co", "--from", &from.to_rfc3339(), "--to", &to, "--format", "json"];
+    let (code, report, output) = reconcile(&path, &period);
+    assert_eq!(code, Some(1), "{output}");
+    assert_eq!((report["upstream"].as_u64(), report["missing"].as_u64()), (Some(40), Some(2)), "{output}");
+    assert_eq!(report["unknown_upstream"], 0, "{output}");
+    let missing: BTreeSet<String> = report["missing_samples"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["event_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(missing, lost);
+    let repair: Vec<&str> = period.iter().copied().chain(["--repair"]).collect();
+    let (code, report, output) = reconcile(&path, &repair);
+    assert_eq!((code, report["repaired"]["published"].as_u64()), (Some(0), Some(2)), "{output}");
+    assert_eq!(ids(&broker, &copy), published);
+    assert_eq!(support::checkout::unacked(&sandbox).await, 0, "nothing changed upstream");
 }
