@@ -132,6 +132,41 @@ def main():
     kinds = {doc["kind"] for _, doc in manifests(render(chart, everything))}
     check({"ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget"} <= kinds, f"optional objects: {kinds}")
 
+    # The nightly reconcile: one CronJob per listed source, valid Kubernetes, a writable /tmp.
+    pd = {"kind": "payments_direct", "name": "pd_main", "base_url": "https://pd.example.com",
+          "auth": {"token_url": "https://auth.example.com/oauth/token", "client_id": "c",
+                   "client_secret": "${PD_SECRET}", "audience": "urn:x"}}
+    rn = {**pd, "kind": "ripplenet", "name": "rn"}
+    with_sources = {**defaults["config"], "sources": [pd, rn]}
+    reconcile = {"config": with_sources, "secretEnv": [{"name": "PD_SECRET", "secretName": "s", "key": "k"}],
+                 "reconcile": {"enabled": True, "sources": ["pd_main"], "repair": True,
+                               "pushgateway": "http://pushgateway.monitoring:9091"}}
+    check_values(chart, "reconcile", reconcile, binary)
+    jobs = [doc for _, doc in manifests(render(chart, reconcile)) if doc["kind"] == "CronJob"]
+    check(len(jobs) == 1 and jobs[0]["metadata"]["name"] == "pb-paybridge-reconcile-pd-main", f"reconcile: CronJobs {jobs}")
+    if jobs:
+        pod = jobs[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        args = container["args"]
+        check(args[:3] == ["reconcile", "--config", "/etc/paybridge/paybridge.toml"] and "--repair" in args
+              and args[args.index("--source") + 1] == "pd_main" and args[args.index("--from") + 1] == "26h",
+              f"reconcile: args {args}")
+        env = {e["name"]: e for e in container.get("env", [])}
+        check(env.get("PAYBRIDGE_PUSHGATEWAY", {}).get("value") == "http://pushgateway.monitoring:9091"
+              and "secretKeyRef" in env.get("PD_SECRET", {}).get("valueFrom", {}), f"reconcile: env {env}")
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        check({"/etc/paybridge", "/tmp"} <= mounts, f"reconcile: mounts {mounts}")
+        check(container["securityContext"].get("readOnlyRootFilesystem") is True, "reconcile: read-only root")
+        check(pod["restartPolicy"] == "Never" and jobs[0]["spec"]["concurrencyPolicy"] == "Forbid", "reconcile: policies")
+    none = [doc for _, doc in manifests(render(chart, {"config": with_sources, "secretEnv": reconcile["secretEnv"]}))
+            if doc["kind"] == "CronJob"]
+    check(not none, "reconcile: off by default")
+    refuses(chart, "reconcile of a RippleNet source", {**reconcile, "reconcile": {"enabled": True, "sources": ["rn"]}},
+            "RippleNet's API cannot list acknowledged notifications")
+    refuses(chart, "reconcile of an unknown source", {**reconcile, "reconcile": {"enabled": True, "sources": ["x"]}},
+            "is not a source in config.sources")
+    refuses(chart, "reconcile without sources", {"reconcile": {"enabled": True}}, "reconcile.sources")
+
     refuses(chart, "grace below the shutdown timeout", {"terminationGracePeriodSeconds": 20},
             "must exceed config.shutdown.timeout")
     refuses(chart, "values against values.schema.json", {"replicaCount": "two"}, "replicaCount")

@@ -68,24 +68,7 @@ with .Values.paybridge holding this chart's values (image, env, secretEnv, resou
     - name: admin
       containerPort: {{ include "paybridge.port" $v.config.admin.listen }}
       protocol: TCP
-  {{- if or $v.env $v.secretEnv }}
-  env:
-    {{- range $v.secretEnv }}
-    - name: {{ .name }}
-      valueFrom:
-        secretKeyRef:
-          name: {{ .secretName }}
-          key: {{ .key }}
-    {{- end }}
-    {{- with $v.env }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-  {{- end }}
-  {{- if $v.existingSecret }}
-  envFrom:
-    - secretRef:
-        name: {{ $v.existingSecret }}
-  {{- end }}
+  {{- include "paybridge.env" $v | nindent 2 }}
   livenessProbe:
     httpGet:
       path: /healthz
@@ -128,5 +111,27 @@ with .Values.paybridge holding this chart's values (image, env, secretEnv, resou
 - name: paybridge-secret-{{ $i }}
   secret:
     secretName: {{ $f.secretName }}
+{{- end }}
+{{- end -}}
+
+{{/* The container's environment: secretEnv by reference, env, existingSecret as envFrom. */}}
+{{- define "paybridge.env" -}}
+{{- if or .env .secretEnv }}
+env:
+  {{- range .secretEnv }}
+  - name: {{ .name }}
+    valueFrom:
+      secretKeyRef:
+        name: {{ .secretName }}
+        key: {{ .key }}
+  {{- end }}
+  {{- with .env }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+{{- if .existingSecret }}
+envFrom:
+  - secretRef:
+      name: {{ .existingSecret }}
 {{- end }}
 {{- end -}}
