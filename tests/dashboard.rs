@@ -1,4 +1,5 @@
-//! deploy/grafana/paybridge.json: valid JSON whose every query names a series /metrics has.
+//! deploy/grafana/paybridge.json: valid JSON whose every query names a series /metrics has,
+//! or one `paybridge reconcile --push-metrics` pushes.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -30,7 +31,20 @@ fn exposed_series() -> BTreeSet<String> {
     m.processing_failure("s");
     m.webhook_rejected("s", "malformed");
     m.set_pipeline_depth(1);
-    let text = m.encode();
+    let report = paybridge::reconcile::Report {
+        source: "s".into(),
+        provider: "payments_direct".into(),
+        from: chrono::Utc::now(),
+        to: chrono::Utc::now(),
+        upstream_read: Default::default(),
+        kafka_records_read: 0,
+        difference: Default::default(),
+        repaired: None,
+        limits: Vec::new(),
+        finished_at: chrono::Utc::now(),
+        seconds: 0.0,
+    };
+    let text = m.encode() + &paybridge::reconcile::push::exposition(&report);
     let mut names = BTreeSet::new();
     for line in text.lines() {
         let mut words = line.split_whitespace();
@@ -94,6 +108,8 @@ fn every_metric_the_dashboard_queries_exists_in_metrics() {
         "paybridge_upstream_requests_total",
         "paybridge_pipeline_depth",
         "paybridge_source_alert",
+        "paybridge_reconcile_missing_events",
+        "paybridge_reconcile_unknown_upstream_events",
     ] {
         assert!(used.contains(wanted), "the dashboard does not show {wanted}: {used:?}");
     }
