@@ -41,6 +41,7 @@ fn exposed_series() -> BTreeSet<String> {
         difference: Default::default(),
         repaired: None,
         limits: Vec::new(),
+        unknown_counted: true,
         finished_at: chrono::Utc::now(),
         seconds: 0.0,
     };

@@ -175,3 +175,67 @@ async fn a_checkout_period_is_reconciled_against_the_period_query() {
     assert_eq!(ids(&broker, &copy), published);
     assert_eq!(support::checkout::unacked(&sandbox).await, 0, "nothing changed upstream");
 }
+
+/// RippleNet: the SENT notifications a lost poller read (flipped from NEW, never published,
+/// never acknowledged) are reported missing, found across ranges split to fit a two-item
+/// page; --repair publishes them; acknowledged ones are outside what the API lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ripplenet_sent_notifications_not_in_kafka_are_found_and_repaired() {
+    let from = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    let broker = Broker::start();
+    let (topic, dlq) = (broker.new_topic("rrn-events", 3), broker.new_topic("rrn-dlq", 1));
+    let s = support::ripplenet::Setup { broker, sandbox, topic: topic.clone(), dlq };
+    let published = s.sandbox.create(10).await;
+    // The sweeper waits an hour: the lost poller's notifications stay SENT and unpublished.
+    let config = support::ripplenet::config(&s, "new_interval = \"300ms\"\nsent_delay = \"60m\"\npage_size = 2");
+    let bridge = Paybridge::spawn(&config);
+    eventually("ten acknowledged", Duration::from_secs(60), || async {
+        support::ripplenet::acked(&s.sandbox).await == 10
+    })
+    .await;
+    drop(bridge);
+    // A poller that read five NEW notifications one by one and lost them.
+    let lost = s.sandbox.create(5).await;
+    let token = s.sandbox.token().await;
+    for _ in 0..5 {
+        let answer = s.sandbox.get(&token, "/v4/orchestration/payment/notification?status=NEW&size=1").await;
+        assert!(answer.status().is_success());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("paybridge.toml");
+    std::fs::write(&path, config.replace("{admin}", "1").replace("{intake}", "2")).unwrap_or_else(|e| panic!("{e}"));
+
+    let to = chrono::Utc::now().to_rfc3339();
+    let period = ["--source", "rn", "--from", &from.to_rfc3339(), "--to", &to, "--format", "json"];
+    let (code, report, output) = reconcile(&path, &period);
+    assert_eq!(code, Some(1), "{output}");
+    assert_eq!((report["upstream"].as_u64(), report["missing"].as_u64()), (Some(5), Some(5)), "{output}");
+    assert_eq!(report["unknown_counted"], false, "{output}");
+    assert!(report["upstream_read"]["pages"].as_u64().is_some_and(|p| p > 3), "ranges split: {output}");
+    assert_eq!(report["upstream_read"]["truncated"], 0, "{output}");
+    let missing: BTreeSet<String> = report["missing_samples"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["event_id"].as_str().map(str::to_owned))
+        .collect();
+    let expected: BTreeSet<String> = lost.iter().map(|u| support::ripplenet::id_of(u)).collect();
+    assert_eq!(missing, expected);
+
+    let repair: Vec<&str> = period.iter().copied().chain(["--repair"]).collect();
+    let (code, report, output) = reconcile(&path, &repair);
+    assert_eq!((code, report["repaired"]["published"].as_u64()), (Some(0), Some(5)), "{output}");
+    let (code, report, output) = reconcile(&path, &period);
+    assert_eq!(
+        (code, report["accounted"].as_u64(), report["missing"].as_u64()),
+        (Some(0), Some(5), Some(0)),
+        "{output}"
+    );
+    let all: BTreeSet<String> = published.iter().chain(&lost).map(|u| support::ripplenet::id_of(u)).collect();
+    assert_eq!(ids(&s.broker, &topic), all);
+    assert_eq!(support::ripplenet::acked(&s.sandbox).await, 10, "reconcile acknowledges nothing");
+    let (_, _, text) = reconcile(&path, &period[..6]);
+    assert!(text.contains("unknown upstream: not counted") && text.contains("cannot see: RippleNet"), "{text}");
+}

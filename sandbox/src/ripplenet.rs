@@ -17,7 +17,7 @@ use super::errors::{self, Style};
 use super::guard::Endpoint;
 use super::ledger::EntryKind;
 use super::oauth;
-use super::ripplenet_store::{AckError, Notification, Status};
+use super::ripplenet_store::{AckError, Notification, Range, Status};
 use super::state::SandboxState;
 
 pub const PROVIDER: &str = "ripplenet";
@@ -80,13 +80,20 @@ async fn poll(State(s): State<SandboxState>, headers: HeaderMap, Query(q): Query
             return endpoint.finish(&s, None, r, false);
         }
     };
+    let range = match range(&q) {
+        Ok(range) => range,
+        Err(why) => {
+            let r = errors::ripplenet(StatusCode::BAD_REQUEST, "E0104", &why);
+            return endpoint.finish(&s, None, r, false);
+        }
+    };
     let size = if pass.fault == Some(super::faults::FaultAction::IgnoreSize) { MAX_PAGE_SIZE } else { size };
     let page = {
         let mut inner = s.lock();
         let now = inner.now();
         match status.and_then(Status::parse) {
-            Some(Status::New) => inner.ripplenet.take_new(size, now),
-            Some(Status::Sent) => inner.ripplenet.list_sent(size, delay, now),
+            Some(Status::New) => inner.ripplenet.take_new(size, range, now),
+            Some(Status::Sent) => inner.ripplenet.list_sent(size, delay, range, now),
             _ => {
                 drop(inner);
                 let r = errors::ripplenet(StatusCode::BAD_REQUEST, "E0104", "status must be NEW or SENT");
@@ -95,6 +102,27 @@ async fn poll(State(s): State<SandboxState>, headers: HeaderMap, Query(q): Query
         }
     };
     endpoint.finish(&s, None, Json(Value::Array(page)).into_response(), pass.lost)
+}
+
+/// `range_field` (CREATED_AT or MODIFIED_AT) with inclusive `after` / `before` timestamps.
+fn range(q: &HashMap<String, String>) -> Result<Range, String> {
+    let time = |name: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+        q.get(name)
+            .map(|v| {
+                chrono::DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|_| format!("{name} must be an ISO-8601 timestamp"))
+            })
+            .transpose()
+    };
+    let (after, before) = (time("after")?, time("before")?);
+    let modified = match q.get("range_field").map(String::as_str) {
+        None if after.is_some() || before.is_some() => return Err("after and before need a range_field".into()),
+        None | Some("CREATED_AT") => false,
+        Some("MODIFIED_AT") => true,
+        Some(_) => return Err("range_field must be CREATED_AT or MODIFIED_AT".into()),
+    };
+    Ok(Range { modified, after, before })
 }
 
 fn not_a_uuid(s: &SandboxState, endpoint: Endpoint, raw: &str) -> Response {

@@ -47,6 +47,22 @@ pub struct Notification {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// `range_field` with inclusive `after` / `before` bounds on a poll.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    /// MODIFIED_AT when true, CREATED_AT otherwise.
+    pub modified: bool,
+    pub after: Option<DateTime<Utc>>,
+    pub before: Option<DateTime<Utc>>,
+}
+
+impl Range {
+    fn admits(&self, n: &Notification) -> bool {
+        let at = if self.modified { n.modified_at } else { n.created_at };
+        self.after.is_none_or(|a| at >= a) && self.before.is_none_or(|b| at <= b)
+    }
+}
+
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -129,8 +145,9 @@ impl RipplenetStore {
 
     /// `GET ?status=NEW&size=N`: the oldest N NEW notifications, flipped to SENT at `now`
     /// (the returned JSON shows them as they were read: NEW).
-    pub fn take_new(&mut self, size: usize, now: DateTime<Utc>) -> Vec<Value> {
-        let seqs: Vec<u64> = self.new.iter().take(size).copied().collect();
+    pub fn take_new(&mut self, size: usize, range: Range, now: DateTime<Utc>) -> Vec<Value> {
+        let admitted = |seq: &&u64| self.by_seq.get(seq).is_some_and(|n| range.admits(n));
+        let seqs: Vec<u64> = self.new.iter().filter(admitted).take(size).copied().collect();
         let mut out = Vec::with_capacity(seqs.len());
         for seq in seqs {
             self.new.remove(&seq);
@@ -147,11 +164,12 @@ impl RipplenetStore {
 
     /// `GET ?status=SENT&size=N[&delay_time=M]`: the oldest N SENT notifications that became
     /// SENT at least `delay` ago. Changes nothing.
-    pub fn list_sent(&self, size: usize, delay: Option<Duration>, now: DateTime<Utc>) -> Vec<Value> {
+    pub fn list_sent(&self, size: usize, delay: Option<Duration>, range: Range, now: DateTime<Utc>) -> Vec<Value> {
         self.sent
             .iter()
             .filter_map(|seq| self.by_seq.get(seq))
             .filter(|n| delay.is_none_or(|d| n.sent_at.is_some_and(|at| at <= now - d)))
+            .filter(|n| range.admits(n))
             .take(size)
             .map(Notification::to_json)
             .collect()
@@ -208,15 +226,15 @@ mod tests {
         for i in 1..=5 {
             store.insert(note(i, t0));
         }
-        let page = store.take_new(3, t0);
+        let page = store.take_new(3, Range::default(), t0);
         let ids: Vec<_> = page.iter().map(|n| n["uuid"].as_str().unwrap_or_default().to_owned()).collect();
         assert_eq!(ids, [1u128, 2, 3].map(|i| Uuid::from_u128(i).to_string()));
         assert!(page.iter().all(|n| n["notification_status"] == "NEW"));
         assert_eq!(store.count(Status::New), 2);
         assert_eq!(store.count(Status::Sent), 3);
-        assert_eq!(store.list_sent(10, None, t0).len(), 3);
-        assert_eq!(store.list_sent(10, None, t0).len(), 3, "reading SENT changes nothing");
-        assert!(store.list_sent(10, None, t0).iter().all(|n| n["notification_status"] == "SENT"));
+        assert_eq!(store.list_sent(10, None, Range::default(), t0).len(), 3);
+        assert_eq!(store.list_sent(10, None, Range::default(), t0).len(), 3, "reading SENT changes nothing");
+        assert!(store.list_sent(10, None, Range::default(), t0).iter().all(|n| n["notification_status"] == "SENT"));
     }
 
     #[test]
@@ -224,9 +242,34 @@ mod tests {
         let t0 = Utc::now();
         let mut store = RipplenetStore::default();
         store.insert(note(1, t0));
-        store.take_new(1, t0);
-        assert!(store.list_sent(10, Some(Duration::minutes(10)), t0 + Duration::minutes(9)).is_empty());
-        assert_eq!(store.list_sent(10, Some(Duration::minutes(10)), t0 + Duration::minutes(10)).len(), 1);
+        store.take_new(1, Range::default(), t0);
+        assert!(
+            store.list_sent(10, Some(Duration::minutes(10)), Range::default(), t0 + Duration::minutes(9)).is_empty()
+        );
+        assert_eq!(
+            store.list_sent(10, Some(Duration::minutes(10)), Range::default(), t0 + Duration::minutes(10)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_range_bounds_both_reads_inclusively_by_the_field_it_names() {
+        let t0 = Utc::now();
+        let mut store = RipplenetStore::default();
+        for i in 0..6 {
+            store.insert(note(i, t0 + Duration::seconds(i as i64)));
+        }
+        let created = |a: i64, b: i64| Range {
+            modified: false,
+            after: Some(t0 + Duration::seconds(a)),
+            before: Some(t0 + Duration::seconds(b)),
+        };
+        let page = store.take_new(10, created(1, 3), t0 + Duration::seconds(10));
+        assert_eq!(page.len(), 3, "created 1, 2 and 3: both bounds inclusive");
+        assert_eq!(store.count(Status::New), 3, "only what was returned flipped");
+        let modified = |a: i64, b: i64| Range { modified: true, ..created(a, b) };
+        assert_eq!(store.list_sent(10, None, modified(10, 10), t0).len(), 3, "flipped at 10 s");
+        assert!(store.list_sent(10, None, modified(0, 9), t0).is_empty(), "modified when flipped, not created");
     }
 
     #[test]
@@ -235,14 +278,14 @@ mod tests {
         let mut store = RipplenetStore::default();
         store.insert(note(1, t0));
         store.insert(note(2, t0));
-        store.take_new(1, t0);
+        store.take_new(1, Range::default(), t0);
         assert!(store.ack(&Uuid::from_u128(1), t0).is_ok(), "SENT → ACK");
         assert_eq!(store.count(Status::Ack), 1);
         assert!(store.ack(&Uuid::from_u128(2), t0).is_ok(), "NEW → ACK (webhook flow)");
         assert_eq!(store.count(Status::New), 0);
-        assert!(store.take_new(10, t0).is_empty(), "an acked notification is never served again");
+        assert!(store.take_new(10, Range::default(), t0).is_empty(), "an acked notification is never served again");
         store.insert(note(3, t0));
-        store.take_new(1, t0);
+        store.take_new(1, Range::default(), t0);
         assert_eq!(store.ack(&Uuid::from_u128(9), t0).err(), Some(AckError::NotFound));
         let batch =
             store.ack_batch(&[Uuid::from_u128(3).to_string(), "nope".into(), Uuid::from_u128(7).to_string()], t0);

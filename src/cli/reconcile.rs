@@ -10,7 +10,8 @@ use paybridge::reconcile::{self, Report, Request};
 use super::{Format, init_command_tracing, load_or_explain};
 
 /// Proves from the provider's own records that every notification of a period reached Kafka
-/// (Checkout: the period query; Payments Direct: the payments' state histories): accounted
+/// (Checkout: the period query; Payments Direct: the payments' state histories; RippleNet:
+/// only the SENT notifications not acknowledged yet, as its API lists nothing else): accounted
 /// for, missing from Kafka, in Kafka but unknown upstream, per state. --repair publishes the
 /// missing ones with their event ids; nothing is acknowledged upstream. Exit 0 when nothing
 /// is missing (or all was repaired) and nothing is unknown, 1 otherwise or when a side
@@ -19,7 +20,7 @@ use super::{Format, init_command_tracing, load_or_explain};
 pub struct ReconcileArgs {
     #[arg(long, short, env = "PAYBRIDGE_CONFIG")]
     config: PathBuf,
-    /// The source's `name` (kind checkout or payments_direct).
+    /// The source's `name`.
     #[arg(long)]
     source: String,
     /// Start of the period: RFC 3339, a date (UTC), or a duration ago (26h, 3d).
@@ -93,10 +94,19 @@ fn render(report: &Report) -> String {
         "  upstream: {} event(s) ({} page(s), {} item(s), {} histories, {} unreadable)\n",
         d.upstream, r.pages, r.items, r.histories, r.unreadable
     ));
+    if r.truncated > 0 {
+        out.push_str(&format!(
+            "  WARNING: {} millisecond(s) held more notifications than a page: some were not seen\n",
+            r.truncated
+        ));
+    }
     out.push_str(&format!("  Kafka: {} record(s) read\n", report.kafka_records_read));
     out.push_str(&format!("  accounted for: {} ({} only in the DLQ)\n", d.accounted, d.accounted_in_dlq));
     out.push_str(&format!("  missing from Kafka: {}\n", d.missing));
-    out.push_str(&format!("  in Kafka but unknown upstream: {}\n", d.unknown_upstream));
+    match report.unknown_counted {
+        true => out.push_str(&format!("  in Kafka but unknown upstream: {}\n", d.unknown_upstream)),
+        false => out.push_str("  in Kafka but unknown upstream: not counted (see below)\n"),
+    }
     if !d.per_state.is_empty() {
         out.push_str(&format!("  {:<24} {:>10} {:>8} {:>8}\n", "state", "accounted", "missing", "unknown"));
         for (state, c) in &d.per_state {

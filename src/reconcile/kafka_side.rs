@@ -23,11 +23,13 @@ pub enum KafkaSideError {
     Spill(#[from] std::io::Error),
 }
 
-/// Reads both topics into `spill`; the number of records read.
+/// Reads both topics into `spill`; the number of records read. With `mark_period` false no
+/// record counts as in the period (nothing can be found unknown upstream).
 pub fn read(
     kafka: &KafkaConfig,
     event_source: &str,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
+    mark_period: bool,
     spill: &mut Spill,
     progress: &Progress,
 ) -> Result<u64, KafkaSideError> {
@@ -55,7 +57,7 @@ pub fn read(
                 if event.source != event_source {
                     return Next::Continue;
                 }
-                let in_period = event.time >= from && event.time < to;
+                let in_period = mark_period && event.time >= from && event.time < to;
                 let at = format!("{topic}/{partition}@{}", message.offset());
                 let id = event.id.to_string();
                 match spill.kafka(&id, &event.data.provider_state, in_period, found, &at) {

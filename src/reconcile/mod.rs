@@ -35,10 +35,6 @@ pub enum ReconcileError {
     EmptyPeriod { from: String, to: String },
     #[error("--to ({0}) is in the future")]
     Future(String),
-    #[error(
-        "source {0:?} is a RippleNet source: its API lists only NEW notifications (reading them flips them to SENT) and SENT ones, never acknowledged ones, so a period cannot be reconciled from it"
-    )]
-    RippleNet(String),
     #[error("reading the provider: {0}")]
     Upstream(String),
     #[error(transparent)]
@@ -52,7 +48,7 @@ pub enum ReconcileError {
 impl ReconcileError {
     /// Bad input (exit 2) rather than a problem found on the way (exit 1).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::UnknownSource(_) | Self::EmptyPeriod { .. } | Self::Future(_) | Self::RippleNet(_))
+        matches!(self, Self::UnknownSource(_) | Self::EmptyPeriod { .. } | Self::Future(_))
     }
 }
 
@@ -89,6 +85,9 @@ pub struct Report {
     pub repaired: Option<Repaired>,
     /// What this reconcile cannot see, in words.
     pub limits: Vec<String>,
+    /// Whether "unknown upstream" could be counted (not for RippleNet, whose API does not
+    /// list acknowledged notifications).
+    pub unknown_counted: bool,
     pub finished_at: DateTime<Utc>,
     pub seconds: f64,
 }
@@ -118,7 +117,14 @@ pub async fn run(config: &Config, request: &Request, progress: &Progress) -> Res
     let period = (request.from, request.to);
     let mut spill = Spill::new()?;
     let (read, limits) = match source {
-        SourceConfig::Ripplenet(_) => return Err(ReconcileError::RippleNet(request.source.clone())),
+        SourceConfig::Ripplenet(r) => {
+            progress.say("reading the provider's SENT notifications of the period");
+            let read = upstream::ripplenet(r, period, &mut spill, progress).await.map_err(ReconcileError::Upstream)?;
+            let limits = vec![
+                "RippleNet lists only notifications not acknowledged yet: this checks the SENT ones (served to a poller, not acknowledged) last modified in the period; acknowledged notifications, and NEW ones (reading them would flip them to SENT), are not seen, so nothing can be found unknown upstream".to_owned(),
+            ];
+            (read, limits)
+        }
         SourceConfig::Checkout(c) => {
             progress.say("reading the provider's period query");
             let read = upstream::checkout(c, period, &mut spill, progress).await.map_err(ReconcileError::Upstream)?;
@@ -134,8 +140,9 @@ pub async fn run(config: &Config, request: &Request, progress: &Progress) -> Res
     };
     let kafka = config.kafka.clone();
     let wanted = event_source(source.provider(), source.account());
+    let unknown_counted = !matches!(source, SourceConfig::Ripplenet(_));
     let (spill, kafka_records_read) = tokio::task::block_in_place(|| {
-        kafka_side::read(&kafka, &wanted, period, &mut spill, progress).map(|n| (spill, n))
+        kafka_side::read(&kafka, &wanted, period, unknown_counted, &mut spill, progress).map(|n| (spill, n))
     })?;
     progress.finish();
     let mut missing = BufWriter::new(tempfile::tempfile()?);
@@ -163,6 +170,7 @@ pub async fn run(config: &Config, request: &Request, progress: &Progress) -> Res
         difference,
         repaired,
         limits,
+        unknown_counted,
         finished_at: Utc::now(),
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -95,6 +95,7 @@ mod tests {
             difference: Difference { upstream: 24, accounted: 21, missing: 3, ..Difference::default() },
             repaired: None,
             limits: Vec::new(),
+            unknown_counted: true,
             finished_at: at,
             seconds: 1.0,
         };

@@ -161,8 +161,6 @@ def main():
     none = [doc for _, doc in manifests(render(chart, {"config": with_sources, "secretEnv": reconcile["secretEnv"]}))
             if doc["kind"] == "CronJob"]
     check(not none, "reconcile: off by default")
-    refuses(chart, "reconcile of a RippleNet source", {**reconcile, "reconcile": {"enabled": True, "sources": ["rn"]}},
-            "RippleNet's API cannot list acknowledged notifications")
     refuses(chart, "reconcile of an unknown source", {**reconcile, "reconcile": {"enabled": True, "sources": ["x"]}},
             "is not a source in config.sources")
     refuses(chart, "reconcile without sources", {"reconcile": {"enabled": True}}, "reconcile.sources")

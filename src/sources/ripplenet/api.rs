@@ -133,9 +133,31 @@ impl RipplenetApi {
         if let Some(minutes) = delay_minutes {
             path.push_str(&format!("&delay_time={minutes}"));
         }
+        self.page(status, size, &path).await
+    }
+
+    /// `GET …/notification?status=SENT&size=…&range_field=MODIFIED_AT&after=…&before=…`: the
+    /// SENT notifications last modified in `[after, before]` (both inclusive), at most
+    /// `size`. Reading SENT changes nothing.
+    pub async fn sent_modified_between(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+        before: chrono::DateTime<chrono::Utc>,
+        size: usize,
+    ) -> Result<Vec<RawJson>, ApiError> {
+        let stamp = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let path = format!(
+            "{NOTIFICATIONS}?status=SENT&size={size}&range_field=MODIFIED_AT&after={}&before={}",
+            stamp(after),
+            stamp(before)
+        );
+        self.page("SENT", size, &path).await
+    }
+
+    async fn page(&self, status: &str, size: usize, path: &str) -> Result<Vec<RawJson>, ApiError> {
         let endpoint = format!("GET notification?status={status}");
         let limit = size.saturating_mul(MAX_NOTIFICATION_BYTES);
-        let answer = self.call(Method::GET, &path, &endpoint, None, limit).await?;
+        let answer = self.call(Method::GET, path, &endpoint, None, limit).await?;
         if !answer.status.is_success() {
             return Err(Self::refused(&answer));
         }
