@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -18,15 +17,8 @@ use support::sandbox::Sandbox;
 use support::sources;
 
 fn cursor(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_paybridge"))
-        .arg("cursor")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (output.status.code(), text(&output.stdout), text(&output.stderr))
+    let ran = support::commands::paybridge("cursor", config, args);
+    (ran.code, ran.stdout, ran.stderr)
 }
 
 fn json(text: &str) -> Value {
@@ -87,8 +79,7 @@ async fn a_position_set_back_on_two_running_replicas_publishes_that_stretch_agai
         )
         + &sources::payments_direct(&sandbox, "acme-pd", settings);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("paybridge.toml");
-    std::fs::write(&path, config.replace("{admin}", "1").replace("{intake}", "2")).unwrap_or_else(|e| panic!("{e}"));
+    let path = support::commands::write_config(dir.path(), &config);
 
     let payments = sandbox.pd_create(10).await;
     let replicas = [Paybridge::spawn(&config), Paybridge::spawn(&config)];
@@ -200,8 +191,7 @@ async fn an_unparsable_position_is_claimed_once_and_cursor_set_gets_the_source_g
     let config = support::base_config_with_state(&broker, &topic, &dlq, &state)
         + &sources::payments_direct(&sandbox, "acme-pd", settings);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("paybridge.toml");
-    std::fs::write(&path, config.replace("{admin}", "1").replace("{intake}", "2")).unwrap_or_else(|e| panic!("{e}"));
+    let path = support::commands::write_config(dir.path(), &config);
     let producer: FutureProducer = broker.client_config().create().unwrap_or_else(|e| panic!("{e}"));
     let broken = r#"{"source":"pd","cursor":"not a position","committed_at":"2026-12-01T00:00:00Z"}"#;
     let record = FutureRecord::to(&state).key("pd").payload(broken);

@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -17,15 +16,8 @@ use support::topic_config::{set_refusing_topic_config, set_topic_config};
 use support::{Broker, Record};
 
 fn dlq(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_paybridge"))
-        .arg("dlq")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (output.status.code(), text(&output.stdout), text(&output.stderr))
+    let ran = support::commands::paybridge("dlq", config, args);
+    (ran.code, ran.stdout, ran.stderr)
 }
 
 fn json(text: &str) -> Value {
@@ -71,9 +63,7 @@ async fn dead_letters_refused_for_size_are_redriven_once_the_limit_is_raised_and
     assert_eq!(in_dlq.keys().cloned().collect::<BTreeSet<_>>(), expected, "every event is in the DLQ");
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("paybridge.toml");
-    let ports = text.replace("{admin}", "1").replace("{intake}", "2");
-    std::fs::write(&path, ports).unwrap_or_else(|e| panic!("{e}"));
+    let path = support::commands::write_config(dir.path(), &text);
 
     // list: one JSON object per dead letter, with its reason, source and payment.
     let (code, stdout, stderr) = dlq(&path, &["list", "--format", "json"]);

@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
@@ -18,17 +17,8 @@ use support::sandbox::Sandbox;
 use support::{Broker, sources};
 
 fn reconcile(config: &std::path::Path, args: &[&str]) -> (Option<i32>, Value, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_paybridge"))
-        .arg("reconcile")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (output.status.code(), report, format!("{stdout}{stderr}"))
+    let ran = support::commands::paybridge("reconcile", config, args);
+    (ran.code, ran.json(), ran.output())
 }
 
 /// The event ids in `topic`.
@@ -38,6 +28,21 @@ fn ids(broker: &Broker, topic: &str) -> BTreeSet<String> {
         .iter()
         .filter_map(|r| r.header("ce_id").map(str::to_owned))
         .collect()
+}
+
+/// A copy of `topic` without the events `lost`, and a config in `dir` that reads it as the
+/// events topic.
+async fn over_a_copy_without(
+    broker: &Broker,
+    config: &str,
+    topic: &str,
+    lost: &BTreeSet<String>,
+    dir: &std::path::Path,
+) -> (String, std::path::PathBuf) {
+    let copy = broker.new_topic(&format!("{topic}-copy"), 3);
+    copy_without(broker, topic, &copy, lost).await;
+    let over_copy = config.replacen(&format!("topic = \"{topic}\""), &format!("topic = \"{copy}\""), 1);
+    (copy, support::commands::write_config(dir, &over_copy))
 }
 
 /// Copies every record of `topic` to `copy` but those of the events `lost`.
@@ -88,13 +93,9 @@ async fn reconcile_finds_exactly_the_three_lost_events_and_repair_brings_it_to_z
     assert_eq!(published.len(), 24, "one event per state");
 
     // A copy of the topic without three of its records.
-    let copy = broker.new_topic("rc-copy", 3);
     let lost: BTreeSet<String> = published.iter().step_by(7).take(3).cloned().collect();
-    copy_without(&broker, &topic, &copy, &lost).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("paybridge.toml");
-    let over_copy = config.replacen(&format!("topic = \"{topic}\""), &format!("topic = \"{copy}\""), 1);
-    std::fs::write(&path, over_copy.replace("{admin}", "1").replace("{intake}", "2")).unwrap_or_else(|e| panic!("{e}"));
+    let (copy, path) = over_a_copy_without(&broker, &config, &topic, &lost, dir.path()).await;
 
     let to = chrono::Utc::now().to_rfc3339();
     let period = ["--source", "pd", "--from", &from.to_rfc3339(), "--to", &to, "--format", "json"];
@@ -103,12 +104,7 @@ async fn reconcile_finds_exactly_the_three_lost_events_and_repair_brings_it_to_z
     assert_eq!(report["upstream"], 24, "{output}");
     assert_eq!((report["accounted"].as_u64(), report["missing"].as_u64()), (Some(21), Some(3)), "{output}");
     assert_eq!(report["unknown_upstream"], 0, "{output}");
-    let missing: BTreeSet<String> = report["missing_samples"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["event_id"].as_str().map(str::to_owned))
-        .collect();
+    let missing = support::commands::sample_ids(&report, "missing_samples");
     assert_eq!(missing, lost, "exactly the lost ones");
     assert!(report["upstream_read"]["histories"].as_u64().is_some_and(|h| h >= 8), "{output}");
 
@@ -148,13 +144,9 @@ async fn a_checkout_period_is_reconciled_against_the_period_query() {
     drop(bridge);
     let published = ids(&broker, &topic);
     assert_eq!(published.len(), created.len());
-    let copy = broker.new_topic("rco-copy", 3);
     let lost: BTreeSet<String> = published.iter().skip(3).step_by(11).take(2).cloned().collect();
-    copy_without(&broker, &topic, &copy, &lost).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("paybridge.toml");
-    let over_copy = config.replacen(&format!("topic = \"{topic}\""), &format!("topic = \"{copy}\""), 1);
-    std::fs::write(&path, over_copy.replace("{admin}", "1").replace("{intake}", "2")).unwrap_or_else(|e| panic!("{e}"));
+    let (copy, path) = over_a_copy_without(&broker, &config, &topic, &lost, dir.path()).await;
 
     let to = chrono::Utc::now().to_rfc3339();
     let period = ["--source", "co", "--from", &from.to_rfc3339(), "--to", &to, "--format", "json"];
@@ -162,12 +154,7 @@ async fn a_checkout_period_is_reconciled_against_the_period_query() {
     assert_eq!(code, Some(1), "{output}");
     assert_eq!((report["upstream"].as_u64(), report["missing"].as_u64()), (Some(40), Some(2)), "{output}");
     assert_eq!(report["unknown_upstream"], 0, "{output}");
-    let missing: BTreeSet<String> = report["missing_samples"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["event_id"].as_str().map(str::to_owned))
-        .collect();
+    let missing = support::commands::sample_ids(&report, "missing_samples");
     assert_eq!(missing, lost);
     let repair: Vec<&str> = period.iter().copied().chain(["--repair"]).collect();
     let (code, report, output) = reconcile(&path, &repair);
@@ -204,8 +191,7 @@ async fn ripplenet_sent_notifications_not_in_kafka_are_found_and_repaired() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("paybridge.toml");
-    std::fs::write(&path, config.replace("{admin}", "1").replace("{intake}", "2")).unwrap_or_else(|e| panic!("{e}"));
+    let path = support::commands::write_config(dir.path(), &config);
 
     let to = chrono::Utc::now().to_rfc3339();
     let period = ["--source", "rn", "--from", &from.to_rfc3339(), "--to", &to, "--format", "json"];
@@ -215,12 +201,7 @@ async fn ripplenet_sent_notifications_not_in_kafka_are_found_and_repaired() {
     assert_eq!(report["unknown_counted"], false, "{output}");
     assert!(report["upstream_read"]["pages"].as_u64().is_some_and(|p| p > 3), "ranges split: {output}");
     assert_eq!(report["upstream_read"]["truncated"], 0, "{output}");
-    let missing: BTreeSet<String> = report["missing_samples"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["event_id"].as_str().map(str::to_owned))
-        .collect();
+    let missing = support::commands::sample_ids(&report, "missing_samples");
     let expected: BTreeSet<String> = lost.iter().map(|u| support::ripplenet::id_of(u)).collect();
     assert_eq!(missing, expected);
 

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use paybridge::event::{Provider, kafka_key};
@@ -39,15 +38,8 @@ async fn fill(producer: &FutureProducer, topic: &str) {
 }
 
 fn trace(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_paybridge"))
-        .arg("trace")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (output.status.code(), text(&output.stdout), text(&output.stderr))
+    let ran = support::commands::paybridge("trace", config, args);
+    (ran.code, ran.stdout, ran.stderr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

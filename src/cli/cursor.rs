@@ -52,6 +52,7 @@ enum CursorCommand {
 
 #[derive(Args)]
 struct Common {
+    /// The TOML configuration file (the one `paybridge run` reads).
     #[arg(long, short, env = "PAYBRIDGE_CONFIG")]
     config: PathBuf,
     /// The Payments Direct source's `name`.

@@ -56,6 +56,7 @@ enum DlqCommand {
 
 #[derive(Args)]
 struct Common {
+    /// The TOML configuration file (the one `paybridge run` reads).
     #[arg(long, short, env = "PAYBRIDGE_CONFIG")]
     config: PathBuf,
     #[arg(long, value_enum, default_value = "pretty")]

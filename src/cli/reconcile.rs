@@ -18,6 +18,7 @@ use super::{Format, init_command_tracing, load_or_explain};
 /// cannot be read, 2 on bad input.
 #[derive(Args)]
 pub struct ReconcileArgs {
+    /// The TOML configuration file (the one `paybridge run` reads).
     #[arg(long, short, env = "PAYBRIDGE_CONFIG")]
     config: PathBuf,
     /// The source's `name`.

@@ -7,6 +7,7 @@ pub mod broker;
 pub mod chaos;
 pub mod checkout;
 pub mod child;
+pub mod commands;
 pub mod compat;
 pub mod kafka_proxy;
 pub mod keys;
