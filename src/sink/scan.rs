@@ -17,6 +17,10 @@ use crate::config::KafkaConfig;
 /// The longest wait for one fetch before the read is given up (the broker stopped answering).
 const FETCH_PATIENCE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(500);
+/// The most a scanner prefetches from the broker (KiB).
+const PREFETCH_KIB: &str = "16384";
+/// One fetch's most (a quarter of the prefetch, so fetches keep coming while it drains).
+const FETCH_BYTES: &str = "4194304";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -69,8 +73,14 @@ impl Scanner {
     /// (never joined, never committed) in the broker's logs.
     pub fn new(kafka: &KafkaConfig, purpose: &str) -> Result<Self, ScanError> {
         let group = format!("paybridge-{purpose}-{}", uuid::Uuid::new_v4());
+        // librdkafka prefetches up to 64 MiB per partition by default: an operator command
+        // reads one partition at a time and needs far less to keep up.
         let consumer: BaseConsumer = consumer_config(kafka, &group)
             .set("enable.partition.eof", "false")
+            .set("queued.max.messages.kbytes", PREFETCH_KIB)
+            .set("fetch.max.bytes", FETCH_BYTES)
+            // Fetch again soon once the prefetch drains (librdkafka waits 1 s by default).
+            .set("fetch.queue.backoff.ms", "5")
             .create()
             .map_err(|e| ScanError::Consumer(Box::new(e)))?;
         Ok(Self { consumer, servers: kafka.bootstrap_servers.clone(), timeout: kafka.metadata_timeout.get() })
