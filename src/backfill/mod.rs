@@ -25,7 +25,7 @@ use crate::ack::Outcome;
 use crate::config::{CheckoutSource, Config, SourceConfig};
 use crate::event::{CanonicalEvent, Provider, RawJson, kafka_key};
 use crate::http::backoff::Backoff;
-use crate::http::client::ApiError;
+use crate::http::retry::within_attempts;
 use crate::metrics::Metrics;
 use crate::normalize::checkout::message;
 use crate::sink::kafka::KafkaSink;
@@ -272,25 +272,11 @@ impl Walk<'_> {
         tally: &mut Tally,
         stop: &CancellationToken,
     ) -> Result<PageEnd, String> {
-        let mut backoff = Backoff::new(self.source.backoff_max.get());
-        let mut attempt = 0;
-        let page = loop {
-            attempt += 1;
-            match self.api.history_page(start, end, page_size, token).await {
-                Ok(page) => break page,
-                Err(e @ (ApiError::Retryable { .. } | ApiError::Token(_))) if attempt < READ_ATTEMPTS => {
-                    let retry_after = match &e {
-                        ApiError::Retryable { retry_after, .. } => *retry_after,
-                        _ => None,
-                    };
-                    let wait = backoff.next(retry_after);
-                    tracing::warn!(source = %self.source.name, error = %e, attempt, wait_ms = wait.as_millis() as u64, "period query failed; trying again");
-                    if crate::sources::pause(stop, wait).await {
-                        return Ok(PageEnd::Stopped);
-                    }
-                }
-                Err(e) => return Err(format!("reading the period {} to {}: {e}", stamp(start), stamp(end))),
-            }
+        let what = format!("reading the period {} to {}", stamp(start), stamp(end));
+        let backoff_max = self.source.backoff_max.get();
+        let read = || self.api.history_page(start, end, page_size, token);
+        let Some(page) = within_attempts(READ_ATTEMPTS, backoff_max, &what, stop, read).await? else {
+            return Ok(PageEnd::Stopped);
         };
         let items = page.messages.len();
         tally.read += items as u64;

@@ -5,3 +5,4 @@ pub mod body;
 pub mod client;
 pub mod jwt;
 pub mod oauth;
+pub mod retry;

@@ -23,8 +23,8 @@ use super::spill::Spill;
 use crate::backfill::period::plan;
 use crate::config::{CheckoutSource, PaymentsDirectSource, RipplenetSource};
 use crate::event::RawJson;
-use crate::http::backoff::Backoff;
 use crate::http::client::ApiError;
+use crate::http::retry::within_attempts;
 use crate::metrics::Metrics;
 use crate::normalize::checkout::message;
 use crate::normalize::payments_direct::{Via, payment};
@@ -59,28 +59,14 @@ pub struct Read {
     pub truncated: u64,
 }
 
-async fn with_retries<T, F, Fut>(backoff_max: Duration, what: &str, mut call: F) -> Result<T, String>
+/// `call`, retried while the provider is unavailable (see [`within_attempts`]).
+async fn with_retries<T, F, Fut>(backoff_max: Duration, what: &str, call: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
 {
-    let mut backoff = Backoff::new(backoff_max);
-    for attempt in 1..=ATTEMPTS {
-        match call().await {
-            Ok(value) => return Ok(value),
-            Err(e @ (ApiError::Retryable { .. } | ApiError::Token(_))) if attempt < ATTEMPTS => {
-                let retry_after = match &e {
-                    ApiError::Retryable { retry_after, .. } => *retry_after,
-                    _ => None,
-                };
-                let wait = backoff.next(retry_after);
-                tracing::warn!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "{what} failed; trying again");
-                tokio::time::sleep(wait).await;
-            }
-            Err(e) => return Err(format!("{what}: {e}")),
-        }
-    }
-    Err(format!("{what}: no answer after {ATTEMPTS} attempts"))
+    let never = tokio_util::sync::CancellationToken::new();
+    within_attempts(ATTEMPTS, backoff_max, what, &never, call).await?.ok_or_else(|| format!("{what}: stopped"))
 }
 
 /// Checkout: every message of the period query, normalized.
