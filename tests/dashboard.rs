@@ -23,6 +23,8 @@ fn exposed_series() -> BTreeSet<String> {
     m.webhook_ignored("s");
     m.polled("s");
     m.cursor_position("s", chrono::Utc::now());
+    m.clock_skew("s", chrono::TimeDelta::zero());
+    m.topic_refusing(false);
     m.ack_invalid("s", 1);
     m.ack_failed("s", 1);
     m.dead_lettered();
@@ -77,6 +79,32 @@ fn exprs(node: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// The `paybridge_…` names a PromQL expression uses (without `_bucket`).
+fn series_of(query: &str) -> Vec<&str> {
+    query.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("paybridge_")).collect()
+}
+
+#[test]
+fn every_alert_names_series_that_exist_and_the_readme_lists_it() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = std::fs::read_to_string(root.join("deploy/helm/paybridge/files/alerts.yaml")).unwrap_or_default();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap_or_default();
+    let exposed = exposed_series();
+    let alerts: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).collect();
+    let exprs: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("expr: ")).collect();
+    assert!(alerts.len() >= 8 && alerts.len() == exprs.len(), "{alerts:?} {exprs:?}");
+    for expr in exprs {
+        let names = series_of(expr);
+        assert!(!names.is_empty(), "an alert without a paybridge series: {expr}");
+        for name in names {
+            assert!(exposed.contains(name), "{name} (in the alert {expr}) is not in /metrics");
+        }
+    }
+    for alert in alerts {
+        assert!(readme.contains(alert), "README does not describe the alert {alert}");
+    }
+}
+
 #[test]
 fn every_metric_the_dashboard_queries_exists_in_metrics() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/paybridge.json");
@@ -90,10 +118,7 @@ fn every_metric_the_dashboard_queries_exists_in_metrics() {
     assert!(exposed.contains("paybridge_events_published_total"), "{exposed:?}");
     let mut used = BTreeSet::new();
     for query in &queries {
-        let names = query
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|w| w.starts_with("paybridge_"))
-            .collect::<Vec<_>>();
+        let names = series_of(query);
         assert!(!names.is_empty(), "a query without a paybridge metric: {query}");
         for name in names {
             assert!(exposed.contains(name), "{name} (in {query}) is not in /metrics");

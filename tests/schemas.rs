@@ -57,6 +57,37 @@ fn committed_config_schema_is_generated() {
     );
 }
 
+const CHART_VALUES_SCHEMA: &str = "deploy/helm/paybridge/values.schema.json";
+
+/// The chart's values schema as committed, with `properties.config` and `$defs` replaced by
+/// the configuration schema the code generates: the chart refuses at install what
+/// `paybridge run` would refuse at start (a misspelt key, a wrong type, an unknown source
+/// kind).
+fn chart_values_schema() -> String {
+    let mut values = read_json(&root().join(CHART_VALUES_SCHEMA));
+    let Value::Object(mut config) = config_schema() else { panic!("the config schema is not an object") };
+    let defs = config.remove("$defs").unwrap_or_default();
+    for key in ["$schema", "$id", "title"] {
+        config.remove(key);
+    }
+    config.insert(
+        "description".into(),
+        Value::String(
+            "paybridge's configuration file as values, rendered into the ConfigMap as paybridge.toml \
+             (schemas/config.schema.json)"
+                .into(),
+        ),
+    );
+    values["properties"]["config"] = Value::Object(config);
+    values["$defs"] = defs;
+    render(&values)
+}
+
+#[test]
+fn the_chart_values_schema_carries_the_config_schema() {
+    check_committed(CHART_VALUES_SCHEMA, &chart_values_schema(), "PAYBRIDGE_BLESS=1 cargo test --test schemas");
+}
+
 /// A fixed observation time, so the examples are reproducible.
 fn observed() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").map(|t| t.with_timezone(&Utc)).unwrap_or_default()

@@ -10,6 +10,15 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The Deployment's and Service's name: the workload's in sidecar mode. */}}
+{{- define "paybridge.workloadName" -}}
+{{- if .Values.sidecar.enabled -}}
+{{- required "sidecar.name is required in sidecar mode" .Values.sidecar.name -}}
+{{- else -}}
+{{- include "paybridge.fullname" . -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "paybridge.labels" -}}
 app.kubernetes.io/name: {{ include "paybridge.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -48,17 +57,44 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $total -}}
 {{- end -}}
 
+{{/* The paybridge version whose image the chart runs by default (kept equal to the chart's
+appVersion and the crate's version by scripts/release; a test checks it). A literal, so a
+chart that includes the templates below gets it too. */}}
+{{- define "paybridge.appVersion" -}}0.1.0{{- end -}}
+
+{{/* The image of a values tree: image.repository and image.tag, else this version. */}}
+{{- define "paybridge.image" -}}
+{{- printf "%s:%s" .image.repository (.image.tag | default (include "paybridge.appVersion" .)) -}}
+{{- end -}}
+
+{{/* The ConfigMap holding paybridge.toml, from the release alone (the same name whether
+this chart renders the pod or another chart including it as a dependency does). */}}
+{{- define "paybridge.configName" -}}
+{{- if contains "paybridge" .Name -}}
+{{- printf "%s-config" .Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-paybridge-config" .Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether an "IP:port" listen address is on loopback (only its own pod reaches it). */}}
+{{- define "paybridge.loopback" -}}
+{{- if regexMatch "^(127\\.|localhost:|\\[::1\\]:)" . -}}true{{- end -}}
+{{- end -}}
+
 {{/*
-The paybridge container, its probes and mounts: used by this chart's Deployment and by
-other charts' pods (sidecar mode):
+The paybridge container and the volumes it mounts. This chart's Deployment uses them; so
+can another chart's pod, with this chart as its dependency and `paybridge.embedded: true`
+(README "Kubernetes (Helm)", the only way documented):
   containers:
-    {{- include "paybridge.container" (dict "Values" .Values.paybridge "configMap" "my-paybridge-config") | nindent 4 }}
-with .Values.paybridge holding this chart's values (image, env, secretEnv, resources, ...).
+    {{- include "paybridge.container" (dict "Values" .Values.paybridge) | nindent 4 }}
+  volumes:
+    {{- include "paybridge.volumes" (dict "Values" .Values.paybridge "Release" .Release) | nindent 4 }}
 */}}
 {{- define "paybridge.container" -}}
 {{- $v := .Values -}}
 - name: paybridge
-  image: "{{ $v.image.repository }}:{{ $v.image.tag | default .appVersion | default "latest" }}"
+  image: {{ include "paybridge.image" $v | quote }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
   args: ["run", "--config", "/etc/paybridge/paybridge.toml"]
   ports:
@@ -92,25 +128,36 @@ with .Values.paybridge holding this chart's values (image, env, secretEnv, resou
   securityContext:
     {{- toYaml $v.securityContext | nindent 4 }}
   volumeMounts:
-    - name: paybridge-config
-      mountPath: /etc/paybridge
-      readOnly: true
-    {{- range $i, $f := $v.secretFiles }}
-    - name: paybridge-secret-{{ $i }}
-      mountPath: {{ $f.mountPath }}
-      readOnly: true
-    {{- end }}
+    {{- include "paybridge.volumeMounts" $v | nindent 4 }}
 {{- end -}}
 
-{{/* The volumes the paybridge container mounts (sidecar mode: add them to the pod). */}}
+{{/* Where the paybridge container mounts its config, secretFiles and extraVolumeMounts. */}}
+{{- define "paybridge.volumeMounts" -}}
+- name: paybridge-config
+  mountPath: /etc/paybridge
+  readOnly: true
+{{- range $i, $f := .secretFiles }}
+- name: paybridge-secret-{{ $i }}
+  mountPath: {{ $f.mountPath }}
+  readOnly: true
+{{- end }}
+{{- with .extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The volumes the paybridge container mounts. */}}
 {{- define "paybridge.volumes" -}}
 - name: paybridge-config
   configMap:
-    name: {{ .configMap }}
+    name: {{ include "paybridge.configName" .Release }}
 {{- range $i, $f := .Values.secretFiles }}
 - name: paybridge-secret-{{ $i }}
   secret:
     secretName: {{ $f.secretName }}
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
 {{- end }}
 {{- end -}}
 
