@@ -28,6 +28,11 @@ pub mod trace;
 
 use tokio_util::sync::CancellationToken;
 
+/// This build's version (the crate's) and the commit it was built from (`build.rs`:
+/// `PAYBRIDGE_COMMIT` or git, "unknown" without either).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const COMMIT: &str = env!("PAYBRIDGE_COMMIT");
+
 /// Why the bridge could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -11,10 +11,13 @@ use cli::{init_command_tracing as init_backfill_tracing, init_tracing, load_or_e
 use paybridge::config;
 use paybridge::schemas;
 
+/// `paybridge --version`: the crate's version and the commit it was built from.
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PAYBRIDGE_COMMIT"), ")");
+
 /// Moves payment-provider notifications into Kafka; nothing is acknowledged upstream
 /// before the broker has confirmed the event.
 #[derive(Parser)]
-#[command(name = "paybridge", version, about)]
+#[command(name = "paybridge", version = LONG_VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -23,7 +23,7 @@ fn the_dockerfile_copies_every_target_the_manifest_declares() {
             parts[..parts.len().saturating_sub(1)].to_vec()
         })
         .collect();
-    let mut paths = vec!["Cargo.toml".to_owned(), "Cargo.lock".to_owned()];
+    let mut paths = vec!["Cargo.toml".to_owned(), "Cargo.lock".to_owned(), "build.rs".to_owned()];
     for kind in ["lib", "bin", "bench", "test", "example"] {
         let targets = match manifest.get(kind) {
             Some(toml::Value::Array(items)) => items.clone(),
@@ -71,4 +71,80 @@ fn the_image_carries_the_product_only() {
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_paybridge")).arg("--help").output_within(QUICK);
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
     assert!(help.contains("run") && !help.to_lowercase().contains("sandbox"), "{help}");
+}
+
+fn run(cmd: &mut std::process::Command) -> (bool, String) {
+    let out = cmd.output_within(QUICK);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (ok, version) = run(std::process::Command::new(env!("CARGO_BIN_EXE_paybridge")).arg("--version"));
+    assert!(ok, "{version}");
+    let (git_ok, head) =
+        run(std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).current_dir(root));
+    let commit = if git_ok { head.trim().to_owned() } else { "unknown".to_owned() };
+    assert_eq!(version.trim(), format!("paybridge {} (commit {commit})", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn one_version_for_the_crate_the_chart_and_its_image_with_a_license_and_a_changelog() {
+    let (ok, out) =
+        run(std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/release")).arg("check"));
+    assert!(ok && out.contains(env!("CARGO_PKG_VERSION")), "{out}");
+    let license = read("LICENSE");
+    assert!(license.contains("Apache License") && license.contains("Version 2.0, January 2004"), "LICENSE");
+    let manifest: toml::Table = toml::from_str(&read("Cargo.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(manifest["package"]["license"].as_str(), Some("Apache-2.0"));
+    // The image build: labelled with the version and the commit.
+    let (ok, plan) = run(std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/release"))
+        .args(["image", "--dry-run"]));
+    assert!(ok, "{plan}");
+    assert!(
+        plan.contains(&format!("ghcr.io/paybridge/paybridge:{}", env!("CARGO_PKG_VERSION")))
+            && plan.contains(&format!("PAYBRIDGE_VERSION={}", env!("CARGO_PKG_VERSION")))
+            && plan.contains("PAYBRIDGE_COMMIT="),
+        "{plan}"
+    );
+    let dockerfile = read("Dockerfile");
+    for label in ["org.opencontainers.image.version=\"$PAYBRIDGE_VERSION\"", "org.opencontainers.image.revision"] {
+        assert!(dockerfile.contains(label), "the image lacks the label {label}");
+    }
+}
+
+/// `scripts/release set-version` on a copy of the files it edits: every place follows, the
+/// changelog gets the release's section, and `check` then agrees; a malformed version is
+/// refused without touching anything.
+#[test]
+fn set_version_moves_every_version_together() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for rel in [
+        "Cargo.toml",
+        "CHANGELOG.md",
+        "scripts/release",
+        "deploy/helm/paybridge/Chart.yaml",
+        "deploy/helm/paybridge/templates/_helpers.tpl",
+    ] {
+        let to = copy.path().join(rel);
+        std::fs::create_dir_all(to.parent().unwrap_or(copy.path())).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::copy(root.join(rel), &to).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    }
+    let script = copy.path().join("scripts/release");
+    let (ok, out) = run(std::process::Command::new(&script).args(["set-version", "1.2"]));
+    assert!(!ok && out.contains("semantic version"), "{out}");
+    let (ok, out) = run(std::process::Command::new(&script).args(["set-version", "9.8.7"]));
+    assert!(ok && out.contains("-> 9.8.7"), "{out}");
+    let text = |rel: &str| std::fs::read_to_string(copy.path().join(rel)).unwrap_or_default();
+    assert!(text("Cargo.toml").contains("\nversion = \"9.8.7\"\n"));
+    let chart = text("deploy/helm/paybridge/Chart.yaml");
+    assert!(chart.contains("\nversion: 9.8.7\n") && chart.contains("\nappVersion: \"9.8.7\"\n"), "{chart}");
+    assert!(text("deploy/helm/paybridge/templates/_helpers.tpl").contains("-}}9.8.7{{-"));
+    let changelog = text("CHANGELOG.md");
+    assert!(changelog.contains("## [Unreleased]\n\n## [9.8.7] - "), "{changelog}");
+    // Only the package's version moved, not a dependency's.
+    assert_eq!(text("Cargo.toml").matches("9.8.7").count(), 1);
 }

@@ -1,0 +1,29 @@
+//! Stamps the build with the commit it was built from, for `paybridge --version` and the
+//! start-up log line: `PAYBRIDGE_COMMIT` when the builder sets it (the image build has no
+//! `.git`), else `git rev-parse`, else "unknown".
+
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=PAYBRIDGE_COMMIT");
+    // A new commit or a checkout changes HEAD or the branch it points to.
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD")
+        && let Some(reference) = head.trim().strip_prefix("ref: ")
+    {
+        println!("cargo:rerun-if-changed=.git/{reference}");
+        println!("cargo:rerun-if-changed=.git/packed-refs");
+    }
+    let commit = std::env::var("PAYBRIDGE_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+        .or_else(git_commit)
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo:rustc-env=PAYBRIDGE_COMMIT={}", commit.trim());
+}
+
+fn git_commit() -> Option<String> {
+    let out = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
+    let commit = String::from_utf8(out.stdout).ok()?;
+    (out.status.success() && !commit.trim().is_empty()).then_some(commit)
+}
