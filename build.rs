@@ -7,12 +7,15 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-env-changed=PAYBRIDGE_COMMIT");
     // A new commit or a checkout changes HEAD or the branch it points to.
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    // (Only files that exist: cargo re-runs the script every time for a missing one.)
+    let mut watched = vec![".git/HEAD".to_owned(), ".git/packed-refs".to_owned()];
     if let Ok(head) = std::fs::read_to_string(".git/HEAD")
         && let Some(reference) = head.trim().strip_prefix("ref: ")
     {
-        println!("cargo:rerun-if-changed=.git/{reference}");
-        println!("cargo:rerun-if-changed=.git/packed-refs");
+        watched.push(format!(".git/{reference}"));
+    }
+    for path in watched.iter().filter(|p| std::path::Path::new(p).exists()) {
+        println!("cargo:rerun-if-changed={path}");
     }
     let commit = std::env::var("PAYBRIDGE_COMMIT")
         .ok()
