@@ -141,6 +141,7 @@ impl Bridge {
             singleton: &singleton,
         };
         for source in &config.sources {
+            metrics.register_source(source.name(), source.webhook().is_some());
             let started = crate::sources::start::start(source, &wiring)
                 .await
                 .map_err(|reason| RunError::SourceStart { name: source.name().to_owned(), reason })?;

@@ -50,6 +50,27 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
+fn lag_histogram() -> Histogram {
+    // 50 ms … ~1.8 h: a webhook's seconds to a cursor's safety lag to an outage's hours.
+    Histogram::new(exponential_buckets(0.05, 2.0, 18))
+}
+
+/// Every `reason` of `paybridge_webhook_rejected_total` (the intake's refusals; a test
+/// there checks each one is listed), registered at zero for every webhook source.
+pub const WEBHOOK_REFUSAL_REASONS: [&str; 11] = [
+    "forbidden",
+    "bad_token",
+    "saturated",
+    "rate_limited",
+    "body_timeout",
+    "too_large",
+    "body_unreadable",
+    "bad_signature",
+    "stale_timestamp",
+    "too_deep",
+    "malformed",
+];
+
 /// Every series paybridge exports.
 pub struct Metrics {
     registry: Registry,
@@ -60,6 +81,8 @@ pub struct Metrics {
     retried: Family<SourceLabels, Counter>,
     dlq: Counter,
     publish_latency: Family<SourceLabels, Histogram, fn() -> Histogram>,
+    end_to_end_lag: Family<SourceLabels, Histogram, fn() -> Histogram>,
+    upstream_failures: Family<SourceLabels, Counter>,
     upstream_requests: Family<UpstreamLabels, Counter>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     source_alert: Family<SourceLabels, Gauge>,
@@ -99,6 +122,10 @@ impl Metrics {
         let publish_latency = Family::<SourceLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
+        let end_to_end_lag = Family::<SourceLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            lag_histogram as fn() -> Histogram,
+        );
+        let upstream_failures = Family::<SourceLabels, Counter>::default();
         let upstream_requests = Family::<UpstreamLabels, Counter>::default();
         let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
         let source_alert = Family::<SourceLabels, Gauge>::default();
@@ -184,6 +211,16 @@ impl Metrics {
             publish_latency.clone(),
         );
         registry.register(
+            "end_to_end_lag_seconds",
+            "From the provider's time of a state change (the event's time) to the broker's confirmation of its event",
+            end_to_end_lag.clone(),
+        );
+        registry.register(
+            "upstream_failures",
+            "Provider API calls that failed: an error status or no answer (by code: upstream_errors)",
+            upstream_failures.clone(),
+        );
+        registry.register(
             "upstream_requests",
             "Requests to provider APIs by endpoint and HTTP status",
             upstream_requests.clone(),
@@ -233,6 +270,8 @@ impl Metrics {
             retried,
             dlq,
             publish_latency,
+            end_to_end_lag,
+            upstream_failures,
             upstream_requests,
             upstream_errors,
             source_alert,
@@ -259,14 +298,63 @@ impl Metrics {
         SourceLabels { source: source.to_owned() }
     }
 
+    /// Creates a source's series at zero, so dashboards and alerts see every source from
+    /// the start instead of "no data" until its first event, failure or refusal. (Series
+    /// whose value only a first occurrence gives stay absent until then: the last poll's
+    /// time, a cursor's position, the clock skew, and requests by status and errors by code.)
+    pub fn register_source(&self, source: &str, webhooks: bool) {
+        let labels = Self::labels(source);
+        for family in [
+            &self.received,
+            &self.published,
+            &self.acked,
+            &self.rejected,
+            &self.retried,
+            &self.upstream_failures,
+            &self.ack_invalid,
+            &self.ack_failed,
+            &self.processing_failures,
+            &self.enrichment_failed,
+        ] {
+            drop(family.get_or_create(&labels));
+        }
+        drop(self.publish_latency.get_or_create(&labels));
+        drop(self.end_to_end_lag.get_or_create(&labels));
+        drop(self.source_alert.get_or_create(&labels));
+        if webhooks {
+            drop(self.webhook_unknown.get_or_create(&labels));
+            drop(self.webhook_ignored.get_or_create(&labels));
+            for reason in WEBHOOK_REFUSAL_REASONS {
+                let labels = RefusalLabels { source: source.to_owned(), reason: reason.to_owned() };
+                drop(self.webhook_rejected.get_or_create(&labels));
+            }
+        }
+    }
+
     /// A source submitted `n` events.
     pub fn received(&self, source: &str, n: usize) {
         self.received.get_or_create(&Self::labels(source)).inc_by(n as u64);
     }
 
-    /// A batch resolved after `latency`.
-    pub fn batch_resolved(&self, source: &str, outcomes: &[Outcome], latency: Duration) {
+    /// A batch resolved after `latency`; `times` are its events' provider times (the
+    /// delivered ones' lag to now is observed).
+    pub fn batch_resolved(
+        &self,
+        source: &str,
+        outcomes: &[Outcome],
+        times: impl Iterator<Item = chrono::DateTime<chrono::Utc>>,
+        latency: Duration,
+    ) {
         let labels = Self::labels(source);
+        let now = chrono::Utc::now();
+        let lag = self.end_to_end_lag.get_or_create(&labels);
+        for (outcome, time) in outcomes.iter().zip(times) {
+            if *outcome == Outcome::Delivered {
+                // A provider clock ahead of ours gives a negative lag: counted as none.
+                lag.observe((now - time).as_seconds_f64().max(0.0));
+            }
+        }
+        drop(lag);
         let count = |pred: fn(&Outcome) -> bool| outcomes.iter().filter(|o| pred(o)).count() as u64;
         let delivered = count(|o| *o == Outcome::Delivered);
         let rejected = count(|o| matches!(o, Outcome::Rejected(_)));
@@ -288,6 +376,9 @@ impl Metrics {
         let labels =
             UpstreamLabels { source: source.to_owned(), endpoint: endpoint.to_owned(), status: status.to_owned() };
         self.upstream_requests.get_or_create(&labels).inc();
+        if !(status.starts_with('2') || status.starts_with('3')) {
+            self.upstream_failures.get_or_create(&Self::labels(source)).inc();
+        }
     }
 
     /// A provider answered an error: `code` is its own error code (gRPC code, OAuth error,

@@ -157,7 +157,7 @@ fn record_resolved(
     outcomes: &[Outcome],
     latency: Duration,
 ) {
-    metrics.batch_resolved(source, outcomes, latency);
+    metrics.batch_resolved(source, outcomes, events.iter().map(|e| e.time), latency);
     tracing::debug!(
         source = %source,
         events = events.len(),

@@ -231,3 +231,30 @@ impl Refuser {
         self.guard.rate_limited(self.peer, retry_after)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Refusal;
+
+    #[test]
+    fn every_refusal_reason_is_registered_at_start() {
+        let all = [
+            Refusal::Forbidden,
+            Refusal::BadToken,
+            Refusal::Saturated,
+            Refusal::RateLimited,
+            Refusal::BodyTimeout,
+            Refusal::TooLarge,
+            Refusal::BodyUnreadable,
+            Refusal::BadSignature,
+            Refusal::StaleTimestamp,
+            Refusal::TooDeep,
+            Refusal::Malformed,
+        ];
+        let listed = crate::metrics::WEBHOOK_REFUSAL_REASONS;
+        assert_eq!(all.len(), listed.len());
+        for refusal in all {
+            assert!(listed.contains(&refusal.reason()), "{} is not in WEBHOOK_REFUSAL_REASONS", refusal.reason());
+        }
+    }
+}

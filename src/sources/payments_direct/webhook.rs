@@ -170,6 +170,8 @@ impl PaymentsDirect {
         for id in &ids {
             self.recent.committed(id);
         }
+        // The 200 that follows is the acknowledgement upstream.
+        self.ctx.metrics.acked(&self.config.name, ids.len());
         WebhookOutcome::Committed
     }
 

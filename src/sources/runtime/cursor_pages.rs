@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ack::{AckHandle, Outcome};
 use crate::event::CanonicalEvent;
 use crate::http::backoff::Backoff;
+use crate::metrics::Metrics;
 use crate::pipeline::Submitter;
 use crate::sink::cursor::{CursorCommitter, CursorError};
 
@@ -80,6 +81,7 @@ impl<T: Send + 'static> CursorPages<T> {
             submitter: submitter.clone(),
             backoff_max,
             stop,
+            metrics: driver.ctx().metrics.clone(),
         };
         let finalizer = tokio::spawn(finalizer.run(rx, done));
         Self { driver, source, committer, submitter, queue, finished, unfinished: VecDeque::new(), finalizer }
@@ -161,11 +163,15 @@ struct Finalizer {
     submitter: Submitter,
     backoff_max: Duration,
     stop: CancellationToken,
+    /// A page's events count as acknowledged (`paybridge_events_acked_total`) once the
+    /// position after it is written: the cursor source's acknowledgement upstream.
+    metrics: Arc<Metrics>,
 }
 
 /// A page whose events are all settled, its position not written yet (at-least-once).
 struct Settled<T> {
     cursor: String,
+    events: usize,
     tag: T,
 }
 
@@ -188,7 +194,11 @@ impl Finalizer {
         done: mpsc::UnboundedSender<Result<T, CursorError>>,
     ) {
         while let Some(page) = pages.recv().await {
+            let events = page.events.len();
             let result = self.finish(page.handle, page.events, Some(&page.cursor)).await;
+            if result.is_ok() {
+                self.metrics.acked(&self.source, events);
+            }
             let failed = result.is_err();
             if done.send(result.map(|()| page.tag)).is_err() || failed {
                 return;
@@ -203,9 +213,10 @@ impl Finalizer {
         settled: mpsc::UnboundedSender<Result<Settled<T>, CursorError>>,
     ) {
         while let Some(page) = pages.recv().await {
+            let events = page.events.len();
             let result = self.finish(page.handle, page.events, None).await;
             let failed = result.is_err();
-            let page = result.map(|()| Settled { cursor: page.cursor, tag: page.tag });
+            let page = result.map(|()| Settled { cursor: page.cursor, events, tag: page.tag });
             if settled.send(page).is_err() || failed {
                 return;
             }
@@ -244,6 +255,7 @@ impl Finalizer {
                 let _ = done.send(Err(e));
                 return;
             }
+            self.metrics.acked(&self.source, pages.iter().map(|p| p.events).sum());
             for page in pages {
                 if done.send(Ok(page.tag)).is_err() {
                     return;
