@@ -24,6 +24,9 @@ use crate::{RunError, admin, intake};
 /// How often the broker's metadata is checked for /readyz.
 const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// How often the producers are asked for a fatal error besides after each error event.
+/// Metadata requests in a row the brokers must leave unanswered during shutdown before it
+/// stops waiting for confirmations (about a second each).
+const BROKER_GONE_PROBES: u32 = 3;
 const FATAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait between start-up attempts while the brokers are unreachable.
 const STARTUP_RETRY_MAX: Duration = Duration::from_secs(30);
@@ -234,16 +237,31 @@ impl Bridge {
         self.health.set_shutting_down();
         let timeout = self.config.shutdown.timeout.get();
         let deadline = tokio::time::Instant::now() + timeout;
+        // A broker that is gone confirms nothing more: waiting out the rest of the timeout
+        // would only delay the exit (what is unconfirmed is not acknowledged either way).
+        let gone = CancellationToken::new();
+        let watcher = tokio::spawn(watch_brokers_gone(self.sink.clone(), gone.clone()));
+        let until_deadline = |what: &'static str| {
+            let gone = gone.clone();
+            async move {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = gone.cancelled() => tracing::warn!("the brokers stopped answering; not waiting for {what}"),
+                }
+            }
+        };
         self.stop_sources.cancel();
         self.stop_intake.cancel();
-        let settled = tokio::time::timeout_at(deadline, async {
-            if let Some(intake) = self.intake.take() {
-                let _ = intake.await;
-            }
-            while self.sources.join_next().await.is_some() {}
-        })
-        .await;
-        if settled.is_err() {
+        let settled = tokio::select! {
+            () = async {
+                if let Some(intake) = self.intake.take() {
+                    let _ = intake.await;
+                }
+                while self.sources.join_next().await.is_some() {}
+            } => true,
+            () = until_deadline("the sources to settle") => false,
+        };
+        if !settled {
             tracing::warn!(
                 "sources did not settle before the deadline; abandoning them (unacknowledged notifications are delivered again)"
             );
@@ -253,19 +271,40 @@ impl Bridge {
         if let Some(cluster) = self.cluster.take() {
             cluster.leave().await;
         }
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        self.pipeline.shutdown(remaining).await;
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let remaining = || match gone.is_cancelled() {
+            true => Duration::ZERO,
+            false => deadline.saturating_duration_since(tokio::time::Instant::now()),
+        };
+        self.pipeline.shutdown_or(remaining(), until_deadline("the pipeline")).await;
         let sink = self.sink;
-        match tokio::task::spawn_blocking(move || sink.flush(remaining)).await {
+        let flush_for = remaining();
+        match tokio::task::spawn_blocking(move || sink.flush(flush_for)).await {
             Ok(Ok(())) => tracing::info!("producer flushed"),
             Ok(Err(e)) => tracing::warn!(error = %e, "producer not fully flushed before the deadline"),
             Err(e) => tracing::warn!(error = %e, "flush task failed"),
         }
+        watcher.abort();
         self.stop_background.cancel();
         self.checker.abort();
         let _ = self.admin.await;
     }
+}
+
+/// Cancels `gone` once the brokers have not answered [`BROKER_GONE_PROBES`] metadata
+/// requests in a row (each given at most a second).
+async fn watch_brokers_gone(sink: KafkaSink, gone: CancellationToken) {
+    let mut misses = 0;
+    while misses < BROKER_GONE_PROBES {
+        let probe = sink.clone();
+        let started = tokio::time::Instant::now();
+        let answered = tokio::task::spawn_blocking(move || probe.metadata_reachable(Duration::from_secs(1)))
+            .await
+            .unwrap_or(false);
+        misses = if answered { 0 } else { misses + 1 };
+        // A refused connection fails at once: probe about once a second either way.
+        tokio::time::sleep_until(started + Duration::from_secs(1)).await;
+    }
+    gone.cancel();
 }
 
 /// Checks (or creates) the topics, retrying with backoff while the brokers are unreachable,

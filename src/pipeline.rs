@@ -106,13 +106,20 @@ impl Pipeline {
     /// Stops accepting batches, gives queued and in-flight ones until `deadline` to finish,
     /// then abandons the rest: their handles resolve Retry.
     pub async fn shutdown(self, deadline: Duration) {
+        self.shutdown_or(deadline, std::future::pending()).await;
+    }
+
+    /// [`Pipeline::shutdown`], abandoning what is left as soon as `give_up` resolves (the
+    /// brokers are gone: nothing more can be confirmed).
+    pub async fn shutdown_or(self, deadline: Duration, give_up: impl std::future::Future<Output = ()>) {
         let Pipeline { submitter, stop, worker } = self;
         submitter.permits.close();
         drop(submitter);
         stop.cancel();
         let abort = worker.abort_handle();
-        if tokio::time::timeout(deadline, worker).await.is_err() {
-            abort.abort();
+        tokio::select! {
+            finished = tokio::time::timeout(deadline, worker) => if finished.is_err() { abort.abort() },
+            () = give_up => abort.abort(),
         }
     }
 }
