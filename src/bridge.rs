@@ -175,13 +175,23 @@ impl Bridge {
             let options = intake::ServeOptions { header_timeout: config.intake.header_timeout.get(), tls };
             (Some(tokio::spawn(intake::serve(listener, router, options, stop_intake.clone()))), Some(addr))
         };
+        let scheme = if config.intake.tls.is_some() { "https" } else { "http" };
+        let intake_line = match intake_addr {
+            Some(addr) => format!("webhooks on {scheme}://{addr}"),
+            None => "no webhook intake (no source takes webhooks)".to_owned(),
+        };
         tracing::info!(
-            topic = sink.topic(),
-            admin = %admin_addr,
-            intake = ?intake_addr,
-            sources = config.sources.len(),
-            "paybridge started"
+            "paybridge started: version {} (commit {}), publishing to {} (DLQ {}) on {}; admin on http://{admin_addr}; {intake_line}; {} source(s)",
+            crate::VERSION,
+            crate::COMMIT,
+            sink.topic(),
+            config.kafka.dlq_topic,
+            config.kafka.bootstrap_servers,
+            config.sources.len(),
         );
+        for source in &config.sources {
+            tracing::info!("source {} ({}): {}", source.name(), source.kind(), source.summary());
+        }
         Ok(Some(Self {
             config,
             sink,

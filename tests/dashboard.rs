@@ -127,20 +127,6 @@ const AFTER_FIRST_OCCURRENCE: [(&str, &str); 9] = [
     ("paybridge_reconcile_last_run_timestamp_seconds", "pushed by paybridge reconcile"),
 ];
 
-/// A TCP server that accepts and never answers: sources pointed at it do nothing at all, so
-/// whatever their series show in /metrics was registered at start.
-fn silent_server() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
-    addr
-}
-
 fn sources(base: &str, key_path: &std::path::Path) -> String {
     let oauth = |kind: &str, name: &str| {
         format!(
@@ -191,7 +177,7 @@ fn every_series_the_dashboard_queries_is_in_a_fresh_process_metrics_for_every_so
     let dlq = broker.new_topic("dash-dlq", 1);
     let state = broker.new_topic("dash-state", 1);
     let keys = support::keys::rsa_keys();
-    let base = format!("http://{}", silent_server());
+    let base = format!("http://{}", support::silent_server());
     let config = support::base_config_with_state(&broker, &topic, &dlq, &state) + &sources(&base, &keys.private_file);
     let bridge = Paybridge::start_default_log(&config);
     let (status, _, metrics) = support::http_get(([127, 0, 0, 1], bridge.admin_port).into(), "/metrics")

@@ -184,3 +184,48 @@ fn unreachable_brokers_at_start_end_in_exit_1_after_the_startup_timeout_and_a_qu
         assert!(seen.insert(text.clone()), "logged twice: {text}");
     }
 }
+
+/// The start-up log a person reads: one line with the version, the commit, the topics, the
+/// brokers and the endpoints, then one line per source (kind, name, endpoint, intervals),
+/// written without Rust debug formatting and, into a pipe, without ANSI colours.
+#[test]
+fn run_logs_one_readable_start_line_and_one_per_source_without_colours_in_a_pipe() {
+    let broker = Broker::start();
+    let topic = broker.new_topic("start-line", 1);
+    let dlq = broker.new_topic("start-line-dlq", 1);
+    let state = broker.new_topic("start-line-state", 1);
+    let base = format!("http://{}", support::silent_server());
+    let sources = format!(
+        "\n[[sources]]\nkind = \"ripplenet\"\nname = \"rn\"\nbase_url = \"{base}\"\nallow_insecure_http = true\n\
+         new_interval = \"2s\"\n[sources.auth]\ntoken_url = \"{base}/oauth/token\"\nclient_id = \"c\"\n\
+         client_secret = \"s\"\naudience = \"urn:x\"\n[sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\n\
+         \n[[sources]]\nkind = \"payments_direct\"\nname = \"pd\"\nbase_url = \"{base}\"\nallow_insecure_http = true\n\
+         interval = \"7s\"\n[sources.auth]\ntoken_url = \"{base}/oauth/token\"\nclient_id = \"c\"\n\
+         client_secret = \"s\"\naudience = \"urn:x\"\n"
+    );
+    let config = support::base_config_with_state(&broker, &topic, &dlq, &state) + &sources;
+    // stderr is a pipe here, as under a log collector; NO_COLOR unset.
+    let bridge = Paybridge::start_default_log(&config);
+    bridge.wait_for_log("source pd (payments_direct)", Duration::from_secs(10));
+    let log = bridge.log();
+    let started: Vec<&str> = log.lines().filter(|l| l.contains("paybridge started")).collect();
+    assert_eq!(started.len(), 1, "{log}");
+    let line = started[0];
+    for part in [
+        format!("version {} (commit ", env!("CARGO_PKG_VERSION")),
+        format!("publishing to {topic} (DLQ {dlq}) on {}", broker.bootstrap()),
+        format!("admin on http://127.0.0.1:{}", bridge.admin_port),
+        "webhooks on http://127.0.0.1:".to_owned(),
+        "2 source(s)".to_owned(),
+    ] {
+        assert!(line.contains(&part), "{part:?} not in the start line: {line}");
+    }
+    assert!(!line.contains("(commit unknown)"), "{line}");
+    let rn = log.lines().find(|l| l.contains("source rn (ripplenet): RippleNet v4 at "));
+    let rn = rn.unwrap_or_else(|| panic!("no line for rn:\n{log}"));
+    assert!(rn.contains("NEW polled every 2s") && rn.contains("webhooks on POST /webhooks/rn"), "{rn}");
+    let pd = log.lines().find(|l| l.contains("source pd (payments_direct): Payments Direct 2.0 at "));
+    assert!(pd.is_some_and(|l| l.contains("searched every 7s") && !l.contains("webhooks")), "{log}");
+    assert!(!log.contains("Some(") && !log.contains("None"), "debug formatting in the log:\n{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI escapes written into a pipe:\n{log}");
+}

@@ -15,6 +15,7 @@ mod payments_direct;
 mod schema;
 mod schema_registry;
 mod secret;
+mod summary;
 mod validate;
 
 use std::collections::BTreeMap;

@@ -219,3 +219,17 @@ pub async fn read_records(broker: Broker, topic: String, expected: usize) -> (Br
     .await
     .unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// A TCP server that accepts and never answers: sources pointed at it do nothing at all, so
+/// whatever their series show in /metrics was registered at start.
+pub fn silent_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    addr
+}
