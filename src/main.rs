@@ -273,7 +273,11 @@ fn tail(kafka: &config::KafkaConfig, from_beginning: bool, format: paybridge::ta
 
 fn run(config: config::Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    Ok(runtime.block_on(paybridge::run_until_signal(config))?)
+    let result = runtime.block_on(paybridge::run_until_signal(config));
+    // The shutdown is over (everything it waits for is bounded by shutdown.timeout); a
+    // blocking broker probe still running must not hold the exit for its own timeout.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    Ok(result?)
 }
 
 /// Runs a backfill; Ctrl-C (or SIGTERM) stops it after the current page is confirmed, a

@@ -21,8 +21,12 @@ fn listening(port: u16) -> bool {
     std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
 }
 
+/// The demo's ports are fixed: one demo at a time.
+static ONE_DEMO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_demo_shows_all_three_providers_and_stops_cleanly_on_ctrl_c() {
+    let _one = ONE_DEMO.lock().unwrap_or_else(|p| p.into_inner());
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_paybridge")).parent().unwrap_or_else(|| panic!("no bin dir"));
     assert!(
         bin_dir.join("paybridge-sandbox").exists(),
@@ -56,6 +60,7 @@ fn the_demo_shows_all_three_providers_and_stops_cleanly_on_ctrl_c() {
     // Ctrl-C. Should the demo still run 30 s later, SIGTERM (so it can still stop what it
     // started), then SIGKILL to its whole group; either way the test fails.
     signal(&child, "INT");
+    let interrupted = Instant::now();
     let status = match exit_within(&mut child, Duration::from_secs(30)) {
         Some(status) => Ok(status),
         None => {
@@ -77,6 +82,8 @@ fn the_demo_shows_all_three_providers_and_stops_cleanly_on_ctrl_c() {
         status.unwrap_or_else(|why| panic!("the demo did not stop on Ctrl-C: {why}\n{}\n{stderr}", tail_of(&rest)));
     assert!(providers.iter().all(|(_, s)| *s), "{providers:?} after 60 s:\n{}\n{stderr}", tail_of(&seen));
     assert_eq!(status.code(), Some(0), "{stderr}");
+    let took = interrupted.elapsed();
+    assert!(took < Duration::from_secs(10), "Ctrl-C took {took:?} to stop everything:\n{}", tail_of(&rest));
 
     let summary = rest.iter().find(|l| l.starts_with("events in Kafka:"));
     let summary = summary.unwrap_or_else(|| panic!("no summary:\n{}\n{stderr}", tail_of(&rest)));
@@ -88,6 +95,84 @@ fn the_demo_shows_all_three_providers_and_stops_cleanly_on_ctrl_c() {
     // Nothing left behind: no process of its group, and every port the demo used is closed.
     assert!(left_behind.is_empty(), "processes still running after the demo stopped: {left_behind}");
     let open: Vec<u16> = DEMO_PORTS.into_iter().filter(|p| listening(*p)).collect();
+    assert!(open.is_empty(), "still listening after the demo: {open:?}");
+}
+
+/// A first run, as a newcomer starts it: `./scripts/demo | tee demo.log` with no broker
+/// installed yet. The install shows what it is doing and how long it takes (a stand-in for
+/// `cargo install` prints as cargo does and puts the tansu binary in place); then Ctrl-C,
+/// which the terminal sends to every process of the job (tee, the demo, the broker,
+/// paybridge, in whatever order they die), stops all of them within 10 s and leaves no port open.
+#[test]
+fn a_first_run_piped_through_tee_shows_the_broker_install_and_ctrl_c_stops_everything() {
+    let _one = ONE_DEMO.lock().unwrap_or_else(|p| p.into_inner());
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_paybridge")).parent().unwrap_or_else(|| panic!("no bin dir"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let home = std::env::var("HOME").unwrap_or_default();
+    let real_tansu = std::env::var("TANSU_BIN").unwrap_or_else(|_| {
+        let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"));
+        format!("{cargo_home}/bin/tansu")
+    });
+    assert!(Path::new(&real_tansu).exists(), "tansu is not installed at {real_tansu} (./scripts/install-broker)");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fake_bin = dir.path().join("path");
+    std::fs::create_dir_all(&fake_bin).unwrap_or_else(|e| panic!("{e}"));
+    let cargo = fake_bin.join("cargo");
+    std::fs::write(
+        &cargo,
+        "#!/bin/sh\n# Stands in for `cargo install tansu`: prints as cargo does, puts the binary in place.\n\
+         echo '    Updating crates.io index' >&2\necho '   Compiling tansu v0.6.0' >&2\n\
+         mkdir -p \"$CARGO_HOME/bin\" && ln -sf \"$REAL_TANSU\" \"$CARGO_HOME/bin/tansu\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let log = dir.path().join("demo.log");
+    let path = format!("{}:{}", fake_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut job = Command::new("bash")
+        .arg("-c")
+        .arg(format!("{} 2>&1 | tee {}", root.join("scripts/demo").display(), log.display()))
+        .env("PAYBRIDGE_DEMO_BIN_DIR", bin_dir)
+        .env("CARGO_HOME", dir.path().join("cargo-home"))
+        .env("REAL_TANSU", &real_tansu)
+        .env("PATH", path)
+        .env_remove("TANSU_BIN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    let started = Instant::now();
+    while !read().contains("== events as they land in Kafka") && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3)); // some events flowing
+    let before = read();
+    // The terminal's Ctrl-C: SIGINT to every process of the job.
+    kill_group(&job, "INT");
+    let interrupted = Instant::now();
+    let mut members = group_members(&job);
+    while (job.try_wait().ok().flatten().is_none() || !members.is_empty())
+        && interrupted.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        members = group_members(&job);
+    }
+    let took = interrupted.elapsed();
+    kill_group(&job, "KILL");
+    let _ = wait_within(&mut job, Duration::from_secs(5));
+    let open: Vec<u16> = DEMO_PORTS.into_iter().filter(|p| listening(*p)).collect();
+    assert!(
+        before.contains("== installing the demo's broker, tansu 0.6.0, with cargo install: about 10 minutes")
+            && before.contains("Compiling tansu v0.6.0")
+            && before.contains("== broker installed in "),
+        "the install is not shown:\n{before}"
+    );
+    assert!(before.contains("== events as they land in Kafka"), "the demo did not get going:\n{before}");
+    assert!(members.is_empty(), "still running {took:?} after Ctrl-C:\n{members}\n{}", read());
+    assert!(took < Duration::from_secs(10), "Ctrl-C took {took:?} to stop everything:\n{}", read());
     assert!(open.is_empty(), "still listening after the demo: {open:?}");
 }
 
