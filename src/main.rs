@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cli::{init_command_tracing as init_backfill_tracing, init_tracing, load_or_explain};
+use cli::{init_command_tracing as init_backfill_tracing, init_tracing, load_or_explain, load_with_files_or_explain};
 use paybridge::config;
 use paybridge::schemas;
 
@@ -118,10 +118,15 @@ enum SchemaCommand {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Check a configuration file (with the environment applied); exit 0 when valid, 2 otherwise.
+    /// Check a configuration file (with the environment applied) and that the files it
+    /// names exist and are readable; exit 0 when valid, 2 otherwise.
     Validate {
         #[arg(long, short, env = "PAYBRIDGE_CONFIG")]
         config: PathBuf,
+        /// Skip the files check: for a configuration meant for another machine (a pod
+        /// whose Secrets are mounted there), checked here for everything else.
+        #[arg(long)]
+        no_file_checks: bool,
     },
 }
 
@@ -138,19 +143,27 @@ fn main() -> ExitCode {
             print!("{}", schemas::render(&schema));
             ExitCode::SUCCESS
         }
-        Command::Config { command: ConfigCommand::Validate { config } } => match config::load_file(&config) {
-            Ok(loaded) => {
-                for warning in config::exposure_warnings(&loaded) {
-                    eprintln!("warning: {warning}");
+        Command::Config { command: ConfigCommand::Validate { config, no_file_checks } } => {
+            match config::load_file(&config).and_then(|loaded| match no_file_checks {
+                true => Ok(loaded),
+                false => {
+                    let missing = config::file_errors(&loaded);
+                    if missing.is_empty() { Ok(loaded) } else { Err(config::ConfigErrors(missing)) }
                 }
-                println!("{}: valid", config.display());
-                ExitCode::SUCCESS
+            }) {
+                Ok(loaded) => {
+                    for warning in config::exposure_warnings(&loaded) {
+                        eprintln!("warning: {warning}");
+                    }
+                    println!("{}: valid", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    eprint!("{}: {errors}", config.display());
+                    ExitCode::from(2)
+                }
             }
-            Err(errors) => {
-                eprint!("{}: {errors}", config.display());
-                ExitCode::from(2)
-            }
-        },
+        }
         Command::Tail { config, from_beginning, format } => {
             let loaded = match load_or_explain(&config) {
                 Ok(c) => c,
@@ -172,7 +185,7 @@ fn main() -> ExitCode {
             trace(&loaded, &request, format)
         }
         Command::Backfill { config, source, from, to, slice, page_size } => {
-            let loaded = match load_or_explain(&config) {
+            let loaded = match load_with_files_or_explain(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -181,7 +194,7 @@ fn main() -> ExitCode {
             backfill(&config, loaded, request)
         }
         Command::Run { config } => {
-            let loaded = match load_or_explain(&config) {
+            let loaded = match load_with_files_or_explain(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };

@@ -38,6 +38,15 @@ fn checkout(name: &str) -> String {
     )
 }
 
+/// A RippleNet source named `name` with only its required keys.
+fn ripplenet(name: &str) -> String {
+    format!(
+        "[[sources]]\nkind = \"ripplenet\"\nname = \"{name}\"\nbase_url = \"https://rn.example\"\n\
+         [sources.auth]\ntoken_url = \"https://rn.example/oauth/token\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+         audience = \"a\"\n"
+    )
+}
+
 /// A Payments Direct source named `name` with only its required keys.
 fn payments_direct(name: &str) -> String {
     format!(
@@ -126,11 +135,96 @@ fn validate_command_reports_all_three_mistakes_and_exits_2() {
 
 #[test]
 fn validate_command_accepts_the_example_and_exits_0() {
+    // Its Checkout key lives where the deployment mounts it; everything else is checked here.
     let out = Command::new(env!("CARGO_BIN_EXE_paybridge"))
-        .args(["config", "validate", "--config"])
+        .args(["config", "validate", "--no-file-checks", "--config"])
         .arg(root().join("examples/paybridge.toml"))
         .output_within(QUICK);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn validate(text: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("paybridge.toml");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_paybridge"))
+        .args(["config", "validate", "--config"])
+        .arg(&path)
+        .args(extra)
+        .env_remove("PAYBRIDGE_CONFIG")
+        .output_within(QUICK);
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_toml_syntax_error_is_reported_with_its_line_and_column_and_not_its_text() {
+    let text = "[kafka]\nbootstrap_servers = \"kafka:9092\"\nsasl_secret = \"hunter2\nx = 1\n";
+    let (code, stderr) = validate(text, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("line 3, column 23: not valid TOML"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the line's text (a secret, maybe) is echoed: {stderr}");
+}
+
+#[test]
+fn an_unknown_key_gets_the_closest_known_one_at_its_place() {
+    let text = format!(
+        "{MINIMAL}delivery_timout = \"30s\"\nfrobnicate = 1\n[intake]\nlsten = \"0.0.0.0:1\"\n{}",
+        ripplenet("rn").replacen("name = ", "new_intervall = \"1s\"\nname = ", 1)
+    );
+    let list = errors(&text, &[]);
+    for expected in [
+        "kafka.delivery_timout: unknown key; did you mean delivery_timeout?",
+        "kafka.frobnicate: unknown key",
+        "intake.lsten: unknown key; did you mean listen?",
+        "sources[0].new_intervall: unknown key; did you mean new_interval?",
+    ] {
+        assert!(list.iter().any(|e| e == expected), "{expected:?} not in {list:?}");
+    }
+    // A key of another kind is not offered for this one (Payments Direct's `interval` for a
+    // RippleNet source's `intervall`).
+    let text = format!("{MINIMAL}{}", ripplenet("rn").replacen("name = ", "intervall = \"1s\"\nname = ", 1));
+    let list = errors(&text, &[]);
+    assert!(list.iter().any(|e| e == "sources[0].intervall: unknown key"), "{list:?}");
+}
+
+#[test]
+fn validate_and_run_refuse_a_key_file_that_does_not_exist_or_cannot_be_read() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let key = dir.path().join("checkout.pem");
+    let text = format!("{MINIMAL}{}", checkout("co"))
+        .replace("private_key_path = \"/k.pem\"", &format!("private_key_path = \"{}\"", key.display()));
+    assert!(text.contains("private_key_path"), "{text}");
+    let (code, stderr) = validate(&text, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("sources[0].auth.private_key_path: {} does not exist", key.display())),
+        "{stderr}"
+    );
+    let (code, stderr) = validate(&text, &["--no-file-checks"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // `run` refuses it before it starts anything.
+    let config = dir.path().join("run.toml");
+    std::fs::write(&config, &text).unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_paybridge")).args(["run", "--config"]).arg(&config).output_within(QUICK);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("private_key_path") && stderr.contains("does not exist"), "{stderr}");
+    // A directory is not a key file; a readable file passes.
+    std::fs::create_dir(&key).unwrap_or_else(|e| panic!("{e}"));
+    let (code, stderr) = validate(&text, &[]);
+    assert!(code == Some(2) && stderr.contains("is a directory"), "{stderr}");
+    std::fs::remove_dir(&key).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").unwrap_or_else(|e| panic!("{e}"));
+    let (code, stderr) = validate(&text, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // librdkafka's file properties are checked the same way.
+    let text =
+        MINIMAL.replacen("[kafka]", "[kafka.properties]\n\"ssl.ca.location\" = \"/nonexistent/ca.pem\"\n[kafka]", 1);
+    let (code, stderr) = validate(&text, &[]);
+    assert!(
+        code == Some(2) && stderr.contains("kafka.properties.\"ssl.ca.location\": /nonexistent/ca.pem does not exist"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -297,17 +391,22 @@ fn broken_toml_is_an_error_not_a_panic() {
     }
 }
 
+/// Every file in examples/ is a paybridge configuration that loads (the simulator's
+/// scenarios live next to it, in sandbox/scenarios/), and so is the compose file's.
 #[test]
 fn every_shipped_config_file_is_valid() {
-    for rel in [
-        "examples/paybridge.toml",
-        "examples/local-ripplenet.toml",
-        "examples/demo.toml",
-        "deploy/compose/paybridge.toml",
-    ] {
-        let text = std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let mut files: Vec<String> = std::fs::read_dir(root().join("examples"))
+        .unwrap_or_else(|e| panic!("examples/: {e}"))
+        .filter_map(|entry| Some(format!("examples/{}", entry.ok()?.file_name().to_str()?)))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    files.push("deploy/compose/paybridge.toml".into());
+    for rel in files {
+        assert!(rel.ends_with(".toml"), "{rel}: examples/ holds paybridge configuration files only");
+        let text = std::fs::read_to_string(root().join(&rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
         if let Err(e) = load(&text, &BTreeMap::new()) {
-            panic!("{rel} is not valid: {e}");
+            panic!("{rel} is not a valid paybridge configuration: {e}");
         }
     }
 }

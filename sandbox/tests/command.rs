@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// The example scenario paybridge's README and demo use.
 fn example_scenario() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/sandbox.toml")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/every-key.toml")
 }
 
 fn free_port() -> u16 {
@@ -77,7 +77,7 @@ fn the_example_scenario_parses() {
 #[test]
 fn the_demo_and_compose_scenarios_parse_and_drive_every_provider() {
     for (file, key_file) in [
-        ("examples/demo-sandbox.toml", "\"checkout-client.pub.pem\""),
+        ("sandbox/scenarios/demo.toml", "\"checkout-client.pub.pem\""),
         ("deploy/compose/sandbox.toml", "\"/keys/checkout-client.pub.pem\""),
     ] {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(file);

@@ -18,6 +18,18 @@ pub fn load_or_explain(path: &Path) -> Result<config::Config, ExitCode> {
     })
 }
 
+/// [`load_or_explain`], and every file the configuration names exists and is readable (for
+/// the commands that use them: run, backfill, reconcile).
+pub fn load_with_files_or_explain(path: &Path) -> Result<config::Config, ExitCode> {
+    let loaded = load_or_explain(path)?;
+    let missing = config::file_errors(&loaded);
+    if missing.is_empty() {
+        return Ok(loaded);
+    }
+    eprint!("{}: {}", path.display(), config::ConfigErrors(missing));
+    Err(ExitCode::from(2))
+}
+
 pub fn init_tracing(log: &config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))

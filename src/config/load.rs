@@ -117,8 +117,13 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 /// Returns every error found, each with its key path; messages never contain values that
 /// may be secrets.
 pub fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Config, ConfigErrors> {
-    let table: toml::Table = toml::from_str(text)
-        .map_err(|e| ConfigErrors(vec![ConfigError::new("(file)", format!("not valid TOML: {}", e.message()))]))?;
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let at = match e.span() {
+            Some(span) => line_and_column(text, span.start),
+            None => "(file)".to_owned(),
+        };
+        ConfigErrors(vec![ConfigError::new(at, format!("not valid TOML: {}", e.message().trim_end()))])
+    })?;
     let mut doc = serde_json::to_value(table)
         .map_err(|e| ConfigErrors(vec![ConfigError::new("(file)", format!("unsupported value: {e}"))]))?;
 
@@ -137,6 +142,15 @@ pub fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Config, Config
     })?;
     let semantic = validate(&config);
     if semantic.is_empty() { Ok(config) } else { Err(ConfigErrors(semantic)) }
+}
+
+/// "line 5, column 12" of the byte `offset` in `text` (both counted from 1; a column is a
+/// character). The line itself is not shown: it may hold a secret.
+fn line_and_column(text: &str, offset: usize) -> String {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}")
 }
 
 /// The config schema's validator, generated and compiled once per process (a reload or a
@@ -191,7 +205,14 @@ fn schema_errors(
                 for key in unexpected {
                     let mut path = segments.clone();
                     path.push(Segment::Key(key.clone()));
-                    let message = if super::is_auto_ack_key(key) { super::AUTO_ACK_REFUSED } else { "unknown key" };
+                    let message = if super::is_auto_ack_key(key) {
+                        super::AUTO_ACK_REFUSED.to_owned()
+                    } else {
+                        match super::suggest::closest_key(&config_schema(), doc, &segments, key) {
+                            Some(known) => format!("unknown key; did you mean {known}?"),
+                            None => "unknown key".to_owned(),
+                        }
+                    };
                     out.push(ConfigError::new(display_path(&path), message));
                 }
                 continue;

@@ -8,6 +8,7 @@ mod cluster;
 mod duration;
 mod env;
 mod exposure;
+mod files;
 mod intake;
 mod listen;
 mod load;
@@ -15,6 +16,7 @@ mod payments_direct;
 mod schema;
 mod schema_registry;
 mod secret;
+mod suggest;
 mod summary;
 mod validate;
 
@@ -28,6 +30,7 @@ pub use checkout::{AUTO_ACK_REFUSED, CheckoutSource, JwtClient, is_auto_ack_key}
 pub use cluster::{ClusterConfig, GroupProtocol};
 pub use duration::{DURATION_PATTERN, HumanDuration};
 pub use exposure::exposure_warnings;
+pub use files::file_errors;
 pub use intake::{IntakeConfig, IpNetwork, TlsConfig, WebhookConfig, WebhookSignature, WebhookToken, canonical};
 pub use listen::ListenAddr;
 pub use load::{ConfigError, ConfigErrors, load, load_file};
