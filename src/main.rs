@@ -185,7 +185,7 @@ fn main() -> ExitCode {
             trace(&loaded, &request, format)
         }
         Command::Backfill { config, source, from, to, slice, page_size } => {
-            let loaded = match load_with_files_or_explain(&config) {
+            let loaded = match load_or_explain(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };

@@ -110,10 +110,14 @@ async fn a_key_that_cannot_be_read_stops_the_start_and_is_named() {
     let broker = Broker::start();
     let (topic, dlq) = (broker.new_topic("co-events", 1), broker.new_topic("co-dlq", 1));
     let mut bridge = Paybridge::spawn(&config(&broker, &topic, &dlq, &sb, "/nonexistent/checkout-key.pem"));
-    bridge.wait_for_log("cannot start", Duration::from_secs(20));
+    // Refused with the configuration's errors (exit 2), before anything starts.
+    bridge.wait_for_log(
+        "sources[0].auth.private_key_path: /nonexistent/checkout-key.pem does not exist",
+        Duration::from_secs(20),
+    );
     let code = bridge.stop();
-    assert!(code.is_some_and(|c| c != 0), "exit code {code:?}:\n{}", bridge.log());
-    assert!(bridge.log().contains("/nonexistent/checkout-key.pem"), "{}", bridge.log());
+    assert_eq!(code, Some(2), "exit code {code:?}:\n{}", bridge.log());
+    assert!(!bridge.log().contains("paybridge started"), "{}", bridge.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,8 +18,9 @@ pub fn load_or_explain(path: &Path) -> Result<config::Config, ExitCode> {
     })
 }
 
-/// [`load_or_explain`], and every file the configuration names exists and is readable (for
-/// the commands that use them: run, backfill, reconcile).
+/// [`load_or_explain`], and every file the configuration names exists and is readable
+/// (`paybridge run`, which uses all of them; an operator command uses one source's and
+/// names a missing file when it reads it).
 pub fn load_with_files_or_explain(path: &Path) -> Result<config::Config, ExitCode> {
     let loaded = load_or_explain(path)?;
     let missing = config::file_errors(&loaded);

@@ -7,7 +7,7 @@ use clap::Args;
 use paybridge::progress::Progress;
 use paybridge::reconcile::{self, Report, Request};
 
-use super::{Format, init_command_tracing, load_with_files_or_explain};
+use super::{Format, init_command_tracing, load_or_explain};
 
 /// Proves from the provider's own records that every notification of a period reached Kafka
 /// (Checkout: the period query; Payments Direct: the payments' state histories; RippleNet:
@@ -42,7 +42,7 @@ pub struct ReconcileArgs {
 }
 
 pub fn run(args: ReconcileArgs) -> ExitCode {
-    let loaded = match load_with_files_or_explain(&args.config) {
+    let loaded = match load_or_explain(&args.config) {
         Ok(c) => c,
         Err(code) => return code,
     };

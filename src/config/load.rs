@@ -153,12 +153,18 @@ fn line_and_column(text: &str, offset: usize) -> String {
     format!("line {line}, column {column}")
 }
 
+/// The config schema, generated once per process.
+fn schema() -> &'static Value {
+    static SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(config_schema)
+}
+
 /// The config schema's validator, generated and compiled once per process (a reload or a
 /// fuzz run loads many configs; each compile cost more than the rest of a load).
 fn schema_validator() -> Result<&'static jsonschema::Validator, String> {
     static VALIDATOR: std::sync::OnceLock<Result<jsonschema::Validator, String>> = std::sync::OnceLock::new();
     VALIDATOR
-        .get_or_init(|| jsonschema::validator_for(&config_schema()).map_err(|e| e.to_string()))
+        .get_or_init(|| jsonschema::validator_for(schema()).map_err(|e| e.to_string()))
         .as_ref()
         .map_err(Clone::clone)
 }
@@ -208,7 +214,7 @@ fn schema_errors(
                     let message = if super::is_auto_ack_key(key) {
                         super::AUTO_ACK_REFUSED.to_owned()
                     } else {
-                        match super::suggest::closest_key(&config_schema(), doc, &segments, key) {
+                        match super::suggest::closest_key(schema(), doc, &segments, key) {
                             Some(known) => format!("unknown key; did you mean {known}?"),
                             None => "unknown key".to_owned(),
                         }
