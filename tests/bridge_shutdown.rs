@@ -9,20 +9,25 @@ use paybridge::ack::Outcome;
 use paybridge::bridge::Bridge;
 use support::{Broker, ripplenet_event};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_with_batches_in_flight() {
-    let mut broker = Broker::start_own();
-    let topic = broker.new_topic("br-events", 1);
-    let dlq = broker.new_topic("br-dlq", 1);
+/// A running bridge on `broker` (topics named after `prefix`) with `shutdown_timeout` and a
+/// 60 s delivery timeout (nothing resolves on its own while a test waits).
+async fn start(broker: &Broker, prefix: &str, shutdown_timeout: &str) -> Bridge {
+    let topic = broker.new_topic(&format!("{prefix}-events"), 1);
+    let dlq = broker.new_topic(&format!("{prefix}-dlq"), 1);
     let text = format!(
         "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{topic}\"\ndlq_topic = \"{dlq}\"\ndelivery_timeout = \"60s\"\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n[intake]\nlisten = \"127.0.0.1:1\"\n[shutdown]\ntimeout = \"2s\"\n",
+         [admin]\nlisten = \"127.0.0.1:0\"\n[intake]\nlisten = \"127.0.0.1:1\"\n[shutdown]\ntimeout = \"{shutdown_timeout}\"\n",
         broker.bootstrap()
     );
     let config = paybridge::config::load(&text, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
     let stop = tokio_util::sync::CancellationToken::new();
-    let bridge =
-        Bridge::start(config, &stop).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("stopped"));
+    Bridge::start(config, &stop).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("stopped"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_batches_in_flight() {
+    let mut broker = Broker::start_own();
+    let bridge = start(&broker, "br", "2s").await;
     let submitter = bridge.submitter();
 
     let delivered: Vec<_> = (0..50).map(|n| ripplenet_event(40_000 + n, "pay-br", 10)).collect();
@@ -48,17 +53,7 @@ async fn shutdown_with_batches_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_does_not_wait_out_its_timeout_for_a_broker_that_is_gone() {
     let mut broker = Broker::start_own();
-    let topic = broker.new_topic("gone-events", 1);
-    let dlq = broker.new_topic("gone-dlq", 1);
-    let text = format!(
-        "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{topic}\"\ndlq_topic = \"{dlq}\"\ndelivery_timeout = \"60s\"\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n[intake]\nlisten = \"127.0.0.1:1\"\n[shutdown]\ntimeout = \"30s\"\n",
-        broker.bootstrap()
-    );
-    let config = paybridge::config::load(&text, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let bridge =
-        Bridge::start(config, &stop).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("stopped"));
+    let bridge = start(&broker, "gone", "30s").await;
     let submitter = bridge.submitter();
     let first = submitter.submit("src", vec![ripplenet_event(42_000, "pay-gone", 10)]).await;
     let first = first.unwrap_or_else(|e| panic!("{e}")).outcome().await;
@@ -80,17 +75,7 @@ async fn shutdown_does_not_wait_out_its_timeout_for_a_broker_that_is_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_with_the_broker_up_confirms_what_is_in_flight() {
     let broker = Broker::start();
-    let topic = broker.new_topic("up-events", 1);
-    let dlq = broker.new_topic("up-dlq", 1);
-    let text = format!(
-        "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{topic}\"\ndlq_topic = \"{dlq}\"\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n[intake]\nlisten = \"127.0.0.1:1\"\n[shutdown]\ntimeout = \"30s\"\n",
-        broker.bootstrap()
-    );
-    let config = paybridge::config::load(&text, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let bridge =
-        Bridge::start(config, &stop).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("stopped"));
+    let bridge = start(&broker, "up", "30s").await;
     let events: Vec<_> = (0..500).map(|n| ripplenet_event(43_000 + n, "pay-up", 200)).collect();
     let in_flight = bridge.submitter().submit("src", events).await.unwrap_or_else(|e| panic!("{e}"));
     bridge.shutdown().await;
