@@ -1,8 +1,8 @@
 //! paybridge's benchmark: every path against its ceiling, in one run, on one local broker
 //! (Apache Kafka by default; tansu 0.6.0 with `PAYBRIDGE_TEST_BROKER=tansu`) and the provider
-//! sandbox. Writes bench/results/<broker>/latest.json and
-//! the "Latest run" section of bench/REPORT.md (this run beside the newest run on the other
-//! broker); `bench/plot.py` draws the plots from the JSON
+//! sandbox. Writes benches/results/<broker>/latest.json and
+//! the "Latest run" section of benches/REPORT.md (this run beside the newest run on the other
+//! broker); `benches/plot.py` draws the plots from the JSON
 //! (`./scripts/bench` does all of it).
 //!
 //! Scenarios: the ceiling (a raw librdkafka producer, idempotent, acks=all, records of each
@@ -111,12 +111,12 @@ impl Plan {
     }
 
     /// Where every broker's figures go (each in a folder of its own) and, unless it is
-    /// bench/results, the report.
+    /// benches/results, the report.
     fn base_dir(&self) -> PathBuf {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         match std::env::var("PAYBRIDGE_BENCH_OUT") {
             Ok(dir) => PathBuf::from(dir),
-            Err(_) if self.full => root.join("bench/results"),
+            Err(_) if self.full => root.join("benches/results"),
             Err(_) => root.join("target/bench-smoke"),
         }
     }
@@ -126,11 +126,11 @@ impl Plan {
         self.base_dir().join(engine)
     }
 
-    /// The report: bench/REPORT.md for a full run into bench/results, else a REPORT.md in the
+    /// The report: benches/REPORT.md for a full run into benches/results, else a REPORT.md in the
     /// base folder.
     fn report_path(&self) -> PathBuf {
         if self.full && std::env::var("PAYBRIDGE_BENCH_OUT").is_err() {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/REPORT.md")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/REPORT.md")
         } else {
             self.base_dir().join("REPORT.md")
         }
@@ -321,7 +321,7 @@ async fn profile_pass(broker: &support::Broker, plan: &Plan, dir: &Path) {
 }
 
 /// This run's latest.json, then the report: this run beside the newest run on the other
-/// broker (its latest.json in the same base folder), in bench/REPORT.md's "Latest run"
+/// broker (its latest.json in the same base folder), in benches/REPORT.md's "Latest run"
 /// section for a full run, else in a REPORT.md of its own in the base folder.
 fn write(plan: &Plan, r: &Results) {
     let dir = plan.out_dir(&r.engine);

@@ -1,5 +1,5 @@
-//! The results of one run: bench/results/<broker>/latest.json, and the Markdown summary that goes
-//! into bench/REPORT.md (between its `bench:latest` markers).
+//! The results of one run: benches/results/<broker>/latest.json, and the Markdown summary that goes
+//! into benches/REPORT.md (between its `bench:latest` markers).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -1,6 +1,6 @@
 //! Sandbox benchmark: how fast `paybridge-sandbox` is ready, and how its endpoints answer
 //! with 10,000 pending items per provider. Run: `cargo bench -p paybridge-sandbox --bench sandbox`.
-//! Prints a Markdown report (bench/REPORT.md holds the latest one from this machine).
+//! Prints a Markdown report (benches/REPORT.md holds the latest one from this machine).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

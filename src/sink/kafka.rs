@@ -23,7 +23,7 @@ use crate::registry::ValueFormat;
 /// `max.in.flight.requests.per.connection` stays librdkafka's (5). paybridge set 2 while it
 /// was measured on tansu, where librdkafka's broker thread busy-polled with every slot taken
 /// by a broker slower than the producer; on Apache Kafka 2 and 5 measured the same
-/// throughput and CPU (bench/REPORT.md, 2026-12-04), and 5 leaves room for a link with a
+/// throughput and CPU (benches/REPORT.md, 2026-12-04), and 5 leaves room for a link with a
 /// longer round trip.
 const DEFAULT_PROPERTIES: &[(&str, &str)] = &[
     ("compression.type", "lz4"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Draws the benchmark's plots from one run's results (bench/results/<broker>/latest.json).
+"""Draws the benchmark's plots from one run's results (benches/results/<broker>/latest.json).
 
 usage: plot.py RESULTS_JSON OUTPUT_DIR
 
