@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use cli::{init_command_tracing as init_backfill_tracing, init_tracing, load_or_explain, load_with_files_or_explain};
 use paybridge::config;
 use paybridge::schemas;
@@ -25,6 +25,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print a shell completion script, e.g.
+    /// `paybridge completions bash > ~/.local/share/bash-completion/completions/paybridge`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `paybridge man > paybridge.1 && man ./paybridge.1`;
+    /// with `--out-dir DIR`, write it and one page per subcommand there (for MANPATH).
+    Man {
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
     /// Run the bridge until SIGTERM or SIGINT.
     Run {
         /// The TOML configuration file.
@@ -133,6 +145,8 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Completions { shell } => cli::shell::completions(Cli::command(), shell),
+        Command::Man { out_dir } => cli::shell::man(Cli::command(), out_dir.as_deref()),
         Command::Schema { command: SchemaCommand::Register(args) } => paybridge::registry::command::run(args),
         Command::Schema { command } => {
             let schema = if matches!(command, SchemaCommand::Event) {

@@ -148,3 +148,44 @@ fn set_version_moves_every_version_together() {
     // Only the package's version moved, not a dependency's.
     assert_eq!(text("Cargo.toml").matches("9.8.7").count(), 1);
 }
+
+/// `paybridge completions SHELL` prints a script the shell accepts, naming every command;
+/// `paybridge man --out-dir DIR` writes a page per command that `man` finds on MANPATH.
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_itself() {
+    let paybridge = || std::process::Command::new(env!("CARGO_BIN_EXE_paybridge"));
+    let (ok, bash) = run(paybridge().args(["completions", "bash"]));
+    assert!(ok && bash.contains("_paybridge()"), "{bash}");
+    for command in ["run", "backfill", "tail", "trace", "dlq", "cursor", "reconcile", "config", "schema"] {
+        assert!(bash.contains(&format!("paybridge,{command})")), "bash completion lacks {command}");
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let script = dir.path().join("paybridge.bash");
+    std::fs::write(&script, &bash).unwrap_or_else(|e| panic!("{e}"));
+    let (ok, syntax) = run(std::process::Command::new("bash").arg("-n").arg(&script));
+    assert!(ok, "bash rejects the completion script: {syntax}");
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let (ok, text) = run(paybridge().args(["completions", shell]));
+        assert!(ok && text.contains("reconcile"), "{shell}: {text}");
+    }
+    let (ok, refused) = run(paybridge().args(["completions", "tcsh"]));
+    assert!(!ok && refused.contains("possible values"), "{refused}");
+
+    let man1 = dir.path().join("man/man1");
+    std::fs::create_dir_all(&man1).unwrap_or_else(|e| panic!("{e}"));
+    let (ok, out) = run(paybridge().args(["man", "--out-dir"]).arg(&man1));
+    assert!(ok, "{out}");
+    for page in ["paybridge.1", "paybridge-run.1", "paybridge-dlq-redrive.1", "paybridge-config-validate.1"] {
+        assert!(man1.join(page).exists(), "{page} not written");
+    }
+    let (ok, top) = run(paybridge().arg("man"));
+    assert!(ok && top.contains(".TH paybridge 1") && top.contains(env!("CARGO_PKG_VERSION")), "{top}");
+    // `man` itself, where the machine has it (.ci/run installs man-db).
+    if std::process::Command::new("man").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        let (ok, page) = run(std::process::Command::new("man")
+            .args(["-P", "cat", "paybridge-run"])
+            .env("MANPATH", dir.path().join("man"))
+            .env("MANWIDTH", "100"));
+        assert!(ok && page.contains("SYNOPSIS") && page.contains("--config"), "{page}");
+    }
+}

@@ -4,6 +4,7 @@
 pub mod cursor;
 pub mod dlq;
 pub mod reconcile;
+pub mod shell;
 
 use std::path::Path;
 use std::process::ExitCode;
