@@ -190,7 +190,7 @@ impl Bridge {
             config.sources.len(),
         );
         for source in &config.sources {
-            tracing::info!("source {} ({}): {}", source.name(), source.kind(), source.summary());
+            tracing::info!("source {} ({}): {}", source.name(), source.provider(), source.summary());
         }
         Ok(Some(Self {
             config,

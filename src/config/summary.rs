@@ -50,15 +50,6 @@ impl SourceConfig {
             ),
         }
     }
-
-    /// `ripplenet`, `payments_direct` or `checkout`: the `kind` of the configuration file.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SourceConfig::Ripplenet(_) => "ripplenet",
-            SourceConfig::PaymentsDirect(_) => "payments_direct",
-            SourceConfig::Checkout(_) => "checkout",
-        }
-    }
 }
 
 #[cfg(test)]
