@@ -5,8 +5,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
-# Cargo.toml declares the benchmark target; its file must exist for the manifest to load.
+# Cargo.toml declares the benchmark and test targets; their files must exist for the
+# manifest to load (the final stage takes the binary only).
 COPY benches ./benches
+COPY tests ./tests
 # The workspace's other member, the provider simulator: only its manifest, with empty
 # targets, so the workspace loads; none of its code reaches the image.
 COPY sandbox/Cargo.toml ./sandbox/

@@ -17,9 +17,10 @@ use crate::pipeline::{Pipeline, PipelineSettings, Submitter};
 use crate::sink::kafka::KafkaSink;
 use crate::sink::topics::{TopicError, ensure_topics, required_topics};
 use crate::sources::SourceContext;
-use crate::sources::ripplenet::{Poller, Singleton, health_name};
+use crate::sources::ripplenet::{Poller, health_name};
+use crate::sources::runtime::Singleton;
 use crate::sources::start::Wiring;
-use crate::{RunError, admin, intake};
+use crate::{admin, intake};
 
 /// How often the broker's metadata is checked for /readyz.
 const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -71,7 +72,7 @@ impl Bridge {
                 Ok(None) => return Ok(None),
                 Err(reason) => return Err(RunError::SchemaRegistry(reason)),
             },
-            None => crate::registry::ValueFormat::Json,
+            None => crate::sink::wire::ValueFormat::Json,
         };
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new());
@@ -182,8 +183,8 @@ impl Bridge {
         };
         tracing::info!(
             "paybridge started: version {} (commit {}), publishing to {} (DLQ {}) on {}; admin on http://{admin_addr}; {intake_line}; {} source(s)",
-            crate::VERSION,
-            crate::COMMIT,
+            crate::version::VERSION,
+            crate::version::COMMIT,
             sink.topic(),
             config.kafka.dlq_topic,
             config.kafka.bootstrap_servers,
@@ -401,4 +402,46 @@ async fn follow_refusals(sink: KafkaSink, health: Arc<Health>, metrics: Arc<Metr
             changed = state.changed() => if changed.is_err() { return },
         }
     }
+}
+
+/// Why the bridge could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Topics(#[from] crate::sink::topics::TopicError),
+    #[error("cannot create the Kafka producer: {0}")]
+    Producer(#[from] rdkafka::error::KafkaError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    ProducerFatal(String),
+    #[error("source {name:?} cannot start: {reason}")]
+    SourceStart { name: String, reason: String },
+    #[error("the event contract check failed: {0}")]
+    SchemaRegistry(String),
+    #[error("the webhook intake cannot start: {0}")]
+    Intake(String),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
+}
+
+/// Runs the bridge until `shutdown` is cancelled or the producer fails fatally (see
+/// [`Bridge`]).
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    let Some(bridge) = Bridge::start(config, &shutdown).await? else {
+        tracing::info!("stopped before the brokers answered");
+        return Ok(());
+    };
+    bridge.run_until(&shutdown).await
+}
+
+/// [`run`] until SIGTERM or SIGINT.
+pub async fn run_until_signal(config: Config) -> Result<(), RunError> {
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        crate::signal::wait_for_signal().await;
+        trigger.cancel();
+    });
+    run(config, shutdown).await
 }

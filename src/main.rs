@@ -74,7 +74,7 @@ enum Command {
         #[arg(long)]
         from_beginning: bool,
         #[arg(long, value_enum, default_value = "pretty")]
-        format: paybridge::tail::Format,
+        format: cli::tail::Format,
     },
     /// Every event of one payment in the events topic and the DLQ, in order (time, state
     /// change, event id, topic/partition@offset, the DLQ reason). Reads only the partition
@@ -93,7 +93,7 @@ enum Command {
         #[arg(long, value_parser = paybridge::trace::parse_since)]
         since: Option<chrono::DateTime<chrono::Utc>>,
         #[arg(long, value_enum, default_value = "pretty")]
-        format: paybridge::trace::Format,
+        format: cli::trace::Format,
     },
     /// The dead-letter topic: list its records with why they are there, show one whole,
     /// redrive chosen ones to their topic once the cause is fixed.
@@ -125,7 +125,7 @@ enum SchemaCommand {
     Config,
     /// Register the event schema in a Confluent-compatible schema registry (Confluent,
     /// Apicurio ccompat, Karapace, Redpanda), after the registry's compatibility check.
-    Register(paybridge::registry::command::RegisterArgs),
+    Register(cli::schema_register::RegisterArgs),
 }
 
 #[derive(Subcommand)]
@@ -140,6 +140,9 @@ enum ConfigCommand {
         #[arg(long)]
         no_file_checks: bool,
     },
+    /// Print the configuration reference (Markdown), generated from the configuration's
+    /// schema: every key with its type, default and meaning.
+    Reference,
 }
 
 fn main() -> ExitCode {
@@ -147,7 +150,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Completions { shell } => cli::shell::completions(Cli::command(), shell),
         Command::Man { out_dir } => cli::shell::man(Cli::command(), out_dir.as_deref()),
-        Command::Schema { command: SchemaCommand::Register(args) } => paybridge::registry::command::run(args),
+        Command::Schema { command: SchemaCommand::Register(args) } => cli::schema_register::run(args),
         Command::Schema { command } => {
             let schema = if matches!(command, SchemaCommand::Event) {
                 schemas::event_schema()
@@ -155,6 +158,10 @@ fn main() -> ExitCode {
                 schemas::config_schema()
             };
             print!("{}", schemas::render(&schema));
+            ExitCode::SUCCESS
+        }
+        Command::Config { command: ConfigCommand::Reference } => {
+            print!("{}", cli::reference::markdown(&schemas::config_schema()));
             ExitCode::SUCCESS
         }
         Command::Config { command: ConfigCommand::Validate { config, no_file_checks } } => {
@@ -184,7 +191,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             init_backfill_tracing(&loaded.log);
-            tail(&loaded.kafka, from_beginning, format)
+            cli::tail::run(&loaded.kafka, from_beginning, format)
         }
         Command::Dlq(args) => cli::dlq::run(args),
         Command::Cursor(args) => cli::cursor::run(args),
@@ -196,7 +203,7 @@ fn main() -> ExitCode {
             };
             init_backfill_tracing(&loaded.log);
             let request = paybridge::trace::Request { payment_id, source, since };
-            trace(&loaded, &request, format)
+            cli::trace::run(&loaded, &request, format)
         }
         Command::Backfill { config, source, from, to, slice, page_size } => {
             let loaded = match load_or_explain(&config) {
@@ -205,7 +212,7 @@ fn main() -> ExitCode {
             };
             init_backfill_tracing(&loaded.log);
             let request = paybridge::backfill::Request { source, from, to, slice, page_size };
-            backfill(&config, loaded, request)
+            cli::backfill::run(&config, loaded, request)
         }
         Command::Run { config } => {
             let loaded = match load_with_files_or_explain(&config) {
@@ -227,77 +234,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints what the trace found; the summary goes to stderr.
-fn trace(loaded: &config::Config, request: &paybridge::trace::Request, format: paybridge::trace::Format) -> ExitCode {
-    match paybridge::trace::trace(&loaded.kafka, &loaded.sources, request) {
-        Ok(report) => {
-            let printed = match format {
-                paybridge::trace::Format::Pretty => {
-                    let mut out = String::new();
-                    for found in &report.found {
-                        out.push_str(&paybridge::trace::line(found));
-                        out.push('\n');
-                    }
-                    out
-                }
-                paybridge::trace::Format::Json => {
-                    serde_json::to_string_pretty(&report).map(|t| t + "\n").unwrap_or_default()
-                }
-            };
-            print!("{printed}");
-            let read: u64 = report.reads.iter().map(|r| r.records_read).sum();
-            eprintln!(
-                "{} record(s) of payment {} in {} partition(s) read ({read} records)",
-                report.found.len(),
-                report.payment_id,
-                report.reads.len()
-            );
-            if let Some(why) = &report.whole_topic_because {
-                eprintln!("note: {why}");
-            }
-            if report.found.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
-        }
-        Err(e) => {
-            eprintln!("paybridge trace: {e}");
-            if e.is_bad_input() { ExitCode::from(2) } else { ExitCode::FAILURE }
-        }
-    }
-}
-
-/// Tails the topic until a signal; the summary goes to stderr. Exit 0 when stopped, 1 when
-/// the topic cannot be read.
-fn tail(kafka: &config::KafkaConfig, from_beginning: bool, format: paybridge::tail::Format) -> ExitCode {
-    let Ok(runtime) = tokio::runtime::Runtime::new() else {
-        eprintln!("paybridge tail: cannot start the async runtime");
-        return ExitCode::FAILURE;
-    };
-    let result = runtime.block_on(async {
-        let stop = tokio_util::sync::CancellationToken::new();
-        let trigger = stop.clone();
-        tokio::spawn(async move {
-            paybridge::wait_for_signal().await;
-            trigger.cancel();
-        });
-        paybridge::tail::tail(kafka, from_beginning, format, &mut std::io::stdout(), &stop).await
-    });
-    match result {
-        Ok(summary) => {
-            let per: Vec<String> = summary.per_provider.iter().map(|(p, n)| format!("{p} {n}")).collect();
-            eprintln!(
-                "{} events ({}); {} records that are not paybridge events",
-                summary.events(),
-                per.join(", "),
-                summary.unreadable
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("paybridge tail: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 fn run(config: config::Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let result = runtime.block_on(paybridge::run_until_signal(config));
@@ -305,48 +241,4 @@ fn run(config: config::Config) -> anyhow::Result<()> {
     // blocking broker probe still running must not hold the exit for its own timeout.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     Ok(result?)
-}
-
-/// Runs a backfill; Ctrl-C (or SIGTERM) stops it after the current page is confirmed, a
-/// second one at once. Exit 0 when complete, 130 when stopped, 1 on failure, 2 on bad input.
-fn backfill(path: &std::path::Path, config: config::Config, request: paybridge::backfill::Request) -> ExitCode {
-    use paybridge::backfill::{Ending, SetupError};
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("paybridge backfill: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let stop = tokio_util::sync::CancellationToken::new();
-        let trigger = stop.clone();
-        tokio::spawn(async move {
-            paybridge::wait_for_signal().await;
-            eprintln!("stopping after the current page is confirmed (again to quit at once)");
-            trigger.cancel();
-            paybridge::wait_for_signal().await;
-            eprintln!("quitting: the current page may be partly published (same ids when published again)");
-            std::process::exit(130);
-        });
-        paybridge::backfill::run(&config, &request, stop).await
-    });
-    match result {
-        Ok(report) => {
-            print!("{}", report.render(path));
-            match report.ending {
-                Ending::Complete => ExitCode::SUCCESS,
-                Ending::Interrupted => ExitCode::from(130),
-                Ending::Failed(_) => ExitCode::FAILURE,
-            }
-        }
-        Err(e @ SetupError::Input(_)) => {
-            eprintln!("paybridge backfill: {e}");
-            ExitCode::from(2)
-        }
-        Err(e @ SetupError::Unavailable(_)) => {
-            eprintln!("paybridge backfill: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }

@@ -13,10 +13,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::ack::{AckHandle, Completer, Outcome, ack_pair};
+use futures_util::future::BoxFuture;
+
+use crate::ack::{AckHandle, BatchOutcome, Completer, Outcome, ack_pair};
 use crate::event::CanonicalEvent;
 use crate::metrics::Metrics;
 use crate::sink::kafka::KafkaSink;
+use crate::sink::publisher::Publisher;
 
 /// How the pipeline behaves.
 #[derive(Clone, Copy, Debug)]
@@ -27,10 +30,7 @@ pub struct PipelineSettings {
     pub delivery_deadline: Duration,
 }
 
-/// The pipeline no longer accepts batches (it is shutting down).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the pipeline is shutting down and accepts no more batches")]
-pub struct PipelineClosed;
+pub use crate::sink::publisher::PipelineClosed;
 
 struct Batch {
     source: String,
@@ -78,6 +78,21 @@ impl Submitter {
     /// Events currently inside the pipeline.
     pub fn depth(&self) -> usize {
         (self.capacity as usize).saturating_sub(self.permits.available_permits())
+    }
+}
+
+/// The cursor stage (in the sink) publishes through the pipeline by this trait.
+impl Publisher for Submitter {
+    fn publish<'a>(
+        &'a self,
+        source: &'a str,
+        events: Vec<CanonicalEvent>,
+    ) -> BoxFuture<'a, Result<BatchOutcome, PipelineClosed>> {
+        Box::pin(async move { Ok(self.submit(source, events).await?.outcome().await) })
+    }
+
+    fn resolved_elsewhere(&self, source: &str, events: &[CanonicalEvent], outcomes: &[Outcome], latency: Duration) {
+        Submitter::resolved_elsewhere(self, source, events, outcomes, latency);
     }
 }
 

@@ -1,69 +1,24 @@
-//! Progress of the operator commands on stderr: a bar on a terminal, a plain line per step
-//! otherwise (so a log or a CronJob's output stays readable).
+//! How a long-running operator command (trace, dlq, reconcile) reports its progress: the
+//! library calls these; the binary draws them (a bar on a terminal, lines otherwise).
 
-use std::cell::Cell;
-use std::io::IsTerminal;
-
-/// A bar per step on a terminal, a line per step otherwise.
-pub enum Progress {
-    /// The bar, and the position the current step started at.
-    Bar(indicatif::ProgressBar, Cell<u64>),
-    /// The command's name, to start each line with.
-    Lines(&'static str),
+/// Progress of a command that reads steps of records (a partition, a period).
+pub trait Progress {
+    /// A step of `len` records described by `what`, whose position counts from `first`.
+    fn start(&self, what: &str, first: u64, len: u64);
+    /// The step reached position `at` (counted like `first`).
+    fn at(&self, at: u64);
+    /// A line between steps.
+    fn say(&self, line: &str);
+    /// The command is done reading.
+    fn finish(&self);
 }
 
-impl Progress {
-    /// Progress for `command` (the subcommand's name) on stderr.
-    pub fn for_stderr(command: &'static str) -> Self {
-        if !std::io::stderr().is_terminal() {
-            return Self::Lines(command);
-        }
-        let bar = indicatif::ProgressBar::new(0);
-        let style = indicatif::ProgressStyle::with_template("{spinner} {msg} {wide_bar} {pos}/{len} records")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        bar.set_style(style);
-        Self::Bar(bar, Cell::new(0))
-    }
+/// Progress nobody sees (library callers and tests).
+pub struct Silent;
 
-    /// A step of `len` records described by `what`, whose position counts from `first`.
-    pub fn start(&self, what: &str, first: u64, len: u64) {
-        match self {
-            Self::Bar(bar, start) => {
-                start.set(first);
-                bar.set_message(what.to_owned());
-                bar.set_length(len);
-                bar.set_position(0);
-            }
-            Self::Lines(command) => eprintln!("{command}: {what}, {len} records"),
-        }
-    }
-
-    /// The step reached position `at` (counted like `first`).
-    pub fn at(&self, at: u64) {
-        if let Self::Bar(bar, start) = self {
-            bar.set_position(at.saturating_sub(start.get()));
-        }
-    }
-
-    /// A line between steps (above the bar on a terminal).
-    pub fn say(&self, line: &str) {
-        match self {
-            Self::Bar(bar, _) => bar.println(line),
-            Self::Lines(command) => eprintln!("{command}: {line}"),
-        }
-    }
-
-    /// A line of the command's output on stdout, kept clear of the bar.
-    pub fn say_out(&self, line: &str) {
-        match self {
-            Self::Bar(bar, _) => bar.suspend(|| println!("{line}")),
-            Self::Lines(_) => println!("{line}"),
-        }
-    }
-
-    pub fn finish(&self) {
-        if let Self::Bar(bar, _) = self {
-            bar.finish_and_clear();
-        }
-    }
+impl Progress for Silent {
+    fn start(&self, _: &str, _: u64, _: u64) {}
+    fn at(&self, _: u64) {}
+    fn say(&self, _: &str) {}
+    fn finish(&self) {}
 }

@@ -3,7 +3,6 @@
 //! group membership, no offset commits), so it never disturbs real consumers.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -15,13 +14,13 @@ use crate::config::KafkaConfig;
 use crate::event::CanonicalEvent;
 use crate::sink::kafka::consumer_config;
 
-/// How each event is printed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// One aligned line: time, provider, payment, state change, type, id.
-    Pretty,
-    /// The record value as it is (one CloudEvent JSON object per line).
-    Json,
+/// One record of the topic as `tail` read it.
+pub enum Record<'a> {
+    /// A paybridge event, and the record's value as it is (the JSON, without a wire-format
+    /// header).
+    Event { event: &'a CanonicalEvent, value: &'a [u8] },
+    /// A record that is not a paybridge event, and why.
+    Unreadable { partition: i32, offset: i64, error: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,14 +50,15 @@ impl Summary {
     }
 }
 
-/// Prints the events of `kafka.topic` to `out` until `stop` is cancelled: every partition
-/// from its start with `from_beginning`, else only what arrives from now on.
+/// Hands every record of `kafka.topic` to `show` until `stop` is cancelled: every partition
+/// from its start with `from_beginning`, else only what arrives from now on. An error of
+/// `show` ends the tail with [`TailError::Output`], except a broken pipe (the reader went
+/// away, as in `paybridge tail | head`), which ends it quietly.
 pub async fn tail(
     kafka: &KafkaConfig,
     from_beginning: bool,
-    format: Format,
-    out: &mut impl Write,
     stop: &CancellationToken,
+    mut show: impl FnMut(Record<'_>) -> std::io::Result<()>,
 ) -> Result<Summary, TailError> {
     let topic = kafka.topic.clone();
     let group = format!("paybridge-tail-{}", uuid::Uuid::new_v4());
@@ -98,45 +98,26 @@ pub async fn tail(
             }
         };
         // Values in the Confluent wire format (kafka.schema_registry.wire_format) are read too.
-        let (_, value) = crate::registry::wire::split(message.payload().unwrap_or_default());
-        let text = match serde_json::from_slice::<CanonicalEvent>(value) {
+        let (_, value) = crate::sink::wire::split(message.payload().unwrap_or_default());
+        let shown = match serde_json::from_slice::<CanonicalEvent>(value) {
             Ok(event) => {
                 *summary.per_provider.entry(event.data.provider.as_str().to_owned()).or_default() += 1;
-                match format {
-                    Format::Pretty => line(&event),
-                    Format::Json => String::from_utf8_lossy(value).into_owned(),
-                }
+                show(Record::Event { event: &event, value })
             }
             Err(e) => {
                 summary.unreadable += 1;
-                format!("partition {} offset {}: not a paybridge event ({e})", message.partition(), message.offset())
+                show(Record::Unreadable {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    error: e.to_string(),
+                })
             }
         };
-        match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        match shown {
             Ok(()) => {}
             // The reader went away (`paybridge tail | head`): stop quietly, as Unix tools do.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(summary),
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// One event as one line: time, provider, account, payment, state change, type, id.
-pub fn line(event: &CanonicalEvent) -> String {
-    let data = &event.data;
-    let change = match &data.previous_provider_state {
-        Some(previous) => format!("{previous} → {}", data.provider_state),
-        None => data.provider_state.clone(),
-    };
-    let terminal = if data.terminal { " (final)" } else { "" };
-    format!(
-        "{}  {:<15} {:<12} {:<38} {}{terminal}  [{}]  {}",
-        event.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        data.provider.as_str(),
-        data.account,
-        data.payment_id,
-        change,
-        data.notification_type.as_deref().unwrap_or(event.event_type.as_str()),
-        event.id
-    )
 }

@@ -32,15 +32,6 @@ impl TraceError {
     }
 }
 
-/// How the found records are printed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// One line per record: time, topic/partition@offset, state change, event id, DLQ reason.
-    Pretty,
-    /// One JSON document: the records, the keys, and every partition read.
-    Json,
-}
-
 /// `--since`: an RFC 3339 time, a date (UTC midnight), or a duration ago (`2h`, `3d`).
 pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = crate::backfill::period::parse_time(text) {
@@ -127,8 +118,13 @@ pub fn keys(sources: &[SourceConfig], request: &Request) -> Result<Vec<String>, 
 }
 
 /// Reads the partitions of `kafka.topic` and `kafka.dlq_topic` that hold `keys` and returns
-/// their records in the order they were written.
-pub fn trace(kafka: &KafkaConfig, sources: &[SourceConfig], request: &Request) -> Result<Report, TraceError> {
+/// their records in the order they were written, telling `progress` how far it read.
+pub fn trace(
+    kafka: &KafkaConfig,
+    sources: &[SourceConfig],
+    request: &Request,
+    progress: &dyn Progress,
+) -> Result<Report, TraceError> {
     let keys = keys(sources, request)?;
     let partitioner = Partitioner::configured(&kafka.properties);
     let scanner = Scanner::new(kafka, "trace")?;
@@ -139,7 +135,6 @@ pub fn trace(kafka: &KafkaConfig, sources: &[SourceConfig], request: &Request) -
         reads: Vec::new(),
         whole_topic_because: partitioner.as_ref().err().map(ToString::to_string),
     };
-    let progress = Progress::for_stderr("trace");
     for topic in [&kafka.topic, &kafka.dlq_topic] {
         let count = scanner.partition_count(topic)?;
         let mut partitions: Vec<i32> = match &partitioner {
@@ -171,7 +166,7 @@ pub fn trace(kafka: &KafkaConfig, sources: &[SourceConfig], request: &Request) -
 }
 
 fn describe(message: &impl Message, topic: &str) -> Found {
-    let (_, value) = crate::registry::wire::split(message.payload().unwrap_or_default());
+    let (_, value) = crate::sink::wire::split(message.payload().unwrap_or_default());
     let event = serde_json::from_slice::<CanonicalEvent>(value).ok();
     let written_at = written_at(message);
     Found {
@@ -188,31 +183,4 @@ fn describe(message: &impl Message, topic: &str) -> Found {
         dlq_error_code: header(message, ERROR_CODE_HEADER),
         unreadable: event.is_none(),
     }
-}
-
-/// One found record as one line: when, where, the state change, the event id, and for a DLQ
-/// record why it is there.
-pub fn line(found: &Found) -> String {
-    let when =
-        found.written_at.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-    let change = match (&found.previous_state, &found.state) {
-        (Some(previous), Some(state)) => format!("{previous} → {state}"),
-        (None, Some(state)) => state.clone(),
-        _ if found.unreadable => "(not a paybridge event)".to_owned(),
-        _ => "-".to_owned(),
-    };
-    let mut text = format!(
-        "{when}  {}/{}@{}  {change}  {}",
-        found.topic,
-        found.partition,
-        found.offset,
-        found.event_id.as_deref().unwrap_or("-")
-    );
-    if let Some(reason) = &found.dlq_reason {
-        text.push_str(&format!("  DLQ: {reason}"));
-        if let Some(code) = &found.dlq_error_code {
-            text.push_str(&format!(" ({code})"));
-        }
-    }
-    text
 }

@@ -3,8 +3,8 @@
 //! `PAYBRIDGE_BENCH_SOURCE` to the RippleNet source and `PAYBRIDGE_BENCH_CHECKOUT` to the
 //! Checkout source, to explore settings.
 
-use paybridge::registry::ValueFormat;
 use paybridge::sink::kafka::EventRecord;
+use paybridge::sink::wire::ValueFormat;
 
 use crate::support::sandbox::Sandbox;
 use crate::support::{Broker, base_config};

@@ -8,10 +8,8 @@
 //! the period query only reads.
 
 pub mod period;
-pub mod progress;
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +18,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::period::{Slice, plan, stamp};
-use self::progress::Progress;
 use crate::ack::Outcome;
 use crate::config::{CheckoutSource, Config, SourceConfig};
 use crate::event::{CanonicalEvent, Provider, RawJson, kafka_key};
@@ -100,47 +97,25 @@ pub struct Report {
     pub ending: Ending,
 }
 
-impl Report {
-    /// The summary on stdout: what was done and, unless complete, how to go on.
-    pub fn render(&self, config_path: &Path) -> String {
-        let period = format!("{} to {}", stamp(self.from), stamp(self.to));
-        let mut out = match &self.ending {
-            Ending::Complete => format!("backfill of {} from {period}: complete\n", self.source),
-            Ending::Interrupted => format!("backfill of {} from {period}: stopped on request\n", self.source),
-            Ending::Failed(reason) => format!("backfill of {} from {period}: FAILED: {reason}\n", self.source),
-        };
-        let t = &self.tally;
-        out.push_str(&format!(
-            "  pages: {}\n  read: {}\n  published: {}\n  rejected to DLQ: {}\n",
-            t.pages, t.read, t.published, t.dead_lettered
-        ));
-        if self.ending != Ending::Complete {
-            out.push_str(&format!(
-                "  everything created before {} is published; resume with:\n    paybridge backfill --config {} --source {} --from {} --to {}\n",
-                stamp(self.done_until),
-                shell_word(&config_path.display().to_string()),
-                shell_word(&self.source),
-                stamp(self.done_until),
-                stamp(self.to)
-            ));
-        }
-        out
-    }
-}
-
-/// `word` as one POSIX shell word (quoted when it holds anything but plain characters).
-fn shell_word(word: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
-    if !word.is_empty() && word.chars().all(plain) {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
+/// How a backfill reports its progress (the binary draws it: a bar on a terminal, plain
+/// lines otherwise).
+pub trait Progress {
+    /// The walk starts over `slices` slices.
+    fn begin(&mut self, slices: usize);
+    /// A page was confirmed; `slices_done` of `slices` slices are complete.
+    fn page(&mut self, tally: &Tally, slices_done: usize, slices: usize);
+    /// The walk is over.
+    fn finish(&mut self);
 }
 
 /// Checks the request and the source, connects to the brokers, then walks the period.
-/// `stop` ends the walk after the current page is confirmed.
-pub async fn run(config: &Config, request: &Request, stop: CancellationToken) -> Result<Report, SetupError> {
+/// `stop` ends the walk after the current page is confirmed; `progress` hears of every page.
+pub async fn run(
+    config: &Config,
+    request: &Request,
+    stop: CancellationToken,
+    progress: &mut dyn Progress,
+) -> Result<Report, SetupError> {
     let source = checkout_source(config, &request.source)?;
     if !(1..=1000).contains(&request.page_size) {
         return Err(SetupError::Input(format!("--page-size {} is outside 1..=1000", request.page_size)));
@@ -152,10 +127,10 @@ pub async fn run(config: &Config, request: &Request, stop: CancellationToken) ->
     let value_format = match &config.kafka.schema_registry {
         Some(registry) => match crate::registry::check_at_start(registry, &config.kafka.topic, &stop).await {
             Ok(Some(format)) => format,
-            Ok(None) => crate::registry::ValueFormat::Json,
+            Ok(None) => crate::sink::wire::ValueFormat::Json,
             Err(reason) => return Err(SetupError::Unavailable(reason)),
         },
-        None => crate::registry::ValueFormat::Json,
+        None => crate::sink::wire::ValueFormat::Json,
     };
     let sink = KafkaSink::new(&config.kafka)
         .map_err(|e| SetupError::Unavailable(format!("Kafka producer: {e}")))?
@@ -165,8 +140,8 @@ pub async fn run(config: &Config, request: &Request, stop: CancellationToken) ->
         .map_err(|e| SetupError::Unavailable(e.to_string()))?;
 
     let walk = Walk { source, api, sink, delivery_timeout: config.kafka.delivery_timeout.get() };
-    let mut progress = Progress::for_stderr(&source.name, slices.len());
-    let report = walk.periods(&slices, request.page_size, &stop, &mut progress).await;
+    progress.begin(slices.len());
+    let report = walk.periods(&slices, request.page_size, &stop, progress).await;
     progress.finish();
     let flush_sink = walk.sink.clone();
     let _ = tokio::task::spawn_blocking(move || flush_sink.flush(Duration::from_secs(10))).await;
@@ -209,7 +184,7 @@ impl Walk<'_> {
         slices: &[Slice],
         page_size: usize,
         stop: &CancellationToken,
-        progress: &mut Progress,
+        progress: &mut dyn Progress,
     ) -> Report {
         let (from, to) = (slices.first().map_or_else(Utc::now, |s| s.0), slices.last().map_or_else(Utc::now, |s| s.1));
         let mut report = Report {
@@ -343,41 +318,5 @@ impl Walk<'_> {
             .dead_letter(&key, raw, &self.source.name, reason)
             .await
             .map_err(|e| format!("the DLQ did not confirm message {id:?} ({reason}): {e}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn report(ending: Ending) -> Report {
-        let at = |s: &str| period::parse_time(s).unwrap_or_default();
-        Report {
-            source: "co main".into(),
-            from: at("2026-11-20T00:00:00Z"),
-            to: at("2026-11-21T10:30:00.250Z"),
-            tally: Tally { pages: 3, read: 250, published: 249, dead_lettered: 1 },
-            done_until: at("2026-11-20T05:00:00Z"),
-            ending,
-        }
-    }
-
-    #[test]
-    fn the_summary_counts_and_unless_complete_says_how_to_resume() {
-        let done = report(Ending::Complete).render(Path::new("/etc/paybridge.toml"));
-        assert!(done.contains(": complete\n"), "{done}");
-        assert!(done.contains("pages: 3\n  read: 250\n  published: 249\n  rejected to DLQ: 1\n"), "{done}");
-        assert!(!done.contains("resume"), "{done}");
-        let stopped = report(Ending::Interrupted).render(Path::new("/etc/pay bridge.toml"));
-        assert!(stopped.contains("stopped on request"), "{stopped}");
-        assert!(
-            stopped.contains(
-                "paybridge backfill --config '/etc/pay bridge.toml' --source 'co main' --from 2026-11-20T05:00:00Z --to 2026-11-21T10:30:00.250Z\n"
-            ),
-            "{stopped}"
-        );
-        let failed = report(Ending::Failed("broker down".into())).render(Path::new("p.toml"));
-        assert!(failed.contains("FAILED: broker down") && failed.contains("--from 2026-11-20T05:00:00Z"), "{failed}");
-        assert_eq!(shell_word("it's"), "'it'\\''s'");
     }
 }

@@ -7,9 +7,9 @@ use clap::{Args, Subcommand};
 use paybridge::dead_letter::letter::{Filter, Letter, Position};
 use paybridge::dead_letter::redrive::Report;
 use paybridge::dead_letter::{self, DlqError, Wanted};
-use paybridge::progress::Progress;
 use paybridge::sink::scan::Next;
 
+use super::progress::StderrProgress;
 use super::{Format, init_command_tracing, load_or_explain};
 
 #[derive(Args)]
@@ -109,7 +109,7 @@ pub fn run(args: DlqArgs) -> ExitCode {
         Err(code) => return code,
     };
     init_command_tracing(&loaded.log);
-    let progress = Progress::for_stderr("dlq");
+    let progress = StderrProgress::for_stderr("dlq");
     let (kafka, sources) = (&loaded.kafka, loaded.sources.as_slice());
     let result = match work {
         Work::List(filter) => list(kafka, sources, &filter, common.format, &progress),
@@ -146,7 +146,7 @@ fn list(
     sources: &[paybridge::config::SourceConfig],
     filter: &Filter,
     format: Format,
-    progress: &Progress,
+    progress: &StderrProgress,
 ) -> Result<ExitCode, DlqError> {
     let read = dead_letter::scan(kafka, sources, filter, progress, |letter, _| {
         let text = match format {

@@ -1,10 +1,16 @@
 //! The command line's own parts: argument types, printing and exit codes of the operator
 //! commands (the library returns typed results).
 
+pub mod backfill;
 pub mod cursor;
 pub mod dlq;
+pub mod progress;
 pub mod reconcile;
+pub mod reference;
+pub mod schema_register;
 pub mod shell;
+pub mod tail;
+pub mod trace;
 
 use std::path::Path;
 use std::process::ExitCode;

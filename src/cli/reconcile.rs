@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use paybridge::progress::Progress;
 use paybridge::reconcile::{self, Report, Request};
 
+use super::progress::StderrProgress;
 use super::{Format, init_command_tracing, load_or_explain};
 
 /// Proves from the provider's own records that every notification of a period reached Kafka
@@ -52,7 +52,7 @@ pub fn run(args: ReconcileArgs) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let request = Request { source: args.source.clone(), from: args.from, to: args.to, repair: args.repair };
-    let progress = Progress::for_stderr("reconcile");
+    let progress = StderrProgress::for_stderr("reconcile");
     let result = runtime.block_on(async {
         let report = reconcile::run(&loaded, &request, &progress).await?;
         let pushed = match &args.push_metrics {

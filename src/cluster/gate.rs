@@ -123,6 +123,12 @@ impl Fence {
     }
 }
 
+impl crate::sink::publisher::Tenure for Fence {
+    fn may_write(&self) -> bool {
+        Fence::may_write(self)
+    }
+}
+
 /// Runs `task` each time this replica owns the gate's partition, with a token cancelled
 /// when the partition is revoked (or `stop` is cancelled), until `stop`. `on_change` is told
 /// when the task starts (true) and ends (false).

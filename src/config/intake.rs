@@ -97,6 +97,7 @@ const fn default_reload_interval() -> HumanDuration {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
+    /// Serve this source's webhooks on `intake.listen`.
     #[serde(default)]
     pub enabled: bool,
     /// The path on `intake.listen`; defaults to `/webhooks/<source name>`.
@@ -180,6 +181,7 @@ pub struct WebhookToken {
     #[serde(default = "default_token_header")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"))]
     pub header: String,
+    /// The token the header must carry, by `${VAR}` (compared in constant time).
     pub value: Secret,
 }
 
@@ -192,10 +194,13 @@ fn default_token_header() -> String {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSignature {
+    /// The shared HMAC key, by `${VAR}`.
     pub secret: Secret,
+    /// The header carrying the signature (hex or base64).
     #[serde(default = "default_signature_header")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"))]
     pub header: String,
+    /// The header carrying the timestamp (Unix seconds) the signature covers.
     #[serde(default = "default_timestamp_header")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"))]
     pub timestamp_header: String,

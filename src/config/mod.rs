@@ -441,9 +441,13 @@ pub struct OAuthClient {
     /// The token endpoint, e.g. `https://auth.rnc.ripplenet.com/oauth/token`.
     #[schemars(regex(pattern = r"^https?://"))]
     pub token_url: String,
+    /// The OAuth2 client id.
     #[schemars(length(min = 1))]
     pub client_id: String,
+    /// The client's secret, by `${VAR}`.
     pub client_secret: Secret,
+    /// The token's `audience` (RippleNet: the one your tenant was given; Payments Direct:
+    /// `urn:ripplexcurrent-{env}:{tenant}`).
     #[schemars(length(min = 1))]
     pub audience: String,
 }

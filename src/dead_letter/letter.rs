@@ -121,7 +121,7 @@ impl Whole {
                     .collect()
             })
             .unwrap_or_default();
-        let (schema_id, value) = crate::registry::wire::split(message.payload().unwrap_or_default());
+        let (schema_id, value) = crate::sink::wire::split(message.payload().unwrap_or_default());
         let value = serde_json::from_slice(value)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(value).into_owned()));
         Self {

@@ -71,7 +71,7 @@ pub fn scan(
     kafka: &KafkaConfig,
     sources: &[SourceConfig],
     filter: &Filter,
-    progress: &Progress,
+    progress: &dyn Progress,
     mut visit: impl FnMut(Letter, &BorrowedMessage<'_>) -> Next,
 ) -> Result<Read, DlqError> {
     check(filter, sources)?;
@@ -130,7 +130,7 @@ pub fn show(
     kafka: &KafkaConfig,
     sources: &[SourceConfig],
     wanted: &Wanted,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Vec<letter::Whole>, DlqError> {
     let filter = match wanted {
         Wanted::At(position) => Filter { at: vec![*position], ..Filter::default() },

@@ -81,7 +81,7 @@ pub fn plan(
     kafka: &KafkaConfig,
     sources: &[SourceConfig],
     filter: &Filter,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Report, DlqError> {
     let mut report = Report { dry_run: true, ..Report::default() };
     let read = scan(kafka, sources, filter, progress, |letter, _| {
@@ -140,7 +140,7 @@ pub fn redrive(
     kafka: &KafkaConfig,
     sources: &[SourceConfig],
     filter: &Filter,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Report, DlqError> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(DlqError::Runtime)?;
     let producer: FutureProducer = producer_config(kafka).create().map_err(|e| DlqError::Producer(Box::new(e)))?;
@@ -171,7 +171,7 @@ struct Writer {
 
 impl Writer {
     /// Writes `batch`, waits for every confirmation, then marks the confirmed ones.
-    async fn write(&self, batch: Vec<Pending>, report: &mut Report, progress: &Progress) {
+    async fn write(&self, batch: Vec<Pending>, report: &mut Report, progress: &dyn Progress) {
         let from_header = |p: &Pending| format!("{}/{}", self.dlq, p.from);
         let sends = batch.iter().map(|p| {
             let mut headers = OwnedHeaders::new_with_capacity(p.headers.len().saturating_add(1));

@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::backoff::parse_retry_after;
 use super::body::read_limited;
+use super::failure::UpstreamFailure;
 use super::oauth::{TokenCache, TokenError};
 use crate::metrics::Metrics;
-use crate::sources::runtime::UpstreamFailure;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 pub mod backoff;
 pub mod body;
 pub mod client;
+pub mod failure;
 pub mod jwt;
 pub mod oauth;
 pub mod retry;

@@ -31,7 +31,7 @@ pub fn read(
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     mark_period: bool,
     spill: &mut Spill,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<u64, KafkaSideError> {
     let scanner = Scanner::new(kafka, "reconcile")?;
     let since = from.checked_sub_signed(CLOCK_SLACK).unwrap_or(from);
@@ -52,7 +52,7 @@ pub fn read(
                 if header(message, "ce_source").is_some_and(|s| s != event_source) {
                     return Next::Continue;
                 }
-                let (_, value) = crate::registry::wire::split(message.payload().unwrap_or_default());
+                let (_, value) = crate::sink::wire::split(message.payload().unwrap_or_default());
                 let Ok(event) = serde_json::from_slice::<CanonicalEvent>(value) else { return Next::Continue };
                 if event.source != event_source {
                     return Next::Continue;

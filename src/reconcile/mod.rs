@@ -101,7 +101,7 @@ impl Report {
 }
 
 /// Reads both sides, compares them and, with `repair`, publishes what is missing.
-pub async fn run(config: &Config, request: &Request, progress: &Progress) -> Result<Report, ReconcileError> {
+pub async fn run(config: &Config, request: &Request, progress: &dyn Progress) -> Result<Report, ReconcileError> {
     let started = std::time::Instant::now();
     let source = config
         .sources
@@ -181,7 +181,7 @@ pub async fn run(config: &Config, request: &Request, progress: &Progress) -> Res
 async fn repair(
     config: &Config,
     missing: BufWriter<std::fs::File>,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Repaired, ReconcileError> {
     let mut file = missing.into_inner().map_err(|e| ReconcileError::Spill(e.into_error()))?;
     file.rewind()?;
@@ -190,8 +190,8 @@ async fn repair(
         Some(registry) => crate::registry::check_at_start(registry, &config.kafka.topic, &stop)
             .await
             .map_err(ReconcileError::Repair)?
-            .unwrap_or(crate::registry::ValueFormat::Json),
-        None => crate::registry::ValueFormat::Json,
+            .unwrap_or(crate::sink::wire::ValueFormat::Json),
+        None => crate::sink::wire::ValueFormat::Json,
     };
     let sink = KafkaSink::new(&config.kafka)
         .map_err(|e| ReconcileError::Repair(format!("the Kafka producer: {e}")))?

@@ -74,7 +74,7 @@ pub async fn checkout(
     source: &CheckoutSource,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     spill: &mut Spill,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Read, String> {
     let slices = plan(from, Some(to), Utc::now(), SLICE).map_err(|e| e.to_string())?;
     let api =
@@ -113,7 +113,7 @@ pub async fn payments_direct(
     source: &PaymentsDirectSource,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     spill: &mut Spill,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Read, String> {
     let api = PaymentsDirectApi::new(source, Arc::new(Metrics::new())).map_err(|e| e.to_string())?;
     let backoff = source.backoff_max.get();
@@ -181,7 +181,7 @@ pub async fn ripplenet(
     source: &RipplenetSource,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     spill: &mut Spill,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Read, String> {
     let api = RipplenetApi::new(source, Arc::new(Metrics::new())).map_err(|e| e.to_string())?;
     let size = source.page_size.clamp(1, 1000);

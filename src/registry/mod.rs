@@ -1,15 +1,13 @@
 //! The event contract in a schema registry: registering the event schema
-//! (`paybridge schema register`), checking it at start, and the Confluent wire format.
+//! (`paybridge schema register`) and checking it at start (the wire format the sink frames
+//! values in is `sink::wire`).
 
 pub mod client;
-pub mod command;
 pub mod register;
 mod startup;
-pub mod wire;
 
 pub use client::{Auth, Compatibility, Registered, RegistryClient, RegistryError};
 pub use startup::check_at_start;
-pub use wire::ValueFormat;
 
 use crate::config::SchemaRegistryConfig;
 

@@ -16,37 +16,6 @@ pub enum Registration {
     Refused { reasons: Vec<String> },
 }
 
-impl Registration {
-    /// The lines `paybridge schema register` prints.
-    pub fn render(&self, subject: &str) -> String {
-        match self {
-            Registration::AlreadyRegistered { id, version } => {
-                format!("subject {subject}: already registered, schema id {id} (version {version}); nothing changed\n")
-            }
-            Registration::Registered { id, version, first } => {
-                let version = version.map(|v| format!("version {v}")).unwrap_or_else(|| "a new version".to_owned());
-                let first = if *first { ", the subject's first" } else { "" };
-                format!("subject {subject}: registered, schema id {id} ({version}{first})\n")
-            }
-            Registration::WouldRegister { first: true } => {
-                format!(
-                    "subject {subject}: dry run: the subject is new, the schema would be its first version; nothing registered\n"
-                )
-            }
-            Registration::WouldRegister { first: false } => format!(
-                "subject {subject}: dry run: the registry finds the schema compatible with the latest version; nothing registered\n"
-            ),
-            Registration::Refused { reasons } => {
-                let mut text = format!("subject {subject}: the registry refuses the schema; nothing registered\n");
-                for reason in reasons {
-                    text.push_str(&format!("  - {reason}\n"));
-                }
-                text
-            }
-        }
-    }
-}
-
 /// Registers `schema` under `subject` unless it is there already or the registry finds it
 /// incompatible with the subject's latest version; `dry_run` stops before registering.
 pub async fn register(

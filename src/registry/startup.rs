@@ -5,8 +5,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{RegistryClient, Standing, ValueFormat, auth_of, event_schema_text, standing};
+use super::{RegistryClient, Standing, auth_of, event_schema_text, standing};
 use crate::config::SchemaRegistryConfig;
+use crate::sink::wire::ValueFormat;
 
 /// Checks that the registry holds the schema paybridge produces under the subject (or
 /// that the registry would accept it, when values are not framed), and gives the value

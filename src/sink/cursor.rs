@@ -8,6 +8,7 @@
 //! - exactly-once (`kafka.exactly_once`): events and cursor in one Kafka transaction, see
 //!   [`super::transaction`].
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 
 use super::kafka::{EventRecord, SendError, Written, await_delivery, producer_config, send_waiting};
 use super::published::{Published, published_since};
+use super::publisher::{PipelineClosed, Publisher, Tenure};
 use super::refusals::Refusals;
 use super::state::{
     ClaimRecord, CursorRecord, StateError, StateReader, home_partition, predecessor_keys, this_owner, tombstone,
@@ -24,11 +26,9 @@ use super::state::{
 use super::transaction::machine::Ended;
 use super::transaction::{TransactionError, TransactionalWriter};
 use crate::ack::BatchOutcome;
-use crate::cluster::gate::Fence;
 use crate::config::KafkaConfig;
 use crate::event::CanonicalEvent;
-use crate::pipeline::{PipelineClosed, Submitter};
-use crate::registry::ValueFormat;
+use crate::sink::wire::ValueFormat;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -76,14 +76,14 @@ pub struct CommitOutcome {
 
 enum Mode {
     AtLeastOnce {
-        submitter: Submitter,
+        publisher: Arc<dyn Publisher>,
         producer: FutureProducer,
     },
     /// The lock is held for a whole transaction (the writer's steps take `&mut`).
     ExactlyOnce {
         writer: Box<Mutex<TransactionalWriter>>,
         /// Only to count the pages as the pipeline counts its batches.
-        submitter: Submitter,
+        publisher: Arc<dyn Publisher>,
     },
 }
 
@@ -95,7 +95,7 @@ pub struct CursorCommitter {
     /// Ends a commit that is in doubt when the source stops.
     stop: CancellationToken,
     /// `[cluster]`: the tenure whose writes are legitimate.
-    fence: Option<Fence>,
+    fence: Option<Box<dyn Tenure>>,
     /// `[cluster]`, at-least-once: the tenure's epoch once claimed (0: none).
     epoch: AtomicU64,
     /// `[cluster]`, at-least-once: the state-topic offset of this tenure's claim (-1: none).
@@ -133,16 +133,16 @@ impl CursorCommitter {
     pub async fn start(
         kafka: &KafkaConfig,
         source: &str,
-        submitter: Submitter,
+        publisher: Arc<dyn Publisher>,
         value_format: ValueFormat,
         stop: CancellationToken,
-        fence: Option<Fence>,
+        fence: Option<Box<dyn Tenure>>,
     ) -> Result<Self, CursorError> {
         let mode = if kafka.exactly_once {
             let writer = Box::new(Mutex::new(TransactionalWriter::start(kafka, source, value_format).await?));
-            Mode::ExactlyOnce { writer, submitter }
+            Mode::ExactlyOnce { writer, publisher }
         } else {
-            Mode::AtLeastOnce { submitter, producer: producer_config(kafka).create()? }
+            Mode::AtLeastOnce { publisher, producer: producer_config(kafka).create()? }
         };
         Ok(Self {
             source: source.to_owned(),
@@ -261,8 +261,8 @@ impl CursorCommitter {
     /// again (the process must restart) or the source stopped with the commit in doubt.
     pub async fn commit(&self, events: Vec<CanonicalEvent>, cursor: &str) -> Result<CommitOutcome, CursorError> {
         match &self.mode {
-            Mode::AtLeastOnce { submitter, producer } => {
-                let batch = submitter.submit(&self.source, events).await?.outcome().await;
+            Mode::AtLeastOnce { publisher, producer } => {
+                let batch = publisher.publish(&self.source, events).await?;
                 let settled = batch.events.iter().all(|e| e.outcome.is_settled());
                 let cursor_committed = match settled {
                     true => match self.write(producer, self.cursor_record(cursor, Utc::now())).await {
@@ -274,12 +274,12 @@ impl CursorCommitter {
                 };
                 Ok(CommitOutcome { batch, cursor_committed })
             }
-            Mode::ExactlyOnce { writer, submitter } => {
+            Mode::ExactlyOnce { writer, publisher } => {
                 let record = self.cursor_record(cursor, Utc::now());
                 let started = Instant::now();
                 let page = writer.lock().await.commit_page(&events, &record, &self.stop).await?;
                 let outcomes: Vec<_> = page.batch.events.iter().map(|e| e.outcome.clone()).collect();
-                submitter.resolved_elsewhere(&self.source, &events, &outcomes, started.elapsed());
+                publisher.resolved_elsewhere(&self.source, &events, &outcomes, started.elapsed());
                 Ok(CommitOutcome { batch: page.batch, cursor_committed: page.committed })
             }
         }

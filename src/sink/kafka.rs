@@ -15,7 +15,7 @@ use super::refusals::Refusals;
 use crate::ack::Outcome;
 use crate::config::KafkaConfig;
 use crate::event::{CLOUDEVENTS_CONTENT_TYPE, CanonicalEvent};
-use crate::registry::ValueFormat;
+use crate::sink::wire::ValueFormat;
 
 /// Producer properties paybridge sets before the user's `kafka.properties`
 /// (which may override them, except the forced ones).
@@ -216,8 +216,9 @@ impl KafkaSink {
     }
 
     /// Raises a fatal error in the event producer as librdkafka would (its test hook), so
-    /// tests can prove that a fatal error fails readiness and stops the process.
-    #[doc(hidden)]
+    /// tests can prove that a fatal error fails readiness and stops the process. Only in
+    /// builds with the `test-hooks` feature, which the integration tests enable.
+    #[cfg(feature = "test-hooks")]
     pub fn raise_fatal_error_for_tests(&self, reason: &str) {
         let Ok(reason) = std::ffi::CString::new(reason) else { return };
         // SAFETY: the client pointer is valid for the producer's lifetime, and

@@ -8,7 +8,8 @@ use tokio::task::JoinSet;
 use super::SourceContext;
 use super::checkout::Checkout;
 use super::payments_direct::{PaymentsDirect, Role};
-use super::ripplenet::{Poller, Ripplenet, Singleton, health_name};
+use super::ripplenet::{Poller, Ripplenet, health_name};
+use super::runtime::Singleton;
 use super::webhook::WebhookSource;
 use crate::config::{KafkaConfig, SourceConfig};
 

@@ -32,9 +32,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ack::{BatchOutcome, EventOutcome, Outcome};
 use crate::event::CanonicalEvent;
-use crate::registry::ValueFormat;
 use crate::sink::dlq::{ERROR_CODE_HEADER, ORIGINAL_TOPIC_HEADER, REASON_HEADER};
 use crate::sink::kafka::EventRecord;
+use crate::sink::wire::ValueFormat;
 
 /// How a transaction operation failed, in librdkafka's three classes.
 #[derive(Clone, Debug, PartialEq, Eq)]

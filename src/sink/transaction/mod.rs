@@ -26,7 +26,7 @@ use super::refusals::Refusals;
 use super::topics::max_message_bytes;
 use crate::config::KafkaConfig;
 use crate::event::CanonicalEvent;
-use crate::registry::ValueFormat;
+use crate::sink::wire::ValueFormat;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransactionError {

@@ -13,8 +13,8 @@ use tokio::task::JoinSet;
 use self::api::{CheckoutApi, StartError};
 use super::SourceContext;
 use super::runtime::acker::{AckCalls, AckReply};
-use super::runtime::settle::{Item, Settler, SettlerSettings};
-use super::runtime::{LoopSettings, PageReader, PageReport, Polled, UpstreamFailure, poll_loop, read_ahead_window};
+use super::runtime::settle::{Settler, SettlerSettings};
+use super::runtime::{LoopSettings, PageReader, UpstreamFailure, poll_loop, read_ahead_window};
 use crate::config::CheckoutSource;
 use crate::event::{Provider, RawJson};
 use crate::normalize::checkout::message;
@@ -31,7 +31,7 @@ pub struct Checkout {
     config: CheckoutSource,
     api: Arc<CheckoutApi>,
     ctx: SourceContext,
-    settler: Settler,
+    settler: Arc<Settler>,
 }
 
 /// How many more times the ids listed in `ackFailedMessages` are acknowledged again.
@@ -83,7 +83,7 @@ impl Checkout {
             backoff_max: config.backoff_max.get(),
             normalize: |account, raw, now| message(account, raw, now).map_err(|e| e.to_string()),
         };
-        let settler = Settler::start(settings, Arc::new(AckEndpoint(api.clone())), ctx.clone());
+        let settler = Arc::new(Settler::start(settings, Arc::new(AckEndpoint(api.clone())), ctx.clone()));
         Ok(Arc::new(Self { config, api, ctx, settler }))
     }
 
@@ -110,7 +110,7 @@ impl Checkout {
         // redelivered copy from being worked twice at once.
         let reader = Arc::new(Reader { source: self.clone() });
         for _ in 0..self.config.receivers.max(1) {
-            tasks.spawn(poll_loop(reader.clone(), settings.clone(), self.ctx.clone(), None));
+            tasks.spawn(poll_loop(reader.clone(), self.settler.clone(), settings.clone(), self.ctx.clone(), None));
         }
         self.settler.join_acker(tasks);
     }
@@ -157,32 +157,14 @@ struct Reader {
 }
 
 impl PageReader for Reader {
-    type Page = Vec<Item>;
+    const KEY_NAME: &'static str = "messageInfo.messageId";
 
-    async fn read(&self) -> Result<Polled<Vec<Item>>, UpstreamFailure> {
-        let received = self.source.api.receive().await?;
-        let read = received.len();
-        let mut items = Vec::with_capacity(read);
-        for raw in received {
-            let Some(id) = message_key(&raw) else {
-                self.source.ctx.metrics.processing_failure(&self.source.config.name);
-                tracing::warn!(source = %self.source.config.name, "message without messageInfo.messageId: cannot be acknowledged, skipped");
-                continue;
-            };
-            // A redelivered copy of a message still in flight is that message's: skip it.
-            if let Ok(claim) = self.source.settler.ledger.claim(&id) {
-                items.push((claim, raw));
-            }
-        }
-        Ok(Polled { claimed: items.len(), page: items, read })
+    async fn read(&self) -> Result<Vec<RawJson>, UpstreamFailure> {
+        Ok(self.source.api.receive().await?)
     }
 
-    async fn settle(self: Arc<Self>, page: Vec<Item>) -> PageReport {
-        self.source.settler.settle(page).await
-    }
-
-    fn acks_failing(&self) -> bool {
-        self.source.settler.acker.failing()
+    fn key(&self, raw: &RawJson) -> Option<String> {
+        message_key(raw)
     }
 }
 

@@ -176,7 +176,7 @@ impl PaymentsDirect {
     pub fn spawn_singleton(
         self: &Arc<Self>,
         tasks: &mut JoinSet<()>,
-        (gate, on_change): crate::sources::ripplenet::Singleton,
+        (gate, on_change): crate::sources::runtime::Singleton,
         kafka: KafkaConfig,
     ) {
         let me = self.clone();

@@ -20,26 +20,22 @@ use self::api::RipplenetApi;
 use super::SourceContext;
 use super::runtime::acker::{AckCalls, AckReply};
 use super::runtime::ledger::{Settlement, Waiter, settlement};
-use super::runtime::settle::{Item, Settler, SettlerSettings};
-use super::runtime::{
-    LoopSettings, PageReader, PageReport, PollSignals, Polled, UpstreamFailure, poll_loop, read_ahead_window,
-};
+use super::runtime::settle::{Settler, SettlerSettings};
+use super::runtime::{LoopSettings, PageReader, PollSignals, UpstreamFailure, poll_loop, read_ahead_window};
 use super::webhook::{WebhookOutcome, WebhookSource};
 use super::webhook_pace::WebhookPace;
-use crate::cluster::gate::{Gate, TenureEnd, run_while_owned};
+use crate::cluster::gate::{TenureEnd, run_while_owned};
 use crate::config::{RipplenetSource, WebhookConfig};
 use crate::event::{Provider, RawJson};
 use crate::normalize::field::{Field, opt};
 use crate::normalize::ripplenet::notification;
+use crate::sources::runtime::Singleton;
 
 /// How long a webhook waits for a NEW read that starts after it to finish before fetching
 /// its notification by id. The read usually takes milliseconds; it is late only while the
 /// poller has its window of pages in flight (the pipeline is saturated: a fetch by id would
 /// only add upstream calls and wait for the same pipeline) or backs off after failures.
 pub const WEBHOOK_READ_WAIT: Duration = Duration::from_secs(2);
-
-/// A singleton task's gate and what to tell when its tenure starts or ends.
-pub type Singleton = (Arc<Gate>, Box<dyn Fn(bool) + Send + Sync>);
 
 /// Which poller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +103,7 @@ pub struct Ripplenet {
     config: RipplenetSource,
     api: Arc<RipplenetApi>,
     ctx: SourceContext,
-    settler: Settler,
+    settler: Arc<Settler>,
     /// poller_new's signals: webhooks ask it for an early read.
     new_reads: Arc<PollSignals>,
     /// Fetches by id for webhooks: at most `max_upstream_calls_per_second`, paused when
@@ -167,7 +163,7 @@ impl Ripplenet {
             backoff_max: config.backoff_max.get(),
             normalize: |account, raw, now| notification(account, raw, now).map_err(|e| e.to_string()),
         };
-        let settler = Settler::start(settings, Arc::new(AckEndpoint(api.clone())), ctx.clone());
+        let settler = Arc::new(Settler::start(settings, Arc::new(AckEndpoint(api.clone())), ctx.clone()));
         let webhook = &config.webhook;
         let pace = WebhookPace::new(
             webhook.max_upstream_calls_per_second,
@@ -211,18 +207,18 @@ impl Ripplenet {
             let gated = if which == Poller::Sent { sweeper.take() } else { None };
             match gated {
                 Some((gate, on_change)) => {
-                    let ctx = self.ctx.clone();
+                    let (ctx, settler) = (self.ctx.clone(), self.settler.clone());
                     tasks.spawn(run_while_owned(gate, ctx.stop.clone(), on_change, move |tenure_stop, _| {
-                        let (reader, settings) = (reader.clone(), settings.clone());
+                        let (reader, settler, settings) = (reader.clone(), settler.clone(), settings.clone());
                         let ctx = SourceContext { stop: tenure_stop, ..ctx.clone() };
                         async move {
-                            poll_loop(reader, settings, ctx, None).await;
+                            poll_loop(reader, settler, settings, ctx, None).await;
                             TenureEnd::Released
                         }
                     }));
                 }
                 None => {
-                    tasks.spawn(poll_loop(reader, settings, self.ctx.clone(), signals));
+                    tasks.spawn(poll_loop(reader, self.settler.clone(), settings, self.ctx.clone(), signals));
                 }
             }
         }
@@ -307,37 +303,19 @@ struct Reader {
 }
 
 impl PageReader for Reader {
-    type Page = Vec<Item>;
+    const KEY_NAME: &'static str = "a uuid";
 
-    async fn read(&self) -> Result<Polled<Vec<Item>>, UpstreamFailure> {
+    async fn read(&self) -> Result<Vec<RawJson>, UpstreamFailure> {
         let config = &self.source.config;
         let (status, delay) = match self.which {
             Poller::New => ("NEW", None),
             Poller::Sent => ("SENT", Some(config.sent_delay.get().as_secs() / 60)),
         };
-        let page = self.source.api.poll(status, config.page_size, delay).await?;
-        let read = page.len();
-        let mut items = Vec::with_capacity(read);
-        for raw in page {
-            let Some(uuid) = notification_uuid(&raw) else {
-                self.source.ctx.metrics.processing_failure(&config.name);
-                tracing::warn!(source = %config.name, "notification without a uuid: cannot be acknowledged, skipped");
-                continue;
-            };
-            // What somebody else holds is theirs (the sweeper skips pages in flight).
-            if let Ok(claim) = self.source.settler.ledger.claim(&uuid) {
-                items.push((claim, raw));
-            }
-        }
-        Ok(Polled { claimed: items.len(), page: items, read })
+        Ok(self.source.api.poll(status, config.page_size, delay).await?)
     }
 
-    async fn settle(self: Arc<Self>, page: Vec<Item>) -> PageReport {
-        self.source.settler.settle(page).await
-    }
-
-    fn acks_failing(&self) -> bool {
-        self.source.settler.acker.failing()
+    fn key(&self, raw: &RawJson) -> Option<String> {
+        notification_uuid(raw)
     }
 }
 

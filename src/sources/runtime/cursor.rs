@@ -59,10 +59,10 @@ impl CursorDriver {
         let committer = CursorCommitter::start(
             kafka,
             source,
-            ctx.submitter.clone(),
+            Arc::new(ctx.submitter.clone()),
             ctx.sink.value_format(),
             ctx.stop.clone(),
-            fence,
+            fence.map(|f| Box::new(f) as Box<dyn crate::sink::publisher::Tenure>),
         )
         .await
         .map_err(|e| e.to_string())?

@@ -27,38 +27,29 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use self::settle::{Item, Settler};
 use super::{SourceContext, pause};
+use crate::event::RawJson;
 use crate::http::backoff::Backoff;
+
+/// A singleton task's gate (`[cluster]`) and what to tell when its tenure starts or ends.
+pub type Singleton = (Arc<crate::cluster::gate::Gate>, Box<dyn Fn(bool) + Send + Sync>);
 
 /// The source stopped (shutdown, or its task went to another replica) before it could
 /// finish what it was doing.
 #[derive(Debug)]
 pub struct Stopped;
 
-/// A failed upstream call (transport, 429/5xx, refusal, unexpected answer).
-#[derive(Debug, Clone)]
-pub struct UpstreamFailure {
-    pub detail: String,
-    /// The server's Retry-After, if it sent one (clamped by the backoff).
-    pub retry_after: Option<Duration>,
-    /// The answer was not what the provider documents (counted as a processing failure).
-    pub malformed: bool,
-}
+pub use crate::http::failure::UpstreamFailure;
 
-impl UpstreamFailure {
-    pub fn new(detail: impl Into<String>) -> Self {
-        Self { detail: detail.into(), retry_after: None, malformed: false }
-    }
-}
-
-/// One read of a provider queue or sweep.
-pub struct Polled<P> {
+/// One read of a provider queue or sweep, claimed.
+struct Polled {
     /// The work claimed by this read (what others have in flight is left out).
-    pub page: P,
+    page: Vec<Item>,
     /// Items the provider returned.
-    pub read: usize,
+    read: usize,
     /// Items claimed for this page: new work. A full page with none is no progress.
-    pub claimed: usize,
+    claimed: usize,
 }
 
 /// What became of a page once it was published and acknowledged.
@@ -71,17 +62,40 @@ pub struct PageReport {
 }
 
 /// A provider endpoint read page by page: a queue (RippleNet NEW, Checkout receive) or a
-/// sweep (RippleNet SENT).
+/// sweep (RippleNet SENT). The provider supplies the read and each item's key; the runtime
+/// claims, settles (normalize, publish, acknowledge through the source's [`Settler`]) and
+/// paces.
 pub trait PageReader: Send + Sync + 'static {
-    type Page: Send + 'static;
-    /// Reads one page and claims its items in the ledger.
-    fn read(&self) -> impl Future<Output = Result<Polled<Self::Page>, UpstreamFailure>> + Send;
-    /// Publishes a claimed page and acknowledges what the broker confirmed.
-    fn settle(self: Arc<Self>, page: Self::Page) -> impl Future<Output = PageReport> + Send;
-    /// True while the source's acknowledgements fail: the loop backs off before reading.
-    fn acks_failing(&self) -> bool {
-        false
+    /// What the key is called, for the warning about an item without one.
+    const KEY_NAME: &'static str;
+    /// Reads one page of the provider's items.
+    fn read(&self) -> impl Future<Output = Result<Vec<RawJson>, UpstreamFailure>> + Send;
+    /// The id `raw` is claimed and acknowledged by; None: it cannot be acknowledged.
+    fn key(&self, raw: &RawJson) -> Option<String>;
+}
+
+/// Reads a page from `reader` and claims its items in `settler`'s ledger (what somebody
+/// else holds is theirs: a redelivered copy, or an item a sweep finds in flight).
+async fn read_and_claim<R: PageReader>(
+    reader: &R,
+    settler: &Settler,
+    ctx: &SourceContext,
+    source: &str,
+) -> Result<Polled, UpstreamFailure> {
+    let raw_items = reader.read().await?;
+    let read = raw_items.len();
+    let mut page = Vec::with_capacity(read);
+    for raw in raw_items {
+        let Some(key) = reader.key(&raw) else {
+            ctx.metrics.processing_failure(source);
+            tracing::warn!(source, "an item without {}: cannot be acknowledged, skipped", R::KEY_NAME);
+            continue;
+        };
+        if let Ok(claim) = settler.ledger.claim(&key) {
+            page.push((claim, raw));
+        }
     }
+    Ok(Polled { claimed: page.len(), page, read })
 }
 
 /// How one poll loop runs.
@@ -189,9 +203,11 @@ impl Pace {
 }
 
 /// Reads pages from `reader` until `ctx.stop`, with up to `settings.window` pages being
-/// published at once, then lets the pages already read finish (publish and acknowledge).
+/// settled by `settler` at once, then lets the pages already read finish (publish and
+/// acknowledge).
 pub async fn poll_loop<R: PageReader>(
     reader: Arc<R>,
+    settler: Arc<Settler>,
     settings: LoopSettings,
     ctx: SourceContext,
     signals: Option<Arc<PollSignals>>,
@@ -211,7 +227,7 @@ pub async fn poll_loop<R: PageReader>(
                 Some(done) = pages.join_next() => pace.absorb(done, source),
             }
         }
-        if pace.acks_failing || reader.acks_failing() {
+        if pace.acks_failing || settler.acker.failing() {
             let wait = pace.backoff.next(None);
             tracing::debug!(source, loop_name = %settings.health_name, wait_ms = wait.as_millis() as u64, "acknowledgements failing; waiting before the next read");
             if pause(&stop, wait).await {
@@ -229,7 +245,7 @@ pub async fn poll_loop<R: PageReader>(
             let _ = futures_util::FutureExt::now_or_never(signals.wake.notified());
         }
         let read_started = tokio::time::Instant::now();
-        let read = reader.read().await;
+        let read = read_and_claim(reader.as_ref(), &settler, &ctx, source).await;
         let read_took = read_started.elapsed();
         if let Some(signals) = &signals {
             signals.reads.send_modify(|(_, finished)| *finished += 1);
@@ -238,14 +254,15 @@ pub async fn poll_loop<R: PageReader>(
             Ok(polled) => {
                 ctx.health.polled(&settings.health_name);
                 ctx.metrics.polled(source);
-                if !pace.acks_failing && !reader.acks_failing() {
+                if !pace.acks_failing && !settler.acker.failing() {
                     pace.backoff.reset();
                 }
                 let progress = polled.claimed > 0;
                 let full = polled.read >= settings.page_size;
                 if progress {
                     tracing::debug!(source, loop_name = %settings.health_name, read = polled.read, claimed = polled.claimed, in_flight = pages.len(), "page read");
-                    pages.spawn(reader.clone().settle(polled.page));
+                    let settler = settler.clone();
+                    pages.spawn(async move { settler.settle(polled.page).await });
                 }
                 // A full page that brought new work means a backlog: read on at once.
                 if full && progress {

@@ -1,0 +1,15 @@
+//! Failures: chaos, bad answers, shutdown, fatal producer errors, topics that refuse, SASL, secrets, memory under read-ahead and reconcile, several replicas.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bad_answers;
+mod bridge_shutdown;
+mod chaos;
+mod cluster;
+mod producer_fatal;
+mod read_ahead_memory;
+mod reconcile_memory;
+mod sasl;
+mod secret_hygiene;
+mod topic_refusals;
