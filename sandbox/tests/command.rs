@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The example scenario paybridge's README and demo use.
+/// The example scenario paybridge's docs and demo use.
 fn example_scenario() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/every-key.toml")
 }

@@ -90,10 +90,10 @@ fn series_of(query: &str) -> Vec<&str> {
 }
 
 #[test]
-fn every_alert_names_series_that_exist_and_the_readme_lists_it() {
+fn every_alert_names_series_that_exist_and_the_operations_docs_list_it() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let rules = std::fs::read_to_string(root.join("deploy/helm/paybridge/files/alerts.yaml")).unwrap_or_default();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap_or_default();
+    let docs = std::fs::read_to_string(root.join("docs/src/operations/metrics.md")).unwrap_or_default();
     let exposed = exposed_series();
     let alerts: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).collect();
     let exprs: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("expr: ")).collect();
@@ -106,7 +106,7 @@ fn every_alert_names_series_that_exist_and_the_readme_lists_it() {
         }
     }
     for alert in alerts {
-        assert!(readme.contains(alert), "README does not describe the alert {alert}");
+        assert!(docs.contains(alert), "docs/src/operations/metrics.md does not describe the alert {alert}");
     }
 }
 

@@ -2,7 +2,7 @@
 //! released version (schemas/released/) accepted — the BACKWARD rule a schema registry
 //! applies. Additive changes pass; removing, retyping, narrowing or newly requiring fail.
 //!
-//! Releasing a new version: see "Evolving the event schema" in the README.
+//! Releasing a new version: see "Evolving the event schema" in docs/src/event-contract.md.
 
 use crate::support;
 

@@ -1,5 +1,5 @@
 //! With the broker down, submitting 10× the pipeline capacity blocks the submitters and
-//! the process's memory stays under the bound the README documents:
+//! the process's memory stays under the bound docs/src/performance.md documents:
 //! capacity × event size × 4, plus a fixed 64 MiB.
 //! (Alone in its test binary, so no other test shares the process's memory.)
 

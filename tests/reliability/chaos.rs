@@ -13,7 +13,7 @@
 //! - duplicates before dedupe are reported.
 //!
 //! `PAYBRIDGE_CHAOS_N` sets the number of notifications (default 2,100, a third per provider);
-//! the README records a long run. `PAYBRIDGE_CHAOS_KEEP=1` keeps the evidence (every log, the
+//! docs/src/reliability.md records a long run. `PAYBRIDGE_CHAOS_KEEP=1` keeps the evidence (every log, the
 //! sandbox's ledger, the events) under target/tmp even when nothing was lost.
 
 use crate::support;

@@ -1,7 +1,7 @@
 //! The worst read-ahead a configuration allows: 64 Checkout receivers, a pipeline of 1,000
 //! events, large messages, and the broker down. The receivers share one pipeline's worth of
 //! pages read ahead, so paybridge takes at most `pipeline.capacity` + `receivers ×
-//! max_messages` messages off the queue, and its peak RSS stays under the README's formula.
+//! max_messages` messages off the queue, and its peak RSS stays under the formula of docs/src/performance.md.
 //! (Alone in its test binary: the RSS measured is paybridge's own process.)
 
 use crate::support;
@@ -70,7 +70,7 @@ async fn sixty_four_receivers_read_ahead_one_pipeline_and_memory_stays_under_the
     let stats = sb.get_json("/_sandbox/checkout/stats", None).await;
     let delivered = stats["deliveries"].as_u64().unwrap_or(u64::MAX);
     let peak = status_bytes(bridge.pid(), "VmHWM");
-    // The README's formula: 64 MiB + capacity × (4 × event + raw item per polling source).
+    // The formula of docs/src/performance.md: 64 MiB + capacity × (4 × event + raw item per polling source).
     // An event carries the message's JSON (≈ 20 KB) plus its envelope; a raw item read
     // ahead is the message as parsed JSON, counted at twice its text.
     let event = (PADDING + 2_000) as u64;

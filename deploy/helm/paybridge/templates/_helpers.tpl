@@ -85,7 +85,7 @@ this chart renders the pod or another chart including it as a dependency does). 
 {{/*
 The paybridge container and the volumes it mounts. This chart's Deployment uses them; so
 can another chart's pod, with this chart as its dependency and `paybridge.embedded: true`
-(README "Kubernetes (Helm)", the only way documented):
+(docs/src/kubernetes.md, the only way documented):
   containers:
     {{- include "paybridge.container" (dict "Values" .Values.paybridge) | nindent 4 }}
   volumes:
