@@ -12,7 +12,7 @@
 //! - a commit the broker answers later than the call's timeout is called again until it is
 //!   done, never reported failed (its page would be published twice).
 //!
-//! tansu 0.6.0 has no transactions: there exactly-once mode refuses to start (tests/cursor.rs),
+//! tansu 0.6.0 has no transactions: there exactly-once mode refuses to start (tests/e2e/cursor.rs),
 //! and these tests say so and stop.
 
 use crate::support;

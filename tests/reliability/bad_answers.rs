@@ -1,4 +1,4 @@
-//! The bad-input matrix of the providers' answers (the intake's is in tests/bad_input.rs):
+//! The bad-input matrix of the providers' answers (the intake's is in tests/intake/bad_input.rs):
 //! one table of cases, each a provider endpoint answering once with something it does not
 //! document. For each: the answer is counted (`paybridge_processing_failures_total`), the
 //! process keeps running, and the notification that was waiting behind it still reaches
