@@ -614,3 +614,14 @@ fn read_ahead_above_the_pipeline_capacity_is_refused_with_the_reason() {
     let list = errors(&format!("{MINIMAL}[pipeline]\ncapacity = 1000\n{rn}"), &[]);
     assert!(list.iter().any(|e| e.starts_with("sources[0].page_size: 2 pollers × page_size (1200)")), "{list:?}");
 }
+
+#[test]
+fn the_readme_quickstart_configuration_is_valid() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap_or_default();
+    let start = readme.find("<<'TOML'\n").map(|i| i + "<<'TOML'\n".len()).unwrap_or_else(|| panic!("no quickstart"));
+    let end = readme[start..].find("\nTOML\n").map(|e| start + e).unwrap_or_else(|| panic!("no end of the quickstart"));
+    let env = BTreeMap::from([("RIPPLENET_SECRET".to_owned(), "s3cret".to_owned())]);
+    let config = load(&readme[start..end], &env).unwrap_or_else(|e| panic!("the README's quickstart: {e}"));
+    assert_eq!(config.sources.len(), 1);
+    assert!(config.kafka.create_topics);
+}
