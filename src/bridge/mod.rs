@@ -11,26 +11,22 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::Cluster;
 use crate::config::{Config, SourceConfig};
 use crate::health::Health;
-use crate::http::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineSettings, Submitter};
 use crate::sink::kafka::KafkaSink;
-use crate::sink::topics::{TopicError, ensure_topics, required_topics};
 use crate::sources::SourceContext;
-use crate::sources::ripplenet::{Poller, health_name};
 use crate::sources::runtime::Singleton;
 use crate::sources::start::Wiring;
 use crate::{admin, intake};
 
-/// How often the broker's metadata is checked for /readyz.
-const BROKER_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+mod startup;
+mod watch;
+
+use startup::{singleton_tasks, wait_for_topics};
+use watch::{check_broker, follow_refusals, watch_brokers_gone};
+
 /// How often the producers are asked for a fatal error besides after each error event.
-/// Metadata requests in a row the brokers must leave unanswered during shutdown before it
-/// stops waiting for confirmations (about a second each).
-const BROKER_GONE_PROBES: u32 = 3;
 const FATAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest wait between start-up attempts while the brokers are unreachable.
-const STARTUP_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// A started bridge.
 pub struct Bridge {
@@ -298,109 +294,6 @@ impl Bridge {
         self.stop_background.cancel();
         self.checker.abort();
         let _ = self.admin.await;
-    }
-}
-
-/// Cancels `gone` once the brokers have not answered [`BROKER_GONE_PROBES`] metadata
-/// requests in a row (each given at most a second).
-async fn watch_brokers_gone(sink: KafkaSink, gone: CancellationToken) {
-    let mut misses = 0;
-    while misses < BROKER_GONE_PROBES {
-        let probe = sink.clone();
-        let started = tokio::time::Instant::now();
-        let answered = tokio::task::spawn_blocking(move || probe.metadata_reachable(Duration::from_secs(1)))
-            .await
-            .unwrap_or(false);
-        misses = if answered { 0 } else { misses + 1 };
-        // A refused connection fails at once: probe about once a second either way.
-        tokio::time::sleep_until(started + Duration::from_secs(1)).await;
-    }
-    gone.cancel();
-}
-
-/// Checks (or creates) the topics, retrying with backoff while the brokers are unreachable,
-/// for at most `kafka.startup_timeout`; then the unreachable error. Ok(false) when `stop`
-/// was cancelled first.
-async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> Result<bool, RunError> {
-    let has_cursor_sources = config.sources.iter().any(|s| s.provider() == crate::event::Provider::PaymentsDirect);
-    let topics = required_topics(&config.kafka, has_cursor_sources, config.cluster.as_ref());
-    let mut backoff = Backoff::new(STARTUP_RETRY_MAX);
-    let limit = config.kafka.startup_timeout.get();
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        match ensure_topics(&config.kafka, &topics, config.kafka.metadata_timeout.get()).await {
-            Ok(()) => return Ok(true),
-            Err(e @ TopicError::Unreachable { .. }) => {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if left.is_zero() {
-                    tracing::error!(error = %e, waited_s = limit.as_secs(), "brokers unreachable for kafka.startup_timeout; giving up");
-                    return Err(e.into());
-                }
-                let wait = backoff.next(None).min(left);
-                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, left_s = left.as_secs(), "brokers unreachable; nothing is polled or acknowledged until they answer (readiness fails meanwhile)");
-                if crate::sources::pause(stop, wait).await {
-                    return Ok(false);
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// The singleton tasks of `config` (their readiness names): each RippleNet source's SENT
-/// sweeper and each Payments Direct source's cursor cycle.
-fn singleton_tasks(config: &Config) -> Vec<String> {
-    let mut tasks = Vec::new();
-    for source in &config.sources {
-        match source {
-            SourceConfig::Ripplenet(cfg) => tasks.push(health_name(&cfg.name, Poller::Sent)),
-            SourceConfig::PaymentsDirect(cfg) => tasks.push(cfg.name.clone()),
-            SourceConfig::Checkout(_) => {}
-        }
-    }
-    tasks
-}
-
-/// Marks the broker reachable in `health` whenever it answers a metadata request.
-async fn check_broker(sink: KafkaSink, health: Arc<Health>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(BROKER_CHECK_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let probe = sink.clone();
-        let reachable =
-            tokio::task::spawn_blocking(move || probe.metadata_reachable(BROKER_CHECK_INTERVAL)).await.unwrap_or(false);
-        if reachable {
-            health.broker_reachable();
-        } else {
-            tracing::warn!("Kafka brokers did not answer a metadata request");
-        }
-    }
-}
-
-/// Keeps readiness and the alert metrics in step with the sink's refusals (a topic that
-/// refuses records, open DLQ breakers) until `stop`.
-async fn follow_refusals(sink: KafkaSink, health: Arc<Health>, metrics: Arc<Metrics>, stop: CancellationToken) {
-    let mut state = sink.refusals().subscribe();
-    let mut open: Vec<String> = Vec::new();
-    loop {
-        let current = state.borrow_and_update().clone();
-        health.set_refusal(current.reason());
-        metrics.topic_refusing(current.topic.is_some());
-        let now_open: Vec<String> = current.breakers.iter().map(|(source, _)| source.clone()).collect();
-        for closed in open.iter().filter(|s| !now_open.contains(s)) {
-            metrics.dlq_breaker(closed, false);
-        }
-        for source in &now_open {
-            metrics.dlq_breaker(source, true);
-        }
-        open = now_open;
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            changed = state.changed() => if changed.is_err() { return },
-        }
     }
 }
 

@@ -1,0 +1,58 @@
+//! Start-up steps of the bridge before anything is read: the topics, and the singleton tasks
+//! the cluster coordinates.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::RunError;
+use crate::config::{Config, SourceConfig};
+use crate::http::backoff::Backoff;
+use crate::sink::topics::{TopicError, ensure_topics, required_topics};
+use crate::sources::ripplenet::{Poller, health_name};
+
+/// Longest wait between start-up attempts while the brokers are unreachable.
+const STARTUP_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Checks (or creates) the topics, retrying with backoff while the brokers are unreachable,
+/// for at most `kafka.startup_timeout`; then the unreachable error. Ok(false) when `stop`
+/// was cancelled first.
+pub(super) async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> Result<bool, RunError> {
+    let has_cursor_sources = config.sources.iter().any(|s| s.provider() == crate::event::Provider::PaymentsDirect);
+    let topics = required_topics(&config.kafka, has_cursor_sources, config.cluster.as_ref());
+    let mut backoff = Backoff::new(STARTUP_RETRY_MAX);
+    let limit = config.kafka.startup_timeout.get();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match ensure_topics(&config.kafka, &topics, config.kafka.metadata_timeout.get()).await {
+            Ok(()) => return Ok(true),
+            Err(e @ TopicError::Unreachable { .. }) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    tracing::error!(error = %e, waited_s = limit.as_secs(), "brokers unreachable for kafka.startup_timeout; giving up");
+                    return Err(e.into());
+                }
+                let wait = backoff.next(None).min(left);
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, left_s = left.as_secs(), "brokers unreachable; nothing is polled or acknowledged until they answer (readiness fails meanwhile)");
+                if crate::sources::pause(stop, wait).await {
+                    return Ok(false);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The singleton tasks of `config` (their readiness names): each RippleNet source's SENT
+/// sweeper and each Payments Direct source's cursor cycle.
+pub(super) fn singleton_tasks(config: &Config) -> Vec<String> {
+    let mut tasks = Vec::new();
+    for source in &config.sources {
+        match source {
+            SourceConfig::Ripplenet(cfg) => tasks.push(health_name(&cfg.name, Poller::Sent)),
+            SourceConfig::PaymentsDirect(cfg) => tasks.push(cfg.name.clone()),
+            SourceConfig::Checkout(_) => {}
+        }
+    }
+    tasks
+}
