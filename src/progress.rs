@@ -12,13 +12,3 @@ pub trait Progress {
     /// The command is done reading.
     fn finish(&self);
 }
-
-/// Progress nobody sees (library callers and tests).
-pub struct Silent;
-
-impl Progress for Silent {
-    fn start(&self, _: &str, _: u64, _: u64) {}
-    fn at(&self, _: u64) {}
-    fn say(&self, _: &str) {}
-    fn finish(&self) {}
-}

@@ -79,13 +79,7 @@ impl Bridge {
         };
         let pipeline = Pipeline::start(sink.clone(), settings, metrics.clone());
 
-        let wanted = config.admin.listen.0;
-        let listener = tokio::net::TcpListener::bind(wanted).await.map_err(|source| RunError::Bind {
-            what: "admin.listen",
-            addr: wanted,
-            source,
-        })?;
-        let admin_addr = listener.local_addr().unwrap_or(wanted);
+        let (listener, admin_addr) = bind("admin.listen", config.admin.listen.0).await?;
         let stop_background = CancellationToken::new();
         let state =
             admin::AdminState { metrics: metrics.clone(), health: health.clone(), submitter: pipeline.submitter() };
@@ -162,13 +156,7 @@ impl Bridge {
                 }
                 None => None,
             };
-            let wanted = config.intake.listen.0;
-            let listener = tokio::net::TcpListener::bind(wanted).await.map_err(|source| RunError::Bind {
-                what: "intake.listen",
-                addr: wanted,
-                source,
-            })?;
-            let addr = listener.local_addr().unwrap_or(wanted);
+            let (listener, addr) = bind("intake.listen", config.intake.listen.0).await?;
             let options = intake::ServeOptions { header_timeout: config.intake.header_timeout.get(), tls };
             (Some(tokio::spawn(intake::serve(listener, router, options, stop_intake.clone()))), Some(addr))
         };
@@ -295,6 +283,14 @@ impl Bridge {
         self.checker.abort();
         let _ = self.admin.await;
     }
+}
+
+/// A listener on `wanted` (the config key `what` names it) and the address it got.
+async fn bind(what: &'static str, wanted: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), RunError> {
+    let listener =
+        tokio::net::TcpListener::bind(wanted).await.map_err(|source| RunError::Bind { what, addr: wanted, source })?;
+    let addr = listener.local_addr().unwrap_or(wanted);
+    Ok((listener, addr))
 }
 
 /// Why the bridge could not start or stopped with an error.
