@@ -17,7 +17,7 @@ use super::errors::{self, Style};
 use super::guard::Endpoint;
 use super::ledger::EntryKind;
 use super::oauth;
-use super::payments_direct_store::{PageKey, Payment, RangeType, Search, SortField};
+use super::payments_direct_store::{PageKey, Payment, RangeType, Search, SortField, Transition};
 use super::state::SandboxState;
 
 pub const PROVIDER: &str = "payments_direct";
@@ -284,18 +284,27 @@ pub fn create_with(s: &SandboxState, count: usize, internal_id: Option<&str>) ->
         let now = inner.now();
         let cents = inner.rng_u32() % 1_000_000;
         let amount = f64::from(cents) / 100.0 + 1.0;
+        // A history that lists the creation: its entry dates the first state.
+        let creation = inner
+            .scenario
+            .payments_direct
+            .creation_entry
+            .map(|after| now + chrono::Duration::from_std(after).unwrap_or_default());
+        let history = creation
+            .map(|at| vec![Transition { from: "INITIATED".into(), to: "INITIATED".into(), at }])
+            .unwrap_or_default();
         inner.payments.insert(Payment {
             id,
             state: "INITIATED".into(),
             initiated_at: now,
-            last_state_updated_at: now,
+            last_state_updated_at: creation.unwrap_or(now),
             expires_at: now + chrono::Duration::days(60),
             source_amount: amount,
             source_currency: "USD".into(),
             destination_amount: (amount * 0.92 * 100.0).round() / 100.0,
             destination_currency: "EUR".into(),
             internal_id: internal_id.map_or_else(|| format!("Invoice-{}", i + 1), str::to_owned),
-            history: Vec::new(),
+            history,
             errors: Vec::new(),
         });
         inner.ledger.record(now, EntryKind::NotificationCreated, PROVIDER, Some(format!("{id}:INITIATED")), None, None);

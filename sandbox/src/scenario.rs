@@ -181,6 +181,13 @@ pub struct PaymentsDirectScenario {
     /// payments and state histories are always current.
     #[serde(default, with = "humantime_serde")]
     pub search_lag: Duration,
+    /// The state history lists each payment's creation as its first entry (`updatedFrom` =
+    /// `updatedTo` = the first state), this long after `initiatedAt` (`0s`: at the same
+    /// time); the state time a payment shows while in its first state is that entry's. The
+    /// OpenAPI neither requires nor forbids such an entry. Absent: the history lists only
+    /// changes and the first state's time is `initiatedAt`.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub creation_entry: Option<Duration>,
 }
 
 impl Default for PaymentsDirectScenario {
@@ -196,6 +203,7 @@ impl Default for PaymentsDirectScenario {
             state_time_field: Default::default(),
             initial_payments: 0,
             search_lag: Duration::ZERO,
+            creation_entry: None,
         }
     }
 }

@@ -8,6 +8,7 @@ mod checkout_auth;
 mod checkout_e2e;
 mod cursor;
 mod exactly_once;
+mod history_shapes;
 mod kafka_roundtrip;
 mod payments_direct_e2e;
 mod pipeline;

@@ -1,7 +1,6 @@
 //! A payment's state history (`GET /v3/payments/{id}/states`) as events: the states a
 //! search or a webhook did not show, each with the id a search would have given it while
-//! the payment was in it. The first state, which no transition names as its target, is
-//! dated by `initiatedAt`.
+//! the payment was in it: one event per state entered (see [`entered_states`]).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -39,12 +38,12 @@ pub fn states_between(
     states_where(account, (item, transitions), until, |entered, _| entered >= from, via, now)
 }
 
-/// Events for the states `item` (a payment) entered before `until` by its `transitions` (the
-/// state it was created in dated by `initiatedAt`) that `keep` picks by when the payment
-/// entered and left them, in the order the provider recorded them, each with the id a search
-/// would have given it while the payment was in it; `data.raw` holds the payment and the
-/// transition. A transition without a target state or a readable time, or that does not
-/// normalize, is handed back as unreadable (its time unknown, it may be wanted).
+/// Events for the states `item` (a payment) entered before `until` by its `transitions` (see
+/// [`entered_states`]) that `keep` picks by when the payment entered and left them, in the
+/// order the provider recorded them, each with the id a search would have given it while the
+/// payment was in it; `data.raw` holds the payment and the transition. A transition without
+/// a target state or a readable time, or that does not normalize, is handed back as
+/// unreadable (its time unknown, it may be wanted).
 pub fn states_where(
     account: &str,
     (item, transitions): (&Value, &[Value]),
@@ -53,54 +52,109 @@ pub fn states_where(
     via: Via<'_>,
     now: DateTime<Utc>,
 ) -> States {
-    let mut states = States::default();
-    let initial = initial_state(item, transitions);
-    let mut dated = Vec::new();
-    for t in initial.iter().chain(transitions) {
-        match (t.get("updatedTo").and_then(Value::as_str), time(t.get("updatedAt"))) {
-            (Some(to), Some(at)) => dated.push((at, to, t)),
-            _ => states
-                .unreadable
-                .push((t.clone(), "a state transition without updatedTo or a readable updatedAt".into())),
-        }
-    }
-    dated.sort_by_key(|(at, ..)| *at);
-    for (i, (at, to, t)) in dated.iter().enumerate() {
-        let left = dated.get(i + 1).map_or(until, |next| next.0);
-        if *at >= until || !keep(*at, left) {
+    let Entries { entered, unreadable } = entered_states(item, transitions);
+    let mut states = States { events: Vec::new(), unreadable };
+    for (i, entry) in entered.iter().enumerate() {
+        let left = entered.get(i + 1).map_or(until, |next| next.at);
+        if entry.at >= until || !keep(entry.at, left) {
             continue;
         }
         let mut earlier = item.clone();
         if let Some(map) = earlier.as_object_mut() {
-            map.insert("paymentState".into(), Value::String((*to).to_owned()));
+            map.insert("paymentState".into(), Value::String(entry.state.clone()));
             for field in STATE_TIME_FIELDS {
                 if map.contains_key(field) || field == STATE_TIME_FIELDS[0] {
-                    map.insert(field.into(), t.get("updatedAt").cloned().unwrap_or(Value::Null));
+                    map.insert(field.into(), entry.record.get("updatedAt").cloned().unwrap_or(Value::Null));
                 }
             }
         }
         match payment(account, &earlier, via, now) {
             Ok(mut event) => {
-                event.data.raw = RawJson::from_value(&json!({ "payment": item, "stateTransition": t }));
+                event.data.raw = RawJson::from_value(&json!({ "payment": item, "stateTransition": entry.record }));
                 states.events.push(event);
             }
-            Err(e) => states.unreadable.push(((*t).clone(), format!("cannot normalize a state transition: {e}"))),
+            Err(e) => {
+                states.unreadable.push((entry.record.clone(), format!("cannot normalize a state transition: {e}")))
+            }
         }
     }
     states
 }
 
-/// The state a payment was created in, as a transition-like record: the transitions list
-/// only changes, so the first state (the earliest transition's `updatedFrom`) is dated by the
-/// payment's `initiatedAt`, the state time a search showed while it was in that state.
-/// None for a payment that never changed (a search shows its first state itself).
-pub(super) fn initial_state(item: &Value, transitions: &[Value]) -> Option<Value> {
-    let first = transitions
-        .iter()
-        .filter_map(|t| Some((time(t.get("updatedAt"))?, t.get("updatedFrom")?.as_str()?)))
-        .min_by_key(|(at, _)| *at)?;
-    let initiated_at = item.get("initiatedAt").filter(|v| time(Some(v)).is_some())?;
-    Some(json!({"updatedTo": first.1, "updatedAt": initiated_at, "initialState": true}))
+/// A state the payment entered: which, when, and the record that says so (a transition of
+/// the history, or for the state it was created in without a creation entry, a record made
+/// from `initiatedAt` and marked `initialState`).
+#[derive(Debug)]
+pub(super) struct Entered {
+    pub state: String,
+    pub at: DateTime<Utc>,
+    pub record: Value,
+}
+
+/// What a history says about the states a payment entered.
+#[derive(Debug, Default)]
+pub(super) struct Entries {
+    /// In the order the provider recorded them (by time), each state entered once per entry.
+    pub entered: Vec<Entered>,
+    /// The transitions without a target state or a readable time, with the reason.
+    pub unreadable: Vec<(Value, String)>,
+}
+
+/// The states a payment entered, by its `transitions`: one entry per state it was in, so one
+/// state entered once is one event with one id.
+///
+/// - The state it was created in comes first. A history may list the creation itself (its
+///   first entry, `updatedFrom` = `updatedTo`): that entry dates the first state, as the
+///   provider's own record of when the state was set (the time a search shows as
+///   `lastStateUpdatedAt` while the payment is in it). A history that lists only changes
+///   dates it by `initiatedAt` (the earliest change's `updatedFrom`).
+/// - Every other entry that does not change the state (`updatedFrom` = `updatedTo`) enters
+///   nothing: the payment stayed in the state it was in.
+/// - A state entered again later (A → B → A) is a real transition and keeps an entry of its
+///   own.
+pub(super) fn entered_states(item: &Value, transitions: &[Value]) -> Entries {
+    let mut entries = Entries::default();
+    // (time, from, to, record), in time order (ties keep the provider's order).
+    let mut dated = Vec::new();
+    for t in transitions {
+        match (t.get("updatedTo").and_then(Value::as_str), time(t.get("updatedAt"))) {
+            (Some(to), Some(at)) => dated.push((at, t.get("updatedFrom").and_then(Value::as_str), to, t)),
+            _ => entries
+                .unreadable
+                .push((t.clone(), "a state transition without updatedTo or a readable updatedAt".into())),
+        }
+    }
+    dated.sort_by_key(|(at, ..)| *at);
+    let unchanged = |from: Option<&str>, to: &str| from == Some(to);
+    match dated.first() {
+        Some((at, from, to, t)) if unchanged(*from, to) => {
+            entries.entered.push(Entered { state: (*to).to_owned(), at: *at, record: (*t).clone() });
+        }
+        Some((_, Some(from), ..)) => {
+            if let Some((at, initiated_at)) = item.get("initiatedAt").and_then(|v| Some((time(Some(v))?, v))) {
+                let record = json!({"updatedTo": from, "updatedAt": initiated_at, "initialState": true});
+                entries.entered.push(Entered { state: (*from).to_owned(), at, record });
+            }
+        }
+        _ => {}
+    }
+    // The creation entry (taken above) and every other unchanged entry enter nothing.
+    for (at, from, to, t) in &dated {
+        if !unchanged(*from, to) {
+            entries.entered.push(Entered { state: (*to).to_owned(), at: *at, record: (*t).clone() });
+        }
+    }
+    entries
+}
+
+/// Keeps the first of the events that share an id (the same state reached by two paths of
+/// one page: a payment listed twice, a history state the page also shows), so a page never
+/// publishes one event twice. Returns how many were left out.
+pub fn once_each(events: &mut Vec<CanonicalEvent>) -> usize {
+    let before = events.len();
+    let mut seen = std::collections::HashSet::with_capacity(before);
+    events.retain(|e| seen.insert(e.id));
+    before - events.len()
 }
 
 pub(super) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
@@ -215,5 +269,130 @@ mod tests {
         assert_eq!(states.events.len(), 1);
         assert_eq!(states.unreadable.len(), 1);
         assert_eq!(states.unreadable[0].0["updatedAt"], "yesterday");
+    }
+
+    /// The ids of the states `transitions` give `item`, everything kept.
+    fn ids_and_states(item: &Value, transitions: &[Value]) -> Vec<(String, uuid::Uuid)> {
+        let until = t("2030-01-01T00:00:00Z");
+        states_where("acct", (item, transitions), until, |_, _| true, Via::default(), Utc::now())
+            .events
+            .into_iter()
+            .map(|e| (e.data.provider_state, e.id))
+            .collect()
+    }
+
+    /// The id a search gives `payment_id` in `state` with `lastStateUpdatedAt` = `at`.
+    fn searched_id(state: &str, at: &str) -> uuid::Uuid {
+        let item = json!({"paymentId": "p-1", "paymentState": state, "lastStateUpdatedAt": at});
+        payment("acct", &item, Via::default(), Utc::now()).map(|e| e.id).unwrap_or_default()
+    }
+
+    fn validating_payment() -> Value {
+        json!({"paymentId": "p-1", "paymentState": "COMPLETED",
+            "initiatedAt": "2026-11-21T10:00:00.000Z", "lastStateUpdatedAt": "2026-11-21T10:02:00.000Z"})
+    }
+
+    fn change(from: &str, to: &str, at: &str) -> Value {
+        json!({"updatedFrom": from, "updatedTo": to, "updatedAt": at})
+    }
+
+    #[test]
+    fn a_history_without_a_creation_entry_gives_each_state_once_the_first_dated_by_initiated_at() {
+        let transitions = [
+            change("INITIATED", "VALIDATING", "2026-11-21T10:01:00.000Z"),
+            change("VALIDATING", "COMPLETED", "2026-11-21T10:02:00.000Z"),
+        ];
+        let got = ids_and_states(&validating_payment(), &transitions);
+        assert_eq!(
+            got,
+            [
+                ("INITIATED".to_owned(), searched_id("INITIATED", "2026-11-21T10:00:00.000Z")),
+                ("VALIDATING".to_owned(), searched_id("VALIDATING", "2026-11-21T10:01:00.000Z")),
+                ("COMPLETED".to_owned(), searched_id("COMPLETED", "2026-11-21T10:02:00.000Z")),
+            ],
+            "each state with the id a search showing it gives"
+        );
+    }
+
+    #[test]
+    fn a_creation_entry_at_initiated_at_gives_the_first_state_once() {
+        let transitions = [
+            change("INITIATED", "INITIATED", "2026-11-21T10:00:00.000Z"),
+            change("INITIATED", "VALIDATING", "2026-11-21T10:01:00.000Z"),
+        ];
+        let got = ids_and_states(&validating_payment(), &transitions);
+        let states: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(states, ["INITIATED", "VALIDATING"], "the creation entry is no second INITIATED");
+        assert_eq!(got[0].1, searched_id("INITIATED", "2026-11-21T10:00:00.000Z"));
+    }
+
+    #[test]
+    fn a_creation_entry_a_few_ms_after_initiated_at_dates_the_first_state_once() {
+        // The provider set the state 3 ms after it initiated the payment: a search while the
+        // payment was in it showed lastStateUpdatedAt = the entry's time.
+        let transitions = [
+            change("INITIATED", "VALIDATING", "2026-11-21T10:01:00.000Z"),
+            change("INITIATED", "INITIATED", "2026-11-21T10:00:00.003Z"),
+        ];
+        let got = ids_and_states(&validating_payment(), &transitions);
+        let states: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(states, ["INITIATED", "VALIDATING"], "one INITIATED, not one per date");
+        assert_eq!(got[0].1, searched_id("INITIATED", "2026-11-21T10:00:00.003Z"));
+        let unique: std::collections::HashSet<_> = got.iter().map(|(_, id)| id).collect();
+        assert_eq!(unique.len(), got.len());
+    }
+
+    #[test]
+    fn an_entry_that_does_not_change_the_state_later_is_no_event_and_does_not_end_the_state() {
+        let transitions = [
+            change("INITIATED", "VALIDATING", "2026-11-21T10:01:00.000Z"),
+            change("VALIDATING", "VALIDATING", "2026-11-21T10:01:30.000Z"),
+            change("VALIDATING", "COMPLETED", "2026-11-21T10:02:00.000Z"),
+        ];
+        let item = validating_payment();
+        let Entries { entered, unreadable } = entered_states(&item, &transitions);
+        assert!(unreadable.is_empty());
+        let seen: Vec<(&str, DateTime<Utc>)> = entered.iter().map(|e| (e.state.as_str(), e.at)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("INITIATED", t("2026-11-21T10:00:00Z")),
+                ("VALIDATING", t("2026-11-21T10:01:00Z")),
+                ("COMPLETED", t("2026-11-21T10:02:00Z")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_state_entered_again_later_is_a_transition_of_its_own() {
+        let item = json!({"paymentId": "p-1", "paymentState": "COMPLETED",
+            "initiatedAt": "2026-11-21T10:00:00.000Z", "lastStateUpdatedAt": "2026-11-21T10:04:00.000Z"});
+        let transitions = [
+            change("INITIATED", "INITIATED", "2026-11-21T10:00:00.000Z"),
+            change("INITIATED", "VALIDATING", "2026-11-21T10:01:00.000Z"),
+            change("VALIDATING", "TRANSFERRING", "2026-11-21T10:02:00.000Z"),
+            change("TRANSFERRING", "VALIDATING", "2026-11-21T10:03:00.000Z"),
+            change("VALIDATING", "COMPLETED", "2026-11-21T10:04:00.000Z"),
+        ];
+        let got = ids_and_states(&item, &transitions);
+        let states: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(states, ["INITIATED", "VALIDATING", "TRANSFERRING", "VALIDATING", "COMPLETED"]);
+        assert_ne!(got[1].1, got[3].1, "VALIDATING entered twice: two events, two ids");
+        assert_eq!(got[3].1, searched_id("VALIDATING", "2026-11-21T10:03:00.000Z"));
+    }
+
+    #[test]
+    fn a_page_publishes_an_id_once() {
+        let item =
+            json!({"paymentId": "p-1", "paymentState": "INITIATED", "lastStateUpdatedAt": "2026-11-21T10:00:00Z"});
+        let other =
+            json!({"paymentId": "p-2", "paymentState": "INITIATED", "lastStateUpdatedAt": "2026-11-21T10:00:00Z"});
+        let now = Utc::now();
+        let mut events: Vec<CanonicalEvent> =
+            [&item, &other, &item].iter().filter_map(|raw| payment("acct", raw, Via::default(), now).ok()).collect();
+        assert_eq!(events.len(), 3);
+        assert_eq!(once_each(&mut events), 1);
+        let payments: Vec<&str> = events.iter().map(|e| e.data.payment_id.as_str()).collect();
+        assert_eq!(payments, ["p-1", "p-2"], "the first of each id, in page order");
     }
 }

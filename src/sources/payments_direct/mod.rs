@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use self::api::{PaymentsDirectApi, SearchPage};
-use self::history::{in_first_state, state_time, states_where};
+use self::history::{in_first_state, once_each, state_time, states_where};
 use self::position::Position;
 use self::reader::{Reader, SkewNews, Window};
 use self::windows::ReadWindows;
@@ -465,6 +465,10 @@ impl PaymentsDirect {
                 }
                 Err(e) => self.dead_letter(raw, &format!("cannot normalize: {e}")).await?,
             }
+        }
+        let repeated = once_each(&mut events);
+        if repeated > 0 {
+            tracing::debug!(source = %self.config.name, repeated, "states the page showed twice, published once");
         }
         Ok(events)
     }

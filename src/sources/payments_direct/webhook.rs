@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::PaymentsDirect;
-use super::history::{initial_state, state_time, states_between, time};
+use super::history::{entered_states, once_each, state_time, states_between};
 use crate::config::WebhookConfig;
 use crate::event::CanonicalEvent;
 use crate::normalize::payments_direct::{Via, payment};
@@ -149,6 +149,7 @@ impl PaymentsDirect {
                 }
             }
         }
+        once_each(&mut events);
         events.retain(|e| !self.recent.contains(&e.id.to_string()));
         if events.is_empty() {
             // The search (or an earlier delivery of this webhook) got them confirmed already.
@@ -214,16 +215,10 @@ impl PaymentsDirect {
     }
 }
 
-/// When the payment last entered `state`, by its transitions (or `initiatedAt` for the
-/// state it was created in).
+/// When the payment last entered `state`, by its transitions (the state it was created in
+/// dated as [`entered_states`] dates it).
 fn last_entered(raw: &Value, transitions: &[Value], state: &str) -> Option<DateTime<Utc>> {
-    let initial = initial_state(raw, transitions);
-    initial
-        .iter()
-        .chain(transitions)
-        .filter(|t| t.get("updatedTo").and_then(Value::as_str) == Some(state))
-        .filter_map(|t| time(t.get("updatedAt")))
-        .max()
+    entered_states(raw, transitions).entered.into_iter().filter(|e| e.state == state).map(|e| e.at).max()
 }
 
 #[cfg(test)]
