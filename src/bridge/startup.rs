@@ -8,15 +8,18 @@ use tokio_util::sync::CancellationToken;
 use super::RunError;
 use crate::config::{Config, SourceConfig};
 use crate::http::backoff::Backoff;
+use crate::sink::access::{denials, needs, principal};
 use crate::sink::topics::{TopicError, ensure_topics, required_topics};
 use crate::sources::ripplenet::{Poller, health_name};
 
 /// Longest wait between start-up attempts while the brokers are unreachable.
 const STARTUP_RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Checks (or creates) the topics, retrying with backoff while the brokers are unreachable,
-/// for at most `kafka.startup_timeout`; then the unreachable error. Ok(false) when `stop`
-/// was cancelled first.
+/// Checks (or creates) the topics and that the principal may do on each what the mode does,
+/// retrying with backoff while the brokers are unreachable, for at most
+/// `kafka.startup_timeout`; then the unreachable error. A topic the principal cannot see or
+/// an operation it may not perform fails at once, naming the principal, the topic and the
+/// operation. Ok(false) when `stop` was cancelled first.
 pub(super) async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> Result<bool, RunError> {
     let has_cursor_sources = config.sources.iter().any(|s| s.provider() == crate::event::Provider::PaymentsDirect);
     let topics = required_topics(&config.kafka, has_cursor_sources, config.cluster.as_ref());
@@ -25,7 +28,14 @@ pub(super) async fn wait_for_topics(config: &Config, stop: &CancellationToken) -
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         match ensure_topics(&config.kafka, &topics, config.kafka.metadata_timeout.get()).await {
-            Ok(()) => return Ok(true),
+            Ok(described) => {
+                let coordination = config.cluster.as_ref().map(|c| c.topic.as_str());
+                let denials = denials(&needs(&config.kafka, has_cursor_sources, coordination), &described);
+                if !denials.is_empty() {
+                    return Err(TopicError::Denied { principal: principal(&config.kafka), denials }.into());
+                }
+                return Ok(true);
+            }
             Err(e @ TopicError::Unreachable { .. }) => {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 if left.is_zero() {

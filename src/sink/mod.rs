@@ -1,6 +1,8 @@
 //! Everything that talks to Kafka.
 
+pub mod access;
 pub mod cursor;
+pub mod describe;
 pub mod dlq;
 pub mod errors;
 pub mod fatal;
@@ -8,6 +10,7 @@ pub mod kafka;
 pub mod partition;
 pub mod published;
 pub mod publisher;
+pub mod reader;
 pub mod refusals;
 pub mod scan;
 pub mod state;

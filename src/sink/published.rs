@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::kafka::consumer_config;
+use super::reader::{Reader, ReaderContext, is_group_lookup};
 use crate::config::KafkaConfig;
 
 /// The ids found (the newest `max` when there were more), and whether the read reached the
@@ -36,7 +37,7 @@ pub async fn published_since(
     config.set("isolation.level", "read_committed").set("enable.partition.eof", "true");
     let (topic, source) = (kafka.topic.clone(), event_source.to_owned());
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = config.create()?;
+        let consumer: Reader = config.create_with_context(ReaderContext)?;
         read(&consumer, &topic, &source, since, max, timeout)
     })
     .await
@@ -44,7 +45,7 @@ pub async fn published_since(
 }
 
 fn read(
-    consumer: &BaseConsumer,
+    consumer: &Reader,
     topic: &str,
     source: &str,
     since: DateTime<Utc>,
@@ -94,6 +95,7 @@ fn read(
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 open.remove(&partition);
             }
+            Some(Err(e)) if is_group_lookup(&e) => {}
             Some(Err(e)) => return Err(e),
             None => {}
         }

@@ -8,14 +8,30 @@ use rdkafka::error::KafkaError;
 
 use crate::config::{ClusterConfig, KafkaConfig};
 
+use super::access::{Denial, principal};
+use super::describe::{Found, TopicDescription, describe_topics};
 use super::kafka::producer_config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
-    #[error("cannot reach the Kafka brokers at {servers}: {source}")]
-    Unreachable { servers: String, source: KafkaError },
+    #[error("cannot reach the Kafka brokers at {servers}: {reason}")]
+    Unreachable { servers: String, reason: String },
     #[error("missing topic(s): {}; create them or set kafka.create_topics = true", .0.join(", "))]
     Missing(Vec<String>),
+    /// Kafka answers "not authorized" for a topic the principal may not Describe, whether it
+    /// exists or not: never advise creating it.
+    #[error(
+        "topic(s) {} missing or not visible to {principal} (Describe): Kafka hides a topic the principal may not Describe; \
+         grant it Describe and the other ACLs of its mode (docs: Connecting to Kafka), or create the topic if it does not exist{}",
+        .not_visible.join(", "),
+        if .missing.is_empty() { String::new() } else { format!("; missing: {} (create them or set kafka.create_topics = true)", .missing.join(", ")) }
+    )]
+    NotVisible { not_visible: Vec<String>, missing: Vec<String>, principal: String },
+    #[error(
+        "{principal} may not {}; grant the ACLs of its mode (docs: Connecting to Kafka); nothing was read or acknowledged",
+        .denials.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    Denied { principal: String, denials: Vec<Denial> },
     #[error("cannot create topic {topic}: {reason}")]
     Create { topic: String, reason: String },
     #[error("cannot read the configuration of topic {topic}: {reason}")]
@@ -31,15 +47,11 @@ pub async fn max_message_bytes(
     topics: &[&str],
     timeout: Duration,
 ) -> Result<Vec<usize>, TopicError> {
-    let admin: AdminClient<DefaultClientContext> = producer_config(kafka)
-        .create()
-        .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
+    let admin: AdminClient<DefaultClientContext> =
+        producer_config(kafka).create().map_err(|e| unreachable(kafka, &e))?;
     let options = AdminOptions::new().request_timeout(Some(timeout));
     let resources: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
-    let results = admin
-        .describe_configs(resources.iter(), &options)
-        .await
-        .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
+    let results = admin.describe_configs(resources.iter(), &options).await.map_err(|e| unreachable(kafka, &e))?;
     if results.len() != topics.len() {
         return Err(TopicError::Internal(format!("{} answers for {} topics", results.len(), topics.len())));
     }
@@ -84,48 +96,88 @@ pub fn required_topics(kafka: &KafkaConfig, with_state: bool, cluster: Option<&C
     topics
 }
 
-/// The topics of `wanted` that the cluster does not have.
-pub async fn missing_topics(
+/// `Unreachable` for `kafka`'s brokers, with `error`'s text.
+fn unreachable(kafka: &KafkaConfig, error: &KafkaError) -> TopicError {
+    TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), reason: error.to_string() }
+}
+
+/// What the brokers say of each topic of `wanted`, for the configured principal (see
+/// [`super::describe`]).
+pub async fn describe(
     kafka: &KafkaConfig,
     wanted: &[TopicSpec],
     timeout: Duration,
-) -> Result<Vec<TopicSpec>, TopicError> {
+) -> Result<Vec<TopicDescription>, TopicError> {
     let config = producer_config(kafka);
     let servers = kafka.bootstrap_servers.clone();
-    let wanted = wanted.to_vec();
+    let names: Vec<String> = wanted.iter().map(|t| t.name.clone()).collect();
     tokio::task::spawn_blocking(move || {
         let admin: AdminClient<DefaultClientContext> =
-            config.create().map_err(|source| TopicError::Unreachable { servers: servers.clone(), source })?;
-        let metadata = admin
-            .inner()
-            .fetch_metadata(None, timeout)
-            .map_err(|source| TopicError::Unreachable { servers, source })?;
-        let present: Vec<&str> = metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
-        Ok(wanted.into_iter().filter(|t| !present.contains(&t.name.as_str())).collect())
+            config.create().map_err(|e| TopicError::Unreachable { servers: servers.clone(), reason: e.to_string() })?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        describe_topics(admin.inner(), &names, timeout).map_err(|reason| TopicError::Unreachable { servers, reason })
     })
     .await
     .map_err(|e| TopicError::Internal(e.to_string()))?
 }
 
-/// Makes sure `wanted` exist: creates the missing ones when `kafka.create_topics` is set,
-/// otherwise fails naming them.
-pub async fn ensure_topics(kafka: &KafkaConfig, wanted: &[TopicSpec], timeout: Duration) -> Result<(), TopicError> {
-    let missing = missing_topics(kafka, wanted, timeout).await?;
-    if missing.is_empty() {
-        return Ok(());
+/// The topics of `wanted` that the cluster does not have (to a principal that may Describe
+/// them; see [`ensure_topics`] for the ones it may not).
+pub async fn missing_topics(
+    kafka: &KafkaConfig,
+    wanted: &[TopicSpec],
+    timeout: Duration,
+) -> Result<Vec<TopicSpec>, TopicError> {
+    let described = describe(kafka, wanted, timeout).await?;
+    Ok(wanted.iter().filter(|t| has(&described, &t.name, |f| *f == Found::Missing)).cloned().collect())
+}
+
+fn has(described: &[TopicDescription], name: &str, test: impl Fn(&Found) -> bool) -> bool {
+    described.iter().any(|d| d.name == name && test(&d.found))
+}
+
+/// Makes sure `wanted` exist and are visible to the principal: creates the missing ones when
+/// `kafka.create_topics` is set, otherwise fails naming them; a topic the principal may not
+/// Describe fails as not visible (never "create it"). Returns what the brokers say of each.
+pub async fn ensure_topics(
+    kafka: &KafkaConfig,
+    wanted: &[TopicSpec],
+    timeout: Duration,
+) -> Result<Vec<TopicDescription>, TopicError> {
+    let mut described = describe(kafka, wanted, timeout).await?;
+    let names = |test: &dyn Fn(&Found) -> bool| -> Vec<String> {
+        described.iter().filter(|d| test(&d.found)).map(|d| d.name.clone()).collect()
+    };
+    if let Some(failed) = described.iter().find_map(|d| match &d.found {
+        Found::Failed(reason) => Some(TopicError::Describe { topic: d.name.clone(), reason: reason.clone() }),
+        _ => None,
+    }) {
+        return Err(failed);
     }
-    if !kafka.create_topics {
-        return Err(TopicError::Missing(missing.into_iter().map(|t| t.name).collect()));
+    let missing = names(&|f| *f == Found::Missing);
+    if !missing.is_empty() && kafka.create_topics {
+        let create: Vec<TopicSpec> = wanted.iter().filter(|t| missing.contains(&t.name)).cloned().collect();
+        create_topics(kafka, &create, timeout).await?;
+        described = describe(kafka, wanted, timeout).await?;
     }
-    create_topics(kafka, &missing, timeout).await
+    let names = |test: &dyn Fn(&Found) -> bool| -> Vec<String> {
+        described.iter().filter(|d| test(&d.found)).map(|d| d.name.clone()).collect()
+    };
+    let (missing, not_visible) = (names(&|f| *f == Found::Missing), names(&|f| *f == Found::NotVisible));
+    if !not_visible.is_empty() {
+        return Err(TopicError::NotVisible { not_visible, missing, principal: principal(kafka) });
+    }
+    if !missing.is_empty() {
+        return Err(TopicError::Missing(missing));
+    }
+    Ok(described)
 }
 
 /// Creates `topics` with the configured partitions and replication factor (the state
 /// topic compacted).
 pub async fn create_topics(kafka: &KafkaConfig, topics: &[TopicSpec], timeout: Duration) -> Result<(), TopicError> {
-    let admin: AdminClient<DefaultClientContext> = producer_config(kafka)
-        .create()
-        .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
+    let admin: AdminClient<DefaultClientContext> =
+        producer_config(kafka).create().map_err(|e| unreachable(kafka, &e))?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
@@ -146,13 +198,17 @@ pub async fn create_topics(kafka: &KafkaConfig, topics: &[TopicSpec], timeout: D
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(timeout));
-    let results = admin
-        .create_topics(new_topics.iter(), &options)
-        .await
-        .map_err(|source| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), source })?;
+    let results = admin.create_topics(new_topics.iter(), &options).await.map_err(|e| unreachable(kafka, &e))?;
     for result in results {
         match result {
             Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed)) => {
+                let reason = format!(
+                    "{} may not Create it (kafka.create_topics = true needs Create on the topic or the cluster; or create it yourself)",
+                    principal(kafka)
+                );
+                return Err(TopicError::Create { topic, reason });
+            }
             Err((topic, code)) => return Err(TopicError::Create { topic, reason: code.to_string() }),
         }
     }

@@ -12,4 +12,5 @@ mod read_ahead_memory;
 mod reconcile_memory;
 mod sasl;
 mod secret_hygiene;
+mod secured_kafka;
 mod topic_refusals;

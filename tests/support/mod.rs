@@ -29,7 +29,7 @@ use rdkafka::Message;
 use rdkafka::message::{Headers, OwnedMessage};
 
 #[allow(unused_imports)]
-pub use broker::{Broker, Engine};
+pub use broker::{Broker, Engine, SECURED_USERS};
 
 /// A port free now and never handed out before in this test process: the OS may offer
 /// the same ephemeral port twice in a row once its listener is closed, and two servers of

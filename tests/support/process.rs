@@ -122,6 +122,19 @@ impl Paybridge {
         self.child.try_wait().ok().flatten().map(|s| s.code())
     }
 
+    /// Waits at most `limit` for the process to exit by itself: its exit code (None after a
+    /// signal or when it is still running; then it is left running).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Sends SIGTERM and waits (at most 30 s) for the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();

@@ -20,12 +20,13 @@ pub use fold::{StateView, home_partition};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use super::kafka::consumer_config;
+use super::reader::{Reader, ReaderContext, is_group_lookup};
 use crate::config::KafkaConfig;
 
 /// The value of a state record.
@@ -163,7 +164,7 @@ pub struct StateReader {
     config: rdkafka::ClientConfig,
     topic: String,
     source: String,
-    consumer: std::sync::Arc<std::sync::Mutex<Option<BaseConsumer>>>,
+    consumer: std::sync::Arc<std::sync::Mutex<Option<Reader>>>,
 }
 
 impl StateReader {
@@ -192,8 +193,9 @@ impl StateReader {
         tokio::task::spawn_blocking(move || {
             let mut consumer = consumer.lock().map_err(|_| StateError::Internal("state reader poisoned".into()))?;
             if consumer.is_none() {
-                let created: BaseConsumer =
-                    config.create().map_err(|source| StateError::Read { topic: topic.clone(), source })?;
+                let created: Reader = config
+                    .create_with_context(ReaderContext)
+                    .map_err(|source| StateError::Read { topic: topic.clone(), source })?;
                 *consumer = Some(created);
             }
             let reader = consumer.as_ref().ok_or_else(|| StateError::Internal("no state reader".into()))?;
@@ -234,12 +236,7 @@ const TAIL: i64 = 64;
 /// page, so however long it has run and whether or not the broker compacts, its latest
 /// record is near the end. Bounded time: the records read are about the records written
 /// since the source's last commit, by every source sharing the topic.
-fn read_blocking(
-    consumer: &BaseConsumer,
-    topic: &str,
-    source: &str,
-    timeout: Duration,
-) -> Result<StateView, StateError> {
+fn read_blocking(consumer: &Reader, topic: &str, source: &str, timeout: Duration) -> Result<StateView, StateError> {
     let read_error = |source: KafkaError| StateError::Read { topic: topic.to_owned(), source };
     let deadline = std::time::Instant::now() + timeout;
     let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(read_error)?;
@@ -275,7 +272,7 @@ enum Stretch {
 
 /// Reads `[start, end)` of each partition; `source`'s records of each, folded.
 fn read_stretches(
-    consumer: &BaseConsumer,
+    consumer: &Reader,
     topic: &str,
     source: &str,
     stretches: &[(i32, i64, i64)],
@@ -312,6 +309,7 @@ fn read_stretches(
                     folds[slot].push(value, message.offset());
                 }
             }
+            Some(Err(e)) if is_group_lookup(&e) => {}
             Some(Err(e)) => return Err(Stretch::Kafka(e)),
             _ => {}
         }

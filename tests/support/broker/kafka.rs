@@ -84,6 +84,57 @@ pub fn server_properties(data: &Path, ports: Ports, sasl: Option<(&str, &str)>) 
     )
 }
 
+/// The ports of a secured node: PLAINTEXT for the test's own admin calls (its principal,
+/// `User:ANONYMOUS`, is a super user), SASL_SSL with SCRAM-SHA-512, SSL with a client
+/// certificate required (mTLS), and the controller's.
+#[derive(Clone, Copy)]
+pub struct SecuredPorts {
+    pub admin: u16,
+    pub sasl_ssl: u16,
+    pub mtls: u16,
+    pub controller: u16,
+}
+
+/// The server.properties of a node secured the way production runs it: TLS with `certs`,
+/// SCRAM-SHA-512 over it, client certificates on the mTLS listener, and
+/// `StandardAuthorizer` denying whatever no ACL allows.
+pub fn secured_server_properties(data: &Path, ports: SecuredPorts, certs: &super::certs::Certificates) -> String {
+    let SecuredPorts { admin, sasl_ssl, mtls, controller } = ports;
+    let single = server_properties(data, Ports { own: admin, advertised: admin, controller }, None);
+    let listeners = format!(
+        "listeners=CLIENT://127.0.0.1:{admin},SECURE://127.0.0.1:{sasl_ssl},MTLS://127.0.0.1:{mtls},CONTROLLER://127.0.0.1:{controller}\n\
+         advertised.listeners=CLIENT://127.0.0.1:{admin},SECURE://127.0.0.1:{sasl_ssl},MTLS://127.0.0.1:{mtls}\n\
+         listener.security.protocol.map=CLIENT:PLAINTEXT,SECURE:SASL_SSL,MTLS:SSL,CONTROLLER:PLAINTEXT\n"
+    );
+    let mut text: String = single
+        .lines()
+        .filter(|l| {
+            !l.starts_with("listeners=")
+                && !l.starts_with("advertised.listeners=")
+                && !l.starts_with("listener.security")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    text.push_str(&listeners);
+    text.push_str(&format!(
+        "sasl.enabled.mechanisms=SCRAM-SHA-512\n\
+         listener.name.secure.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;\n\
+         ssl.keystore.type=PKCS12\n\
+         ssl.keystore.location={keystore}\n\
+         ssl.keystore.password={password}\n\
+         ssl.truststore.type=PEM\n\
+         ssl.truststore.location={ca}\n\
+         listener.name.mtls.ssl.client.auth=required\n\
+         authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
+         allow.everyone.if.no.acl.found=false\n\
+         super.users=User:ANONYMOUS\n",
+        keystore = certs.broker_keystore.display(),
+        password = super::certs::KEYSTORE_PASSWORD,
+        ca = certs.ca.display(),
+    ));
+    text
+}
+
 /// The JVM's arguments for `main_class args`: the broker's class path and logging.
 pub fn java_args(main_class: &str, args: &[&str]) -> Vec<String> {
     let home = home();
@@ -102,10 +153,29 @@ pub fn java_args(main_class: &str, args: &[&str]) -> Vec<String> {
     all
 }
 
-/// Formats a fresh node's storage (`kafka.tools.StorageTool format`).
-pub fn format(dir: &Path, properties: &Path) {
-    let args = java_args("kafka.tools.StorageTool", &["format", "-t", CLUSTER_ID, "-c", &properties.to_string_lossy()]);
-    run_java(dir, &args, "format the broker's storage");
+/// Formats a fresh node's storage (`kafka.tools.StorageTool format`), with SCRAM-SHA-512
+/// credentials for `users` (name, password).
+pub fn format(dir: &Path, properties: &Path, users: &[(&str, &str)]) {
+    let properties = properties.to_string_lossy();
+    let mut args = vec!["format".to_owned(), "-t".into(), CLUSTER_ID.into(), "-c".into(), properties.into_owned()];
+    for (name, password) in users {
+        args.push("--add-scram".into());
+        args.push(format!("SCRAM-SHA-512=[name={name},password={password}]"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_java(dir, &java_args("kafka.tools.StorageTool", &args), "format the broker's storage");
+}
+
+/// Adds (`add`) or removes ACLs with Apache Kafka's own tool (kafka-acls.sh), over the
+/// admin listener at `bootstrap`: `args` are the tool's principal, operation and resource
+/// flags.
+pub fn acls(dir: &Path, bootstrap: &str, add: bool, args: &[&str]) {
+    let mut all = vec!["--bootstrap-server", bootstrap, if add { "--add" } else { "--remove" }];
+    if !add {
+        all.push("--force");
+    }
+    all.extend_from_slice(args);
+    run_java(dir, &java_args("org.apache.kafka.tools.AclCommand", &all), "change ACLs");
 }
 
 /// Adds (or replaces) a SCRAM-SHA-512 user on the running broker at `bootstrap`.

@@ -7,6 +7,7 @@
 //! ([`Broker::start_own`]); asking the shared one to stop is refused with that advice.
 //! On tansu every test has a broker of its own (it starts in milliseconds).
 
+pub mod certs;
 mod kafka;
 mod node;
 pub mod tansu;
@@ -62,20 +63,48 @@ struct Server {
     auth: Option<(String, String)>,
     /// The port the broker tells clients to use (a proxy's), when not its own.
     advertised: Option<u16>,
+    /// The secured listeners, on a node secured the way production runs it.
+    secured: Option<Secured>,
 }
+
+/// A secured node's listeners besides its PLAINTEXT admin one, and its certificates.
+#[derive(Clone, Debug)]
+pub struct Secured {
+    /// SASL_SSL with SCRAM-SHA-512.
+    pub sasl_ssl_port: u16,
+    /// SSL with a client certificate required.
+    pub mtls_port: u16,
+    pub certs: certs::Certificates,
+}
+
+/// The SCRAM-SHA-512 users a secured node is formatted with (name, password): `paybridge`
+/// for the tests that grant it a mode's ACLs, `stranger` that holds none.
+pub const SECURED_USERS: [(&str, &str); 2] = [("paybridge", "paybridge-scram-pw"), ("stranger", "stranger-scram-pw")];
 
 impl Server {
     fn start(engine: Engine, shared: bool, proxy: Option<&HoldingProxy>) -> Server {
+        Server::start_as(engine, shared, proxy, false)
+    }
+
+    /// [`Server::start`]; `secure`: an Apache Kafka node with the secured listeners too.
+    fn start_as(engine: Engine, shared: bool, proxy: Option<&HoldingProxy>, secure: bool) -> Server {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let (port, controller_port) = (super::free_port(), super::free_port());
         let advertised = proxy.map(|p| {
             p.forward_to(port);
             p.port()
         });
-        let mut server = Server { engine, port, controller_port, dir, node: None, shared, auth: None, advertised };
+        let secured = secure.then(|| Secured {
+            sasl_ssl_port: super::free_port(),
+            mtls_port: super::free_port(),
+            certs: certs::make(dir.path()),
+        });
+        let mut server =
+            Server { engine, port, controller_port, dir, node: None, shared, auth: None, advertised, secured };
         if engine == Engine::Kafka {
             let properties = server.write_kafka_properties();
-            kafka::format(server.dir.path(), &properties);
+            let users: &[(&str, &str)] = if secure { &SECURED_USERS } else { &[] };
+            kafka::format(server.dir.path(), &properties, users);
         }
         server.spawn();
         server
@@ -89,7 +118,18 @@ impl Server {
             advertised: self.advertised.unwrap_or(self.port),
             controller: self.controller_port,
         };
-        let text = kafka::server_properties(&data, ports, sasl);
+        let text = match &self.secured {
+            Some(secured) => {
+                let ports = kafka::SecuredPorts {
+                    admin: self.port,
+                    sasl_ssl: secured.sasl_ssl_port,
+                    mtls: secured.mtls_port,
+                    controller: self.controller_port,
+                };
+                kafka::secured_server_properties(&data, ports, &secured.certs)
+            }
+            None => kafka::server_properties(&data, ports, sasl),
+        };
         let path = self.dir.path().join("server.properties");
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("server.properties: {e}"));
         path
@@ -189,6 +229,43 @@ impl Broker {
         let server = SHARED.get_or_init(|| Arc::new(Mutex::new(Server::start(engine, true, None)))).clone();
         let port = lock(&server).port;
         Broker { server, shared: true, engine, port }
+    }
+
+    /// The test binary's shared secured Apache Kafka node (started by the first test that
+    /// asks): PLAINTEXT for the test's own admin calls ([`Broker::bootstrap`],
+    /// [`Broker::client_config`]), SASL_SSL with SCRAM-SHA-512 for [`SECURED_USERS`], SSL with
+    /// client certificates, TLS from a CA the test made, and ACLs denying by default.
+    pub fn secured() -> Broker {
+        static SECURED: OnceLock<Arc<Mutex<Server>>> = OnceLock::new();
+        let server =
+            SECURED.get_or_init(|| Arc::new(Mutex::new(Server::start_as(Engine::Kafka, true, None, true)))).clone();
+        let port = lock(&server).port;
+        Broker { server, shared: true, engine: Engine::Kafka, port }
+    }
+
+    /// The secured listeners and certificates of a [`Broker::secured`] node.
+    pub fn secured_listeners(&self) -> Secured {
+        lock(&self.server).secured.clone().unwrap_or_else(|| panic!("not a secured broker: use Broker::secured()"))
+    }
+
+    /// Grants ACLs with Apache Kafka's own tool: `args` are kafka-acls.sh's flags after
+    /// `--add` (principal, operations, resources).
+    pub fn grant(&self, args: &[&str]) {
+        let server = lock(&self.server);
+        kafka::acls(server.dir.path(), &self.bootstrap(), true, args);
+    }
+
+    /// Adds (or replaces) a SCRAM-SHA-512 user over the admin listener (on a running
+    /// Apache Kafka node; users of a test's own name leave the shared broker's others alone).
+    pub fn add_scram_user(&self, name: &str, password: &str) {
+        let server = lock(&self.server);
+        kafka::add_scram_user(server.dir.path(), &self.bootstrap(), name, password);
+    }
+
+    /// Removes ACLs (kafka-acls.sh's flags after `--remove`).
+    pub fn revoke(&self, args: &[&str]) {
+        let server = lock(&self.server);
+        kafka::acls(server.dir.path(), &self.bootstrap(), false, args);
     }
 
     /// A broker of the test's own, which it may stop, kill, restart or reconfigure.

@@ -1,0 +1,197 @@
+//! paybridge on Apache Kafka secured the way production runs it (one shared node of this
+//! test binary): SASL_SSL with SCRAM-SHA-512 and TLS from a CA the test made, client
+//! certificates (mTLS), and `StandardAuthorizer` denying whatever no ACL allows.
+//!
+//! - With exactly the ACLs docs/src/kafka.md lists for one replica at-least-once (RippleNet
+//!   and Payments Direct), `paybridge run` drains both providers and acknowledges them.
+//! - A principal that authenticates but holds no ACL stops at start, never ready, nothing
+//!   acknowledged, with "missing or not visible to User:stranger (Describe)", never "create
+//!   it".
+//! - Each single ACL of the mode removed: paybridge stops at start naming the principal, the
+//!   topic and the operation.
+
+use crate::support;
+
+use std::time::Duration;
+
+use support::process::Paybridge;
+use support::ripplenet::{ACCOUNT, FAST, acked};
+use support::sandbox::Sandbox;
+use support::{Broker, SECURED_USERS, sources};
+
+/// The topics of one test, created over the admin listener.
+struct Topics {
+    events: String,
+    dlq: String,
+    state: String,
+}
+
+fn topics(broker: &Broker) -> Topics {
+    Topics {
+        events: broker.new_topic("sec-events", 3),
+        dlq: broker.new_topic("sec-dlq", 1),
+        state: broker.new_topic("sec-state", 1),
+    }
+}
+
+/// The `[kafka]` section for `user` over SASL_SSL (SCRAM-SHA-512), trusting the test's CA.
+fn kafka_section(broker: &Broker, t: &Topics, (user, password): (&str, &str)) -> String {
+    let secured = broker.secured_listeners();
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "127.0.0.1:{port}"
+topic = "{events}"
+dlq_topic = "{dlq}"
+state_topic = "{state}"
+delivery_timeout = "5s"
+metadata_timeout = "5s"
+startup_timeout = "20s"
+
+[kafka.properties]
+"security.protocol" = "SASL_SSL"
+"sasl.mechanism" = "SCRAM-SHA-512"
+"sasl.username" = "{user}"
+"sasl.password" = "{password}"
+"ssl.ca.location" = "{ca}"
+
+[admin]
+listen = "127.0.0.1:{{admin}}"
+
+[intake]
+listen = "127.0.0.1:{{intake}}"
+
+[shutdown]
+timeout = "5s"
+"#,
+        port = secured.sasl_ssl_port,
+        events = t.events,
+        dlq = t.dlq,
+        state = t.state,
+        ca = secured.certs.ca.display(),
+    )
+}
+
+/// The ACLs of one replica at-least-once with a cursor source, as kafka-acls.sh flag sets
+/// (docs/src/kafka.md): each entry is one grant.
+fn one_replica_acls(t: &Topics, principal: &str) -> Vec<Vec<String>> {
+    let grant = |ops: &[&str], topic: &str| {
+        let mut args = vec!["--allow-principal".to_owned(), principal.to_owned()];
+        for op in ops {
+            args.push("--operation".into());
+            args.push((*op).into());
+        }
+        args.push("--topic".into());
+        args.push(topic.to_owned());
+        args
+    };
+    vec![
+        grant(&["Describe", "DescribeConfigs", "Write", "Read"], &t.events),
+        grant(&["Describe", "DescribeConfigs", "Write"], &t.dlq),
+        grant(&["Describe", "DescribeConfigs", "Write", "Read"], &t.state),
+    ]
+}
+
+fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// A principal of its own for one test (SCRAM users are added over the admin listener).
+fn user_for(broker: &Broker, name: &str) -> (String, String) {
+    let (user, password) = (support::unique_topic(name), format!("{name}-pw"));
+    broker.add_scram_user(&user, &password);
+    (user, password)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_exactly_the_documented_acls_ripplenet_and_payments_direct_drain_over_sasl_ssl() {
+    let broker = Broker::secured();
+    let t = topics(&broker);
+    let (user, password) = user_for(&broker, "granted");
+    for acl in one_replica_acls(&t, &format!("User:{user}")) {
+        broker.grant(&as_strs(&acl));
+    }
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    sandbox.create(40).await;
+    let payments = sandbox.pd_create(10).await;
+    let config = kafka_section(&broker, &t, (&user, &password))
+        + &sources::ripplenet(&sandbox, ACCOUNT, FAST)
+        + &sources::payments_direct(
+            &sandbox,
+            "sec-pd",
+            "interval = \"500ms\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"",
+        );
+    let bridge = Paybridge::start(&config);
+    bridge.eventually("all 40 acknowledged", Duration::from_secs(60), || async { acked(&sandbox).await == 40 }).await;
+    let read = || tokio::task::block_in_place(|| broker.read_to_end(&t.events, Duration::from_secs(10)));
+    bridge.eventually("the 50 events in Kafka", Duration::from_secs(60), || async { read().len() >= 50 }).await;
+    let records = read();
+    let ids: std::collections::HashSet<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
+    assert_eq!(ids.len(), 50, "40 RippleNet notifications and {} payments, each once", payments.len());
+    let log = bridge.log();
+    // The readers' group coordinator lookup is refused (no group ACL is granted) and
+    // ignored at debug level: no warning or error for an operator to act on.
+    let denied: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .filter(|l| l.to_ascii_lowercase().contains("authoriz"))
+        .collect();
+    assert!(denied.is_empty(), "nothing was refused for want of an ACL:\n{}", denied.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_without_acls_is_told_its_topics_are_not_visible_never_to_create_them() {
+    let broker = Broker::secured();
+    let t = topics(&broker);
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    sandbox.create(5).await;
+    let (user, password) = SECURED_USERS[1];
+    let config = kafka_section(&broker, &t, (user, password)) + &sources::ripplenet(&sandbox, ACCOUNT, FAST);
+    let mut bridge = Paybridge::spawn(&config);
+    let code = bridge.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(1), "{}", bridge.log());
+    let log = bridge.log();
+    assert!(
+        log.contains("missing or not visible to User:stranger (SCRAM-SHA-512 over SASL_SSL) (Describe)"),
+        "names the principal and the operation:\n{log}"
+    );
+    assert!(log.contains(&t.events) && log.contains(&t.dlq), "{log}");
+    assert!(!log.contains("create them or set"), "never advises creating topics that exist:\n{log}");
+    assert!(!log.contains(password), "no secret in the log");
+    assert_eq!(acked(&sandbox).await, 0, "nothing acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_single_missing_acl_is_named_by_principal_topic_and_operation() {
+    let broker = Broker::secured();
+    let t = topics(&broker);
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    sandbox.create(5).await;
+    let cases = [
+        (&t.events, "Write"),
+        (&t.events, "Read"),
+        (&t.events, "DescribeConfigs"),
+        (&t.dlq, "Write"),
+        (&t.state, "Read"),
+        (&t.state, "Write"),
+    ];
+    for (topic, operation) in cases {
+        let (user, password) = user_for(&broker, "lacking");
+        let principal = format!("User:{user}");
+        for acl in one_replica_acls(&t, &principal) {
+            broker.grant(&as_strs(&acl));
+        }
+        broker.revoke(&["--allow-principal", &principal, "--operation", operation, "--topic", topic]);
+        let config = kafka_section(&broker, &t, (&user, &password))
+            + &sources::ripplenet(&sandbox, ACCOUNT, FAST)
+            + &sources::payments_direct(&sandbox, "sec-pd", "interval = \"500ms\"");
+        let mut bridge = Paybridge::spawn(&config);
+        let code = bridge.wait_exit(Duration::from_secs(30));
+        let log = bridge.log();
+        assert_eq!(code, Some(1), "without {operation} on {topic}:\n{log}");
+        let expected = format!("{principal} (SCRAM-SHA-512 over SASL_SSL) may not {operation} on topic {topic}");
+        assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
+        assert!(!log.contains("paybridge started"), "never ready without {operation} on {topic}:\n{log}");
+        assert_eq!(acked(&sandbox).await, 0, "nothing acknowledged without {operation} on {topic}");
+    }
+}
