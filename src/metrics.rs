@@ -23,6 +23,11 @@ pub struct TaskLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusalLabels {
     pub source: String,
     /// See [`crate::intake::guard::Refusal::reason`].
@@ -101,6 +106,7 @@ pub struct Metrics {
     topic_refusing: Gauge,
     dlq_breaker_open: Family<SourceLabels, Gauge>,
     singleton_owned: Family<TaskLabels, Gauge>,
+    topic_durability_weak: Family<TopicLabels, Gauge>,
     singleton_tenures: Family<TaskLabels, Counter>,
 }
 
@@ -145,6 +151,12 @@ impl Metrics {
         let dlq_breaker_open = Family::<SourceLabels, Gauge>::default();
         let singleton_owned = Family::<TaskLabels, Gauge>::default();
         let singleton_tenures = Family::<TaskLabels, Counter>::default();
+        let topic_durability_weak = Family::<TopicLabels, Gauge>::default();
+        registry.register(
+            "topic_durability_weak",
+            "1 for a topic paybridge writes whose replication factor is below 3, min.insync.replicas below 2 or unclean leader election on (read at start)",
+            topic_durability_weak.clone(),
+        );
         registry.register(
             "singleton_owned",
             "With [cluster]: 1 while this replica runs the singleton task (a Payments Direct cursor cycle, a RippleNet sweeper)",
@@ -288,6 +300,7 @@ impl Metrics {
             ack_failed,
             singleton_owned,
             singleton_tenures,
+            topic_durability_weak,
             producer_fatal,
             topic_refusing,
             dlq_breaker_open,
@@ -401,6 +414,11 @@ impl Metrics {
     /// Whether this replica runs the singleton `task` now.
     pub fn singleton_owned(&self, task: &str, owned: bool) {
         self.singleton_owned.get_or_create(&TaskLabels { task: task.to_owned() }).set(i64::from(owned));
+    }
+
+    /// Whether `topic` falls short of the durability the guarantee rests on.
+    pub fn topic_durability(&self, topic: &str, weak: bool) {
+        self.topic_durability_weak.get_or_create(&TopicLabels { topic: topic.to_owned() }).set(i64::from(weak));
     }
 
     /// This replica took the singleton `task` over.

@@ -85,7 +85,7 @@ impl Bridge {
             admin::AdminState { metrics: metrics.clone(), health: health.clone(), submitter: pipeline.submitter() };
         let admin = tokio::spawn(admin::serve(listener, state, stop_background.clone()));
 
-        if !wait_for_topics(&config, stop).await? {
+        if !wait_for_topics(&config, &metrics, stop).await? {
             stop_background.cancel();
             let _ = admin.await;
             return Ok(None);

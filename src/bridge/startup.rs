@@ -8,7 +8,10 @@ use tokio_util::sync::CancellationToken;
 use super::RunError;
 use crate::config::{Config, SourceConfig};
 use crate::http::backoff::Backoff;
+use crate::metrics::Metrics;
 use crate::sink::access::{denials, needs, principal};
+use crate::sink::describe::TopicDescription;
+use crate::sink::durability;
 use crate::sink::topics::{TopicError, ensure_topics, required_topics};
 use crate::sources::ripplenet::{Poller, health_name};
 
@@ -20,7 +23,11 @@ const STARTUP_RETRY_MAX: Duration = Duration::from_secs(30);
 /// `kafka.startup_timeout`; then the unreachable error. A topic the principal cannot see or
 /// an operation it may not perform fails at once, naming the principal, the topic and the
 /// operation. Ok(false) when `stop` was cancelled first.
-pub(super) async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> Result<bool, RunError> {
+pub(super) async fn wait_for_topics(
+    config: &Config,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) -> Result<bool, RunError> {
     let has_cursor_sources = config.sources.iter().any(|s| s.provider() == crate::event::Provider::PaymentsDirect);
     let topics = required_topics(&config.kafka, has_cursor_sources, config.cluster.as_ref());
     let mut backoff = Backoff::new(STARTUP_RETRY_MAX);
@@ -34,6 +41,7 @@ pub(super) async fn wait_for_topics(config: &Config, stop: &CancellationToken) -
                 if !denials.is_empty() {
                     return Err(TopicError::Denied { principal: principal(&config.kafka), denials }.into());
                 }
+                check_durability(config, &described, metrics).await?;
                 return Ok(true);
             }
             Err(e @ TopicError::Unreachable { .. }) => {
@@ -51,6 +59,32 @@ pub(super) async fn wait_for_topics(config: &Config, stop: &CancellationToken) -
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Reads each topic's durability settings: a weak topic is one warning line at every start
+/// (with its values) and `paybridge_topic_durability_weak{topic} 1`; with
+/// `kafka.require_durable_topics` it stops the start naming each shortfall.
+async fn check_durability(config: &Config, described: &[TopicDescription], metrics: &Metrics) -> Result<(), RunError> {
+    let read = durability::read(&config.kafka, described, config.kafka.metadata_timeout.get()).await?;
+    let mut weak = Vec::new();
+    for topic in read {
+        let weaknesses = topic.weaknesses();
+        metrics.topic_durability(&topic.topic, !weaknesses.is_empty());
+        if !weaknesses.is_empty() {
+            tracing::warn!(
+                topic = %topic.topic,
+                shortfalls = %weaknesses.join(", "),
+                "topic cannot give the durability acks=all promises (a confirmed event may be lost with one broker); \
+                 use replication factor 3, min.insync.replicas=2, unclean.leader.election.enable=false \
+                 (kafka.require_durable_topics = true refuses to start on such a topic)"
+            );
+            weak.push((topic.topic, weaknesses));
+        }
+    }
+    if config.kafka.require_durable_topics && !weak.is_empty() {
+        return Err(TopicError::NotDurable(weak).into());
+    }
+    Ok(())
 }
 
 /// The singleton tasks of `config` (their readiness names): each RippleNet source's SENT

@@ -119,6 +119,13 @@ pub struct KafkaConfig {
     /// Create missing topics at start. When false, a missing topic stops the start with a message naming it.
     #[serde(default)]
     pub create_topics: bool,
+    /// Refuse to start when the events, DLQ or state topic cannot give the durability the
+    /// guarantee rests on: a replication factor below 3, `min.insync.replicas` below 2, or
+    /// unclean leader election on. Off: paybridge says so at every start (one warning per
+    /// topic) and exports `paybridge_topic_durability_weak`, and a single-node development
+    /// broker stays usable.
+    #[serde(default)]
+    pub require_durable_topics: bool,
     /// Partitions for topics paybridge creates.
     #[serde(default = "default_partitions")]
     #[schemars(range(min = 1))]

@@ -4,6 +4,7 @@ pub mod access;
 pub mod cursor;
 pub mod describe;
 pub mod dlq;
+pub mod durability;
 pub mod errors;
 pub mod fatal;
 pub mod kafka;

@@ -32,6 +32,12 @@ pub enum TopicError {
         .denials.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
     Denied { principal: String, denials: Vec<Denial> },
+    #[error(
+        "kafka.require_durable_topics is set and {} (acks=all is only as durable as the topic's replicas: \
+         give each topic replication factor 3, min.insync.replicas=2 and unclean.leader.election.enable=false)",
+        .0.iter().map(|(t, w)| format!("topic {t} has {}", w.join(", "))).collect::<Vec<_>>().join("; ")
+    )]
+    NotDurable(Vec<(String, Vec<String>)>),
     #[error("cannot create topic {topic}: {reason}")]
     Create { topic: String, reason: String },
     #[error("cannot read the configuration of topic {topic}: {reason}")]

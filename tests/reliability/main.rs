@@ -13,4 +13,5 @@ mod reconcile_memory;
 mod sasl;
 mod secret_hygiene;
 mod secured_kafka;
+mod topic_durability;
 mod topic_refusals;

@@ -195,3 +195,132 @@ async fn each_single_missing_acl_is_named_by_principal_topic_and_operation() {
         assert_eq!(acked(&sandbox).await, 0, "nothing acknowledged without {operation} on {topic}");
     }
 }
+
+/// The ACLs of exactly-once mode on top of one replica's: Write (which implies Describe) on
+/// the transactional ids `<prefix>-<source>`, as a prefixed pattern.
+fn transactional_acl(prefix: &str, principal: &str) -> Vec<String> {
+    [
+        "--allow-principal",
+        principal,
+        "--operation",
+        "Write",
+        "--operation",
+        "Describe",
+        "--transactional-id",
+        &format!("{prefix}-"),
+        "--resource-pattern-type",
+        "prefixed",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_runs_with_its_documented_acls_and_names_a_missing_transactional_id_acl() {
+    let broker = Broker::secured();
+    let t = topics(&broker);
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    let payments = sandbox.pd_create(10).await;
+    let prefix = support::unique_topic("eos-sec");
+    let source = "interval = \"500ms\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"";
+    let config_for = |user: &str, password: &str| {
+        kafka_section(&broker, &t, (user, password)).replacen(
+            "[kafka]\n",
+            &format!("[kafka]\nexactly_once = true\ntransactional_id_prefix = \"{prefix}\"\n"),
+            1,
+        ) + &sources::payments_direct(&sandbox, "sec-pd", source)
+    };
+
+    // Without the transactional id ACL: stopped, naming the principal, resource and operation.
+    let (user, password) = user_for(&broker, "eos-lacking");
+    let principal = format!("User:{user}");
+    for acl in one_replica_acls(&t, &principal) {
+        broker.grant(&as_strs(&acl));
+    }
+    let mut bridge = Paybridge::spawn(&config_for(&user, &password));
+    let code = bridge.wait_exit(Duration::from_secs(40));
+    let log = bridge.log();
+    assert_eq!(code, Some(1), "{log}");
+    let expected = format!("{principal} (SCRAM-SHA-512 over SASL_SSL) may not Write on transactional id {prefix}-pd");
+    assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
+    assert!(!log.contains("paybridge started"), "never ready:\n{log}");
+
+    // With it: every payment committed once.
+    let (user, password) = user_for(&broker, "eos-granted");
+    let principal = format!("User:{user}");
+    for acl in one_replica_acls(&t, &principal) {
+        broker.grant(&as_strs(&acl));
+    }
+    broker.grant(&as_strs(&transactional_acl(&prefix, &principal)));
+    let bridge = Paybridge::start(&config_for(&user, &password));
+    let read = || tokio::task::block_in_place(|| broker.read_to_end(&t.events, Duration::from_secs(10)));
+    bridge.eventually("the 10 payments in Kafka", Duration::from_secs(60), || async { read().len() >= 10 }).await;
+    let ids: std::collections::HashSet<String> =
+        read().iter().filter_map(|r| r.header("ce_id").map(str::to_owned)).collect();
+    assert_eq!(ids.len(), payments.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_authenticates_paybridge_over_mtls_end_to_end() {
+    let broker = Broker::secured();
+    let t = topics(&broker);
+    let secured = broker.secured_listeners();
+    let principal = format!("User:CN={}", support::broker::certs::CLIENT_CN);
+    for acl in one_replica_acls(&t, &principal) {
+        broker.grant(&as_strs(&acl));
+    }
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    sandbox.create(30).await;
+    let payments = sandbox.pd_create(5).await;
+    // The SASL section with the certificate instead of SCRAM, on the mTLS listener.
+    let config = kafka_section(&broker, &t, ("unused", "unused"))
+        .replace(&format!(":{}\"", secured.sasl_ssl_port), &format!(":{}\"", secured.mtls_port))
+        .replace("\"security.protocol\" = \"SASL_SSL\"", "\"security.protocol\" = \"SSL\"")
+        .replace(
+            "\"sasl.mechanism\" = \"SCRAM-SHA-512\"\n\"sasl.username\" = \"unused\"\n\"sasl.password\" = \"unused\"\n",
+            &format!(
+                "\"ssl.certificate.location\" = \"{}\"\n\"ssl.key.location\" = \"{}\"\n",
+                secured.certs.client_cert.display(),
+                secured.certs.client_key.display()
+            ),
+        )
+        + &sources::ripplenet(&sandbox, ACCOUNT, FAST)
+        + &sources::payments_direct(
+            &sandbox,
+            "sec-pd",
+            "interval = \"500ms\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"",
+        );
+    assert!(config.contains("\"SSL\"") && !config.contains("sasl."), "{config}");
+    let bridge = Paybridge::start(&config);
+    bridge.eventually("all 30 acknowledged", Duration::from_secs(60), || async { acked(&sandbox).await == 30 }).await;
+    let read = || tokio::task::block_in_place(|| broker.read_to_end(&t.events, Duration::from_secs(10)));
+    bridge.eventually("the 35 events in Kafka", Duration::from_secs(60), || async { read().len() >= 35 }).await;
+    let ids: std::collections::HashSet<String> =
+        read().iter().filter_map(|r| r.header("ce_id").map(str::to_owned)).collect();
+    assert_eq!(ids.len(), 30 + payments.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_certificate_from_an_untrusted_ca_is_never_reached() {
+    let broker = Broker::secured();
+    let t = topics(&broker);
+    let secured = broker.secured_listeners();
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    sandbox.create(3).await;
+    let (user, password) = SECURED_USERS[0];
+    let config = kafka_section(&broker, &t, (user, password))
+        .replace(&secured.certs.ca.display().to_string(), &secured.certs.other_ca.display().to_string())
+        + &sources::ripplenet(&sandbox, ACCOUNT, FAST);
+    let mut bridge = Paybridge::spawn(&config.replace("startup_timeout = \"20s\"", "startup_timeout = \"3s\""));
+    let code = bridge.wait_exit(Duration::from_secs(40));
+    let log = bridge.log();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("cannot reach the Kafka brokers"), "{log}");
+    assert!(
+        log.to_ascii_lowercase().contains("certificate verify failed") || log.contains("SSL handshake failed"),
+        "the cause is named:\n{log}"
+    );
+    assert!(!log.contains(password), "no secret in the log");
+    assert_eq!(acked(&sandbox).await, 0, "nothing acknowledged");
+}

@@ -20,6 +20,7 @@ use self::machine::{
     Ended, FINISH_RETRY_PAUSE, Failure, Finish, Finished, Limits, Outbound, PageOutcome, RecordFailure, Target,
     Transactions, commit_page, finish,
 };
+use super::access::principal;
 use super::errors::{ErrorClass, classify, error_code_name};
 use super::kafka::{EventRecord, SendError, await_delivery, producer_config, send_waiting};
 use super::refusals::Refusals;
@@ -42,6 +43,11 @@ pub enum TransactionError {
         .budget.as_secs()
     )]
     NoAnswer { budget: Duration, reason: String },
+    #[error(
+        "{principal} may not Write on transactional id {transactional_id} ({reason}); exactly-once mode needs \
+         Write and Describe on the transactional ids prefixed kafka.transactional_id_prefix (docs: Connecting to Kafka)"
+    )]
+    Denied { principal: String, transactional_id: String, reason: String },
     #[error("cannot create the transactional producer: {0}")]
     Producer(KafkaError),
 }
@@ -149,7 +155,7 @@ impl TransactionalWriter {
             value_format,
             limits,
         };
-        writer.probe(source).await?;
+        writer.probe(kafka, source).await?;
         Ok(writer)
     }
 
@@ -158,7 +164,7 @@ impl TransactionalWriter {
     /// step that only times out (a coordinator still starting, a slow network) is called
     /// again, as librdkafka allows, until [`probe_budget`] has passed
     /// ([`TransactionError::NoAnswer`]).
-    async fn probe(&mut self, source: &str) -> Result<(), TransactionError> {
+    async fn probe(&mut self, kafka: &KafkaConfig, source: &str) -> Result<(), TransactionError> {
         let budget = probe_budget(self.call_timeout);
         let deadline = CancellationToken::new();
         let cancel = deadline.clone();
@@ -170,8 +176,13 @@ impl TransactionalWriter {
         });
         let no_answer = |reason: String| TransactionError::NoAnswer { budget, reason };
         self.init(&deadline).await.map_err(|e| match e {
-            Failure::Retriable(reason) => no_answer(reason),
-            Failure::Fatal(reason) | Failure::Abortable(reason) => TransactionError::Unsupported(reason),
+            Ok(reason) => TransactionError::Denied {
+                principal: principal(kafka),
+                transactional_id: transactional_id(&kafka.transactional_prefix(), source),
+                reason,
+            },
+            Err(Failure::Retriable(reason)) => no_answer(reason),
+            Err(Failure::Fatal(reason) | Failure::Abortable(reason)) => TransactionError::Unsupported(reason),
         })?;
         let probe = EventRecord {
             key: format!("{source}.probe"),
@@ -197,15 +208,29 @@ impl TransactionalWriter {
     }
 
     /// `init_transactions`, called again after each timeout until `deadline` is cancelled.
-    async fn init(&mut self, deadline: &CancellationToken) -> Result<(), Failure> {
+    /// Initializes transactions; Err(Ok(reason)) when the broker refused the principal the
+    /// transactional id (or the cluster), Err(Err(failure)) otherwise.
+    async fn init(&mut self, deadline: &CancellationToken) -> Result<(), Result<String, Failure>> {
         loop {
             let producer = self.producer.clone();
             let timeout = self.call_timeout;
-            match blocking(move || producer.init_transactions(timeout)).await.map_err(failure) {
-                Err(Failure::Retriable(reason)) if !deadline.is_cancelled() => {
+            let called = blocking(move || producer.init_transactions(timeout)).await;
+            if let Err(e) = &called
+                && matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+                            | RDKafkaErrorCode::ClusterAuthorizationFailed
+                    )
+                )
+            {
+                return Err(Ok(e.to_string()));
+            }
+            match called.map_err(failure).map_err(Err) {
+                Err(Err(Failure::Retriable(reason))) if !deadline.is_cancelled() => {
                     tracing::warn!(%reason, "the transaction coordinator has not answered yet; asking again");
                     tokio::select! {
-                        _ = deadline.cancelled() => return Err(Failure::Retriable(reason)),
+                        _ = deadline.cancelled() => return Err(Err(Failure::Retriable(reason))),
                         _ = tokio::time::sleep(FINISH_RETRY_PAUSE) => {}
                     }
                 }

@@ -1,0 +1,133 @@
+//! Whether a topic can give the durability paybridge's guarantee rests on. `acks=all` means
+//! "every in-sync replica has the record", and Kafka lets the in-sync set shrink to
+//! `min.insync.replicas`: on a topic with one replica, or with `min.insync.replicas=1`, a
+//! confirmation is one broker's word, and a lost disk loses an event whose notification was
+//! already acknowledged upstream. Unclean leader election lets an out-of-sync replica lead
+//! and drop confirmed records. Weak topics are reported at every start; with
+//! `kafka.require_durable_topics` they stop it.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+
+use crate::config::KafkaConfig;
+
+use super::describe::{Found, TopicDescription};
+use super::kafka::producer_config;
+use super::topics::TopicError;
+
+/// The replication factor a durable topic has at least.
+pub const MIN_REPLICATION_FACTOR: usize = 3;
+/// The `min.insync.replicas` a durable topic has at least.
+pub const MIN_INSYNC_REPLICAS: u32 = 2;
+
+/// One topic's durability settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Durability {
+    pub topic: String,
+    pub replication_factor: usize,
+    pub min_insync_replicas: Option<u32>,
+    pub unclean_leader_election: Option<bool>,
+}
+
+impl Durability {
+    /// What falls short of the guarantee, one phrase each (empty: durable).
+    pub fn weaknesses(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.replication_factor < MIN_REPLICATION_FACTOR {
+            out.push(format!("replication factor {} (at least {MIN_REPLICATION_FACTOR})", self.replication_factor));
+        }
+        match self.min_insync_replicas {
+            Some(n) if n < MIN_INSYNC_REPLICAS => {
+                out.push(format!("min.insync.replicas={n} (at least {MIN_INSYNC_REPLICAS})"));
+            }
+            None => out.push("min.insync.replicas unknown".into()),
+            Some(_) => {}
+        }
+        match self.unclean_leader_election {
+            Some(true) => out.push(
+                "unclean.leader.election.enable=true (an out-of-sync replica may lead and drop confirmed events)"
+                    .into(),
+            ),
+            None => out.push("unclean.leader.election.enable unknown".into()),
+            Some(false) => {}
+        }
+        out
+    }
+}
+
+/// The durability settings of the topics `described` shows visible: the replication factor
+/// from their description, the rest from their configuration (one DescribeConfigs request).
+pub async fn read(
+    kafka: &KafkaConfig,
+    described: &[TopicDescription],
+    timeout: Duration,
+) -> Result<Vec<Durability>, TopicError> {
+    let visible: Vec<(&str, usize)> = described
+        .iter()
+        .filter_map(|d| match d.found {
+            Found::Visible { replication_factor, .. } => Some((d.name.as_str(), replication_factor)),
+            _ => None,
+        })
+        .collect();
+    if visible.is_empty() {
+        return Ok(Vec::new());
+    }
+    let admin: AdminClient<DefaultClientContext> = producer_config(kafka)
+        .create()
+        .map_err(|e| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), reason: e.to_string() })?;
+    let options = AdminOptions::new().request_timeout(Some(timeout));
+    let resources: Vec<ResourceSpecifier<'_>> = visible.iter().map(|(t, _)| ResourceSpecifier::Topic(t)).collect();
+    let results = admin
+        .describe_configs(resources.iter(), &options)
+        .await
+        .map_err(|e| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), reason: e.to_string() })?;
+    visible
+        .iter()
+        .zip(results)
+        .map(|((topic, replication_factor), described)| {
+            let resource = described
+                .map_err(|code| TopicError::Describe { topic: (*topic).to_owned(), reason: code.to_string() })?;
+            let value = |key: &str| resource.get(key).and_then(|e| e.value.clone());
+            Ok(Durability {
+                topic: (*topic).to_owned(),
+                replication_factor: *replication_factor,
+                min_insync_replicas: value("min.insync.replicas").and_then(|v| v.parse().ok()),
+                unclean_leader_election: value("unclean.leader.election.enable").and_then(|v| v.parse().ok()),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(replication_factor: usize, min_isr: Option<u32>, unclean: Option<bool>) -> Durability {
+        Durability {
+            topic: "events".into(),
+            replication_factor,
+            min_insync_replicas: min_isr,
+            unclean_leader_election: unclean,
+        }
+    }
+
+    #[test]
+    fn three_replicas_two_in_sync_and_clean_elections_are_durable() {
+        assert!(topic(3, Some(2), Some(false)).weaknesses().is_empty());
+        assert!(topic(5, Some(3), Some(false)).weaknesses().is_empty());
+    }
+
+    #[test]
+    fn each_shortfall_is_named_with_its_value() {
+        let single = topic(1, Some(1), Some(false)).weaknesses();
+        assert_eq!(single.len(), 2, "{single:?}");
+        assert!(single[0].contains("replication factor 1") && single[1].contains("min.insync.replicas=1"));
+        let one_in_sync = topic(3, Some(1), Some(false)).weaknesses();
+        assert_eq!(one_in_sync, ["min.insync.replicas=1 (at least 2)"]);
+        let unclean = topic(3, Some(2), Some(true)).weaknesses();
+        assert!(unclean[0].starts_with("unclean.leader.election.enable=true"));
+        assert_eq!(topic(3, None, None).weaknesses().len(), 2, "unknown settings are not taken for durable");
+    }
+}
