@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
+
+use crate::sink::reader::{ReaderContext, is_group_lookup};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
@@ -63,7 +65,8 @@ pub async fn tail(
     let topic = kafka.topic.clone();
     let group = format!("paybridge-tail-{}", uuid::Uuid::new_v4());
     let read = |source| TailError::Read { topic: topic.clone(), source };
-    let consumer: StreamConsumer = consumer_config(kafka, &group).create().map_err(read)?;
+    let consumer: StreamConsumer<ReaderContext> =
+        consumer_config(kafka, &group).create_with_context(ReaderContext).map_err(read)?;
     let metadata = consumer.fetch_metadata(Some(&topic), kafka.metadata_timeout.get()).map_err(|source| {
         TailError::Metadata { topic: topic.clone(), servers: kafka.bootstrap_servers.clone(), source }
     })?;
@@ -90,6 +93,8 @@ pub async fn tail(
         };
         let message = match message {
             Ok(m) => m,
+            // The throw-away group's coordinator: tail needs no group (see sink::reader).
+            Err(e) if is_group_lookup(&e) => continue,
             // The broker went away for a moment: librdkafka reconnects; say so and go on.
             Err(e) => {
                 tracing::warn!(error = %e, "reading the topic");

@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::kafka::consumer_config;
+use super::reader::{Reader, ReaderContext, is_group_lookup};
 use crate::config::KafkaConfig;
 
 /// The longest wait for one fetch before the read is given up (the broker stopped answering).
@@ -63,7 +64,7 @@ pub enum Next {
 
 /// A plain consumer that reads partitions to a fixed end.
 pub struct Scanner {
-    consumer: BaseConsumer,
+    consumer: Reader,
     servers: String,
     timeout: Duration,
 }
@@ -75,13 +76,13 @@ impl Scanner {
         let group = format!("paybridge-{purpose}-{}", uuid::Uuid::new_v4());
         // librdkafka prefetches up to 64 MiB per partition by default: an operator command
         // reads one partition at a time and needs far less to keep up.
-        let consumer: BaseConsumer = consumer_config(kafka, &group)
+        let consumer: Reader = consumer_config(kafka, &group)
             .set("enable.partition.eof", "false")
             .set("queued.max.messages.kbytes", PREFETCH_KIB)
             .set("fetch.max.bytes", FETCH_BYTES)
             // Fetch again soon once the prefetch drains (librdkafka waits 1 s by default).
             .set("fetch.queue.backoff.ms", "5")
-            .create()
+            .create_with_context(ReaderContext)
             .map_err(|e| ScanError::Consumer(Box::new(e)))?;
         Ok(Self { consumer, servers: kafka.bootstrap_servers.clone(), timeout: kafka.metadata_timeout.get() })
     }
@@ -152,7 +153,10 @@ impl Scanner {
                 continue;
             };
             waited = Duration::ZERO;
-            let message = message.map_err(failed)?;
+            let message = match message {
+                Err(e) if is_group_lookup(&e) => continue,
+                other => other.map_err(failed)?,
+            };
             if message.offset() >= span.end {
                 break;
             }

@@ -137,6 +137,36 @@ async fn with_exactly_the_documented_acls_ripplenet_and_payments_direct_drain_ov
         .filter(|l| l.to_ascii_lowercase().contains("authoriz"))
         .collect();
     assert!(denied.is_empty(), "nothing was refused for want of an ACL:\n{}", denied.join("\n"));
+    drop(bridge);
+
+    // The read-only operator commands with a principal that may only Read (and Describe)
+    // the three topics: no group, no write.
+    let (reader, reader_password) = user_for(&broker, "operator");
+    broker.grant(&[
+        "--allow-principal",
+        &format!("User:{reader}"),
+        "--operation",
+        "Read",
+        "--operation",
+        "Describe",
+        "--topic",
+        &t.events,
+        "--topic",
+        &t.dlq,
+        "--topic",
+        &t.state,
+    ]);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let operator_config = kafka_section(&broker, &t, (&reader, &reader_password))
+        + &sources::payments_direct(&sandbox, "sec-pd", "interval = \"500ms\"");
+    let file = support::commands::write_config(dir.path(), &operator_config);
+    let commands: [(&str, Vec<&str>); 3] =
+        [("dlq", vec!["list"]), ("cursor", vec!["show", "--source", "pd"]), ("trace", vec![payments[0].as_str()])];
+    for (command, args) in commands {
+        let ran = tokio::task::block_in_place(|| support::commands::paybridge(command, &file, &args));
+        assert_eq!(ran.code, Some(0), "paybridge {command} {args:?} with Read and Describe only:\n{}", ran.output());
+        assert!(!ran.output().to_ascii_lowercase().contains("authoriz"), "{}", ran.output());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
