@@ -65,7 +65,7 @@ pub(super) async fn wait_for_topics(
 /// (with its values) and `paybridge_topic_durability_weak{topic} 1`; with
 /// `kafka.require_durable_topics` it stops the start naming each shortfall.
 async fn check_durability(config: &Config, described: &[TopicDescription], metrics: &Metrics) -> Result<(), RunError> {
-    let read = durability::read(&config.kafka, described, config.kafka.metadata_timeout.get()).await?;
+    let read = durability::read(&config.kafka, described, config.kafka.metadata_timeout.get()).await;
     let mut weak = Vec::new();
     for topic in read {
         let weaknesses = topic.weaknesses();

@@ -15,7 +15,6 @@ use crate::config::KafkaConfig;
 
 use super::describe::{Found, TopicDescription};
 use super::kafka::producer_config;
-use super::topics::TopicError;
 
 /// The replication factor a durable topic has at least.
 pub const MIN_REPLICATION_FACTOR: usize = 3;
@@ -59,11 +58,9 @@ impl Durability {
 
 /// The durability settings of the topics `described` shows visible: the replication factor
 /// from their description, the rest from their configuration (one DescribeConfigs request).
-pub async fn read(
-    kafka: &KafkaConfig,
-    described: &[TopicDescription],
-    timeout: Duration,
-) -> Result<Vec<Durability>, TopicError> {
+/// Settings that cannot be read (a service that does not report them) are unknown, with a
+/// warning naming the reason: never a reason to stop by themselves.
+pub async fn read(kafka: &KafkaConfig, described: &[TopicDescription], timeout: Duration) -> Vec<Durability> {
     let visible: Vec<(&str, usize)> = described
         .iter()
         .filter_map(|d| match d.found {
@@ -71,33 +68,66 @@ pub async fn read(
             _ => None,
         })
         .collect();
-    if visible.is_empty() {
-        return Ok(Vec::new());
-    }
-    let admin: AdminClient<DefaultClientContext> = producer_config(kafka)
-        .create()
-        .map_err(|e| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), reason: e.to_string() })?;
-    let options = AdminOptions::new().request_timeout(Some(timeout));
-    let resources: Vec<ResourceSpecifier<'_>> = visible.iter().map(|(t, _)| ResourceSpecifier::Topic(t)).collect();
-    let results = admin
-        .describe_configs(resources.iter(), &options)
-        .await
-        .map_err(|e| TopicError::Unreachable { servers: kafka.bootstrap_servers.clone(), reason: e.to_string() })?;
+    let unknown = |(topic, replication_factor): &(&str, usize)| Durability {
+        topic: (*topic).to_owned(),
+        replication_factor: *replication_factor,
+        min_insync_replicas: None,
+        unclean_leader_election: None,
+    };
+    let configs = match describe_configs(kafka, &visible, timeout).await {
+        Ok(configs) => configs,
+        Err(reason) => {
+            tracing::warn!(%reason, "cannot read the topics' configuration; their durability settings are unknown");
+            return visible.iter().map(unknown).collect();
+        }
+    };
     visible
         .iter()
-        .zip(results)
-        .map(|((topic, replication_factor), described)| {
-            let resource = described
-                .map_err(|code| TopicError::Describe { topic: (*topic).to_owned(), reason: code.to_string() })?;
-            let value = |key: &str| resource.get(key).and_then(|e| e.value.clone());
-            Ok(Durability {
-                topic: (*topic).to_owned(),
-                replication_factor: *replication_factor,
-                min_insync_replicas: value("min.insync.replicas").and_then(|v| v.parse().ok()),
-                unclean_leader_election: value("unclean.leader.election.enable").and_then(|v| v.parse().ok()),
-            })
+        .zip(configs)
+        .map(|(topic, config)| match config {
+            Ok((min_insync_replicas, unclean_leader_election)) => Durability {
+                topic: topic.0.to_owned(),
+                replication_factor: topic.1,
+                min_insync_replicas,
+                unclean_leader_election,
+            },
+            Err(reason) => {
+                tracing::warn!(topic = topic.0, %reason, "cannot read the topic's configuration; its durability settings are unknown");
+                unknown(topic)
+            }
         })
         .collect()
+}
+
+/// Each topic's (`min.insync.replicas`, `unclean.leader.election.enable`), or why not.
+type Settings = Result<(Option<u32>, Option<bool>), String>;
+
+async fn describe_configs(
+    kafka: &KafkaConfig,
+    topics: &[(&str, usize)],
+    timeout: Duration,
+) -> Result<Vec<Settings>, String> {
+    if topics.is_empty() {
+        return Ok(Vec::new());
+    }
+    let admin: AdminClient<DefaultClientContext> = producer_config(kafka).create().map_err(|e| e.to_string())?;
+    let options = AdminOptions::new().request_timeout(Some(timeout));
+    let resources: Vec<ResourceSpecifier<'_>> = topics.iter().map(|(t, _)| ResourceSpecifier::Topic(t)).collect();
+    let results = admin.describe_configs(resources.iter(), &options).await.map_err(|e| e.to_string())?;
+    if results.len() != topics.len() {
+        return Err(format!("{} answers for {} topics", results.len(), topics.len()));
+    }
+    Ok(results
+        .into_iter()
+        .map(|described| {
+            let resource = described.map_err(|code| code.to_string())?;
+            let value = |key: &str| resource.get(key).and_then(|e| e.value.clone());
+            Ok((
+                value("min.insync.replicas").and_then(|v| v.parse().ok()),
+                value("unclean.leader.election.enable").and_then(|v| v.parse().ok()),
+            ))
+        })
+        .collect())
 }
 
 #[cfg(test)]

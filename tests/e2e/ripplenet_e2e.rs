@@ -294,3 +294,87 @@ async fn invalid_acks_are_counted_not_looped_and_the_sweeper_finishes_the_job() 
     let acks = requests(&s.sandbox, "ripplenet.ack_batch").await;
     assert_eq!(acks.len(), 2, "{acks:?}");
 }
+
+/// A webhook answered 503 while the broker was down and redelivered once it is back: the
+/// provider's redelivery is answered 200 once its event is committed (never before), even
+/// when Apache Kafka takes seconds to come back and the first attempt's event is still in
+/// flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_redelivered_after_the_broker_returns_is_answered_200_once_committed() {
+    let mut s = setup_own().await;
+    // Pollers running too (the SENT sweeper reads the notification again every second, each
+    // attempt waiting up to the 5 s delivery timeout), and a commit timeout that outlasts an
+    // attempt made while the broker was down: a broker back from a kill takes seconds before
+    // its producers get an idempotence id again.
+    let config = config(
+        &s,
+        "new_interval = \"500ms\"\nsent_interval = \"1s\"\nsent_delay = \"0s\"\n[sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\npath = \"/hooks/rn\"\ncommit_timeout = \"15s\"",
+    );
+    let bridge = Paybridge::start(&config);
+    let hook = format!("{}/hooks/rn", bridge.intake());
+    let http = reqwest::Client::new();
+    let post = |id: &str| http.post(&hook).json(&json!({"msg_id": id})).send();
+    let created = s.sandbox.create(1).await;
+    s.broker.stop();
+    let first = post(&created[0]).await.map(|r| r.status()).ok();
+    assert_eq!(first, Some(StatusCode::SERVICE_UNAVAILABLE), "not committed while the broker is down");
+    assert_eq!(acked(&s.sandbox).await, 0);
+    // (The 503 came after the 15 s commit timeout: down long enough for librdkafka's
+    // reconnect backoff to grow to its cap.)
+    tokio::task::block_in_place(|| s.broker.restart());
+    eventually("/readyz answers 200 again", Duration::from_secs(60), || async {
+        support::http_get(([127, 0, 0, 1], bridge.admin_port).into(), "/readyz").is_ok_and(|r| r.0 == 200)
+    })
+    .await;
+    // The provider's redelivery (RippleNet retries a 5xx later): 200 once committed.
+    let asked = std::time::Instant::now();
+    let second = post(&created[0]).await.map(|r| r.status()).ok();
+    println!("redelivery answered {second:?} after {:?}", asked.elapsed());
+    assert_eq!(second, Some(StatusCode::OK), "the redelivery is answered 200:\n{}", bridge.log());
+    let (broker, records) = read(s.broker, s.topic.clone()).await;
+    s.broker = broker;
+    let mine = records.iter().filter(|r| r.header("ce_id") == Some(id_of(&created[0]).as_str())).count();
+    assert!(mine >= 1, "its event is in Kafka before the 200");
+    // Once committed, a late redelivery is answered at once.
+    let asked = std::time::Instant::now();
+    assert_eq!(post(&created[0]).await.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());
+    eventually("the notification acknowledged", Duration::from_secs(10), || async { acked(&s.sandbox).await == 1 })
+        .await;
+}
+
+/// The same, made deterministic: the broker holds the first produce request for 10 s (behind
+/// a proxy), longer than the 5 s delivery timeout. A poller's attempt for a notification is
+/// in flight when its webhook is redelivered; the attempt ends without a commit at its
+/// deadline and the poller lets the notification go. The redelivery, with time left in its
+/// 20 s commit timeout, waits for the next attempt (or takes a turn of its own) and is
+/// answered 200 once the event is committed, never 503 for the attempt it waited on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_waiting_on_an_attempt_that_times_out_is_answered_200_once_committed() {
+    if support::Engine::chosen() == support::Engine::Tansu {
+        return; // a broker behind the proxy is an Apache Kafka broker.
+    }
+    let proxy = support::kafka_proxy::HoldingProxy::listen(support::kafka_proxy::PRODUCE);
+    let broker = support::Broker::start_own_behind(&proxy);
+    let (topic, dlq) = (broker.new_topic("redeliver-events", 1), broker.new_topic("redeliver-dlq", 1));
+    let sandbox = support::sandbox::Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    let s = support::ripplenet::Setup { broker, sandbox, topic, dlq };
+    // One NEW read at start (then an hour), the SENT sweeper every second.
+    let created = s.sandbox.create(1).await;
+    proxy.hold(Duration::from_secs(10));
+    let bridge = Paybridge::start(&config(
+        &s,
+        "new_interval = \"1h\"\nsent_interval = \"1s\"\nsent_delay = \"0s\"\n[sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\npath = \"/hooks/rn\"\ncommit_timeout = \"20s\"",
+    ));
+    let hook = format!("{}/hooks/rn", bridge.intake());
+    eventually("the NEW read's produce is held", Duration::from_secs(10), || async { proxy.held() > 0 }).await;
+    proxy.hold(Duration::ZERO);
+    let started = std::time::Instant::now();
+    let answer = reqwest::Client::new().post(&hook).json(&json!({"msg_id": created[0]})).send().await;
+    let (status, took) = (answer.map(|r| r.status()).ok(), started.elapsed());
+    println!("redelivery: {status:?} after {took:?}");
+    assert_eq!(status, Some(StatusCode::OK), "the redelivery waited on and was committed:\n{}", bridge.log());
+    assert!(took < Duration::from_secs(20), "within its commit timeout: {took:?}");
+    let (_broker, records) = read(s.broker, s.topic.clone()).await;
+    assert!(records.iter().any(|r| r.header("ce_id") == Some(id_of(&created[0]).as_str())), "its event is in Kafka");
+}

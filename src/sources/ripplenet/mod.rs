@@ -229,44 +229,67 @@ impl Ripplenet {
     /// outlives the call: when the caller stops waiting (commit_timeout), a fetch in progress
     /// is dropped; content already fetched is settled (published, then acknowledged) anyway.
     /// Duplicates share one settlement.
+    ///
+    /// A delivery that waits on another attempt (a poller's page, an earlier delivery) which
+    /// ends without a commit keeps waiting within its time budget: for the next attempt in
+    /// flight, or for a turn of its own when nobody holds the notification. A redelivery
+    /// after the broker came back is answered 200 once its event is committed, not 503
+    /// because an attempt made while the broker was down timed out. Its own turn (one
+    /// fetch) is taken at most once.
     pub async fn webhook(self: &Arc<Self>, msg_id: Uuid) -> WebhookOutcome {
         let uuid = ledger_key(&msg_id.to_string());
-        if self.settler.ledger.recently_committed(&uuid) {
-            return WebhookOutcome::Committed;
-        }
-        let (waiter, held) = self.settler.ledger.want(&uuid);
-        let outcome = webhook_outcome(waiter);
-        if held {
-            return outcome.await;
-        }
-        // Whoever claims the notification meanwhile (a read already on its way, most of the
-        // time) settles it for us: its outcome answers the call at once, without waiting for
-        // the early read or the fetch (which are then dropped).
-        let fetch = self.fetch_for_webhook(&uuid);
-        tokio::pin!(outcome, fetch);
-        let mut fetching = true;
         loop {
-            tokio::select! {
-                settled = &mut outcome => return settled,
-                early = &mut fetch, if fetching => match early {
-                    Some(early) => return early,
-                    None => fetching = false,
-                },
+            if self.settler.ledger.recently_committed(&uuid) {
+                return WebhookOutcome::Committed;
             }
+            let (waiter, held) = self.settler.ledger.want(&uuid);
+            let outcome = webhook_outcome(waiter);
+            if held {
+                match outcome.await {
+                    WebhookOutcome::NotCommitted(reason) => {
+                        tracing::debug!(source = %self.config.name, msg_id = %uuid, %reason, "another attempt ended without a commit; waiting on");
+                        tokio::time::sleep(ANOTHER_ATTEMPT_PAUSE).await;
+                        continue;
+                    }
+                    settled => return settled,
+                }
+            }
+            // Whoever claims the notification meanwhile (a read already on its way, most of
+            // the time) settles it for us: its outcome answers the call at once, without
+            // waiting for the early read or the fetch (which are then dropped).
+            let fetch = self.fetch_for_webhook(&uuid);
+            tokio::pin!(outcome, fetch);
+            let mut whose = None;
+            loop {
+                tokio::select! {
+                    // The fetch first: when both are ready, the outcome is known to be ours.
+                    biased;
+                    turn = &mut fetch, if whose.is_none() => match turn {
+                        Turn::Answered(early) => return early,
+                        other => whose = Some(other),
+                    },
+                    settled = &mut outcome => match settled {
+                        // Somebody else's attempt (this delivery spent no fetch): wait on.
+                        WebhookOutcome::NotCommitted(_) if whose != Some(Turn::Ours) => break,
+                        settled => return settled,
+                    },
+                }
+            }
+            tokio::time::sleep(ANOTHER_ATTEMPT_PAUSE).await;
         }
     }
 
     /// Asks poller_new for a read first (when many webhooks arrive, one read serves them),
     /// then fetches by id what it did not bring and hands it to the settler. An outcome when
     /// the webhook is answered without a settlement (throttled, or a pause too long).
-    async fn fetch_for_webhook(self: &Arc<Self>, uuid: &str) -> Option<WebhookOutcome> {
+    async fn fetch_for_webhook(self: &Arc<Self>, uuid: &str) -> Turn {
         let ledger = &self.settler.ledger;
         self.new_reads.read_covering(WEBHOOK_READ_WAIT, || ledger.held(uuid) || ledger.recently_committed(uuid)).await;
         // Claimed by that read (or by anybody meanwhile): its holder settles it for us.
-        let Ok(claim) = self.settler.ledger.claim(uuid) else { return None };
+        let Ok(claim) = self.settler.ledger.claim(uuid) else { return Turn::Elsewhere };
         // Dropping the claim tells the other waiters "not committed": they answer 503.
         if let Err(outcome) = self.pace.admit().await {
-            return Some(outcome);
+            return Turn::Answered(outcome);
         }
         let fetched = self.api.get(uuid).await;
         self.pace.answered(&fetched);
@@ -276,7 +299,7 @@ impl Ripplenet {
                 self.ctx.metrics.webhook_unknown(&self.config.name);
                 tracing::info!(source = %self.config.name, msg_id = %uuid, "webhook for an unknown notification; answered 200");
                 claim.unknown();
-                return None;
+                return Turn::Ours;
             }
             Err(e) => {
                 // Never a reason to acknowledge: answer 503 and let RippleNet call again.
@@ -285,16 +308,31 @@ impl Ripplenet {
                 }
                 tracing::warn!(source = %self.config.name, msg_id = %uuid, error = %e, "cannot fetch the webhook's notification; answered 503");
                 claim.not_committed(&format!("cannot fetch the notification: {e}"));
-                return None;
+                return Turn::Ours;
             }
         };
         // Publishing and acknowledging are not upstream reads: they finish even when the
         // caller has stopped waiting.
         let me = self.clone();
         tokio::spawn(async move { me.settler.settle(vec![(claim, raw)]).await });
-        None
+        Turn::Ours
     }
 }
+
+/// Who settles a webhook's notification, as its fetch found out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Turn {
+    /// This delivery claimed it (its settlement answers the call).
+    Ours,
+    /// Somebody else holds it (a read, another delivery).
+    Elsewhere,
+    /// Answered without a settlement (throttled, or a pause too long).
+    Answered(WebhookOutcome),
+}
+
+/// How long a webhook waits before looking again after another attempt ended without a
+/// commit (the next attempt may be on its way).
+const ANOTHER_ATTEMPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// poller_new or poller_sent as a page reader.
 struct Reader {
