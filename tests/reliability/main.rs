@@ -13,5 +13,6 @@ mod reconcile_memory;
 mod sasl;
 mod secret_hygiene;
 mod secured_kafka;
+mod three_nodes;
 mod topic_durability;
 mod topic_refusals;

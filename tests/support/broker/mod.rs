@@ -11,6 +11,7 @@ pub mod certs;
 mod kafka;
 mod node;
 pub mod tansu;
+pub mod three;
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -429,34 +430,7 @@ impl Broker {
     }
 
     fn read_to_end_as(&self, topic: &str, limit: Duration, isolation: &str) -> Vec<Record> {
-        let (consumer, _) = self.reader_with(topic, true, isolation);
-        let mut ends = std::collections::BTreeMap::new();
-        if let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) {
-            for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-                let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap_or((0, 0));
-                if high > low {
-                    ends.insert(p.id(), high);
-                }
-            }
-        }
-        let deadline = Instant::now() + limit;
-        let mut records = Vec::new();
-        while !ends.is_empty() && Instant::now() < deadline {
-            match consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(message)) => {
-                    let record = Record::from(message.detach());
-                    if ends.get(&record.partition).is_some_and(|end| record.offset + 1 >= *end) {
-                        ends.remove(&record.partition);
-                    }
-                    records.push(record);
-                }
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
-                    ends.remove(&partition);
-                }
-                _ => {}
-            }
-        }
-        records
+        read_to_end_with(self.client_config(), topic, limit, isolation)
     }
 
     /// Reads every record `topic` holds now, allowing `per_record` for each (tansu 0.6.0
@@ -487,32 +461,7 @@ impl Broker {
     /// [`Broker::reader`]; `eof`: the consumer reports the end of each partition; `isolation`:
     /// read_committed (librdkafka's default) or read_uncommitted.
     fn reader_with(&self, topic: &str, eof: bool, isolation: &str) -> (BaseConsumer, i64) {
-        let consumer: BaseConsumer = self
-            .client_config()
-            .set("enable.partition.eof", eof.to_string())
-            .set("isolation.level", isolation)
-            .set("group.id", super::unique_topic("reader"))
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            // tansu 0.6.0 answers a fetch slowly when records carry many headers (ours have
-            // six): about 360 records/s. Small fetches keep each answer short, and a long
-            // socket timeout keeps the client from dropping an answer it is still waiting for.
-            .set("max.partition.fetch.bytes", "262144")
-            .set("socket.timeout.ms", "60000")
-            .create()
-            .unwrap_or_else(|e| panic!("consumer: {e}"));
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("metadata for {topic}: {e}"));
-        let mut assignment = TopicPartitionList::new();
-        let mut records = 0i64;
-        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap_or((0, 0));
-            records += high - low;
-            let _ = assignment.add_partition_offset(topic, p.id(), Offset::Beginning);
-        }
-        consumer.assign(&assignment).unwrap_or_else(|e| panic!("assign: {e}"));
-        (consumer, records)
+        reader_from(self.client_config(), topic, eof, isolation)
     }
 
     /// Stops the broker and reads every record of `topic`: on tansu from its own store
@@ -543,4 +492,65 @@ fn drain(consumer: &BaseConsumer, expected: usize, limit: Duration) -> Vec<Recor
         }
     }
     records
+}
+
+/// Every record of `topic` up to the high watermarks at call time, read with `config`
+/// (see [`Broker::read_to_end`]).
+pub fn read_to_end_with(config: ClientConfig, topic: &str, limit: Duration, isolation: &str) -> Vec<Record> {
+    let (consumer, _) = reader_from(config, topic, true, isolation);
+    let mut ends = std::collections::BTreeMap::new();
+    if let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap_or((0, 0));
+            if high > low {
+                ends.insert(p.id(), high);
+            }
+        }
+    }
+    let deadline = Instant::now() + limit;
+    let mut records = Vec::new();
+    while !ends.is_empty() && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                let record = Record::from(message.detach());
+                if ends.get(&record.partition).is_some_and(|end| record.offset + 1 >= *end) {
+                    ends.remove(&record.partition);
+                }
+                records.push(record);
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
+                ends.remove(&partition);
+            }
+            _ => {}
+        }
+    }
+    records
+}
+
+fn reader_from(mut config: ClientConfig, topic: &str, eof: bool, isolation: &str) -> (BaseConsumer, i64) {
+    let consumer: BaseConsumer = config
+        .set("enable.partition.eof", eof.to_string())
+        .set("isolation.level", isolation)
+        .set("group.id", super::unique_topic("reader"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        // tansu 0.6.0 answers a fetch slowly when records carry many headers (ours have
+        // six): about 360 records/s. Small fetches keep each answer short, and a long
+        // socket timeout keeps the client from dropping an answer it is still waiting for.
+        .set("max.partition.fetch.bytes", "262144")
+        .set("socket.timeout.ms", "60000")
+        .create()
+        .unwrap_or_else(|e| panic!("consumer: {e}"));
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("metadata for {topic}: {e}"));
+    let mut assignment = TopicPartitionList::new();
+    let mut records = 0i64;
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap_or((0, 0));
+        records += high - low;
+        let _ = assignment.add_partition_offset(topic, p.id(), Offset::Beginning);
+    }
+    consumer.assign(&assignment).unwrap_or_else(|e| panic!("assign: {e}"));
+    (consumer, records)
 }
