@@ -37,11 +37,15 @@ pub(super) async fn wait_for_topics(
         match ensure_topics(&config.kafka, &topics, config.kafka.metadata_timeout.get()).await {
             Ok(described) => {
                 let coordination = config.cluster.as_ref().map(|c| c.topic.as_str());
-                let denials = denials(&needs(&config.kafka, has_cursor_sources, coordination), &described);
+                let needs = needs(&config.kafka, has_cursor_sources, coordination);
+                let denials = denials(&needs, &described);
                 if !denials.is_empty() {
                     return Err(TopicError::Denied { principal: principal(&config.kafka), denials }.into());
                 }
-                check_durability(config, &described, metrics).await?;
+                // The topics paybridge writes: its guarantee rests on their durability.
+                let written: Vec<TopicDescription> =
+                    described.into_iter().filter(|d| needs.iter().any(|n| n.topic == d.name && n.written())).collect();
+                check_durability(config, &written, metrics).await?;
                 return Ok(true);
             }
             Err(e @ TopicError::Unreachable { .. }) => {

@@ -16,10 +16,19 @@ pub struct Need {
     pub operations: Vec<Operation>,
 }
 
-/// What the configured mode does on each topic: every topic is described (Describe), its
-/// configuration read (DescribeConfigs: limits and durability) and written (Write); the
-/// events topic is read back by cursor sources (what the previous process published), the
-/// state topic by cursor sources (their positions), the coordination topic by every replica.
+impl Need {
+    /// Whether paybridge writes to this topic (its durability matters).
+    pub fn written(&self) -> bool {
+        self.operations.contains(&Operation::Write)
+    }
+}
+
+/// What the configured mode does on each topic: every topic is described (Describe); the
+/// topics paybridge writes (events, DLQ, state) have their configuration read
+/// (DescribeConfigs: limits and durability) and are written (Write); the events topic is read
+/// back by cursor sources (what the previous process published), the state topic by cursor
+/// sources (their positions); the coordination topic is only subscribed to by every replica
+/// (Read; nothing is written to it).
 pub fn needs(kafka: &KafkaConfig, with_state: bool, coordination: Option<&str>) -> Vec<Need> {
     use Operation::{Describe, DescribeConfigs, Read, Write};
     let mut needs = vec![
@@ -42,11 +51,8 @@ pub fn needs(kafka: &KafkaConfig, with_state: bool, coordination: Option<&str>) 
         });
     }
     if let Some(topic) = coordination {
-        needs.push(Need {
-            topic: topic.to_owned(),
-            role: "coordination",
-            operations: vec![Describe, DescribeConfigs, Write, Read],
-        });
+        // Nothing is written to it: the replicas' group assigns its partitions.
+        needs.push(Need { topic: topic.to_owned(), role: "coordination", operations: vec![Describe, Read] });
     }
     needs
 }

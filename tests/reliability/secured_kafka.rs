@@ -354,3 +354,46 @@ async fn a_broker_certificate_from_an_untrusted_ca_is_never_reached() {
     assert!(!log.contains(password), "no secret in the log");
     assert_eq!(acked(&sandbox).await, 0, "nothing acknowledged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_replicas_run_with_their_documented_acls() {
+    let broker = Broker::secured();
+    let t = topics(&broker);
+    let coordination = broker.new_topic("sec-cluster", 4);
+    let group = support::unique_topic("sec-group");
+    let (user, password) = user_for(&broker, "replicas");
+    let principal = format!("User:{user}");
+    for acl in one_replica_acls(&t, &principal) {
+        broker.grant(&as_strs(&acl));
+    }
+    broker.grant(&[
+        "--allow-principal",
+        &principal,
+        "--operation",
+        "Describe",
+        "--operation",
+        "Read",
+        "--topic",
+        &coordination,
+    ]);
+    broker.grant(&["--allow-principal", &principal, "--operation", "Read", "--group", &group]);
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    sandbox.create(30).await;
+    let config = kafka_section(&broker, &t, (&user, &password))
+        + &format!("\n[cluster]\ngroup_id = \"{group}\"\ntopic = \"{coordination}\"\nsession_timeout = \"6s\"\n")
+        + &sources::ripplenet(&sandbox, ACCOUNT, FAST);
+    let bridge = Paybridge::start(&config);
+    bridge.eventually("all 30 acknowledged", Duration::from_secs(60), || async { acked(&sandbox).await == 30 }).await;
+    bridge
+        .eventually("the sweeper owned (group membership works)", Duration::from_secs(30), || async {
+            support::ripplenet::metrics(bridge.admin_port).contains("paybridge_singleton_owned{task=\"rn/sent\"} 1")
+        })
+        .await;
+    let log = bridge.log();
+    let denied: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .filter(|l| l.to_ascii_lowercase().contains("authoriz"))
+        .collect();
+    assert!(denied.is_empty(), "nothing was refused for want of an ACL:\n{}", denied.join("\n"));
+}
