@@ -92,6 +92,17 @@ fn one_replica_acls(t: &Topics, principal: &str) -> Vec<Vec<String>> {
     ]
 }
 
+/// No warning or error in `log` says an ACL refused something (the readers' group
+/// coordinator lookup is refused and ignored at debug level).
+fn assert_nothing_refused(log: &str) {
+    let denied: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .filter(|l| l.to_ascii_lowercase().contains("authoriz"))
+        .collect();
+    assert!(denied.is_empty(), "nothing was refused for want of an ACL:\n{}", denied.join("\n"));
+}
+
 fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -131,12 +142,7 @@ async fn with_exactly_the_documented_acls_ripplenet_and_payments_direct_drain_ov
     let log = bridge.log();
     // The readers' group coordinator lookup is refused (no group ACL is granted) and
     // ignored at debug level: no warning or error for an operator to act on.
-    let denied: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-        .filter(|l| l.to_ascii_lowercase().contains("authoriz"))
-        .collect();
-    assert!(denied.is_empty(), "nothing was refused for want of an ACL:\n{}", denied.join("\n"));
+    assert_nothing_refused(&log);
     drop(bridge);
 
     // The read-only operator commands with a principal that may only Read (and Describe)
@@ -390,10 +396,5 @@ async fn several_replicas_run_with_their_documented_acls() {
         })
         .await;
     let log = bridge.log();
-    let denied: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-        .filter(|l| l.to_ascii_lowercase().contains("authoriz"))
-        .collect();
-    assert!(denied.is_empty(), "nothing was refused for want of an ACL:\n{}", denied.join("\n"));
+    assert_nothing_refused(&log);
 }

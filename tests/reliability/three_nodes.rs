@@ -16,6 +16,22 @@ use support::ripplenet::{ACCOUNT, FAST, acked, metrics};
 use support::sandbox::Sandbox;
 use support::sources;
 
+/// `paybridge run` on `cluster` with RippleNet and Payments Direct, writing to (events, DLQ,
+/// state).
+fn config(cluster: &ThreeNodes, (events, dlq, state): (&str, &str, &str), sandbox: &Sandbox) -> String {
+    format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{events}\"\ndlq_topic = \"{dlq}\"\nstate_topic = \"{state}\"\n\
+         delivery_timeout = \"10s\"\n\n[admin]\nlisten = \"127.0.0.1:{{admin}}\"\n\n\
+         [intake]\nlisten = \"127.0.0.1:{{intake}}\"\n\n[shutdown]\ntimeout = \"5s\"\n",
+        cluster.bootstrap()
+    ) + &sources::ripplenet(sandbox, ACCOUNT, FAST)
+        + &sources::payments_direct(
+            sandbox,
+            "three-pd",
+            "interval = \"500ms\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"",
+        )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_three_nodes_durable_topics_pass_require_durable_topics_and_carry_events() {
     if support::Engine::chosen() == support::Engine::Tansu {
@@ -28,17 +44,11 @@ async fn on_three_nodes_durable_topics_pass_require_durable_topics_and_carry_eve
     let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
     sandbox.create(50).await;
     let payments = sandbox.pd_create(10).await;
-    let config = format!(
-        "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{events}\"\ndlq_topic = \"{dlq}\"\nstate_topic = \"{state}\"\n\
-         delivery_timeout = \"10s\"\nrequire_durable_topics = true\n\n[admin]\nlisten = \"127.0.0.1:{{admin}}\"\n\n\
-         [intake]\nlisten = \"127.0.0.1:{{intake}}\"\n\n[shutdown]\ntimeout = \"5s\"\n",
-        cluster.bootstrap()
-    ) + &sources::ripplenet(&sandbox, ACCOUNT, FAST)
-        + &sources::payments_direct(
-            &sandbox,
-            "three-pd",
-            "interval = \"500ms\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"",
-        );
+    let config = config(cluster, (&events, &dlq, &state), &sandbox).replacen(
+        "[kafka]\n",
+        "[kafka]\nrequire_durable_topics = true\n",
+        1,
+    );
     let bridge = Paybridge::start(&config);
     let exported = metrics(bridge.admin_port);
     for topic in [&events, &dlq, &state] {
@@ -74,17 +84,7 @@ async fn a_hard_bounce_of_an_events_partition_leader_loses_nothing_and_acknowled
     let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
     let mut created = sandbox.create(150).await;
     let mut payments = sandbox.pd_create(20).await;
-    let config = format!(
-        "[kafka]\nbootstrap_servers = \"{}\"\ntopic = \"{events}\"\ndlq_topic = \"{dlq}\"\nstate_topic = \"{state}\"\n\
-         delivery_timeout = \"10s\"\n\n[admin]\nlisten = \"127.0.0.1:{{admin}}\"\n\n\
-         [intake]\nlisten = \"127.0.0.1:{{intake}}\"\n\n[shutdown]\ntimeout = \"5s\"\n",
-        cluster.bootstrap()
-    ) + &sources::ripplenet(&sandbox, ACCOUNT, FAST)
-        + &sources::payments_direct(
-            &sandbox,
-            "bounce-pd",
-            "interval = \"500ms\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"",
-        );
+    let config = config(&cluster, (&events, &dlq, &state), &sandbox);
     let bridge = Paybridge::start(&config);
     bridge
         .eventually("the first acknowledgements", Duration::from_secs(30), || async { acked(&sandbox).await > 0 })

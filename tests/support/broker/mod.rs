@@ -359,29 +359,7 @@ impl Broker {
 
     /// [`Broker::create_topic`] with topic configs (e.g. `max.message.bytes`).
     pub fn create_topic_with(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-        let admin: AdminClient<DefaultClientContext> =
-            self.client_config().create().unwrap_or_else(|e| panic!("admin client: {e}"));
-        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-        for (key, value) in configs {
-            topic = topic.set(key, value);
-        }
-        // A thread of its own, so this works from sync and async tests alike.
-        let results = std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-                    let runtime = runtime.unwrap_or_else(|e| panic!("runtime: {e}"));
-                    runtime.block_on(admin.create_topics([&topic], &AdminOptions::new()))
-                })
-                .join()
-        })
-        .unwrap_or_else(|_| panic!("create topic {name}: thread panicked"))
-        .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
-        for result in results {
-            if let Err((t, code)) = result {
-                panic!("create topic {t}: {code}");
-            }
-        }
+        create_topic_on(self.client_config(), name, (partitions, 1), configs);
         self.wait_for_topic(name, partitions);
     }
 
@@ -553,4 +531,36 @@ fn reader_from(mut config: ClientConfig, topic: &str, eof: bool, isolation: &str
     }
     consumer.assign(&assignment).unwrap_or_else(|e| panic!("assign: {e}"));
     (consumer, records)
+}
+
+/// Creates topic `name` with (partitions, replication factor) and `configs` through a client
+/// made from `config`, panicking on any error; on a thread of its own, so this works from
+/// sync and async tests alike.
+pub(super) fn create_topic_on(
+    config: ClientConfig,
+    name: &str,
+    (partitions, replicas): (i32, i32),
+    configs: &[(&str, &str)],
+) {
+    let admin: AdminClient<DefaultClientContext> = config.create().unwrap_or_else(|e| panic!("admin client: {e}"));
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replicas));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
+    let results = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let runtime = runtime.unwrap_or_else(|e| panic!("runtime: {e}"));
+                runtime.block_on(admin.create_topics([&topic], &AdminOptions::new()))
+            })
+            .join()
+    })
+    .unwrap_or_else(|_| panic!("create topic {name}: thread panicked"))
+    .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
+    for result in results {
+        if let Err((t, code)) = result {
+            panic!("create topic {t}: {code}");
+        }
+    }
 }

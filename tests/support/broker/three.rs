@@ -7,8 +7,6 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::kafka;
@@ -122,28 +120,7 @@ impl ThreeNodes {
 
     /// [`ThreeNodes::create_topic`] with topic configs.
     pub fn create_topic_with(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-        let admin: AdminClient<DefaultClientContext> =
-            self.client_config().create().unwrap_or_else(|e| panic!("admin client: {e}"));
-        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(3));
-        for (key, value) in configs {
-            topic = topic.set(key, value);
-        }
-        let results = std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-                    let runtime = runtime.unwrap_or_else(|e| panic!("runtime: {e}"));
-                    runtime.block_on(admin.create_topics([&topic], &AdminOptions::new()))
-                })
-                .join()
-        })
-        .unwrap_or_else(|_| panic!("create topic {name}: thread panicked"))
-        .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
-        for result in results {
-            if let Err((t, code)) = result {
-                panic!("create topic {t}: {code}");
-            }
-        }
+        super::create_topic_on(self.client_config(), name, (partitions, 3), configs);
         let consumer: BaseConsumer = self.client_config().create().unwrap_or_else(|e| panic!("consumer: {e}"));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
