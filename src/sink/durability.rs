@@ -8,13 +8,10 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
-
 use crate::config::KafkaConfig;
 
 use super::describe::{Found, TopicDescription};
-use super::kafka::producer_config;
+use super::topics::topic_configs;
 
 /// The replication factor a durable topic has at least.
 pub const MIN_REPLICATION_FACTOR: usize = 3;
@@ -107,24 +104,15 @@ async fn describe_configs(
     topics: &[(&str, usize)],
     timeout: Duration,
 ) -> Result<Vec<Settings>, String> {
-    if topics.is_empty() {
-        return Ok(Vec::new());
-    }
-    let admin: AdminClient<DefaultClientContext> = producer_config(kafka).create().map_err(|e| e.to_string())?;
-    let options = AdminOptions::new().request_timeout(Some(timeout));
-    let resources: Vec<ResourceSpecifier<'_>> = topics.iter().map(|(t, _)| ResourceSpecifier::Topic(t)).collect();
-    let results = admin.describe_configs(resources.iter(), &options).await.map_err(|e| e.to_string())?;
-    if results.len() != topics.len() {
-        return Err(format!("{} answers for {} topics", results.len(), topics.len()));
-    }
-    Ok(results
+    let names: Vec<&str> = topics.iter().map(|(t, _)| *t).collect();
+    let configs = topic_configs(kafka, &names, timeout).await.map_err(|e| e.to_string())?;
+    Ok(configs
         .into_iter()
-        .map(|described| {
-            let resource = described.map_err(|code| code.to_string())?;
-            let value = |key: &str| resource.get(key).and_then(|e| e.value.clone());
+        .map(|config| {
+            let config = config?;
             Ok((
-                value("min.insync.replicas").and_then(|v| v.parse().ok()),
-                value("unclean.leader.election.enable").and_then(|v| v.parse().ok()),
+                config.get("min.insync.replicas").and_then(|v| v.parse().ok()),
+                config.get("unclean.leader.election.enable").and_then(|v| v.parse().ok()),
             ))
         })
         .collect())

@@ -1,5 +1,6 @@
 //! Checking, and on request creating, the topics paybridge writes to.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
@@ -22,7 +23,7 @@ pub enum TopicError {
     /// exists or not: never advise creating it.
     #[error(
         "topic(s) {} missing or not visible to {principal} (Describe): Kafka hides a topic the principal may not Describe; \
-         grant it Describe and the other ACLs of its mode (docs: Connecting to Kafka), or create the topic if it does not exist{}",
+         grant it Describe and the other ACLs of its mode (docs: Connecting to Kafka){}",
         .not_visible.join(", "),
         if .missing.is_empty() { String::new() } else { format!("; missing: {} (create them or set kafka.create_topics = true)", .missing.join(", ")) }
     )]
@@ -46,13 +47,19 @@ pub enum TopicError {
     Internal(String),
 }
 
-/// Each topic's `max.message.bytes` (the largest record batch the broker accepts for it),
-/// in the order of `topics`, read in one DescribeConfigs request.
-pub async fn max_message_bytes(
+/// One topic's configuration (each key with a value), or why the broker did not give it.
+pub type TopicConfig = Result<BTreeMap<String, String>, String>;
+
+/// The configuration of each of `topics`, in their order, read in one DescribeConfigs
+/// request (the start-up's durability check and the transactional writer's limits).
+pub async fn topic_configs(
     kafka: &KafkaConfig,
     topics: &[&str],
     timeout: Duration,
-) -> Result<Vec<usize>, TopicError> {
+) -> Result<Vec<TopicConfig>, TopicError> {
+    if topics.is_empty() {
+        return Ok(Vec::new());
+    }
     let admin: AdminClient<DefaultClientContext> =
         producer_config(kafka).create().map_err(|e| unreachable(kafka, &e))?;
     let options = AdminOptions::new().request_timeout(Some(timeout));
@@ -61,15 +68,30 @@ pub async fn max_message_bytes(
     if results.len() != topics.len() {
         return Err(TopicError::Internal(format!("{} answers for {} topics", results.len(), topics.len())));
     }
+    Ok(results
+        .into_iter()
+        .map(|described| {
+            let resource = described.map_err(|code| code.to_string())?;
+            Ok(resource.entries.into_iter().filter_map(|e| Some((e.name, e.value?))).collect())
+        })
+        .collect())
+}
+
+/// Each topic's `max.message.bytes` (the largest record batch the broker accepts for it),
+/// in the order of `topics`.
+pub async fn max_message_bytes(
+    kafka: &KafkaConfig,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<Vec<usize>, TopicError> {
     topics
         .iter()
-        .zip(results)
-        .map(|(topic, described)| {
+        .zip(topic_configs(kafka, topics, timeout).await?)
+        .map(|(topic, config)| {
             let describe = |reason: String| TopicError::Describe { topic: (*topic).to_owned(), reason };
-            let resource = described.map_err(|code| describe(code.to_string()))?;
-            resource
+            config
+                .map_err(describe)?
                 .get("max.message.bytes")
-                .and_then(|e| e.value.as_deref())
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| describe("no max.message.bytes".into()))
         })
@@ -134,12 +156,13 @@ pub async fn missing_topics(
     wanted: &[TopicSpec],
     timeout: Duration,
 ) -> Result<Vec<TopicSpec>, TopicError> {
-    let described = describe(kafka, wanted, timeout).await?;
-    Ok(wanted.iter().filter(|t| has(&described, &t.name, |f| *f == Found::Missing)).cloned().collect())
+    let missing = named(&describe(kafka, wanted, timeout).await?, &Found::Missing);
+    Ok(wanted.iter().filter(|t| missing.contains(&t.name)).cloned().collect())
 }
 
-fn has(described: &[TopicDescription], name: &str, test: impl Fn(&Found) -> bool) -> bool {
-    described.iter().any(|d| d.name == name && test(&d.found))
+/// The names of the topics `described` found as `found`.
+fn named(described: &[TopicDescription], found: &Found) -> Vec<String> {
+    described.iter().filter(|d| d.found == *found).map(|d| d.name.clone()).collect()
 }
 
 /// Makes sure `wanted` exist and are visible to the principal: creates the missing ones when
@@ -151,25 +174,19 @@ pub async fn ensure_topics(
     timeout: Duration,
 ) -> Result<Vec<TopicDescription>, TopicError> {
     let mut described = describe(kafka, wanted, timeout).await?;
-    let names = |test: &dyn Fn(&Found) -> bool| -> Vec<String> {
-        described.iter().filter(|d| test(&d.found)).map(|d| d.name.clone()).collect()
-    };
     if let Some(failed) = described.iter().find_map(|d| match &d.found {
         Found::Failed(reason) => Some(TopicError::Describe { topic: d.name.clone(), reason: reason.clone() }),
         _ => None,
     }) {
         return Err(failed);
     }
-    let missing = names(&|f| *f == Found::Missing);
+    let missing = named(&described, &Found::Missing);
     if !missing.is_empty() && kafka.create_topics {
         let create: Vec<TopicSpec> = wanted.iter().filter(|t| missing.contains(&t.name)).cloned().collect();
         create_topics(kafka, &create, timeout).await?;
         described = describe(kafka, wanted, timeout).await?;
     }
-    let names = |test: &dyn Fn(&Found) -> bool| -> Vec<String> {
-        described.iter().filter(|d| test(&d.found)).map(|d| d.name.clone()).collect()
-    };
-    let (missing, not_visible) = (names(&|f| *f == Found::Missing), names(&|f| *f == Found::NotVisible));
+    let (missing, not_visible) = (named(&described, &Found::Missing), named(&described, &Found::NotVisible));
     if !not_visible.is_empty() {
         return Err(TopicError::NotVisible { not_visible, missing, principal: principal(kafka) });
     }

@@ -287,7 +287,8 @@ impl Ripplenet {
         self.new_reads.read_covering(WEBHOOK_READ_WAIT, || ledger.held(uuid) || ledger.recently_committed(uuid)).await;
         // Claimed by that read (or by anybody meanwhile): its holder settles it for us.
         let Ok(claim) = self.settler.ledger.claim(uuid) else { return Turn::Elsewhere };
-        // Dropping the claim tells the other waiters "not committed": they answer 503.
+        // Dropping the claim tells the other waiters "not committed": they wait on (see
+        // [`Self::webhook`]).
         if let Err(outcome) = self.pace.admit().await {
             return Turn::Answered(outcome);
         }
