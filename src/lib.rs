@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod cursor_command;
 pub mod dead_letter;
+pub mod doctor;
 pub mod event;
 pub mod health;
 pub mod http;

@@ -104,6 +104,13 @@ enum Command {
     /// Prove from the provider's own records that every notification of a period reached
     /// Kafka, and publish what is missing (--repair).
     Reconcile(cli::reconcile::ReconcileArgs),
+    /// Check a deployment before its first event: brokers reachable, TLS trusted,
+    /// authenticated (mechanism and principal), each topic visible and durable, the ACLs the
+    /// mode needs (by trying what it does), the schema registry, each provider's token
+    /// endpoint and clock, the intake's TLS and webhook protection. One line per check, ✓ or
+    /// ✗ with the fix; exit 0 when none fails, 1 otherwise. Nothing is published or
+    /// acknowledged.
+    Doctor(cli::doctor::DoctorArgs),
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -194,6 +201,7 @@ fn main() -> ExitCode {
             cli::tail::run(&loaded.kafka, from_beginning, format)
         }
         Command::Dlq(args) => cli::dlq::run(args),
+        Command::Doctor(args) => cli::doctor::run(args),
         Command::Cursor(args) => cli::cursor::run(args),
         Command::Reconcile(args) => cli::reconcile::run(args),
         Command::Trace { config, payment_id, source, since, format } => {

@@ -4,6 +4,7 @@
 pub mod backfill;
 pub mod cursor;
 pub mod dlq;
+pub mod doctor;
 pub mod progress;
 pub mod reconcile;
 pub mod reference;

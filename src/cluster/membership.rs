@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,31 @@ pub struct Shared {
     pub gates: BTreeMap<i32, Arc<Gate>>,
     pub handover_timeout: Duration,
     pub runtime: tokio::runtime::Handle,
+    /// Told how the first join ended (the start waits for it: a principal the group refuses
+    /// stops the start).
+    pub first_join: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<FirstJoin>>>,
+}
+
+/// How the first join of the group ended.
+#[derive(Debug)]
+pub enum FirstJoin {
+    /// The group assigned this replica its share (possibly nothing).
+    Joined,
+    /// The broker refused the principal the group (Kafka's text).
+    Denied(String),
+}
+
+impl Shared {
+    fn first_join(&self, outcome: FirstJoin) {
+        let sender = match self.first_join.lock() {
+            Ok(mut sender) => sender.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(sender) = sender {
+            // The start stopped waiting: nothing to tell.
+            let _ = sender.send(outcome);
+        }
+    }
 }
 
 struct Context(Arc<Shared>);
@@ -61,6 +87,7 @@ impl ConsumerContext for Context {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
+            self.0.first_join(FirstJoin::Joined);
             tracing::info!(partitions = ?ids(partitions), "tasks assigned");
             for gate in gates_of(&self.0, partitions) {
                 gate.grant();
@@ -94,8 +121,13 @@ pub fn serve(
     let consumer: BaseConsumer<Context> = config.create_with_context(Context(shared.clone()))?;
     consumer.subscribe(&[shared.topic.as_str()])?;
     while !stop.is_cancelled() {
-        if let Some(Err(e)) = consumer.poll(POLL) {
-            tracing::debug!(error = %e, "group membership");
+        match consumer.poll(POLL) {
+            Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed) => {
+                shared.first_join(FirstJoin::Denied(e.to_string()));
+                return Err(e);
+            }
+            Some(Err(e)) => tracing::debug!(error = %e, "group membership"),
+            _ => {}
         }
         if shared.runtime.block_on(async { tokio::time::timeout(Duration::ZERO, rejoin.notified()).await.is_ok() }) {
             tracing::warn!("a task's writer was fenced by another replica; leaving and rejoining the group");

@@ -19,10 +19,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use self::gate::Gate;
-use self::membership::Shared;
+use self::membership::{FirstJoin, Shared};
 use crate::config::{ClusterConfig, GroupProtocol, KafkaConfig};
 use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::sink::access::principal;
 use crate::sink::kafka::consumer_config;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,11 @@ pub enum ClusterError {
     Topic { topic: String, reason: String },
     #[error("cannot join consumer group {group}: {reason}")]
     Join { group: String, reason: String },
+    #[error(
+        "{principal} may not join consumer group {group} ([cluster]): {reason}; grant it Read and Describe on the \
+         group (docs: Connecting to Kafka); nothing was read or acknowledged"
+    )]
+    Denied { principal: String, group: String, reason: String },
 }
 
 /// The coordination partition of a singleton task: a stable hash of its name (FNV-1a), so
@@ -63,24 +69,8 @@ impl Cluster {
         health: Arc<Health>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ClusterError> {
-        let group = cluster.group(kafka.properties.get("client.id").map(String::as_str));
-        let session = cluster.session_timeout.get();
+        let (config, group) = membership_config(cluster, kafka);
         let handover = cluster.handover_timeout.get();
-        let mut config = consumer_config(kafka, &group);
-        config.set("group.protocol", cluster.group_protocol.as_str());
-        if cluster.group_protocol == GroupProtocol::Classic {
-            // With KIP-848 the broker assigns and times sessions and heartbeats.
-            config
-                .set("partition.assignment.strategy", "cooperative-sticky")
-                .set("session.timeout.ms", session.as_millis().to_string())
-                // Frequent heartbeats: a survivor hears of a rebalance soon after the session expired.
-                .set(
-                    "heartbeat.interval.ms",
-                    (session / 10).clamp(Duration::from_millis(100), Duration::from_secs(3)).as_millis().to_string(),
-                );
-        }
-        // The rebalance bound: a revoke may wait handover_timeout for the tasks.
-        config.set("max.poll.interval.ms", (session + handover + Duration::from_secs(10)).as_millis().to_string());
         let partitions = partition_count(&config, &cluster.topic, kafka.metadata_timeout.get()).await?;
         let rejoin = Arc::new(Notify::new());
         let mut gates = BTreeMap::new();
@@ -92,11 +82,13 @@ impl Cluster {
             health.set_standby(task, true);
             metrics.singleton_owned(task, false);
         }
+        let (joined_tx, joined) = tokio::sync::oneshot::channel();
         let shared = Arc::new(Shared {
             topic: cluster.topic.clone(),
             gates,
             handover_timeout: handover,
             runtime: tokio::runtime::Handle::current(),
+            first_join: std::sync::Mutex::new(Some(joined_tx)),
         });
         let stop = CancellationToken::new();
         let thread = {
@@ -113,7 +105,26 @@ impl Cluster {
         };
         tracing::info!(group, topic = %cluster.topic, partitions, tasks = ?owners, "joining the group");
         health.set_cluster(true);
-        Ok(Self { shared, tasks: owners, stop, thread: Some(thread), health, metrics })
+        let mut joining = Self { shared, tasks: owners, stop, thread: Some(thread), health, metrics };
+        let bound = kafka.startup_timeout.get();
+        match tokio::time::timeout(bound, joined).await {
+            Ok(Ok(FirstJoin::Joined)) => tracing::info!(group, "joined the group"),
+            Ok(Ok(FirstJoin::Denied(reason))) => {
+                joining.stop.cancel();
+                if let Some(thread) = joining.thread.take() {
+                    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+                }
+                return Err(ClusterError::Denied { principal: principal(kafka), group, reason });
+            }
+            // The membership ended otherwise: readiness says why (set_cluster_failure).
+            Ok(Err(_)) => {}
+            Err(_) => tracing::warn!(
+                group,
+                waited_s = bound.as_secs(),
+                "not assigned within kafka.startup_timeout; starting, the singleton tasks wait for the group"
+            ),
+        }
+        Ok(joining)
     }
 
     /// The gate of a singleton task.
@@ -144,6 +155,31 @@ impl Cluster {
         }
         self.health.set_cluster(false);
     }
+}
+
+/// The consumer configuration a replica joins the group with, and the group's name: the
+/// same for every member (a member with another assignment strategy would be refused), so
+/// `paybridge doctor` joins with it too.
+pub fn membership_config(cluster: &ClusterConfig, kafka: &KafkaConfig) -> (rdkafka::ClientConfig, String) {
+    let group = cluster.group(kafka.properties.get("client.id").map(String::as_str));
+    let session = cluster.session_timeout.get();
+    let handover = cluster.handover_timeout.get();
+    let mut config = consumer_config(kafka, &group);
+    config.set("group.protocol", cluster.group_protocol.as_str());
+    if cluster.group_protocol == GroupProtocol::Classic {
+        // With KIP-848 the broker assigns and times sessions and heartbeats.
+        config
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("session.timeout.ms", session.as_millis().to_string())
+            // Frequent heartbeats: a survivor hears of a rebalance soon after the session expired.
+            .set(
+                "heartbeat.interval.ms",
+                (session / 10).clamp(Duration::from_millis(100), Duration::from_secs(3)).as_millis().to_string(),
+            );
+    }
+    // The rebalance bound: a revoke may wait handover_timeout for the tasks.
+    config.set("max.poll.interval.ms", (session + handover + Duration::from_secs(10)).as_millis().to_string());
+    (config, group)
 }
 
 /// The partition count of the coordination topic, read from the broker.

@@ -64,6 +64,15 @@ pub struct ClockReading {
     pub local: chrono::DateTime<chrono::Utc>,
 }
 
+/// The `Date` of an answer read now, when it has a valid one.
+pub fn clock_reading(headers: &reqwest::header::HeaderMap) -> Option<ClockReading> {
+    headers
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .map(|provider| ClockReading { provider: provider.with_timezone(&chrono::Utc), local: chrono::Utc::now() })
+}
+
 impl Answer {
     pub fn json(&self) -> Result<Value, ApiError> {
         self.parse()
@@ -290,15 +299,7 @@ impl ApiClient {
                 self.tokens.invalidate().await;
                 continue;
             }
-            let clock = response
-                .headers()
-                .get(reqwest::header::DATE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-                .map(|provider| ClockReading {
-                    provider: provider.with_timezone(&chrono::Utc),
-                    local: chrono::Utc::now(),
-                });
+            let clock = clock_reading(response.headers());
             let retry_after = response
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)

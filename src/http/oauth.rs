@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
+use super::client::ClockReading;
 use super::jwt::AssertionSigner;
 use crate::config::OAuthClient;
 
@@ -75,7 +76,7 @@ pub enum Grant {
 }
 
 impl Grant {
-    fn token_url(&self) -> &str {
+    pub fn token_url(&self) -> &str {
         match self {
             Grant::ClientSecret(c) => &c.token_url,
             Grant::PrivateKeyJwt(s) => s.token_url(),
@@ -160,31 +161,47 @@ impl TokenCache {
     }
 
     async fn request(&self) -> Result<(String, Duration), TokenError> {
-        let request = self.http.post(self.grant.token_url());
-        let request = match &self.grant {
-            Grant::ClientSecret(client) => request.json(&serde_json::json!({
-                "grant_type": "client_credentials",
-                "client_id": client.client_id,
-                "client_secret": client.client_secret.expose(),
-                "audience": client.audience,
-            })),
-            Grant::PrivateKeyJwt(signer) => {
-                let assertion = signer.sign().map_err(|e| TokenError::Assertion(e.to_string()))?;
-                let form = signer.form(&assertion);
-                let body = serde_urlencoded::to_string(form).map_err(|e| TokenError::Assertion(e.to_string()))?;
-                request.header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(body)
-            }
-        };
-        let response = request.send().await.map_err(|e| TokenError::Transport(e.without_url().to_string()))?;
-        let status = response.status();
-        let (body, _) = super::body::read_limited(response, MAX_TOKEN_RESPONSE_BYTES)
-            .await
-            .map_err(|e| TokenError::Transport(e.without_url().to_string()))?;
-        if !status.is_success() {
-            return Err(TokenError::Refused { status: status.as_u16(), error: token_error_text(&body) });
-        }
-        parse_token_response(&body)
+        request_token(&self.http, &self.grant).await.map(|issued| (issued.token, issued.lifetime))
     }
+}
+
+/// A token the endpoint issued, and its clock when it answered.
+pub struct Issued {
+    pub token: String,
+    pub lifetime: Duration,
+    /// The endpoint's `Date`, when it sent one.
+    pub clock: Option<ClockReading>,
+}
+
+/// Asks the token endpoint of `grant` for a token (no cache, no backoff: what `paybridge
+/// doctor` tries, and what the cache does on a miss).
+pub async fn request_token(http: &reqwest::Client, grant: &Grant) -> Result<Issued, TokenError> {
+    let request = http.post(grant.token_url());
+    let request = match grant {
+        Grant::ClientSecret(client) => request.json(&serde_json::json!({
+            "grant_type": "client_credentials",
+            "client_id": client.client_id,
+            "client_secret": client.client_secret.expose(),
+            "audience": client.audience,
+        })),
+        Grant::PrivateKeyJwt(signer) => {
+            let assertion = signer.sign().map_err(|e| TokenError::Assertion(e.to_string()))?;
+            let form = signer.form(&assertion);
+            let body = serde_urlencoded::to_string(form).map_err(|e| TokenError::Assertion(e.to_string()))?;
+            request.header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(body)
+        }
+    };
+    let response = request.send().await.map_err(|e| TokenError::Transport(e.without_url().to_string()))?;
+    let status = response.status();
+    let clock = super::client::clock_reading(response.headers());
+    let (body, _) = super::body::read_limited(response, MAX_TOKEN_RESPONSE_BYTES)
+        .await
+        .map_err(|e| TokenError::Transport(e.without_url().to_string()))?;
+    if !status.is_success() {
+        return Err(TokenError::Refused { status: status.as_u16(), error: token_error_text(&body) });
+    }
+    let (token, lifetime) = parse_token_response(&body)?;
+    Ok(Issued { token, lifetime, clock })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ pub mod register;
 mod startup;
 
 pub use client::{Auth, Compatibility, Registered, RegistryClient, RegistryError};
-pub use startup::check_at_start;
+pub use startup::{Verdict, check_at_start, judge};
 
 use crate::config::SchemaRegistryConfig;
 

@@ -37,20 +37,42 @@ pub async fn check_at_start(
             Err(e) => return Err(format!("schema registry {}: {e}", client.base_url())),
         }
     };
+    match judge(found, config, &subject)? {
+        Verdict { format, warning: Some(warning) } => {
+            tracing::warn!(%subject, "{warning}");
+            Ok(Some(format))
+        }
+        Verdict { format, warning: None } => {
+            tracing::info!(%subject, "the event schema is the subject's latest version");
+            Ok(Some(format))
+        }
+    }
+}
+
+/// What a subject's standing means for paybridge: the value format to publish with (and a
+/// warning worth an operator's attention), or the reason not to start.
+pub struct Verdict {
+    pub format: ValueFormat,
+    pub warning: Option<String>,
+}
+
+/// Judges where the event schema stands in `subject` (the start-up check and `paybridge
+/// doctor` say the same).
+pub fn judge(found: Standing, config: &SchemaRegistryConfig, subject: &str) -> Result<Verdict, String> {
     let register_hint = "register it first: paybridge schema register --config <this file>";
     match found {
-        Standing::Registered { id, version, latest } => {
-            if version < latest {
-                tracing::warn!(%subject, id, version, latest, "the event schema is registered, but not as the subject's latest version");
-            } else {
-                tracing::info!(%subject, id, version, "the event schema is the subject's latest version");
-            }
-            Ok(Some(if config.wire_format { ValueFormat::Confluent { schema_id: id } } else { ValueFormat::Json }))
-        }
-        Standing::Compatible { latest } if !config.wire_format => {
-            tracing::warn!(%subject, latest, "the event schema is not registered; the registry would accept it as the next version: {register_hint}");
-            Ok(Some(ValueFormat::Json))
-        }
+        Standing::Registered { id, version, latest } => Ok(Verdict {
+            format: if config.wire_format { ValueFormat::Confluent { schema_id: id } } else { ValueFormat::Json },
+            warning: (version < latest).then(|| {
+                format!("the event schema is registered (id {id}, version {version}), but not as the subject's latest version ({latest})")
+            }),
+        }),
+        Standing::Compatible { latest } if !config.wire_format => Ok(Verdict {
+            format: ValueFormat::Json,
+            warning: Some(format!(
+                "the event schema is not registered; the registry would accept it as the version after {latest}: {register_hint}"
+            )),
+        }),
         Standing::Compatible { latest } => Err(format!(
             "subject {subject:?}: the event schema is not registered (it is compatible with version {latest}), and \
              wire_format needs its id: {register_hint}"

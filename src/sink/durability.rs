@@ -6,6 +6,7 @@
 //! and drop confirmed records. Weak topics are reported at every start; with
 //! `kafka.require_durable_topics` they stop it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::KafkaConfig;
@@ -50,6 +51,17 @@ impl Durability {
             Some(false) => {}
         }
         out
+    }
+}
+
+/// A topic's durability from its replication factor and its configuration (each key with a
+/// value, as DescribeConfigs gives it).
+pub fn from_config(topic: &str, replication_factor: usize, config: &BTreeMap<String, String>) -> Durability {
+    Durability {
+        topic: topic.to_owned(),
+        replication_factor,
+        min_insync_replicas: config.get("min.insync.replicas").and_then(|v| v.parse().ok()),
+        unclean_leader_election: config.get("unclean.leader.election.enable").and_then(|v| v.parse().ok()),
     }
 }
 
@@ -110,10 +122,8 @@ async fn describe_configs(
         .into_iter()
         .map(|config| {
             let config = config?;
-            Ok((
-                config.get("min.insync.replicas").and_then(|v| v.parse().ok()),
-                config.get("unclean.leader.election.enable").and_then(|v| v.parse().ok()),
-            ))
+            let read = from_config("", 0, &config);
+            Ok((read.min_insync_replicas, read.unclean_leader_election))
         })
         .collect())
 }

@@ -7,6 +7,7 @@ mod bad_answers;
 mod bridge_shutdown;
 mod chaos;
 mod cluster;
+mod doctor;
 mod producer_fatal;
 mod read_ahead_memory;
 mod reconcile_memory;

@@ -20,22 +20,27 @@ use support::sandbox::Sandbox;
 use support::{Broker, SECURED_USERS, sources};
 
 /// The topics of one test, created over the admin listener.
-struct Topics {
-    events: String,
-    dlq: String,
-    state: String,
+pub(crate) struct Topics {
+    pub(crate) events: String,
+    pub(crate) dlq: String,
+    pub(crate) state: String,
 }
 
-fn topics(broker: &Broker) -> Topics {
+pub(crate) fn topics(broker: &Broker) -> Topics {
     Topics {
         events: broker.new_topic("sec-events", 3),
         dlq: broker.new_topic("sec-dlq", 1),
-        state: broker.new_topic("sec-state", 1),
+        // Compacted, as paybridge creates it (doctor checks it).
+        state: {
+            let name = support::unique_topic("sec-state");
+            broker.create_topic_with(&name, 1, &[("cleanup.policy", "compact")]);
+            name
+        },
     }
 }
 
 /// The `[kafka]` section for `user` over SASL_SSL (SCRAM-SHA-512), trusting the test's CA.
-fn kafka_section(broker: &Broker, t: &Topics, (user, password): (&str, &str)) -> String {
+pub(crate) fn kafka_section(broker: &Broker, t: &Topics, (user, password): (&str, &str)) -> String {
     let secured = broker.secured_listeners();
     format!(
         r#"
@@ -74,7 +79,7 @@ timeout = "5s"
 
 /// The ACLs of one replica at-least-once with a cursor source, as kafka-acls.sh flag sets
 /// (docs/src/kafka.md): each entry is one grant.
-fn one_replica_acls(t: &Topics, principal: &str) -> Vec<Vec<String>> {
+pub(crate) fn one_replica_acls(t: &Topics, principal: &str) -> Vec<Vec<String>> {
     let grant = |ops: &[&str], topic: &str| {
         let mut args = vec!["--allow-principal".to_owned(), principal.to_owned()];
         for op in ops {
@@ -103,12 +108,12 @@ fn assert_nothing_refused(log: &str) {
     assert!(denied.is_empty(), "nothing was refused for want of an ACL:\n{}", denied.join("\n"));
 }
 
-fn as_strs(args: &[String]) -> Vec<&str> {
+pub(crate) fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
 /// A principal of its own for one test (SCRAM users are added over the admin listener).
-fn user_for(broker: &Broker, name: &str) -> (String, String) {
+pub(crate) fn user_for(broker: &Broker, name: &str) -> (String, String) {
     let (user, password) = (support::unique_topic(name), format!("{name}-pw"));
     broker.add_scram_user(&user, &password);
     (user, password)
@@ -234,7 +239,7 @@ async fn each_single_missing_acl_is_named_by_principal_topic_and_operation() {
 
 /// The ACLs of exactly-once mode on top of one replica's: Write (which implies Describe) on
 /// the transactional ids `<prefix>-<source>`, as a prefixed pattern.
-fn transactional_acl(prefix: &str, principal: &str) -> Vec<String> {
+pub(crate) fn transactional_acl(prefix: &str, principal: &str) -> Vec<String> {
     [
         "--allow-principal",
         principal,
@@ -397,4 +402,40 @@ async fn several_replicas_run_with_their_documented_acls() {
         .await;
     let log = bridge.log();
     assert_nothing_refused(&log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_without_read_on_their_group_stop_at_start_naming_it() {
+    let broker = Broker::secured();
+    let t = topics(&broker);
+    let coordination = broker.new_topic("sec-cluster", 2);
+    let group = support::unique_topic("sec-nogroup");
+    let (user, password) = user_for(&broker, "groupless");
+    let principal = format!("User:{user}");
+    for acl in one_replica_acls(&t, &principal) {
+        broker.grant(&as_strs(&acl));
+    }
+    broker.grant(&[
+        "--allow-principal",
+        &principal,
+        "--operation",
+        "Describe",
+        "--operation",
+        "Read",
+        "--topic",
+        &coordination,
+    ]);
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    sandbox.create(5).await;
+    let config = kafka_section(&broker, &t, (&user, &password))
+        + &format!("\n[cluster]\ngroup_id = \"{group}\"\ntopic = \"{coordination}\"\nsession_timeout = \"6s\"\n")
+        + &sources::ripplenet(&sandbox, ACCOUNT, FAST);
+    let mut bridge = Paybridge::spawn(&config);
+    let code = bridge.wait_exit(Duration::from_secs(40));
+    let log = bridge.log();
+    assert_eq!(code, Some(1), "{log}");
+    let expected = format!("{principal} (SCRAM-SHA-512 over SASL_SSL) may not join consumer group {group}");
+    assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
+    assert!(!log.contains("paybridge started"), "never ready:\n{log}");
+    assert_eq!(acked(&sandbox).await, 0, "nothing acknowledged");
 }
