@@ -28,6 +28,13 @@ pub fn checks(config: &Config) -> Vec<Check> {
             ),
         }),
         None if webhooks.is_empty() => {}
+        None if config.intake.listen.0.ip().is_loopback() => checks.push(Check::pass(
+            "intake: TLS",
+            format!(
+                "not served: the intake listens on loopback ({}), behind what terminates TLS for it",
+                config.intake.listen.0
+            ),
+        )),
         None => checks.push(Check::warn(
             "intake: TLS",
             format!("webhooks are served over plain HTTP on {}", config.intake.listen.0),

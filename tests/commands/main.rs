@@ -9,6 +9,7 @@ mod cursor_command;
 mod dashboard;
 mod demo;
 mod dlq_command;
+mod doctor_command;
 mod reconcile_command;
 mod run_command;
 mod schema_register;

@@ -45,6 +45,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("bridge", 5),
     ("cursor_command", 5),
     ("dead_letter", 5),
+    ("doctor", 5),
     ("reconcile", 5),
     ("tail", 5),
     ("trace", 5),

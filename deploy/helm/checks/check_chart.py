@@ -274,6 +274,19 @@ def main():
             "is not a source in config.sources")
     refuses(chart, "reconcile without sources", {"reconcile": {"enabled": True}}, "reconcile.sources")
 
+    # paybridge doctor as an init container: same image, config, environment and mounts.
+    doctored = check_values(chart, "doctor init container", {"doctor": {"initContainer": True}}, binary)
+    inits = doctored.get("initContainers", [])
+    check([c["name"] for c in inits] == ["paybridge-doctor"], f"doctor: init containers {inits}")
+    if inits:
+        main_container = next(c for c in doctored["containers"] if c["name"] == "paybridge")
+        init = inits[0]
+        check(init["args"] == ["doctor", "--config", "/etc/paybridge/paybridge.toml"], f"doctor: args {init['args']}")
+        for key in ("image", "env", "volumeMounts", "securityContext"):
+            check(init.get(key) == main_container.get(key), f"doctor: {key} differs from the paybridge container's")
+    plain = next(doc for _, doc in manifests(render(chart, {})) if doc["kind"] == "Deployment")
+    check("initContainers" not in plain["spec"]["template"]["spec"], "doctor: no init container by default")
+
     refuses(chart, "grace below the shutdown timeout", {"terminationGracePeriodSeconds": 20},
             "must exceed config.shutdown.timeout")
     refuses(chart, "values against values.schema.json", {"replicaCount": "two"}, "replicaCount")

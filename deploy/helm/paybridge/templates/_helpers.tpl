@@ -131,6 +131,22 @@ can another chart's pod, with this chart as its dependency and `paybridge.embedd
     {{- include "paybridge.volumeMounts" $v | nindent 4 }}
 {{- end -}}
 
+{{/* `paybridge doctor` with the paybridge container's image, environment, mounts and limits. */}}
+{{- define "paybridge.doctorContainer" -}}
+{{- $v := .Values -}}
+- name: paybridge-doctor
+  image: {{ include "paybridge.image" $v | quote }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
+  args: ["doctor", "--config", "/etc/paybridge/paybridge.toml"]
+  {{- include "paybridge.env" $v | nindent 2 }}
+  resources:
+    {{- toYaml $v.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $v.securityContext | nindent 4 }}
+  volumeMounts:
+    {{- include "paybridge.volumeMounts" $v | nindent 4 }}
+{{- end -}}
+
 {{/* Where the paybridge container mounts its config, secretFiles and extraVolumeMounts. */}}
 {{- define "paybridge.volumeMounts" -}}
 - name: paybridge-config
