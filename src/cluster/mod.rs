@@ -33,8 +33,8 @@ pub enum ClusterError {
     #[error("cannot join consumer group {group}: {reason}")]
     Join { group: String, reason: String },
     #[error(
-        "{principal} may not join consumer group {group} ([cluster]): {reason}; grant it Read and Describe on the \
-         group (docs: Connecting to Kafka); nothing was read or acknowledged"
+        "{principal} may not join consumer group {group} ([cluster]): {reason}; grant it Read on the group \
+         (docs: Connecting to Kafka); nothing was read or acknowledged"
     )]
     Denied { principal: String, group: String, reason: String },
 }

@@ -143,8 +143,8 @@ async fn group(config: &Config, described: &[TopicDescription]) -> Option<Check>
             name,
             format!("{who} may not join group {group}: {reason}"),
             format!(
-                "kafka-acls.sh --bootstrap-server <admin> --add --allow-principal {} --operation Read --operation \
-                 Describe --group {group}",
+                "kafka-acls.sh --bootstrap-server <admin> --add --allow-principal {} --operation Read --group {group} \
+                 (Read implies Describe)",
                 acl_principal(&who)
             ),
         ),
