@@ -1,6 +1,6 @@
 # Build: librdkafka is compiled from the source bundled in the rdkafka crate.
 FROM rust:1.95-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config make perl \
+RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev libcurl4-openssl-dev pkg-config make perl \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
@@ -25,7 +25,7 @@ LABEL org.opencontainers.image.title="paybridge" \
       org.opencontainers.image.version="$PAYBRIDGE_VERSION" \
       org.opencontainers.image.revision="$PAYBRIDGE_COMMIT" \
       org.opencontainers.image.licenses="Apache-2.0"
-RUN apt-get update && apt-get install -y --no-install-recommends libssl3 ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends libssl3 libcurl4 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 paybridge
 COPY --from=build /src/target/release/paybridge /usr/local/bin/paybridge

@@ -9,6 +9,7 @@ mod errors;
 pub mod faults;
 pub mod generator;
 mod guard;
+mod kafka_idp;
 pub mod ledger;
 mod oauth;
 mod payments_direct;
@@ -34,6 +35,7 @@ pub fn router(state: SandboxState) -> Router {
         .merge(payments_direct::routes())
         .merge(checkout::routes(&checkout_paths))
         .merge(control::routes())
+        .merge(kafka_idp::routes())
         .layer(axum::middleware::map_response_with_state(state.clone(), provider_date))
         .with_state(state)
 }

@@ -21,6 +21,62 @@ pub struct Scenario {
     /// it stamps and its `Date` header. `/_sandbox/clock/advance` moves it on from there.
     #[serde(default)]
     pub clock_offset_s: i64,
+    /// An OpenID Connect identity provider for Kafka's SASL/OAUTHBEARER: RS256 JWTs for
+    /// client credentials, and the JWKS a broker verifies them with.
+    #[serde(default)]
+    pub kafka_idp: KafkaIdpScenario,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaIdpScenario {
+    /// Client id → client secret of the clients `POST /kafka/oauth2/token` accepts (Basic
+    /// header or form body). Each token's `sub` is its client id: the broker's principal
+    /// `User:<client id>`.
+    #[serde(default = "default_idp_clients")]
+    pub clients: std::collections::BTreeMap<String, String>,
+    /// The tokens' `iss`.
+    #[serde(default = "default_idp_issuer")]
+    pub issuer: String,
+    /// The tokens' `aud`.
+    #[serde(default = "default_idp_audience")]
+    pub audience: String,
+    /// Another `aud` for some clients (client id → audience): tokens a broker expecting
+    /// `audience` must refuse.
+    #[serde(default = "default_idp_other_audiences")]
+    pub client_audiences: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_token_ttl", with = "humantime_serde")]
+    pub token_ttl: Duration,
+}
+
+impl Default for KafkaIdpScenario {
+    fn default() -> Self {
+        Self {
+            clients: default_idp_clients(),
+            issuer: default_idp_issuer(),
+            audience: default_idp_audience(),
+            client_audiences: default_idp_other_audiences(),
+            token_ttl: default_token_ttl(),
+        }
+    }
+}
+
+fn default_idp_clients() -> std::collections::BTreeMap<String, String> {
+    [
+        ("kafka-client".to_owned(), "kafka-client-secret".to_owned()),
+        ("kafka-client-elsewhere".to_owned(), "kafka-client-elsewhere-secret".to_owned()),
+    ]
+    .into_iter()
+    .collect()
+}
+fn default_idp_other_audiences() -> std::collections::BTreeMap<String, String> {
+    [("kafka-client-elsewhere".to_owned(), "another-cluster".to_owned())].into_iter().collect()
+}
+fn default_idp_issuer() -> String {
+    "https://paybridge-sandbox/kafka".to_owned()
+}
+fn default_idp_audience() -> String {
+    "kafka".to_owned()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -94,6 +94,9 @@ impl ProducerContext for Heard {
     fn delivery(&self, _result: &rdkafka::message::DeliveryResult<'_>, _opaque: Self::DeliveryOpaque) {}
 }
 
+/// How long a failed connection's error events are waited for.
+const ERRORS_HEARD_WITHIN: Duration = Duration::from_secs(3);
+
 /// What a connection attempt found.
 pub struct Connected {
     /// The brokers the cluster's metadata lists.
@@ -112,6 +115,14 @@ pub fn connect(config: &ClientConfig, timeout: Duration) -> (Result<Connected, S
         .fetch_metadata(None, timeout)
         .map(|metadata| Connected { brokers: metadata.brokers().len() })
         .map_err(|e| e.to_string());
+    if result.is_err() {
+        // The cause (a TLS or SASL failure) reaches the context as an error event, served by
+        // polling: the request may have failed before it was heard.
+        let deadline = Instant::now() + ERRORS_HEARD_WITHIN;
+        while heard.last_error().is_none() && Instant::now() < deadline {
+            let _ = consumer.poll(Duration::from_millis(100));
+        }
+    }
     (result, heard)
 }
 

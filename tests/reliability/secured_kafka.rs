@@ -439,3 +439,75 @@ async fn replicas_without_read_on_their_group_stop_at_start_naming_it() {
     assert!(!log.contains("paybridge started"), "never ready:\n{log}");
     assert_eq!(acked(&sandbox).await, 0, "nothing acknowledged");
 }
+
+/// The `[kafka]` section for OAUTHBEARER with OIDC: librdkafka asks the sandbox's IdP for a
+/// JWT with client credentials, the broker verifies it against the IdP's JWKS.
+pub(crate) fn oidc_section(broker: &Broker, t: &Topics, secret: &str) -> String {
+    let (client, _) = support::broker::idp::OIDC_CLIENT;
+    kafka_section(broker, t, ("", ""))
+        .replace("\"sasl.mechanism\" = \"SCRAM-SHA-512\"", "\"sasl.mechanism\" = \"OAUTHBEARER\"")
+        .replace(
+            "\"sasl.username\" = \"\"\n\"sasl.password\" = \"\"\n",
+            &format!(
+                "\"sasl.oauthbearer.method\" = \"oidc\"\n\"sasl.oauthbearer.client.id\" = \"{client}\"\n\
+                 \"sasl.oauthbearer.client.secret\" = \"{secret}\"\n\"sasl.oauthbearer.token.endpoint.url\" = \"{}\"\n",
+                support::broker::idp::token_url()
+            ),
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauthbearer_with_oidc_carries_events_end_to_end() {
+    let broker = Broker::secured();
+    let t = topics(&broker);
+    let (client, secret) = support::broker::idp::OIDC_CLIENT;
+    let principal = format!("User:{client}");
+    for acl in one_replica_acls(&t, &principal) {
+        broker.grant(&as_strs(&acl));
+    }
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    sandbox.create(30).await;
+    let payments = sandbox.pd_create(10).await;
+    let config = oidc_section(&broker, &t, secret)
+        + &sources::ripplenet(&sandbox, ACCOUNT, FAST)
+        + &sources::payments_direct(
+            &sandbox,
+            "sec-pd",
+            "interval = \"500ms\"\nsafety_lag = \"1s\"\nstart_from = \"10m\"",
+        );
+    assert!(config.contains("\"OAUTHBEARER\"") && !config.contains("sasl.username"), "{config}");
+    let bridge = Paybridge::start(&config);
+    bridge.eventually("all 30 acknowledged", Duration::from_secs(60), || async { acked(&sandbox).await == 30 }).await;
+    let read = || tokio::task::block_in_place(|| broker.read_to_end(&t.events, Duration::from_secs(10)));
+    bridge.eventually("the 40 events in Kafka", Duration::from_secs(60), || async { read().len() >= 40 }).await;
+    let ids: std::collections::HashSet<String> =
+        read().iter().filter_map(|r| r.header("ce_id").map(str::to_owned)).collect();
+    assert_eq!(ids.len(), 30 + payments.len());
+    let log = bridge.log();
+    assert_nothing_refused(&log);
+    assert!(!log.contains(secret), "no secret in the log");
+    drop(bridge);
+
+    // The broker verifies the tokens (signature by the IdP's JWKS, audience, issuer): a
+    // token for another audience is refused, and doctor says so.
+    let (elsewhere, elsewhere_secret) = support::broker::idp::OIDC_CLIENT_ELSEWHERE;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let refused =
+        oidc_section(&broker, &t, elsewhere_secret).replace(&format!("= \"{client}\""), &format!("= \"{elsewhere}\""));
+    let ran = tokio::task::block_in_place(|| {
+        support::commands::paybridge("doctor", &support::commands::write_config(dir.path(), &refused), &[])
+    });
+    assert_eq!(ran.code, Some(1), "{}", ran.output());
+    assert!(ran.stdout.lines().any(|l| l.starts_with("✗ kafka: authentication: ")), "{}", ran.output());
+    let ran = tokio::task::block_in_place(|| {
+        support::commands::paybridge("doctor", &support::commands::write_config(dir.path(), &config), &[])
+    });
+    assert_eq!(ran.code, Some(0), "{}", ran.output());
+    assert!(
+        ran.stdout.contains(&format!(
+            "✓ kafka: authentication: authenticated as the OAUTHBEARER principal of client {client}"
+        )),
+        "{}",
+        ran.output()
+    );
+}

@@ -96,7 +96,9 @@ pub struct SecuredPorts {
 }
 
 /// The server.properties of a node secured the way production runs it: TLS with `certs`,
-/// SCRAM-SHA-512 over it, client certificates on the mTLS listener, and
+/// SCRAM-SHA-512 and OAUTHBEARER over it (tokens verified against the sandbox IdP's JWKS by
+/// `BrokerJwtValidator`, which Kafka 4.1 uses only when named: its default validator checks
+/// no signature), client certificates on the mTLS listener, and
 /// `StandardAuthorizer` denying whatever no ACL allows.
 pub fn secured_server_properties(data: &Path, ports: SecuredPorts, certs: &super::certs::Certificates) -> String {
     let SecuredPorts { admin, sasl_ssl, mtls, controller } = ports;
@@ -117,8 +119,14 @@ pub fn secured_server_properties(data: &Path, ports: SecuredPorts, certs: &super
         .collect();
     text.push_str(&listeners);
     text.push_str(&format!(
-        "sasl.enabled.mechanisms=SCRAM-SHA-512\n\
+        "sasl.enabled.mechanisms=SCRAM-SHA-512,OAUTHBEARER\n\
          listener.name.secure.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;\n\
+         listener.name.secure.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;\n\
+         listener.name.secure.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler\n\
+         sasl.oauthbearer.jwt.validator.class=org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator\n\
+         sasl.oauthbearer.jwks.endpoint.url={jwks}\n\
+         sasl.oauthbearer.expected.audience={audience}\n\
+         sasl.oauthbearer.expected.issuer={issuer}\n\
          ssl.keystore.type=PKCS12\n\
          ssl.keystore.location={keystore}\n\
          ssl.keystore.password={password}\n\
@@ -131,6 +139,9 @@ pub fn secured_server_properties(data: &Path, ports: SecuredPorts, certs: &super
         keystore = certs.broker_keystore.display(),
         password = super::certs::KEYSTORE_PASSWORD,
         ca = certs.ca.display(),
+        jwks = super::idp::jwks_url(),
+        audience = super::idp::OIDC_AUDIENCE,
+        issuer = super::idp::OIDC_ISSUER,
     ));
     text
 }

@@ -8,6 +8,7 @@
 //! On tansu every test has a broker of its own (it starts in milliseconds).
 
 pub mod certs;
+pub mod idp;
 mod kafka;
 mod node;
 pub mod tansu;
@@ -144,6 +145,10 @@ impl Server {
                 let mut args = kafka::java_args("kafka.Kafka", &[&properties.to_string_lossy()]);
                 // Native libraries the broker unpacks go to its own folder, not /tmp.
                 args.insert(0, format!("-Djava.io.tmpdir={}", self.dir.path().display()));
+                if self.secured.is_some() {
+                    // Kafka 4 fetches OAUTHBEARER keys only from URLs it is told to allow.
+                    args.insert(0, format!("-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={}", idp::jwks_url()));
+                }
                 Node::spawn(self.dir.path(), &log, std::path::Path::new("java"), &args, self.shared)
             }
             Engine::Tansu => {
