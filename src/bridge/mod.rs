@@ -105,6 +105,11 @@ impl Bridge {
         });
 
         tokio::spawn(follow_refusals(sink.clone(), health.clone(), metrics.clone(), stop_background.clone()));
+        tokio::spawn(crate::sink::credentials::watch_password_file(
+            config.kafka.clone(),
+            config.kafka.secret_reload_interval.get(),
+            stop_background.clone(),
+        ));
 
         let cluster = match &config.cluster {
             Some(cluster) => Some(

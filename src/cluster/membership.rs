@@ -118,7 +118,9 @@ pub fn serve(
     rejoin: Arc<Notify>,
     stop: CancellationToken,
 ) -> Result<(), rdkafka::error::KafkaError> {
-    let consumer: BaseConsumer<Context> = config.create_with_context(Context(shared.clone()))?;
+    let consumer: Arc<BaseConsumer<Context>> = Arc::new(config.create_with_context(Context(shared.clone()))?);
+    // A rotated SASL password reaches the membership's connections too.
+    let credentials = crate::sink::credentials::register(consumer.clone());
     consumer.subscribe(&[shared.topic.as_str()])?;
     while !stop.is_cancelled() {
         match consumer.poll(POLL) {
@@ -141,7 +143,8 @@ pub fn serve(
     for _ in 0..10 {
         let _ = consumer.poll(POLL);
     }
-    // Closing the consumer sends the LeaveGroup.
+    // Closing the consumer (its last reference) sends the LeaveGroup.
+    drop(credentials);
     drop(consumer);
     tracing::info!("left the group");
     Ok(())

@@ -21,12 +21,23 @@ pub fn file_errors(config: &Config) -> Vec<ConfigError> {
             named.push(("intake.tls.client_ca_file".into(), ca));
         }
     }
+    if let Some(file) = &config.kafka.sasl_password_file {
+        named.push(("kafka.sasl_password_file".into(), file));
+    }
     for (name, value) in &config.kafka.properties {
         if is_file_property(name) {
             named.push((format!("kafka.properties.{name:?}"), Path::new(value)));
         }
     }
     for (i, source) in config.sources.iter().enumerate() {
+        let secret_file = match source {
+            SourceConfig::Ripplenet(r) => r.auth.client_secret_file.as_deref(),
+            SourceConfig::PaymentsDirect(p) => p.auth.client_secret_file.as_deref(),
+            SourceConfig::Checkout(_) => None,
+        };
+        if let Some(file) = secret_file {
+            named.push((format!("sources[{i}].auth.client_secret_file"), file));
+        }
         if let SourceConfig::Checkout(checkout) = source
             && let Some(key) = &checkout.auth.private_key_path
         {

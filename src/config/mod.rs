@@ -126,6 +126,16 @@ pub struct KafkaConfig {
     /// broker stays usable.
     #[serde(default)]
     pub require_durable_topics: bool,
+    /// A file holding `sasl.password` (instead of `properties."sasl.password"`): a mounted
+    /// Kubernetes Secret or a Vault agent's file. Checked every `secret_reload_interval`; a
+    /// changed password is handed to every running Kafka client, which uses it from its next
+    /// connection or re-authentication (the broker's `connections.max.reauth.ms`), without a
+    /// restart. Surrounding whitespace is ignored.
+    #[serde(default)]
+    pub sasl_password_file: Option<std::path::PathBuf>,
+    /// How often `sasl_password_file` is checked for a new password.
+    #[serde(default = "default_secret_reload_interval")]
+    pub secret_reload_interval: HumanDuration,
     /// Partitions for topics paybridge creates.
     #[serde(default = "default_partitions")]
     #[schemars(range(min = 1))]
@@ -200,6 +210,10 @@ const fn default_startup_timeout() -> HumanDuration {
 
 const fn default_metadata_timeout() -> HumanDuration {
     HumanDuration::from_secs(15)
+}
+
+const fn default_secret_reload_interval() -> HumanDuration {
+    HumanDuration::from_secs(10)
 }
 
 const fn default_partitions() -> i32 {
@@ -451,12 +465,59 @@ pub struct OAuthClient {
     /// The OAuth2 client id.
     #[schemars(length(min = 1))]
     pub client_id: String,
-    /// The client's secret, by `${VAR}`.
-    pub client_secret: Secret,
+    /// The client's secret, by `${VAR}`; or `client_secret_file`.
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// A file holding the client's secret (a mounted Kubernetes Secret, a Vault agent's
+    /// file): read for every token request, so a secret rotated in place is used from the
+    /// next token on, without a restart. Surrounding whitespace is ignored.
+    #[serde(default)]
+    pub client_secret_file: Option<std::path::PathBuf>,
     /// The token's `audience` (RippleNet: the one your tenant was given; Payments Direct:
     /// `urn:ripplexcurrent-{env}:{tenant}`).
     #[schemars(length(min = 1))]
     pub audience: String,
+}
+
+#[cfg(test)]
+mod oauth_client_tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_file_is_read_for_every_request_so_a_rotated_one_is_used() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("secret");
+        let client = OAuthClient {
+            token_url: "https://auth.example/oauth/token".into(),
+            client_id: "c".into(),
+            client_secret: None,
+            client_secret_file: Some(file.clone()),
+            audience: "a".into(),
+        };
+        assert!(client.secret().is_err_and(|e| e.contains("cannot read auth.client_secret_file")));
+        std::fs::write(&file, "first\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(client.secret().map(|s| s.expose().to_owned()), Ok("first".into()));
+        std::fs::write(&file, "second").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(client.secret().map(|s| s.expose().to_owned()), Ok("second".into()));
+        std::fs::write(&file, " \n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(client.secret().is_err_and(|e| e.contains("is empty") && !e.contains("second")));
+    }
+}
+
+impl OAuthClient {
+    /// The client's secret: the configured one, or the secret file's current content (an
+    /// error names the file, never its content).
+    pub fn secret(&self) -> Result<Secret, String> {
+        match (&self.client_secret, &self.client_secret_file) {
+            (Some(secret), _) => Ok(secret.clone()),
+            (None, Some(file)) => match std::fs::read_to_string(file) {
+                Ok(text) if !text.trim().is_empty() => Ok(Secret::new(text.trim())),
+                Ok(_) => Err(format!("auth.client_secret_file {} is empty", file.display())),
+                Err(e) => Err(format!("cannot read auth.client_secret_file {}: {e}", file.display())),
+            },
+            (None, None) => Err("no auth.client_secret nor auth.client_secret_file".into()),
+        }
+    }
 }
 
 const fn default_new_interval() -> HumanDuration {

@@ -97,6 +97,43 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
         }
     }
 
+    if config.kafka.sasl_password_file.is_some() {
+        if config.kafka.properties.contains_key("sasl.password") {
+            errors.push(ConfigError::new(
+                "kafka.sasl_password_file",
+                "set one of kafka.sasl_password_file and kafka.properties.\"sasl.password\", not both",
+            ));
+        }
+        if !config.kafka.properties.contains_key("sasl.username") {
+            errors.push(ConfigError::new(
+                "kafka.sasl_password_file",
+                "needs kafka.properties.\"sasl.username\" (the user the password is for)",
+            ));
+        }
+    }
+    if config.kafka.secret_reload_interval.get() < std::time::Duration::from_secs(1) {
+        errors.push(ConfigError::new("kafka.secret_reload_interval", "must be at least 1s"));
+    }
+
+    for (i, source) in config.sources.iter().enumerate() {
+        let auth = match source {
+            super::SourceConfig::Ripplenet(r) => &r.auth,
+            super::SourceConfig::PaymentsDirect(p) => &p.auth,
+            super::SourceConfig::Checkout(_) => continue,
+        };
+        match (&auth.client_secret, &auth.client_secret_file) {
+            (Some(_), Some(_)) => errors.push(ConfigError::new(
+                format!("sources[{i}].auth"),
+                "set one of client_secret and client_secret_file, not both",
+            )),
+            (None, None) => errors.push(ConfigError::new(
+                format!("sources[{i}].auth"),
+                "the client secret is missing: set client_secret (\"${VAR}\") or client_secret_file (a mounted file)",
+            )),
+            _ => {}
+        }
+    }
+
     for (i, source) in config.sources.iter().enumerate() {
         if let super::SourceConfig::Checkout(c) = source {
             errors.extend(checkout_errors(i, c));

@@ -30,6 +30,8 @@ pub enum TokenError {
     Malformed,
     #[error("cannot sign the client assertion: {0}")]
     Assertion(String),
+    #[error("{0}")]
+    Secret(String),
 }
 
 /// Lifetime assumed when a token response has no usable `expires_in`.
@@ -178,12 +180,15 @@ pub struct Issued {
 pub async fn request_token(http: &reqwest::Client, grant: &Grant) -> Result<Issued, TokenError> {
     let request = http.post(grant.token_url());
     let request = match grant {
-        Grant::ClientSecret(client) => request.json(&serde_json::json!({
-            "grant_type": "client_credentials",
-            "client_id": client.client_id,
-            "client_secret": client.client_secret.expose(),
-            "audience": client.audience,
-        })),
+        Grant::ClientSecret(client) => {
+            let secret = client.secret().map_err(TokenError::Secret)?;
+            request.json(&serde_json::json!({
+                "grant_type": "client_credentials",
+                "client_id": client.client_id,
+                "client_secret": secret.expose(),
+                "audience": client.audience,
+            }))
+        }
         Grant::PrivateKeyJwt(signer) => {
             let assertion = signer.sign().map_err(|e| TokenError::Assertion(e.to_string()))?;
             let form = signer.form(&assertion);

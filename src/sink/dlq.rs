@@ -27,13 +27,19 @@ const DLQ_MAX_MESSAGE_BYTES: &str = "1000000000";
 pub struct DlqWriter {
     producer: FutureProducer<FatalWatch>,
     topic: String,
+    _credentials: std::sync::Arc<super::credentials::Registration>,
 }
 
 impl DlqWriter {
     pub fn new(kafka: &KafkaConfig, fatal: FatalWatch) -> Result<Self, KafkaError> {
         let mut config = producer_config(kafka);
         config.set("message.max.bytes", DLQ_MAX_MESSAGE_BYTES).set("compression.type", "zstd");
-        Ok(Self { producer: config.create_with_context(fatal)?, topic: kafka.dlq_topic.clone() })
+        let producer: FutureProducer<FatalWatch> = config.create_with_context(fatal)?;
+        Ok(Self {
+            _credentials: super::credentials::register(producer.clone()),
+            producer,
+            topic: kafka.dlq_topic.clone(),
+        })
     }
 
     /// Writes `record` unchanged, its headers plus the DLQ headers, and waits for the

@@ -1,6 +1,7 @@
 //! The Kafka producer: configuration (acks=all and idempotence always on), records, and
 //! publishing a batch with many records in flight and every error classified.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
@@ -46,6 +47,15 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     }
     for (key, value) in &kafka.properties {
         config.set(key, value);
+    }
+    if let Some(file) = &kafka.sasl_password_file {
+        // Read when the client is made; a running client gets a rotated one from the watcher.
+        match super::credentials::password_from_file(file) {
+            Ok(password) => {
+                config.set("sasl.password", password);
+            }
+            Err(reason) => tracing::warn!(%reason, "the Kafka client has no SASL password"),
+        }
     }
     config
         .set("bootstrap.servers", &kafka.bootstrap_servers)
@@ -158,6 +168,8 @@ pub struct KafkaSink {
     delivery_timeout: Duration,
     value_format: ValueFormat,
     refusals: Refusals,
+    /// The producer takes a rotated SASL password ([`super::credentials`]).
+    _credentials: Arc<super::credentials::Registration>,
 }
 
 impl KafkaSink {
@@ -165,6 +177,7 @@ impl KafkaSink {
         let fatal = FatalWatch::default();
         let producer: FutureProducer<FatalWatch> = producer_config(kafka).create_with_context(fatal.clone())?;
         Ok(Self {
+            _credentials: super::credentials::register(producer.clone()),
             producer,
             dlq: super::dlq::DlqWriter::new(kafka, fatal.clone())?,
             fatal,

@@ -1,6 +1,7 @@
 //! Everything that talks to Kafka.
 
 pub mod access;
+pub mod credentials;
 pub mod cursor;
 pub mod describe;
 pub mod dlq;

@@ -511,3 +511,54 @@ async fn oauthbearer_with_oidc_carries_events_end_to_end() {
         ran.output()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_password_file_is_used_without_a_restart() {
+    let broker = Broker::secured();
+    let t = topics(&broker);
+    let (user, first) = user_for(&broker, "rotating");
+    for acl in one_replica_acls(&t, &format!("User:{user}")) {
+        broker.grant(&as_strs(&acl));
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("kafka-password");
+    // As Kubernetes rotates a mounted Secret: a new file renamed over the old one.
+    let write = |password: &str| {
+        let next = dir.path().join("kafka-password.next");
+        std::fs::write(&next, format!("{password}\n")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::rename(&next, &file).unwrap_or_else(|e| panic!("{e}"));
+    };
+    write(&first);
+    let sandbox = Sandbox::start(paybridge_sandbox::Scenario::default()).await;
+    sandbox.create(10).await;
+    let config = kafka_section(&broker, &t, (&user, &first))
+        .replace(&format!("\"sasl.password\" = \"{first}\"\n"), "")
+        .replacen(
+            "[kafka]\n",
+            &format!("[kafka]\nsasl_password_file = \"{}\"\nsecret_reload_interval = \"1s\"\n", file.display()),
+            1,
+        )
+        + &sources::ripplenet(&sandbox, ACCOUNT, FAST);
+    assert!(!config.contains(&first), "the password only in the file:\n{config}");
+    let bridge = Paybridge::start(&config);
+    bridge
+        .eventually("the first 10 acknowledged", Duration::from_secs(60), || async { acked(&sandbox).await == 10 })
+        .await;
+
+    // The user's password changes on the broker and in the file; the broker makes every
+    // session authenticate again within support::broker::SCRAM_REAUTH.
+    let second = format!("{first}-rotated");
+    broker.add_scram_user(&user, &second);
+    write(&second);
+    tokio::time::sleep(support::broker::SCRAM_REAUTH * 3).await;
+    sandbox.create(10).await;
+    bridge
+        .eventually("the next 10 acknowledged", Duration::from_secs(60), || async { acked(&sandbox).await == 20 })
+        .await;
+    let read = || tokio::task::block_in_place(|| broker.read_to_end(&t.events, Duration::from_secs(10)));
+    bridge.eventually("the 20 events in Kafka", Duration::from_secs(30), || async { read().len() >= 20 }).await;
+    let log = bridge.log();
+    assert!(log.contains("kafka.sasl_password_file changed"), "the rotation is said:\n{log}");
+    assert!(!log.contains("paybridge stopped"), "no restart:\n{log}");
+    assert!(!log.contains(&second) && !log.contains(&first), "no secret in the log");
+}

@@ -105,6 +105,8 @@ const MIN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// ```
 pub struct TransactionalWriter {
     producer: FutureProducer,
+    /// The producer takes a rotated SASL password.
+    _credentials: std::sync::Arc<super::credentials::Registration>,
     /// Where a topic that refuses records and the DLQ breaker are tracked (readiness, the
     /// alert metrics), as for the pipeline's producer.
     refusals: Option<Refusals>,
@@ -145,6 +147,7 @@ impl TransactionalWriter {
             .set("batch.size", limits.events.clamp(1, MAX_BATCH_BYTES).to_string());
         let producer: FutureProducer = config.create().map_err(TransactionError::Producer)?;
         let mut writer = Self {
+            _credentials: super::credentials::register(producer.clone()),
             producer,
             refusals: None,
             events_topic: kafka.topic.clone(),

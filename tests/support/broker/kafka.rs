@@ -95,6 +95,10 @@ pub struct SecuredPorts {
     pub controller: u16,
 }
 
+/// How long a SCRAM session on the secured node lasts before the client must authenticate
+/// again (KIP-368): a rotated password is then used, or the connection closed.
+pub const SCRAM_REAUTH: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The server.properties of a node secured the way production runs it: TLS with `certs`,
 /// SCRAM-SHA-512 and OAUTHBEARER over it (tokens verified against the sandbox IdP's JWKS by
 /// `BrokerJwtValidator`, which Kafka 4.1 uses only when named: its default validator checks
@@ -121,6 +125,7 @@ pub fn secured_server_properties(data: &Path, ports: SecuredPorts, certs: &super
     text.push_str(&format!(
         "sasl.enabled.mechanisms=SCRAM-SHA-512,OAUTHBEARER\n\
          listener.name.secure.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;\n\
+         listener.name.secure.scram-sha-512.connections.max.reauth.ms={reauth_ms}\n\
          listener.name.secure.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;\n\
          listener.name.secure.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler\n\
          sasl.oauthbearer.jwt.validator.class=org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator\n\
@@ -140,6 +145,7 @@ pub fn secured_server_properties(data: &Path, ports: SecuredPorts, certs: &super
         password = super::certs::KEYSTORE_PASSWORD,
         ca = certs.ca.display(),
         jwks = super::idp::jwks_url(),
+        reauth_ms = SCRAM_REAUTH.as_millis(),
         audience = super::idp::OIDC_AUDIENCE,
         issuer = super::idp::OIDC_ISSUER,
     ));

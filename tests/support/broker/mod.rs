@@ -10,6 +10,8 @@
 pub mod certs;
 pub mod idp;
 mod kafka;
+#[allow(unused_imports)] // used by the secured tests only
+pub use kafka::SCRAM_REAUTH;
 mod node;
 pub mod tansu;
 pub mod three;
