@@ -32,10 +32,10 @@ async fn source_checks(source: &SourceConfig) -> Vec<Check> {
     let name = format!("source {}: token endpoint", source.name());
     let (grant, timeout, secret_key) = match source {
         SourceConfig::Ripplenet(s) => {
-            (Grant::ClientSecret(s.auth.clone()), s.request_timeout.get(), "auth.client_secret")
+            (Grant::ClientSecret(s.auth.clone()), s.request_timeout.get(), secret_key(&s.auth))
         }
         SourceConfig::PaymentsDirect(s) => {
-            (Grant::ClientSecret(s.auth.clone()), s.request_timeout.get(), "auth.client_secret")
+            (Grant::ClientSecret(s.auth.clone()), s.request_timeout.get(), secret_key(&s.auth))
         }
         SourceConfig::Checkout(s) => match AssertionSigner::from_config(&s.auth) {
             Ok(signer) => {
@@ -82,6 +82,15 @@ async fn source_checks(source: &SourceConfig) -> Vec<Check> {
             "check auth.token_url, DNS, and the egress proxy or firewall between paybridge and the provider",
         )],
         Err(e) => vec![Check::fail(name, format!("{url}: {e}"), format!("check auth.token_url and {secret_key}"))],
+    }
+}
+
+/// Where the client secret comes from, as the fix names it.
+fn secret_key(auth: &crate::config::OAuthClient) -> &'static str {
+    if auth.client_secret_file.is_some() {
+        "auth.client_secret_file (its current content)"
+    } else {
+        "auth.client_secret"
     }
 }
 
