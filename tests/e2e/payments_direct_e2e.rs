@@ -798,3 +798,46 @@ async fn empty_search_pages_with_ever_new_tokens_stop_the_window_backed_off_then
         times.windows(2).enumerate().filter(|(_, w)| w[1] - w[0] >= 700).map(|(i, _)| i + 1).collect();
     assert_eq!(long_gaps, [11, 22, 33], "a backoff after each round of 11: {times:?}");
 }
+
+/// A webhook answered 503 while the broker was down, redelivered once Apache Kafka is back
+/// (it takes seconds after a stop): the redelivery is answered 200 once the announced state
+/// is committed — never before, never 503 for a committed state — and a late redelivery is
+/// answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_redelivered_after_the_broker_returns_is_answered_200_once_committed() {
+    let mut s = setup_on(
+        Broker::start_own(),
+        "interval = \"1h\"\nmax_idle_interval = \"1h\"",
+        "[sources.webhook]\nenabled = true\nallow = [\"127.0.0.1\"]\npath = \"/hooks/pd\"\ncommit_timeout = \"15s\"",
+    )
+    .await;
+    let bridge = Paybridge::start(&s.config);
+    let url = format!("{}/hooks/pd", bridge.intake());
+    // Created after the start's search: only the webhook brings it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let created = s.sandbox.pd_create(1).await;
+    assert!(s.sandbox.pd_transition(&created[0], "VALIDATING").await.is_success());
+    let http = reqwest::Client::new();
+    let body = transition(&created[0], "VALIDATING");
+    let post = || {
+        let (http, url, body) = (http.clone(), url.clone(), body.clone());
+        async move { http.post(&url).json(&body).send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    s.broker.stop();
+    assert_eq!(post().await, 503, "not committed while the broker is down");
+    tokio::task::block_in_place(|| s.broker.restart());
+    eventually("/readyz answers 200 again", Duration::from_secs(60), || async {
+        support::http_get(([127, 0, 0, 1], bridge.admin_port).into(), "/readyz").is_ok_and(|r| r.0 == 200)
+    })
+    .await;
+    let asked = std::time::Instant::now();
+    assert_eq!(post().await, 200, "the redelivery is answered 200 once committed:\n{}", bridge.log());
+    println!("redelivery answered after {:?}", asked.elapsed());
+    let expected = current_ids(&s.sandbox, &created).await;
+    let (broker, records) = read(s.broker, s.topic.clone(), 1).await;
+    s.broker = broker;
+    assert!(expected.is_subset(&ids(&records)), "the announced state is in Kafka before the 200");
+    let asked = std::time::Instant::now();
+    assert_eq!(post().await, 200, "a late redelivery");
+    assert!(asked.elapsed() < Duration::from_secs(3), "answered at once: {:?}", asked.elapsed());
+}
