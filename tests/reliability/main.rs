@@ -8,6 +8,7 @@ mod bridge_shutdown;
 mod chaos;
 mod cluster;
 mod doctor;
+mod failure_matrix;
 mod producer_fatal;
 mod read_ahead_memory;
 mod reconcile_memory;

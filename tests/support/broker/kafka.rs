@@ -218,7 +218,12 @@ pub fn add_scram_user(dir: &Path, bootstrap: &str, name: &str, password: &str) {
 /// Any valid cluster id (base64 of 16 bytes); every node is a cluster of its own.
 const CLUSTER_ID: &str = "cGF5YnJpZGdlLXRlc3RzMQ";
 
-fn run_java(dir: &Path, args: &[String], what: &str) {
+/// Runs one of Kafka's own tools against `bootstrap` and returns what it printed.
+pub fn tool(dir: &Path, main_class: &str, args: &[&str], what: &str) -> String {
+    run_java(dir, &java_args(main_class, args), what)
+}
+
+fn run_java(dir: &Path, args: &[String], what: &str) -> String {
     use super::super::child::OutputWithin;
     let out = std::process::Command::new("java")
         .current_dir(dir)
@@ -231,4 +236,5 @@ fn run_java(dir: &Path, args: &[String], what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

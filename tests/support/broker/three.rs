@@ -167,6 +167,56 @@ impl ThreeNodes {
         }
     }
 
+    /// Stops node `id` cleanly (SIGTERM: it hands its leaderships over and flushes, as in a
+    /// rolling restart) and waits for it to exit.
+    pub fn stop(&self, id: i32) {
+        assert!(!self.shared, "this test would stop a node of the shared cluster: use ThreeNodes::start()");
+        let mut nodes = self.lock();
+        if let Some(n) = nodes.iter_mut().find(|n| i32::from(n.id) == id)
+            && let Some(mut node) = n.node.take()
+        {
+            if let Some(pid) = node.pid() {
+                let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                // Gone, or a zombie its keeper has not reaped yet.
+                let running = || {
+                    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                        stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                    })
+                };
+                while running() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            node.kill();
+        }
+    }
+
+    /// The node id of the active controller (Kafka's metadata quorum tool).
+    pub fn controller(&self) -> Option<i32> {
+        let bootstrap = self.bootstrap();
+        let dir = self.lock().first().map(|n| n.dir.path().to_path_buf())?;
+        let out = kafka::tool(
+            &dir,
+            "org.apache.kafka.tools.MetadataQuorumCommand",
+            &["--bootstrap-server", &bootstrap, "describe", "--status"],
+            "describe the metadata quorum",
+        );
+        out.lines().find_map(|l| l.trim().strip_prefix("LeaderId:").and_then(|v| v.trim().parse().ok()))
+    }
+
+    /// A preferred-leader election of every partition (kafka-leader-election.sh).
+    pub fn elect_preferred_leaders(&self) {
+        let bootstrap = self.bootstrap();
+        let Some(dir) = self.lock().first().map(|n| n.dir.path().to_path_buf()) else { return };
+        kafka::tool(
+            &dir,
+            "org.apache.kafka.tools.LeaderElectionCommand",
+            &["--bootstrap-server", &bootstrap, "--election-type", "PREFERRED", "--all-topic-partitions"],
+            "elect the preferred leaders",
+        );
+    }
+
     /// Starts node `id` again on its ports and storage.
     pub fn restart(&self, id: i32) {
         assert!(!self.shared, "this test would restart a node of the shared cluster: use ThreeNodes::start()");
