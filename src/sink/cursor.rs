@@ -9,7 +9,7 @@
 //!   [`super::transaction`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,7 +23,7 @@ use super::refusals::Refusals;
 use super::state::{
     ClaimRecord, CursorRecord, StateError, StateReader, home_partition, predecessor_keys, this_owner, tombstone,
 };
-use super::transaction::machine::Ended;
+use super::transaction::machine::{Ended, PageOutcome};
 use super::transaction::{TransactionError, TransactionalWriter};
 use crate::ack::BatchOutcome;
 use crate::config::KafkaConfig;
@@ -84,6 +84,11 @@ enum Mode {
         writer: Box<Mutex<TransactionalWriter>>,
         /// Only to count the pages as the pipeline counts its batches.
         publisher: Arc<dyn Publisher>,
+        /// What a replacement writer is made with.
+        value_format: ValueFormat,
+        refusals: Option<Refusals>,
+        /// Writers replaced since the last committed page.
+        replaced: AtomicU32,
     },
 }
 
@@ -111,6 +116,10 @@ pub struct CursorCommitter {
     tombstone_again: std::sync::Mutex<Option<(Instant, Vec<String>)>>,
 }
 
+/// Transactional writers replaced in a row (no page committed between) before a fatal error
+/// stops the run.
+const MAX_WRITER_REPLACEMENTS: u32 = 3;
+
 /// How long a new owner waits after its claim before looking for a concurrent one.
 pub const CLAIM_SETTLE: Duration = Duration::from_millis(500);
 
@@ -122,8 +131,9 @@ impl CursorCommitter {
     /// With `kafka.exactly_once`: reports a topic that refuses records and the DLQ breaker
     /// to `refusals`, as the pipeline's producer does.
     pub fn report_refusals_to(mut self, refusals: Refusals) -> Self {
-        if let Mode::ExactlyOnce { writer, .. } = &mut self.mode {
-            writer.get_mut().report_refusals_to(refusals);
+        if let Mode::ExactlyOnce { writer, refusals: kept, .. } = &mut self.mode {
+            writer.get_mut().report_refusals_to(refusals.clone());
+            *kept = Some(refusals);
         }
         self
     }
@@ -140,7 +150,7 @@ impl CursorCommitter {
     ) -> Result<Self, CursorError> {
         let mode = if kafka.exactly_once {
             let writer = Box::new(Mutex::new(TransactionalWriter::start(kafka, source, value_format).await?));
-            Mode::ExactlyOnce { writer, publisher }
+            Mode::ExactlyOnce { writer, publisher, value_format, refusals: None, replaced: AtomicU32::new(0) }
         } else {
             Mode::AtLeastOnce { publisher, producer: producer_config(kafka).create()? }
         };
@@ -274,14 +284,55 @@ impl CursorCommitter {
                 };
                 Ok(CommitOutcome { batch, cursor_committed })
             }
-            Mode::ExactlyOnce { writer, publisher } => {
+            Mode::ExactlyOnce { writer, publisher, value_format, refusals, replaced } => {
                 let record = self.cursor_record(cursor, Utc::now());
                 let started = Instant::now();
-                let page = writer.lock().await.commit_page(&events, &record, &self.stop).await?;
+                let mut writer = writer.lock().await;
+                let result = writer.commit_page(&events, &record, &self.stop).await;
+                // The page may have ended Fatal, or aborted with the producer dead.
+                let fatal = match &result {
+                    Err(Ended::Fatal(reason)) => Some(reason.clone()),
+                    _ => writer.fatal_error(),
+                };
+                let page = match (result, fatal) {
+                    // One replica's writer that failed for good but was not fenced by another
+                    // (a coordinator that moved mid-abort): a new producer with the same
+                    // transactional.id fences the old one's transaction, and the page is
+                    // published again (same ids). [cluster] hands the task over instead.
+                    (_, Some(reason))
+                        if self.fence.is_none()
+                            && !reason.to_ascii_lowercase().contains("fence")
+                            && replaced.fetch_add(1, Ordering::SeqCst) < MAX_WRITER_REPLACEMENTS =>
+                    {
+                        tracing::warn!(source = %self.source, %reason, "the transactional producer failed for good; replacing it and publishing the page again");
+                        let mut fresh = TransactionalWriter::start(&self.kafka, &self.source, *value_format).await?;
+                        if let Some(refusals) = refusals {
+                            fresh.report_refusals_to(refusals.clone());
+                        }
+                        *writer = fresh;
+                        let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
+                        PageOutcome::retry(&ids, &format!("the transactional producer was replaced: {reason}"))
+                    }
+                    (Ok(_), Some(reason)) => return Err(Ended::Fatal(reason).into()),
+                    (result, _) => result?,
+                };
+                drop(writer);
+                if page.committed {
+                    replaced.store(0, Ordering::SeqCst);
+                }
                 let outcomes: Vec<_> = page.batch.events.iter().map(|e| e.outcome.clone()).collect();
                 publisher.resolved_elsewhere(&self.source, &events, &outcomes, started.elapsed());
                 Ok(CommitOutcome { batch: page.batch, cursor_committed: page.committed })
             }
+        }
+    }
+
+    /// Raises a fatal error in the exactly-once writer (see
+    /// [`TransactionalWriter::raise_fatal_error_for_tests`]).
+    #[cfg(feature = "test-hooks")]
+    pub async fn raise_fatal_error_for_tests(&self, fenced: bool) {
+        if let Mode::ExactlyOnce { writer, .. } = &self.mode {
+            writer.lock().await.raise_fatal_error_for_tests(fenced);
         }
     }
 

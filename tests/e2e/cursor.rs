@@ -314,3 +314,45 @@ async fn a_takeover_starts_from_the_position_in_force_when_its_claim_landed() {
     let start = restarted.take_over(Duration::from_secs(10), "unused").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(start.map(|r| r.cursor).as_deref(), Some("999999"));
 }
+
+/// Exactly-once: a writer that fails for good without being fenced (as after a transaction
+/// coordinator's shutdown mid-abort) is replaced; the page in flight is reported not
+/// committed (its events Retry) and publishing it again commits it, each event once for a
+/// read_committed reader. A writer fenced by another instance still ends the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_replaces_a_writer_that_failed_for_good_and_stops_on_fencing() {
+    if support::Engine::chosen() == support::Engine::Tansu {
+        return; // tansu 0.6.0 has no transactions.
+    }
+    let s = setup("exactly_once = true").await;
+    let committer = s.committer("eos-replace").await.unwrap_or_else(|e| panic!("{e}"));
+    let first = committer.commit(vec![ripplenet_event(32_000, "p", 10)], "c1").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.cursor_committed);
+
+    committer.raise_fatal_error_for_tests(false).await;
+    let page = vec![ripplenet_event(32_001, "p", 10), ripplenet_event(32_002, "p", 10)];
+    let failed = committer.commit(page.clone(), "c2").await.unwrap_or_else(|e| panic!("replaced, not ended: {e}"));
+    assert!(!failed.cursor_committed, "the page in flight is not committed");
+    assert!(failed.batch.events.iter().all(|e| matches!(e.outcome, Outcome::Retry(_))), "{:?}", failed.batch);
+    let again = committer.commit(page, "c2").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.cursor_committed, "the new writer commits the page: {:?}", again.batch);
+    let records = paybridge_read_committed(&s);
+    let ids: Vec<&str> = records.iter().filter_map(|r| r.header("ce_id")).collect();
+    let distinct: std::collections::HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!((ids.len(), distinct.len()), (3, 3), "each event once: {ids:?}");
+
+    committer.raise_fatal_error_for_tests(true).await;
+    let fenced = committer.commit(vec![ripplenet_event(32_003, "p", 10)], "c3").await;
+    assert!(matches!(fenced, Err(CursorError::Ended(_))), "fenced by another instance: the run ends: {fenced:?}");
+}
+
+fn paybridge_read_committed(s: &Setup) -> Vec<support::Record> {
+    tokio::task::block_in_place(|| {
+        support::broker::read_to_end_with(
+            s.broker.client_config(),
+            &s.kafka.topic,
+            Duration::from_secs(10),
+            "read_committed",
+        )
+    })
+}

@@ -128,7 +128,7 @@ pub struct PageOutcome {
 }
 
 impl PageOutcome {
-    fn retry(ids: &[uuid::Uuid], reason: &str) -> Self {
+    pub fn retry(ids: &[uuid::Uuid], reason: &str) -> Self {
         Self { batch: BatchOutcome::all_retry(ids, reason), committed: false }
     }
 }

@@ -259,6 +259,25 @@ impl TransactionalWriter {
         commit_page(self, events, position, &events_topic, stop).await
     }
 
+    /// Raises a fatal error in the transactional producer as librdkafka would (its test
+    /// hook): `fenced` as another instance's fencing, otherwise as a coordinator's refusal.
+    #[cfg(feature = "test-hooks")]
+    pub fn raise_fatal_error_for_tests(&self, fenced: bool) {
+        use rdkafka::types::RDKafkaRespErr as E;
+        let code = if fenced { E::RD_KAFKA_RESP_ERR__FENCED } else { E::RD_KAFKA_RESP_ERR_INVALID_TXN_STATE };
+        let reason = if fenced { c"test: fenced by a newer instance" } else { c"test: invalid transaction state" };
+        // SAFETY: the client pointer is valid for the producer's lifetime; the reason is a
+        // NUL-terminated literal.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(self.producer.client().native_ptr(), code, reason.as_ptr());
+        }
+    }
+
+    /// librdkafka's fatal error of the producer, once it has one (it can never commit again).
+    pub fn fatal_error(&self) -> Option<String> {
+        self.producer.client().fatal_error().map(|(code, reason)| format!("{reason} ({code:?})"))
+    }
+
     fn topic(&self, target: Target) -> &str {
         match target {
             Target::Events => &self.events_topic,
