@@ -178,6 +178,28 @@ async fn with_exactly_the_documented_acls_ripplenet_and_payments_direct_drain_ov
         assert_eq!(ran.code, Some(0), "paybridge {command} {args:?} with Read and Describe only:\n{}", ran.output());
         assert!(!ran.output().to_ascii_lowercase().contains("authoriz"), "{}", ran.output());
     }
+
+    // `cursor set` with Describe, Read and Write on the state topic and nothing else.
+    let (writer, writer_password) = user_for(&broker, "cursor-writer");
+    broker.grant(&[
+        "--allow-principal",
+        &format!("User:{writer}"),
+        "--operation",
+        "Describe",
+        "--operation",
+        "Read",
+        "--operation",
+        "Write",
+        "--topic",
+        &t.state,
+    ]);
+    let writer_config = kafka_section(&broker, &t, (&writer, &writer_password))
+        + &sources::payments_direct(&sandbox, "sec-pd", "interval = \"500ms\"");
+    let file = support::commands::write_config(dir.path(), &writer_config);
+    let args = ["set", "--source", "pd", "--to", "10m", "--wait", "1s"];
+    let ran = tokio::task::block_in_place(|| support::commands::paybridge("cursor", &file, &args));
+    assert_eq!(ran.code, Some(0), "paybridge cursor {args:?} with its documented ACLs:\n{}", ran.output());
+    assert!(!ran.output().to_ascii_lowercase().contains("authoriz"), "{}", ran.output());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
