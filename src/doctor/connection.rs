@@ -65,8 +65,9 @@ pub async fn reachable(kafka: &KafkaConfig, timeout: Duration) -> Check {
     }
 }
 
-/// The TLS and authentication checks, from one metadata request; Err(check) when the
-/// request failed for another reason (the checks after it cannot run).
+/// The TLS and authentication checks, from one metadata request, and what it found (None
+/// when it failed: the checks after it cannot run; a failure that is neither TLS nor
+/// authentication is one more failed check).
 pub async fn secured(kafka: &KafkaConfig, timeout: Duration) -> (Vec<Check>, Option<Connected>) {
     let config = consumer_config(kafka, "paybridge-doctor");
     let (result, heard) = match tokio::task::spawn_blocking(move || connect(&config, timeout)).await {
