@@ -8,11 +8,10 @@ use std::sync::OnceLock;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Deserialize;
@@ -67,15 +66,9 @@ async fn token(State(s): State<SandboxState>, headers: HeaderMap, body: Bytes) -
             "grant_type must be client_credentials",
         );
     }
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
-        .and_then(|raw| String::from_utf8(raw).ok());
-    if let Some((id, secret)) = basic.as_deref().and_then(|pair| pair.split_once(':')) {
-        form.client_id.get_or_insert_with(|| id.to_owned());
-        form.client_secret.get_or_insert_with(|| secret.to_owned());
+    if let Some((id, secret)) = super::oauth::basic_credentials(&headers) {
+        form.client_id.get_or_insert(id);
+        form.client_secret.get_or_insert(secret);
     }
     let idp = s.lock().scenario.kafka_idp.clone();
     let (Some(client), Some(secret)) = (form.client_id, form.client_secret) else {

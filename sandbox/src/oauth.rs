@@ -39,17 +39,22 @@ fn parse(headers: &HeaderMap, body: &Bytes) -> Option<TokenRequest> {
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let mut request: TokenRequest =
         if form { serde_urlencoded::from_bytes(body).ok()? } else { serde_json::from_slice(body).ok()? };
-    let basic = headers
+    if let Some((id, secret)) = basic_credentials(headers) {
+        request.client_id.get_or_insert(id);
+        request.client_secret.get_or_insert(secret);
+    }
+    Some(request)
+}
+
+/// The client id and secret of an HTTP Basic `Authorization` header, if it has one.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let pair = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
-        .and_then(|raw| String::from_utf8(raw).ok());
-    if let Some((id, secret)) = basic.as_deref().and_then(|pair| pair.split_once(':')) {
-        request.client_id.get_or_insert_with(|| id.to_owned());
-        request.client_secret.get_or_insert_with(|| secret.to_owned());
-    }
-    Some(request)
+        .and_then(|raw| String::from_utf8(raw).ok())?;
+    pair.split_once(':').map(|(id, secret)| (id.to_owned(), secret.to_owned()))
 }
 
 /// A token endpoint: the endpoint's fault, then [`issue`], then the ledger.

@@ -37,7 +37,7 @@ pub use load::{ConfigError, ConfigErrors, load, load_file};
 pub use payments_direct::{PaymentsDirectSource, START_FROM_PATTERN, StartFrom};
 pub use schema::config_schema;
 pub use schema_registry::SchemaRegistryConfig;
-pub use secret::Secret;
+pub use secret::{Secret, read_secret_file};
 pub use validate::validate;
 
 /// librdkafka properties that paybridge sets itself and refuses to take from
@@ -510,11 +510,7 @@ impl OAuthClient {
     pub fn secret(&self) -> Result<Secret, String> {
         match (&self.client_secret, &self.client_secret_file) {
             (Some(secret), _) => Ok(secret.clone()),
-            (None, Some(file)) => match std::fs::read_to_string(file) {
-                Ok(text) if !text.trim().is_empty() => Ok(Secret::new(text.trim())),
-                Ok(_) => Err(format!("auth.client_secret_file {} is empty", file.display())),
-                Err(e) => Err(format!("cannot read auth.client_secret_file {}: {e}", file.display())),
-            },
+            (None, Some(file)) => secret::read_secret_file(file, "auth.client_secret_file"),
             (None, None) => Err("no auth.client_secret nor auth.client_secret_file".into()),
         }
     }

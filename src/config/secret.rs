@@ -11,6 +11,16 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
+/// The secret in `file`, without surrounding whitespace; an error names `key` and the file,
+/// never the content (a rotated file is read again by each caller when it needs the secret).
+pub fn read_secret_file(file: &std::path::Path, key: &str) -> Result<Secret, String> {
+    match std::fs::read_to_string(file) {
+        Ok(text) if !text.trim().is_empty() => Ok(Secret::new(text.trim())),
+        Ok(_) => Err(format!("{key} {} is empty", file.display())),
+        Err(e) => Err(format!("cannot read {key} {}: {e}", file.display())),
+    }
+}
+
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())

@@ -69,11 +69,7 @@ async fn producer(config: &Config, timeout: Duration) -> Check {
         ),
         Init::TimedOut(heard) => Check::fail(
             name,
-            format!(
-                "no producer id within {}{}",
-                humantime::format_duration(timeout),
-                heard.map(|h| format!(" (librdkafka: {h})")).unwrap_or_default()
-            ),
+            no_answer("no producer id", timeout, heard),
             "the brokers answered metadata but not InitProducerId: check the transaction coordinator \
              (__transaction_state needs min.insync.replicas of its replicas in sync) and raise kafka.metadata_timeout",
         ),
@@ -113,11 +109,7 @@ async fn transactional(config: &Config, timeout: Duration) -> Option<Check> {
         ),
         Init::TimedOut(heard) => Check::fail(
             name,
-            format!(
-                "no answer within {}{}",
-                humantime::format_duration(timeout),
-                heard.map(|h| format!(" (librdkafka: {h})")).unwrap_or_default()
-            ),
+            no_answer("no answer", timeout, heard),
             "check the transaction coordinator (__transaction_state) and raise kafka.metadata_timeout",
         ),
     })
@@ -150,11 +142,7 @@ async fn group(config: &Config, described: &[TopicDescription]) -> Option<Check>
         ),
         Init::TimedOut(heard) => Check::fail(
             name,
-            format!(
-                "not assigned within {}{}",
-                humantime::format_duration(timeout),
-                heard.map(|h| format!(" (librdkafka: {h})")).unwrap_or_default()
-            ),
+            no_answer("not assigned", timeout, heard),
             "check the group coordinator (__consumer_offsets) and cluster.group_protocol",
         ),
     })
@@ -162,4 +150,10 @@ async fn group(config: &Config, described: &[TopicDescription]) -> Option<Check>
 
 async fn run_blocking(probe: impl FnOnce() -> Init + Send + 'static) -> Init {
     tokio::task::spawn_blocking(probe).await.unwrap_or_else(|e| Init::Refused(format!("the probe failed: {e}")))
+}
+
+/// "`what` within `timeout`", with the last thing librdkafka said.
+fn no_answer(what: &str, timeout: Duration, heard: Option<String>) -> String {
+    let heard = heard.map(|h| format!(" (librdkafka: {h})")).unwrap_or_default();
+    format!("{what} within {}{heard}", humantime::format_duration(timeout))
 }

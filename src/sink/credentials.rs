@@ -87,11 +87,7 @@ pub fn set_everywhere(username: &str, password: &str) -> Result<usize, String> {
 
 /// The password in `file`, without surrounding whitespace (an error names the file).
 pub fn password_from_file(file: &Path) -> Result<String, String> {
-    match std::fs::read_to_string(file) {
-        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
-        Ok(_) => Err(format!("kafka.sasl_password_file {} is empty", file.display())),
-        Err(e) => Err(format!("cannot read kafka.sasl_password_file {}: {e}", file.display())),
-    }
+    crate::config::read_secret_file(file, "kafka.sasl_password_file").map(|s| s.expose().to_owned())
 }
 
 /// Watches `kafka.sasl_password_file` every `every` until `stop`: a changed password is
